@@ -1,0 +1,135 @@
+"""Argument validation shared by the reference implementations.
+
+Every message has the shape ``"{function}: {argument} must be {expected}, got {actual}"``
+so that the Rust bindings and the reference raise the same errors for the same mistakes.
+All checks run before any array is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(a: object) -> str:
+    if isinstance(a, np.ndarray):
+        return f"array of dtype {a.dtype} and shape {a.shape}"
+    return type(a).__name__
+
+
+def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np.ndarray:
+    """Check that ``a`` is a float32/float64 ndarray; outputs must also be C-contiguous and writeable."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {_describe(a)}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+    if writeable:
+        if not a.flags.c_contiguous:
+            raise ValueError(
+                f"{fn}: {name} must be C-contiguous, got a non-contiguous array "
+                f"(use np.ascontiguousarray)"
+            )
+        if not a.flags.writeable:
+            raise ValueError(f"{fn}: {name} must be writeable, got a read-only array")
+    return a
+
+
+def same_dtype(fn: str, name: str, a: np.ndarray, dtype: np.dtype) -> None:
+    if a.dtype != dtype:
+        raise TypeError(f"{fn}: {name} must have dtype {dtype} like the others, got {a.dtype}")
+
+
+def same_shape(fn: str, name: str, a: np.ndarray, shape: tuple[int, ...]) -> None:
+    if a.shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {a.shape}")
+
+
+def no_alias(fn: str, name: str, a: np.ndarray, other_name: str, other: np.ndarray) -> None:
+    if np.may_share_memory(a, other):
+        raise ValueError(
+            f"{fn}: {name} must not share memory with {other_name}, got overlapping arrays"
+        )
+
+
+def array_dict(fn: str, name: str, d: object) -> Mapping[str, np.ndarray]:
+    if not isinstance(d, Mapping):
+        raise TypeError(f"{fn}: {name} must be a dict of numpy arrays, got {_describe(d)}")
+    return d
+
+
+def matching_keys(fn: str, name: str, d: Mapping, ref_name: str, ref: Mapping) -> None:
+    """``d`` must have exactly the keys of ``ref``."""
+    for key in ref:
+        if key not in d:
+            raise ValueError(f"{fn}: {name} must have key {key!r} like {ref_name}, got it missing")
+    for key in d:
+        if key not in ref:
+            raise ValueError(f"{fn}: {name} must have only the keys of {ref_name}, got extra key {key!r}")
+
+
+def params_and_grads(
+    fn: str, params: object, grads: object, pname: str = "params", gname: str = "gradients"
+) -> np.dtype | None:
+    """Validate a params dict (written in place) against its gradients dict.
+
+    Returns the common dtype, or None for an empty dict.
+    """
+    params = array_dict(fn, pname, params)
+    grads = array_dict(fn, gname, grads)
+    matching_keys(fn, gname, grads, pname, params)
+    dtype = None
+    for key, p in params.items():
+        g = grads[key]
+        float_array(fn, f"{pname}[{key!r}]", p, writeable=True)
+        float_array(fn, f"{gname}[{key!r}]", g)
+        if dtype is None:
+            dtype = p.dtype
+        same_dtype(fn, f"{pname}[{key!r}]", p, dtype)
+        same_dtype(fn, f"{gname}[{key!r}]", g, dtype)
+        same_shape(fn, f"{gname}[{key!r}]", g, p.shape)
+        no_alias(fn, f"{pname}[{key!r}]", p, f"{gname}[{key!r}]", g)
+    return dtype
+
+
+def number(
+    fn: str,
+    name: str,
+    value: object,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """A finite real hyper-parameter within [lo, hi] (ends open where asked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    rng = f"in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    bad = not math.isfinite(v)
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        bad = True
+    if hi is not None and (v > hi or (hi_open and v == hi)):
+        bad = True
+    if bad:
+        raise ValueError(f"{fn}: {name} must be a finite number {rng}, got {value!r}")
+    return v
+
+
+def integer(fn: str, name: str, value: object, *, lo: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
+    if lo is not None and value < lo:
+        raise ValueError(f"{fn}: {name} must be an int >= {lo}, got {value!r}")
+    return int(value)
+
+
+def zeros_like(a: np.ndarray) -> np.ndarray:
+    """Fresh C-contiguous state for ``a``."""
+    return np.zeros(a.shape, dtype=a.dtype)

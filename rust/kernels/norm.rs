@@ -1,0 +1,181 @@
+//! Norms of many tensors (accumulated in float64 over fixed chunks, so the result does not
+//! depend on the thread count) and in-place scaling, for global-norm gradient clipping.
+
+use multiversion::multiversion;
+
+use crate::threads::{chunk_partials, for_each_chunk, Split};
+use crate::Real;
+
+/// The order of a vector norm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Order {
+    /// Largest absolute value.
+    Inf,
+    /// Euclidean.
+    Two,
+    /// `(sum |x|^p)^(1/p)` for a finite `p > 0`.
+    P(f64),
+}
+
+impl Order {
+    pub fn new(p: f64) -> Self {
+        if p == f64::INFINITY {
+            Order::Inf
+        } else if p == 2.0 {
+            Order::Two
+        } else {
+            Order::P(p)
+        }
+    }
+}
+
+const LANES: usize = 8;
+
+/// Sums eight lanes in a fixed tree order.
+#[inline(always)]
+fn fold(a: [f64; LANES]) -> f64 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
+fn sum_squares<T: Real>(x: &[T]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            let v = c[j].to_f64();
+            acc[j] += v * v;
+        }
+    }
+    for (j, r) in rest.iter().enumerate() {
+        let v = r.to_f64();
+        acc[j] += v * v;
+    }
+    fold(acc)
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
+fn max_abs<T: Real>(x: &[T]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..LANES {
+            acc[j] = acc[j].nan_max(c[j].to_f64().abs());
+        }
+    }
+    for (j, r) in rest.iter().enumerate() {
+        acc[j] = acc[j].nan_max(r.to_f64().abs());
+    }
+    acc.iter().fold(0.0, |a, &b| a.nan_max(b))
+}
+
+fn sum_pow<T: Real>(x: &[T], p: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    for (i, v) in x.iter().enumerate() {
+        acc[i % LANES] += v.to_f64().abs().powf(p);
+    }
+    fold(acc)
+}
+
+/// The norm of each tensor.
+pub fn norms<T: Real>(tensors: &[&[T]], order: Order) -> Vec<f64> {
+    match order {
+        Order::Inf => chunk_partials(tensors, max_abs)
+            .into_iter()
+            .map(|parts| parts.into_iter().fold(0.0, f64::nan_max))
+            .collect(),
+        Order::Two => chunk_partials(tensors, sum_squares)
+            .into_iter()
+            .map(|parts| parts.into_iter().sum::<f64>().sqrt())
+            .collect(),
+        Order::P(p) => chunk_partials(tensors, |c| sum_pow(c, p))
+            .into_iter()
+            .map(|parts| parts.into_iter().sum::<f64>().powf(1.0 / p))
+            .collect(),
+    }
+}
+
+/// The norm of the per-tensor norms: the global norm of all tensors together.
+pub fn combine(norms: &[f64], order: Order) -> f64 {
+    match order {
+        Order::Inf => norms.iter().fold(0.0, |a, &b| a.nan_max(b)),
+        Order::Two => norms.iter().map(|n| n * n).sum::<f64>().sqrt(),
+        Order::P(p) => norms.iter().map(|n| n.powf(p)).sum::<f64>().powf(1.0 / p),
+    }
+}
+
+struct Slice<'a, T>(&'a mut [T]);
+
+impl<T: Real> Split for Slice<'_, T> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (a, b) = self.0.split_at_mut(mid);
+        (Slice(a), Slice(b))
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
+fn scale_slice<T: Real>(x: &mut [T], c: T) {
+    for v in x {
+        *v = *v * c;
+    }
+}
+
+/// Multiplies every element of every tensor by `c`.
+pub fn scale<T: Real>(tensors: Vec<&mut [T]>, c: T) {
+    for_each_chunk(tensors.into_iter().map(Slice).collect(), |s| {
+        scale_slice(s.0, c)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::threads::{set_num_threads, CHUNK};
+
+    #[test]
+    fn norms_of_known_vectors() {
+        let a = [3.0f32, -4.0];
+        let b: [f32; 0] = [];
+        assert_eq!(norms(&[&a, &b], Order::Two), vec![5.0, 0.0]);
+        assert_eq!(norms(&[&a[..]], Order::Inf), vec![4.0]);
+        let n1 = norms(&[&a[..]], Order::P(1.0))[0];
+        assert!((n1 - 7.0).abs() < 1e-12);
+        assert_eq!(combine(&[3.0, 4.0], Order::Two), 5.0);
+        assert_eq!(combine(&[3.0, 4.0], Order::Inf), 4.0);
+    }
+
+    #[test]
+    fn nan_propagates_through_every_order() {
+        let a = [1.0f64, f64::NAN, 2.0];
+        for order in [Order::Two, Order::Inf, Order::P(3.0)] {
+            assert!(norms(&[&a[..]], order)[0].is_nan(), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn norm_is_bitwise_identical_for_any_thread_count() {
+        let x: Vec<f32> = (0..(5 * CHUNK + 3))
+            .map(|i| ((i % 977) as f32).sin())
+            .collect();
+        let run = |t| {
+            set_num_threads(t);
+            norms(&[&x[..], &x[..7]], Order::Two)
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+    }
+
+    #[test]
+    fn scale_multiplies_everything() {
+        let mut a = vec![1.0f32; CHUNK * 2 + 1];
+        let mut b = vec![2.0f32; 3];
+        scale(vec![&mut a, &mut b], 0.5);
+        assert!(a.iter().all(|&x| x == 0.5) && b.iter().all(|&x| x == 1.0));
+    }
+}

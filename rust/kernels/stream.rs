@@ -1,0 +1,89 @@
+//! The memory-bandwidth probe behind the benchmarks' roofline: a kernel that moves exactly
+//! the bytes a given kernel moves (reads every input, reads and writes every output) with
+//! almost no arithmetic, on the same threads and chunks.
+
+use multiversion::multiversion;
+
+use crate::threads::{for_each_chunk, Split};
+use crate::Real;
+
+/// All outputs and inputs at one element range.
+pub struct Streams<'a, T> {
+    pub written: Vec<&'a mut [T]>,
+    pub read: Vec<&'a [T]>,
+}
+
+impl<T: Real> Split for Streams<'_, T> {
+    fn len(&self) -> usize {
+        self.written.first().map_or(0, |w| w.len())
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (mut w0, mut w1) = (Vec::new(), Vec::new());
+        for w in self.written {
+            let (a, b) = w.split_at_mut(mid);
+            w0.push(a);
+            w1.push(b);
+        }
+        let (r0, r1) = self.read.iter().map(|r| r.split_at(mid)).unzip();
+        (
+            Streams {
+                written: w0,
+                read: r0,
+            },
+            Streams {
+                written: w1,
+                read: r1,
+            },
+        )
+    }
+}
+
+/// Elements per block: small enough that the block sum stays in L1, so the probe walks all
+/// arrays together as a fused kernel does.
+const BLOCK: usize = 256;
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
+fn stream_slices<T: Real>(written: &mut [&mut [T]], read: &[&[T]]) {
+    let n = written.first().map_or(0, |w| w.len());
+    let mut sum = [T::ZERO; BLOCK];
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        let block = &mut sum[..end - start];
+        block.fill(T::ZERO);
+        for r in read {
+            block
+                .iter_mut()
+                .zip(&r[start..end])
+                .for_each(|(a, &b)| *a = *a + b);
+        }
+        for w in written.iter_mut() {
+            w[start..end]
+                .iter_mut()
+                .zip(block.iter())
+                .for_each(|(a, &b)| *a = *a + b);
+        }
+    }
+}
+
+/// `w += sum of the inputs` for every output `w`, element by element. All slices must have
+/// the length of the first output.
+pub fn stream<T: Real>(s: Streams<'_, T>) {
+    for_each_chunk(vec![s], |mut s| stream_slices(&mut s.written, &s.read));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_the_inputs_to_every_output() {
+        let (mut a, mut b) = (vec![1.0f32; 5], vec![0.0f32; 5]);
+        let (c, d) = (vec![2.0f32; 5], vec![3.0f32; 5]);
+        stream(Streams {
+            written: vec![&mut a, &mut b],
+            read: vec![&c, &d],
+        });
+        assert_eq!(a, vec![6.0; 5]);
+        assert_eq!(b, vec![5.0; 5]);
+    }
+}

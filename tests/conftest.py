@@ -1,0 +1,23 @@
+"""Shared test settings: hypothesis profiles and per-dtype tolerances.
+
+GRADFAST_HYPOTHESIS_PROFILE=fast (the default, used by CI) or slow (more examples).
+"""
+
+import os
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "fast", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "slow", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("GRADFAST_HYPOTHESIS_PROFILE", "fast"))
+
+#: tolerances for comparing two implementations of the same arithmetic
+TOL = {
+    np.dtype(np.float32): {"rtol": 2e-5, "atol": 1e-6},
+    np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-14},
+}
