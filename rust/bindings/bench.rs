@@ -29,7 +29,11 @@ fn probe(py: Python<'_>, written: &[Bound<'_, PyAny>], read: &[Bound<'_, PyAny>]
         .iter()
         .map(|a| input::<f32>(F, &Name::Arg("read"), a))
         .collect::<Result<_>>()?;
-    let shape = w.first().map(|a| a.shape().to_vec()).unwrap_or_default();
+    let shape = match (w.first(), r.first()) {
+        (Some(a), _) => a.shape().to_vec(),
+        (None, Some(a)) => a.shape().to_vec(),
+        (None, None) => Vec::new(),
+    };
     for a in &w {
         same_shape(F, &Name::Arg("written"), a.shape(), &shape)?;
     }
@@ -38,7 +42,7 @@ fn probe(py: Python<'_>, written: &[Bound<'_, PyAny>], read: &[Bound<'_, PyAny>]
     }
     let read: Vec<&[f32]> = r.iter().map(Input::slice).collect::<Result<_>>()?;
     let written = slices_mut(&mut w)?;
-    let n = written.first().map_or(0, |s| s.len());
+    let n = shape.iter().product();
     run(py, n, || stream(Streams { written, read }));
     Ok(())
 }

@@ -15,7 +15,11 @@ pub struct Streams<'a, T> {
 
 impl<T: Real> Split for Streams<'_, T> {
     fn len(&self) -> usize {
-        self.written.first().map_or(0, |w| w.len())
+        match (self.written.first(), self.read.first()) {
+            (Some(w), _) => w.len(),
+            (None, Some(r)) => r.len(),
+            (None, None) => 0,
+        }
     }
     fn split_at(self, mid: usize) -> (Self, Self) {
         let (mut w0, mut w1) = (Vec::new(), Vec::new());
@@ -43,8 +47,7 @@ impl<T: Real> Split for Streams<'_, T> {
 const BLOCK: usize = 256;
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn stream_slices<T: Real>(written: &mut [&mut [T]], read: &[&[T]]) {
-    let n = written.first().map_or(0, |w| w.len());
+fn stream_slices<T: Real>(written: &mut [&mut [T]], read: &[&[T]], n: usize) {
     let mut sum = [T::ZERO; BLOCK];
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
@@ -66,9 +69,12 @@ fn stream_slices<T: Real>(written: &mut [&mut [T]], read: &[&[T]]) {
 }
 
 /// `w += sum of the inputs` for every output `w`, element by element. All slices must have
-/// the length of the first output.
+/// one length.
 pub fn stream<T: Real>(s: Streams<'_, T>) {
-    for_each_chunk(vec![s], |mut s| stream_slices(&mut s.written, &s.read));
+    for_each_chunk(vec![s], |mut s| {
+        let n = s.len();
+        stream_slices(&mut s.written, &s.read, n)
+    });
 }
 
 #[cfg(test)]

@@ -207,3 +207,31 @@ def test_bad_hyperparameters_change_nothing(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         adaptive_grad_clip(grads, {"w": np.ones((2, 2))}, **kwargs)
     np.testing.assert_array_equal(grads["w"], np.full((2, 2), 100.0))
+
+
+@given(
+    spans=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 8), st.booleans()), min_size=1, max_size=8),
+    separate=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_overlap_sweep_agrees_with_pairwise_may_share_memory(spans, separate):
+    # the O(n log n) sweep must raise exactly when some pair with a written array overlaps
+    from gradfast.reference.agc import _no_overlaps
+
+    buf = np.zeros(40)
+    arrays = []
+    for i, (start, length, writes) in enumerate(spans):
+        a = np.zeros(length) if separate[i] else buf[start : start + length]
+        arrays.append((f"a{i}", a, writes))
+    written = [(n, a) for n, a, w in arrays if w]
+    read = [(n, a) for n, a, w in arrays if not w]
+    expect = any(
+        np.may_share_memory(a, b)
+        for i, (_, a, wa) in enumerate(arrays)
+        for (_, b, wb) in arrays[i + 1 :]
+        if wa or wb
+    )
+    if expect:
+        with pytest.raises(ValueError, match=r"f: a\d+ must not share memory with a\d+, got overlapping"):
+            _no_overlaps("f", written, read)
+    else:
+        _no_overlaps("f", written, read)

@@ -1,0 +1,122 @@
+"""Thread count control, bitwise determinism across thread counts, and GIL release."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import gradfast as gf
+
+
+@pytest.fixture
+def restore_threads():
+    n = gf.get_num_threads()
+    yield
+    gf.set_num_threads(n)
+
+
+def test_set_and_get_num_threads(restore_threads):
+    gf.set_num_threads(3)
+    assert gf.get_num_threads() == 3
+    with pytest.raises(ValueError, match="set_num_threads: n must be an int >= 1, got 0"):
+        gf.set_num_threads(0)
+    assert gf.get_num_threads() == 3
+
+
+def run_python(code, **env):
+    out = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip(), out.stderr
+
+
+def test_environment_variable_sets_the_thread_count():
+    out, _ = run_python("import gradfast; print(gradfast.get_num_threads())", GRADFAST_NUM_THREADS="3")
+    assert out == "3"
+
+
+def test_bad_environment_variable_warns_and_falls_back():
+    out, err = run_python("import gradfast; print(gradfast.get_num_threads())", GRADFAST_NUM_THREADS="lots")
+    assert int(out) == os.cpu_count() or int(out) >= 1
+    assert "GRADFAST_NUM_THREADS must be an int >= 1, got 'lots'" in err
+
+
+def steps(threads, name, kw, params, grads):
+    gf.set_num_threads(threads)
+    params = {k: v.copy() for k, v in params.items()}
+    opt = getattr(gf, name)(**kw)
+    for g in grads:
+        opt.update(params, g)
+    return params
+
+
+@pytest.mark.parametrize(
+    "name, kw", [("Adam", {"amsgrad": True, "weight_decay": 0.1}), ("AdamW", {}), ("MomentumOptimizer", {})]
+)
+def test_one_thread_equals_many_threads_bitwise(restore_threads, name, kw):
+    rng = np.random.default_rng(0)
+    params = {"big": rng.standard_normal(250_007).astype(np.float32), "tiny": np.ones((2, 2), np.float32)}
+    grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()} for _ in range(3)]
+    one = steps(1, name, kw, params, grads)
+    for n in (2, 3, 5):
+        many = steps(n, name, kw, params, grads)
+        for k in params:
+            np.testing.assert_array_equal(one[k], many[k])
+
+
+def test_clip_grad_norm_is_bitwise_identical_for_any_thread_count(restore_threads):
+    rng = np.random.default_rng(1)
+    grads = {f"g{i}": rng.standard_normal(n).astype(np.float32) for i, n in enumerate([300_001, 7, 120_000])}
+    results = []
+    for n in (1, 2, 3, 4):
+        gf.set_num_threads(n)
+        g = {k: v.copy() for k, v in grads.items()}
+        results.append((gf.clip_grad_norm(g, 1.0), g))
+    for norm, g in results[1:]:
+        assert norm == results[0][0]
+        for k in grads:
+            np.testing.assert_array_equal(g[k], results[0][1][k])
+
+
+def test_kernels_release_the_gil(restore_threads):
+    """A Python thread runs bytecode while a large update is inside Rust.
+
+    The spinning thread could slip in during the Python code around the kernel (up to one
+    switch interval), but never in the middle half of a call's span unless the kernel, which
+    takes up nearly all of it, runs without the GIL.
+    """
+    gf.set_num_threads(1)
+    n = 8_000_000
+    params, grads = {"w": np.zeros(n, np.float32)}, {"w": np.ones(n, np.float32)}
+    opt = gf.Adam()
+    opt.update(params, grads)
+    stamps, spans, done = [], [], threading.Event()
+
+    def spin():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+
+    spinner = threading.Thread(target=spin)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)  # the spinner's slip-in window shrinks to 0.1 ms
+    spinner.start()
+    try:
+        for _ in range(5):
+            t0 = time.perf_counter()
+            opt.update(params, grads)
+            spans.append((t0, time.perf_counter()))
+    finally:
+        done.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+    middles = [(a + (b - a) / 4, b - (b - a) / 4) for a, b in spans]
+    assert all(b - a > 2 * sys.getswitchinterval() for a, b in middles)
+    assert all(any(a < s < b for s in stamps) for a, b in middles)
