@@ -22,10 +22,9 @@ TOL = {
     np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-14},
 }
 
-import pytest  # noqa: E402
-
 import gradfast  # noqa: E402
 import gradfast.reference  # noqa: E402
+import pytest  # noqa: E402
 
 #: the two implementations of every name: properties are checked on both
 IMPLS = {"gradfast": gradfast, "reference": gradfast.reference}

@@ -1,13 +1,12 @@
 """gradfast's Rust optimizers against the NumPy reference, step for step."""
 
+import gradfast as gf
+import gradfast.reference as ref
 import numpy as np
 import pytest
 from conftest import TOL
 from hypothesis import given
 from hypothesis import strategies as st
-
-import gradfast as gf
-import gradfast.reference as ref
 
 SHAPES = st.sampled_from([(), (0,), (1,), (7,), (3, 5), (2, 3, 4), (33,), (1000,)])
 

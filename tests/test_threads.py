@@ -6,10 +6,9 @@ import sys
 import threading
 import time
 
+import gradfast as gf
 import numpy as np
 import pytest
-
-import gradfast as gf
 
 
 @pytest.fixture
@@ -106,7 +105,8 @@ def test_kernels_release_the_gil(restore_threads):
 
     spinner = threading.Thread(target=spin)
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)  # the spinner's slip-in window shrinks to 0.1 ms
+    slip = 1e-4  # the spinner's slip-in window around the kernel
+    sys.setswitchinterval(slip)
     spinner.start()
     try:
         for _ in range(5):
@@ -118,5 +118,5 @@ def test_kernels_release_the_gil(restore_threads):
         spinner.join()
         sys.setswitchinterval(interval)
     middles = [(a + (b - a) / 4, b - (b - a) / 4) for a, b in spans]
-    assert all(b - a > 2 * sys.getswitchinterval() for a, b in middles)
+    assert all(b - a > 2 * slip for a, b in middles)
     assert all(any(a < s < b for s in stamps) for a, b in middles)

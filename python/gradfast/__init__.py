@@ -1,20 +1,58 @@
 """gradfast: Rust-accelerated, in-place NumPy kernels for training neural-network weights.
 
-Every name here has a pure-NumPy twin with the same signature in ``gradfast.reference``.
+Every name of the API is importable from here. The Rust-backed ones (``Adam``, ``AdamW``,
+``MomentumOptimizer``, ``adam_optimizer``, ``clip_grad_norm``) have a pure-NumPy twin with
+the same signature in ``gradfast.reference``; the others are, for now, served by that
+reference implementation itself (``gradfast.BatchNorm is gradfast.reference.BatchNorm``) until
+their kernels land.
 """
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
 from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer, clip_grad_norm
+from .reference import (
+    LAMB,
+    LARS,
+    AdaptiveClipper,
+    BatchNorm,
+    DistributedOptimizer,
+    Dropout,
+    GradualPruning,
+    LayerAdaptiveLR,
+    LRScheduler,
+    adaptive_grad_clip,
+    bptt,
+    compute_regularization,
+    gradient_descent,
+    initialize_weights,
+    prune_network,
+    sgd_optimizer,
+)
 
 apply_env_threads()
 
 __all__ = [
+    "LAMB",
+    "LARS",
     "Adam",
     "AdamW",
+    "AdaptiveClipper",
+    "BatchNorm",
+    "DistributedOptimizer",
+    "Dropout",
+    "GradualPruning",
+    "LRScheduler",
+    "LayerAdaptiveLR",
     "MomentumOptimizer",
     "adam_optimizer",
+    "adaptive_grad_clip",
+    "bptt",
     "clip_grad_norm",
+    "compute_regularization",
     "get_num_threads",
+    "gradient_descent",
+    "initialize_weights",
+    "prune_network",
     "set_num_threads",
+    "sgd_optimizer",
 ]

@@ -3,7 +3,8 @@
 //! The arithmetic is PyTorch's single-tensor CPU Adam operation by operation: scalars are
 //! formed in float64 and rounded once to the element type; `exp_avg.lerp_(g, 1 - beta1)`,
 //! `exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)`,
-//! `denom = sqrt(v) / sqrt(1 - beta2^t) + eps`, `p.addcdiv_(m, denom, -lr / (1 - beta1^t))`.
+//! `denom = sqrt(v) / sqrt(1 - beta2^t) + eps`, `p.addcdiv_(m, denom, -lr / (1 - beta1^t))`
+//! (that is `p + (-step_size * m) / denom`).
 
 use multiversion::multiversion;
 
@@ -175,7 +176,8 @@ fn adam_loop<T: Real, const COUPLED: bool, const LOW_WEIGHT: bool, const AMSGRAD
             vmax[i] = vi;
         }
         let denom = vi.sqrt() / c.bc2_sqrt + c.eps;
-        p[i] = pi + c.neg_step_size * (mi / denom);
+        // addcdiv's `self + value * t1 / t2`, evaluated left to right as ATen does
+        p[i] = pi + (c.neg_step_size * mi) / denom;
     }
 }
 

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy import byte_bounds as _byte_bounds
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -55,6 +60,32 @@ def no_alias(fn: str, name: str, a: np.ndarray, other_name: str, other: np.ndarr
         )
 
 
+def no_overlaps(fn: str, written, read=()) -> None:
+    """No array of ``written`` may share memory with any other array of ``written`` or ``read``.
+
+    ``written`` and ``read`` are sequences of ``(name, array)``. Equivalent to calling
+    ``np.may_share_memory`` (a memory-bounds test) on every pair with at least one written
+    array, but a sort-and-sweep over the bounds keeps it O(n log n) for large models.
+    """
+    spans = []
+    for writes, items in ((True, written), (False, read)):
+        for name, a in items:
+            if a.size:  # an empty array shares no memory with anything
+                lo, hi = _byte_bounds(a)
+                spans.append((lo, hi, writes, name, a))
+    spans.sort(key=lambda s: s[0])
+    active: list = []
+    for lo, hi, writes, name, a in spans:
+        active = [s for s in active if s[1] > lo]
+        for _, _, other_writes, other_name, other in active:
+            if writes or other_writes:
+                if writes:
+                    no_alias(fn, name, a, other_name, other)
+                else:
+                    no_alias(fn, other_name, other, name, a)
+        active.append((lo, hi, writes, name, a))
+
+
 def array_dict(fn: str, name: str, d: object) -> Mapping[str, np.ndarray]:
     if not isinstance(d, Mapping):
         raise TypeError(f"{fn}: {name} must be a dict of numpy arrays, got {_describe(d)}")
@@ -91,7 +122,11 @@ def params_and_grads(
         same_dtype(fn, f"{pname}[{key!r}]", p, dtype)
         same_dtype(fn, f"{gname}[{key!r}]", g, dtype)
         same_shape(fn, f"{gname}[{key!r}]", g, p.shape)
-        no_alias(fn, f"{pname}[{key!r}]", p, f"{gname}[{key!r}]", g)
+    no_overlaps(
+        fn,
+        [(f"{pname}[{k!r}]", p) for k, p in params.items()],
+        [(f"{gname}[{k!r}]", g) for k, g in grads.items()],
+    )
     return dtype
 
 

@@ -97,6 +97,12 @@ class Optimizer:
                         f"{fn}: params[{key!r}] must have shape {s.shape} and dtype {s.dtype} "
                         f"as when the optimizer state was created, got shape {p.shape} and dtype {p.dtype}"
                     )
+        _checks.no_overlaps(
+            fn,
+            [(f"params[{k!r}]", p) for k, p in params.items()]
+            + [(f"state[{k!r}][{s!r}]", state[k][s]) for k in params for s in self.slots],
+            [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
+        )
 
     #: the hyper-parameters in ``hyperparams`` order, cached until one is assigned
     _packed: tuple | None = None

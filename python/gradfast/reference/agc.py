@@ -10,39 +10,8 @@ import numpy as np
 
 from . import _checks
 
-try:  # NumPy >= 2.0
-    from numpy.lib.array_utils import byte_bounds as _byte_bounds
-except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy import byte_bounds as _byte_bounds
-
 #: floor of a unit's gradient norm in the clipping factor, as in the paper's code
 _GRAD_NORM_FLOOR = 1e-6
-
-
-def _no_overlaps(fn: str, written, read=()) -> None:
-    """No array of ``written`` may share memory with any other array of ``written`` or ``read``.
-
-    ``written`` and ``read`` are sequences of ``(name, array)``. Equivalent to calling
-    ``np.may_share_memory`` (a memory-bounds test) on every pair with at least one written
-    array, but a sort-and-sweep over the bounds keeps it O(n log n) for large models.
-    """
-    spans = []
-    for writes, items in ((True, written), (False, read)):
-        for name, a in items:
-            if a.size:  # an empty array shares no memory with anything
-                lo, hi = _byte_bounds(a)
-                spans.append((lo, hi, writes, name, a))
-    spans.sort(key=lambda s: s[0])
-    active: list = []
-    for lo, hi, writes, name, a in spans:
-        active = [s for s in active if s[1] > lo]
-        for _, _, other_writes, other_name, other in active:
-            if writes or other_writes:
-                if writes:
-                    _checks.no_alias(fn, name, a, other_name, other)
-                else:
-                    _checks.no_alias(fn, other_name, other, name, a)
-        active.append((lo, hi, writes, name, a))
 
 
 def _unit_norms(a: np.ndarray, n_units: int) -> np.ndarray:
@@ -77,7 +46,7 @@ def adaptive_grad_clip(gradients, params, clipping=0.01, eps=1e-3):
     dtype = _checks.params_and_grads(fn, gradients, params, "gradients", "params")
     clipping = _checks.number(fn, "clipping", clipping, lo=0.0)
     eps = _checks.number(fn, "eps", eps, lo=0.0)
-    _no_overlaps(
+    _checks.no_overlaps(
         fn,
         [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
         [(f"params[{k!r}]", p) for k, p in params.items()],

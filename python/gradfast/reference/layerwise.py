@@ -17,7 +17,6 @@ import numpy as np
 
 from . import _checks
 from ._optimizer import Hyper, Optimizer
-from .agc import _no_overlaps
 
 
 def _norm(a: np.ndarray) -> float:
@@ -32,13 +31,13 @@ def _named(prefix: str, d: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarr
 
 def _state_arrays(state: Mapping, keys) -> list[tuple[str, np.ndarray]]:
     return [
-        (f"the optimizer state[{k!r}][{s!r}]", a) for k in keys if k in state for s, a in state[k].items()
+        (f"state[{k!r}][{s!r}]", a) for k in keys if k in state for s, a in state[k].items()
     ]
 
 
 def _no_aliasing(fn: str, params, gradients, state) -> None:
     """Params and state are written in place: none may share memory with any other array."""
-    _no_overlaps(fn, _named("params", params) + _state_arrays(state, params), _named("gradients", gradients))
+    _checks.no_overlaps(fn, _named("params", params) + _state_arrays(state, params), _named("gradients", gradients))
 
 
 class LayerAdaptiveLR(Optimizer):
@@ -120,7 +119,7 @@ class LayerAdaptiveLR(Optimizer):
             _no_aliasing(fn, params, gradients, self.state)
         else:
             read = _named("params", params) + _named("gradients", gradients)
-            _no_overlaps(fn, _state_arrays(self.state, params), read)
+            _checks.no_overlaps(fn, _state_arrays(self.state, params), read)
 
     # -- the rule ------------------------------------------------------------------------
 
@@ -148,7 +147,7 @@ class LayerAdaptiveLR(Optimizer):
             raise TypeError(f"{fn}: layer_name must be a str, got {type(layer_name).__name__}")
         _checks.float_array(fn, "gradient", gradient)
         self._check_against_state(fn, "gradient", layer_name, gradient)
-        _no_overlaps(fn, _state_arrays(self.state, [layer_name]), [("gradient", gradient)])
+        _checks.no_overlaps(fn, _state_arrays(self.state, [layer_name]), [("gradient", gradient)])
         return self._advance(layer_name, gradient, self.state)
 
     def apply_gradients(self, params, gradients) -> dict[str, np.ndarray]:
@@ -224,7 +223,6 @@ class LAMB(Optimizer):
     def _apply(self, params, gradients, state, step) -> None:
         fn = f"{self._name}.update"
         self._check_state(fn, params, gradients, state)
-        _no_aliasing(fn, params, gradients, state)
         bc1 = 1.0 - self.beta1**step
         bc2 = 1.0 - self.beta2**step
         for key, p in params.items():
@@ -278,7 +276,6 @@ class LARS(Optimizer):
     def _apply(self, params, gradients, state, step) -> None:
         fn = f"{self._name}.update"
         self._check_state(fn, params, gradients, state)
-        _no_aliasing(fn, params, gradients, state)
         for key, p in params.items():
             g, v = gradients[key], state[key]["velocity"]
             t = p.dtype.type

@@ -40,7 +40,7 @@ def _adam_arrays(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, de
         step_size = lr / (1.0 - beta1**step)
         bc2_sqrt = math.sqrt(1.0 - beta2**step)
         denom = np.sqrt(src) / t(bc2_sqrt) + t(eps)
-        p += t(-step_size) * (m / denom)
+        p += (t(-step_size) * m) / denom  # addcdiv: self + value * t1 / t2, left to right
 
 
 def _adam_hypers(fn, learning_rate, beta1, beta2, epsilon, weight_decay=0.0):
@@ -199,12 +199,11 @@ def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=Fal
     p = _norm_type(fn, norm_type)
     dtype = None
     items = list(grads.items())
-    for i, (key, g) in enumerate(items):
+    for key, g in items:
         _checks.float_array(fn, f"gradients[{key!r}]", g, writeable=True)
         dtype = dtype or g.dtype
         _checks.same_dtype(fn, f"gradients[{key!r}]", g, dtype)
-        for other_key, other in items[:i]:
-            _checks.no_alias(fn, f"gradients[{key!r}]", g, f"gradients[{other_key!r}]", other)
+    _checks.no_overlaps(fn, [(f"gradients[{k!r}]", g) for k, g in items])
     if not items:
         return 0.0
     with np.errstate(all="ignore"):
