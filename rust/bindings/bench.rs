@@ -1,11 +1,10 @@
 //! The bandwidth probe used by `gradfast bench` for its roofline.
 
 use gradfast_kernels::stream::{stream, Streams};
-use numpy::{PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use super::run;
-use crate::arrays::{input, output, same_shape, slices_mut, Input, Name};
+use crate::arrays::{same_shape, Call, In, Name, Out};
 use crate::error::Result;
 
 /// Reads every array of `read` and reads and writes every array of `written` (float32, all
@@ -19,15 +18,20 @@ pub fn bandwidth_probe(
     Ok(probe(py, &written, &read)?)
 }
 
-fn probe(py: Python<'_>, written: &[Bound<'_, PyAny>], read: &[Bound<'_, PyAny>]) -> Result<()> {
+fn probe<'py>(
+    py: Python<'py>,
+    written: &[Bound<'py, PyAny>],
+    read: &[Bound<'py, PyAny>],
+) -> Result<()> {
     const F: &str = "bandwidth_probe";
-    let mut w: Vec<PyReadwriteArrayDyn<f32>> = Vec::new();
-    for a in written {
-        w.push(output::<f32>(F, &Name::Arg("written"), a)?);
-    }
-    let r: Vec<Input<f32>> = read
+    let mut call = Call::new(F);
+    let mut w: Vec<Out<f32>> = written
         .iter()
-        .map(|a| input::<f32>(F, &Name::Arg("read"), a))
+        .map(|a| call.output::<f32>(Name::Arg("written"), a))
+        .collect::<Result<_>>()?;
+    let r: Vec<In<f32>> = read
+        .iter()
+        .map(|a| call.input::<f32>(Name::Arg("read"), a))
         .collect::<Result<_>>()?;
     let shape = match (w.first(), r.first()) {
         (Some(a), _) => a.shape().to_vec(),
@@ -40,8 +44,9 @@ fn probe(py: Python<'_>, written: &[Bound<'_, PyAny>], read: &[Bound<'_, PyAny>]
     for a in &r {
         same_shape(F, &Name::Arg("read"), a.shape(), &shape)?;
     }
-    let read: Vec<&[f32]> = r.iter().map(Input::slice).collect::<Result<_>>()?;
-    let written = slices_mut(&mut w)?;
+    let ok = call.check_overlaps()?;
+    let read: Vec<&[f32]> = r.iter().map(|a| a.slice(&ok)).collect();
+    let written: Vec<&mut [f32]> = w.iter_mut().map(|a| a.slice(&ok)).collect();
     let n = shape.iter().product();
     run(py, n, || stream(Streams { written, read }));
     Ok(())

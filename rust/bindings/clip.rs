@@ -2,11 +2,11 @@
 
 use gradfast_kernels::norm::{combine, norms, scale, Order};
 use gradfast_kernels::Real;
-use numpy::{Element, PyReadwriteArrayDyn};
+use numpy::Element;
 use pyo3::prelude::*;
 
 use super::run;
-use crate::arrays::{dict, float_dtype, output, slices_mut, Dtype, Name};
+use crate::arrays::{dict, float_dtype, Call, Dtype, Name, Out};
 use crate::error::{Error, Result};
 
 fn clip_typed<T: Element + Real>(
@@ -18,11 +18,13 @@ fn clip_typed<T: Element + Real>(
     norm_type: f64,
     error_if_nonfinite: bool,
 ) -> Result<f64> {
-    let mut arrays: Vec<PyReadwriteArrayDyn<T>> = Vec::with_capacity(grads.len());
+    let mut call = Call::new(func);
+    let mut arrays: Vec<Out<T>> = Vec::with_capacity(grads.len());
     for (key, g) in grads.iter() {
-        arrays.push(output::<T>(func, &Name::Item("gradients", &key), &g)?);
+        arrays.push(call.output::<T>(Name::Item("gradients", key), &g)?);
     }
-    let slices = slices_mut(&mut arrays)?;
+    let ok = call.check_overlaps()?;
+    let slices: Vec<&mut [T]> = arrays.iter_mut().map(|a| a.slice(&ok)).collect();
     let total_len = slices.iter().map(|s| s.len()).sum();
     run(py, total_len, move || {
         let views: Vec<&[T]> = slices.iter().map(|s| &s[..]).collect();
@@ -65,7 +67,7 @@ pub fn clip_grad_norm(
     };
     let args = (max_norm, order, norm_type, error_if_nonfinite);
     Ok(
-        match float_dtype(func, &Name::Item("gradients", &key), &g)? {
+        match float_dtype(func, &Name::Item("gradients", key), &g)? {
             Dtype::F32 => clip_typed::<f32>(py, func, grads, args.0, args.1, args.2, args.3)?,
             Dtype::F64 => clip_typed::<f64>(py, func, grads, args.0, args.1, args.2, args.3)?,
         },

@@ -6,34 +6,33 @@
 use gradfast_kernels::adam::{adam as adam_kernel, AdamHyper, AdamTensor};
 use gradfast_kernels::momentum::{momentum as momentum_kernel, MomentumHyper, MomentumTensor};
 use gradfast_kernels::Real;
-use numpy::{Element, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::Element;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use super::run;
 use crate::arrays::{
-    dict, float_dtype, input, output, same_keys, same_shape, slices_mut, Dtype, Input, Name,
+    dict, float_dtype, same_keys, same_shape, Call, Checked, Dtype, In, Name, Out,
 };
 use crate::error::{python, Error, Result};
 
-/// The borrowed arrays of one parameter: itself, its gradient and its state slots.
+/// The arrays of one parameter: itself, its gradient and its state slots.
 struct Group<'py, T: Element> {
-    p: PyReadwriteArrayDyn<'py, T>,
-    g: Input<'py, T>,
-    slots: Vec<PyReadwriteArrayDyn<'py, T>>,
+    p: Out<'py, T>,
+    g: In<'py, T>,
+    slots: Vec<Out<'py, T>>,
 }
 
-/// The arrays of a dict of parameters: dict arguments and keys checked, then the dtype of
-/// the first parameter, shared by every array.
-struct Call<'a, 'py> {
+/// The dict arguments of an optimizer step, with their keys checked against each other.
+struct Dicts<'a, 'py> {
     func: &'a str,
     params: &'a Bound<'py, PyDict>,
     grads: &'a Bound<'py, PyDict>,
     state: &'a Bound<'py, PyDict>,
 }
 
-impl<'a, 'py> Call<'a, 'py> {
+impl<'a, 'py> Dicts<'a, 'py> {
     fn new(
         func: &'a str,
         params: &'a Bound<'py, PyAny>,
@@ -45,7 +44,7 @@ impl<'a, 'py> Call<'a, 'py> {
         let state = dict(func, "the optimizer state", state)?;
         same_keys(func, "gradients", grads, "params", params)?;
         same_keys(func, "params", params, "the optimizer state", state)?;
-        Ok(Call {
+        Ok(Dicts {
             func,
             params,
             grads,
@@ -57,27 +56,29 @@ impl<'a, 'py> Call<'a, 'py> {
     fn dtype(&self) -> Result<Option<Dtype>> {
         match self.params.iter().next() {
             None => Ok(None),
-            Some((key, p)) => float_dtype(self.func, &Name::Item("params", &key), &p).map(Some),
+            Some((key, p)) => float_dtype(self.func, &Name::Item("params", key), &p).map(Some),
         }
     }
 
-    /// Borrows every array; `slots` are the state slot names, as interned Python strings
+    /// Validates every array; `slots` are the state slot names, as interned Python strings
     /// (looked up without building a string each time) and for messages.
     fn groups<T: Element + Copy>(
         &self,
-        slots: &[(&Bound<'py, PyString>, &str)],
-    ) -> Result<Vec<Group<'py, T>>> {
+        slots: &[(&Bound<'py, PyString>, &'static str)],
+    ) -> Result<(Vec<Group<'py, T>>, Checked)> {
         let func = self.func;
+        let mut call = Call::new(func);
         let mut out = Vec::with_capacity(self.params.len());
         for (key, p) in self.params.iter() {
-            let p = output::<T>(func, &Name::Item("params", &key), &p)?;
+            let p = call.output::<T>(Name::Item("params", key.clone()), &p)?;
             let g_obj = self
                 .grads
                 .get_item(&key)
                 .map_err(python)?
                 .ok_or_else(|| gone(func, "gradients"))?;
-            let g = input::<T>(func, &Name::Item("gradients", &key), &g_obj)?;
-            same_shape(func, &Name::Item("gradients", &key), g.shape(), p.shape())?;
+            let g_name = Name::Item("gradients", key.clone());
+            let g = call.input::<T>(g_name.clone(), &g_obj)?;
+            same_shape(func, &g_name, g.shape(), p.shape())?;
             let s_obj = self
                 .state
                 .get_item(&key)
@@ -86,13 +87,13 @@ impl<'a, 'py> Call<'a, 'py> {
             let s = dict(func, "each optimizer state entry", &s_obj)?;
             let mut arrays = Vec::with_capacity(slots.len());
             for &(slot, slot_name) in slots {
-                let name = Name::Slot("state", &key, slot_name);
-                let a = s.get_item(slot).map_err(python)?.ok_or_else(|| {
-                    Error::Value(format!(
+                let name = Name::Slot("state", key.clone(), slot_name);
+                let Some(a) = s.get_item(slot).map_err(python)? else {
+                    return Err(Error::Value(format!(
                         "{func}: {name} must be a state array, got it missing"
-                    ))
-                })?;
-                let a = output::<T>(func, &name, &a)?;
+                    )));
+                };
+                let a = call.output::<T>(name.clone(), &a)?;
                 same_shape(func, &name, a.shape(), p.shape())?;
                 arrays.push(a);
             }
@@ -102,7 +103,7 @@ impl<'a, 'py> Call<'a, 'py> {
                 slots: arrays,
             });
         }
-        Ok(out)
+        Ok((out, call.check_overlaps()?))
     }
 }
 
@@ -113,62 +114,36 @@ fn gone(func: &str, what: &str) -> Error {
     ))
 }
 
-fn adam_hyper(
-    step: u64,
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    weight_decay: f64,
-    decoupled: bool,
-) -> AdamHyper {
-    AdamHyper {
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weight_decay,
-        decoupled,
-        step,
-    }
-}
-
 fn adam_typed<T: Element + Real>(
     py: Python<'_>,
-    call: &Call,
+    dicts: &Dicts,
     h: &AdamHyper,
     amsgrad: bool,
 ) -> Result<()> {
     let m = (intern!(py, "exp_avg"), "exp_avg");
     let v = (intern!(py, "exp_avg_sq"), "exp_avg_sq");
-    let mut groups = if amsgrad {
-        call.groups::<T>(&[m, v, (intern!(py, "max_exp_avg_sq"), "max_exp_avg_sq")])?
+    let (mut groups, ok) = if amsgrad {
+        dicts.groups::<T>(&[m, v, (intern!(py, "max_exp_avg_sq"), "max_exp_avg_sq")])?
     } else {
-        call.groups::<T>(&[m, v])?
+        dicts.groups::<T>(&[m, v])?
     };
-    let mut tensors = Vec::with_capacity(groups.len());
     let mut total = 0;
-    for gr in groups.iter_mut() {
-        let g = gr.g.slice()?;
-        let mut s = slices_mut(&mut gr.slots)?.into_iter();
-        let p =
-            gr.p.as_slice_mut()
-                .map_err(|e| Error::Value(e.to_string()))?;
-        total += p.len();
-        let (Some(m), Some(v)) = (s.next(), s.next()) else {
-            return Err(Error::Value(format!(
-                "{}: internal error: state slots",
-                call.func
-            )));
-        };
-        tensors.push(AdamTensor {
-            p,
-            g,
-            m,
-            v,
-            vmax: s.next(),
-        });
-    }
+    let tensors: Vec<AdamTensor<T>> = groups
+        .iter_mut()
+        .map(|gr| {
+            let mut slots = gr.slots.iter_mut();
+            let (m, v) = (slots.next(), slots.next());
+            let p = gr.p.slice(&ok);
+            total += p.len();
+            AdamTensor {
+                p,
+                g: gr.g.slice(&ok),
+                m: m.map_or(&mut [], |a| a.slice(&ok)),
+                v: v.map_or(&mut [], |a| a.slice(&ok)),
+                vmax: slots.next().map(|a| a.slice(&ok)),
+            }
+        })
+        .collect();
     run(py, total, || adam_kernel(tensors, h));
     Ok(())
 }
@@ -192,12 +167,20 @@ pub fn adam(
     decoupled: bool,
     amsgrad: bool,
 ) -> PyResult<()> {
-    let call = Call::new(func, params, gradients, state)?;
-    let h = adam_hyper(step, lr, beta1, beta2, eps, weight_decay, decoupled);
-    match call.dtype()? {
+    let dicts = Dicts::new(func, params, gradients, state)?;
+    let h = AdamHyper {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        step,
+    };
+    match dicts.dtype()? {
         None => Ok(()),
-        Some(Dtype::F32) => Ok(adam_typed::<f32>(py, &call, &h, amsgrad)?),
-        Some(Dtype::F64) => Ok(adam_typed::<f64>(py, &call, &h, amsgrad)?),
+        Some(Dtype::F32) => Ok(adam_typed::<f32>(py, &dicts, &h, amsgrad)?),
+        Some(Dtype::F64) => Ok(adam_typed::<f64>(py, &dicts, &h, amsgrad)?),
     }
 }
 
@@ -208,25 +191,20 @@ fn adam_array_typed<T: Element + Real>(
     h: &AdamHyper,
 ) -> Result<()> {
     let [p, g, m, v] = arrays;
-    let mut p = output::<T>(func, &Name::Arg("params"), p)?;
-    let g = input::<T>(func, &Name::Arg("gradients"), g)?;
+    let mut call = Call::new(func);
+    let mut p = call.output::<T>(Name::Arg("params"), p)?;
+    let g = call.input::<T>(Name::Arg("gradients"), g)?;
     same_shape(func, &Name::Arg("gradients"), g.shape(), p.shape())?;
-    let mut mv = Vec::with_capacity(2);
-    for (name, a) in [("state['m']", m), ("state['v']", v)] {
-        let a = output::<T>(func, &Name::Arg(name), a)?;
-        same_shape(func, &Name::Arg(name), a.shape(), p.shape())?;
-        mv.push(a);
-    }
-    let mut s = slices_mut(&mut mv)?.into_iter();
-    let (Some(m), Some(v)) = (s.next(), s.next()) else {
-        return Err(Error::Value(format!("{func}: internal error: state slots")));
-    };
-    let p = p.as_slice_mut().map_err(|e| Error::Value(e.to_string()))?;
+    let mut m = call.output::<T>(Name::Arg("state['m']"), m)?;
+    same_shape(func, &Name::Arg("state['m']"), m.shape(), p.shape())?;
+    let mut v = call.output::<T>(Name::Arg("state['v']"), v)?;
+    same_shape(func, &Name::Arg("state['v']"), v.shape(), p.shape())?;
+    let ok = call.check_overlaps()?;
     let t = AdamTensor {
-        p,
-        g: g.slice()?,
-        m,
-        v,
+        p: p.slice(&ok),
+        g: g.slice(&ok),
+        m: m.slice(&ok),
+        v: v.slice(&ok),
         vmax: None,
     };
     run(py, t.p.len(), || adam_kernel(vec![t], h));
@@ -250,7 +228,15 @@ pub fn adam_array(
     beta2: f64,
     eps: f64,
 ) -> PyResult<()> {
-    let h = adam_hyper(step, lr, beta1, beta2, eps, 0.0, false);
+    let h = AdamHyper {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay: 0.0,
+        decoupled: false,
+        step,
+    };
     let arrays = [params, gradients, m, v];
     match float_dtype(func, &Name::Arg("params"), params)? {
         Dtype::F32 => Ok(adam_array_typed::<f32>(py, func, arrays, &h)?),
@@ -258,24 +244,26 @@ pub fn adam_array(
     }
 }
 
-fn momentum_typed<T: Element + Real>(py: Python<'_>, call: &Call, h: &MomentumHyper) -> Result<()> {
-    let mut groups = call.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
-    let mut tensors = Vec::with_capacity(groups.len());
+fn momentum_typed<T: Element + Real>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &MomentumHyper,
+) -> Result<()> {
+    let (mut groups, ok) = dicts.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
     let mut total = 0;
-    for gr in groups.iter_mut() {
-        let g = gr.g.slice()?;
-        let Some(v) = slices_mut(&mut gr.slots)?.into_iter().next() else {
-            return Err(Error::Value(format!(
-                "{}: internal error: state slots",
-                call.func
-            )));
-        };
-        let p =
-            gr.p.as_slice_mut()
-                .map_err(|e| Error::Value(e.to_string()))?;
-        total += p.len();
-        tensors.push(MomentumTensor { p, g, v });
-    }
+    let tensors: Vec<MomentumTensor<T>> = groups
+        .iter_mut()
+        .map(|gr| {
+            let p = gr.p.slice(&ok);
+            total += p.len();
+            let v = gr.slots.first_mut().map_or(&mut [][..], |a| a.slice(&ok));
+            MomentumTensor {
+                p,
+                g: gr.g.slice(&ok),
+                v,
+            }
+        })
+        .collect();
     run(py, total, || momentum_kernel(tensors, h));
     Ok(())
 }
@@ -295,15 +283,15 @@ pub fn momentum(
     momentum: f64,
     nesterov: bool,
 ) -> PyResult<()> {
-    let call = Call::new(func, params, gradients, state)?;
+    let dicts = Dicts::new(func, params, gradients, state)?;
     let h = MomentumHyper {
         lr,
         momentum,
         nesterov,
     };
-    match call.dtype()? {
+    match dicts.dtype()? {
         None => Ok(()),
-        Some(Dtype::F32) => Ok(momentum_typed::<f32>(py, &call, &h)?),
-        Some(Dtype::F64) => Ok(momentum_typed::<f64>(py, &call, &h)?),
+        Some(Dtype::F32) => Ok(momentum_typed::<f32>(py, &dicts, &h)?),
+        Some(Dtype::F64) => Ok(momentum_typed::<f64>(py, &dicts, &h)?),
     }
 }
