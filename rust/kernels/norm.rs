@@ -29,54 +29,79 @@ impl Order {
     }
 }
 
-const LANES: usize = 8;
+/// Float64 accumulators: four groups of four, one AVX2 register each, enough to hide the
+/// add latency. Every path sums the same lanes in the same order, so results do not depend
+/// on the instruction set.
+const GROUPS: usize = 4;
+const WIDTH: usize = 4;
+const LANES: usize = GROUPS * WIDTH;
 
-/// Sums eight lanes in a fixed tree order.
+/// Sums the lanes in a fixed tree order.
 #[inline(always)]
-fn fold(a: [f64; LANES]) -> f64 {
-    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+fn fold(a: [[f64; WIDTH]; GROUPS]) -> f64 {
+    let mut w = [0.0; WIDTH];
+    for (j, x) in w.iter_mut().enumerate() {
+        *x = (a[0][j] + a[1][j]) + (a[2][j] + a[3][j]);
+    }
+    (w[0] + w[2]) + (w[1] + w[3])
+}
+
+/// Applies `f` to every element into the lane accumulators, combining with `add`.
+#[inline(always)]
+fn lanes<T: Real>(
+    x: &[T],
+    init: f64,
+    f: impl Fn(f64) -> f64,
+    add: impl Fn(f64, f64) -> f64,
+) -> [[f64; WIDTH]; GROUPS] {
+    let mut acc = [[init; WIDTH]; GROUPS];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (k, group) in acc.iter_mut().enumerate() {
+            for (j, a) in group.iter_mut().enumerate() {
+                *a = add(*a, f(c[k * WIDTH + j].to_f64()));
+            }
+        }
+    }
+    for (i, r) in rest.iter().enumerate() {
+        let a = &mut acc[i / WIDTH][i % WIDTH];
+        *a = add(*a, f(r.to_f64()));
+    }
+    acc
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
 fn sum_squares<T: Real>(x: &[T]) -> f64 {
-    let mut acc = [0.0f64; LANES];
+    // Written out rather than through `lanes`: with closures the sum did not vectorize.
+    let mut acc = [[0.0f64; WIDTH]; GROUPS];
     let chunks = x.chunks_exact(LANES);
     let rest = chunks.remainder();
     for c in chunks {
-        for j in 0..LANES {
-            let v = c[j].to_f64();
-            acc[j] += v * v;
+        for k in 0..GROUPS {
+            for j in 0..WIDTH {
+                let v = c[k * WIDTH + j].to_f64();
+                acc[k][j] += v * v;
+            }
         }
     }
-    for (j, r) in rest.iter().enumerate() {
+    for (i, r) in rest.iter().enumerate() {
         let v = r.to_f64();
-        acc[j] += v * v;
+        acc[i / WIDTH][i % WIDTH] += v * v;
     }
     fold(acc)
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
 fn max_abs<T: Real>(x: &[T]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for j in 0..LANES {
-            acc[j] = acc[j].nan_max(c[j].to_f64().abs());
-        }
-    }
-    for (j, r) in rest.iter().enumerate() {
-        acc[j] = acc[j].nan_max(r.to_f64().abs());
-    }
-    acc.iter().fold(0.0, |a, &b| a.nan_max(b))
+    lanes(x, 0.0, f64::abs, f64::nan_max)
+        .iter()
+        .flatten()
+        .fold(0.0, |a, &b| a.nan_max(b))
 }
 
 fn sum_pow<T: Real>(x: &[T], p: f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    for (i, v) in x.iter().enumerate() {
-        acc[i % LANES] += v.to_f64().abs().powf(p);
-    }
-    fold(acc)
+    fold(lanes(x, 0.0, |v| v.abs().powf(p), |a, b| a + b))
 }
 
 /// The norm of each tensor.

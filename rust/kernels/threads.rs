@@ -12,7 +12,7 @@ use rayon::ThreadPool;
 
 /// Elements a parallel task handles: large enough to amortise scheduling, small enough
 /// to balance two to a few dozen cores.
-pub const CHUNK: usize = 1 << 15;
+pub const CHUNK: usize = 1 << 16;
 /// Below this many elements in a call, threads cost more than they save.
 pub const PARALLEL_MIN: usize = 1 << 16;
 
