@@ -13,7 +13,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE};
+use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, NPY_TYPES};
 use numpy::{
     dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
@@ -54,6 +54,19 @@ pub enum Dtype {
     F64,
 }
 
+/// An element type the kernels take, with its dtype.
+pub trait Float: Element + Copy {
+    const DTYPE: Dtype;
+}
+
+impl Float for f32 {
+    const DTYPE: Dtype = Dtype::F32;
+}
+
+impl Float for f64 {
+    const DTYPE: Dtype = Dtype::F64;
+}
+
 fn type_name(obj: &Bound<PyAny>) -> String {
     obj.get_type()
         .name()
@@ -73,38 +86,49 @@ fn ndarray<'a, 'py>(
     })
 }
 
-/// The dtype of a float32 or float64 array.
-pub fn float_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Dtype> {
-    let arr = ndarray(func, name, obj)?;
-    let py = obj.py();
+/// float32 or float64 in native byte order. Read off the descriptor: cheaper than
+/// comparing with freshly made dtypes, which rust-numpy's typed cast does for every array.
+fn element_dtype(arr: &Bound<PyUntypedArray>) -> Option<Dtype> {
     let dt = arr.dtype();
-    if dt.is_equiv_to(&dtype::<f32>(py)) {
-        Ok(Dtype::F32)
-    } else if dt.is_equiv_to(&dtype::<f64>(py)) {
-        Ok(Dtype::F64)
-    } else {
-        Err(Error::Type(format!(
-            "{func}: {name} must have dtype float32 or float64, got {dt}"
-        )))
+    if dt.is_native_byteorder() == Some(false) {
+        return None;
+    }
+    match dt.num() {
+        n if n == NPY_TYPES::NPY_FLOAT as i32 => Some(Dtype::F32),
+        n if n == NPY_TYPES::NPY_DOUBLE as i32 => Some(Dtype::F64),
+        _ => None,
     }
 }
 
-fn typed<'py, T: Element>(
+/// The dtype of a float32 or float64 array.
+pub fn float_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Dtype> {
+    let arr = ndarray(func, name, obj)?;
+    element_dtype(arr).ok_or_else(|| {
+        Error::Type(format!(
+            "{func}: {name} must have dtype float32 or float64, got {}",
+            arr.dtype()
+        ))
+    })
+}
+
+fn typed<'py, T: Float>(
     func: &str,
     name: &Name,
     obj: &Bound<'py, PyAny>,
 ) -> Result<Bound<'py, PyArrayDyn<T>>> {
     let arr = ndarray(func, name, obj)?;
-    match arr.cast::<PyArrayDyn<T>>() {
-        Ok(a) => Ok(a.clone()),
-        Err(_) => Err(match float_dtype(func, name, obj) {
-            Err(e) => e,
-            Ok(_) => Error::Type(format!(
-                "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
-                dtype::<T>(obj.py()),
-                arr.dtype()
-            )),
-        }),
+    match element_dtype(arr) {
+        // SAFETY: an ndarray whose dtype is T's, in native byte order, is a PyArrayDyn<T>.
+        Some(d) if d == T::DTYPE => Ok(unsafe { arr.cast_unchecked::<PyArrayDyn<T>>() }.clone()),
+        Some(_) => Err(Error::Type(format!(
+            "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
+            dtype::<T>(obj.py()),
+            arr.dtype()
+        ))),
+        None => Err(Error::Type(format!(
+            "{func}: {name} must have dtype float32 or float64, got {}",
+            arr.dtype()
+        ))),
     }
 }
 
@@ -140,11 +164,11 @@ struct Span<'py> {
 pub struct Checked(());
 
 /// An output array: C-contiguous, writeable, aligned.
-pub struct Out<'py, T: Element> {
+pub struct Out<'py, T: Float> {
     array: Bound<'py, PyArrayDyn<T>>,
 }
 
-impl<T: Element> Out<'_, T> {
+impl<T: Float> Out<'_, T> {
     pub fn shape(&self) -> &[usize] {
         self.array.shape()
     }
@@ -158,12 +182,12 @@ impl<T: Element> Out<'_, T> {
 }
 
 /// A read-only input, used in place when C-contiguous and aligned, and copied once otherwise.
-pub enum In<'py, T: Element> {
+pub enum In<'py, T: Float> {
     View(Bound<'py, PyArrayDyn<T>>),
     Copy(Vec<T>, Vec<usize>),
 }
 
-impl<T: Element> In<'_, T> {
+impl<T: Float> In<'_, T> {
     pub fn shape(&self) -> &[usize] {
         match self {
             In::View(a) => a.shape(),
@@ -214,7 +238,7 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 
     /// An output of element type `T`.
-    pub fn output<T: Element>(
+    pub fn output<T: Float>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,
@@ -243,7 +267,7 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 
     /// A read-only input of element type `T`.
-    pub fn input<T: Element + Copy>(
+    pub fn input<T: Float>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,

@@ -70,6 +70,7 @@ def bad_cases():
         ("float16 grad", set_grad("b", lambda a: a.astype(np.float16)), TypeError, r"gradients\['b'\].*float16"),
         ("mixed dtypes", set_grad("b", lambda a: a.astype(np.float64)), TypeError, r"gradients\['b'\].*float"),
         ("list grad", set_grad("b", lambda a: a.tolist()), TypeError, r"gradients\['b'\].*ndarray"),
+        ("byte-swapped grad", set_grad("b", lambda a: a.astype(">f4")), TypeError, r"gradients\['b'\].*>f4"),
         ("sliced param", set_param("b", lambda a: np.ones(10, F32)[::2]), ValueError, r"params\['b'\].*C-contiguous"),
         ("fortran param", set_param("b", lambda a: np.ones((5, 2), F32, order="F")), ValueError,
          r"params\['b'\].*C-contiguous"),
@@ -213,3 +214,33 @@ def test_clip_grad_norm_error_if_nonfinite_raises_and_changes_nothing(impl):
     np.testing.assert_array_equal(grads["b"], 100.0)
     assert np.isnan(impl.clip_grad_norm(grads, 1.0))
     assert np.isnan(grads["b"]).all()
+
+
+def unaligned(n):
+    """A writeable, C-contiguous float32 array whose data is not 4-byte aligned."""
+    a = np.zeros(4 * n + 1, np.uint8)[1:].view(F32)
+    assert not a.flags.aligned and a.flags.c_contiguous and a.flags.writeable
+    return a
+
+
+def test_unaligned_output_is_refused_by_the_kernels():
+    import gradfast as gf
+
+    p = unaligned(5)
+    p[...] = 1.0
+    opt = gf.Adam()
+    with pytest.raises(ValueError, match=r"params\['w'\] must be aligned"):
+        opt.update({"w": p}, {"w": np.ones(5, F32)})
+    np.testing.assert_array_equal(p, 1.0)
+    assert opt.step == 0
+
+
+def test_unaligned_gradient_is_copied_and_used():
+    import gradfast as gf
+
+    g = unaligned(5)
+    g[...] = 2.0
+    p_gf, p_ref = {"w": np.ones(5, F32)}, {"w": np.ones(5, F32)}
+    gf.MomentumOptimizer().update(p_gf, {"w": g})
+    gf.reference.MomentumOptimizer().update(p_ref, {"w": g})
+    np.testing.assert_array_equal(p_gf["w"], p_ref["w"])

@@ -17,10 +17,10 @@ class Adam(_ref.Adam):
 
     def update(self, params, gradients):
         """Apply one step in place to ``params``; returns ``params``."""
-        packed = self._packed
-        if packed is None or not self.state:
+        packed, state = self._packed, self.state
+        if packed is None or not state:
             return super().update(params, gradients)
-        _core.adam(self._update_name, params, gradients, self.state, self.step + 1, *packed)
+        _core.adam(self._update_name, params, gradients, state, self.step + 1, *packed)
         self.step += 1
         return params
 
@@ -37,10 +37,10 @@ class MomentumOptimizer(_ref.MomentumOptimizer):
 
     def update(self, params, gradients):
         """Apply one step in place to ``params``; returns ``params``."""
-        packed = self._packed
-        if packed is None or not self.state:
+        packed, state = self._packed, self.state
+        if packed is None or not state:
             return super().update(params, gradients)
-        _core.momentum(self._update_name, params, gradients, self.state, *packed)
+        _core.momentum(self._update_name, params, gradients, state, *packed)
         self.step += 1
         return params
 

@@ -2,14 +2,13 @@
 
 use gradfast_kernels::norm::{combine, norms, scale, Order};
 use gradfast_kernels::Real;
-use numpy::Element;
 use pyo3::prelude::*;
 
 use super::run;
-use crate::arrays::{dict, float_dtype, Call, Dtype, Name, Out};
+use crate::arrays::{dict, float_dtype, Call, Dtype, Float, Name, Out};
 use crate::error::{Error, Result};
 
-fn clip_typed<T: Element + Real>(
+fn clip_typed<T: Float + Real>(
     py: Python<'_>,
     func: &str,
     grads: &Bound<'_, pyo3::types::PyDict>,

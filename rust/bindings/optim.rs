@@ -6,19 +6,18 @@
 use gradfast_kernels::adam::{adam as adam_kernel, AdamHyper, AdamTensor};
 use gradfast_kernels::momentum::{momentum as momentum_kernel, MomentumHyper, MomentumTensor};
 use gradfast_kernels::Real;
-use numpy::Element;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use super::run;
 use crate::arrays::{
-    dict, float_dtype, same_keys, same_shape, Call, Checked, Dtype, In, Name, Out,
+    dict, float_dtype, same_keys, same_shape, Call, Checked, Dtype, Float, In, Name, Out,
 };
 use crate::error::{python, Error, Result};
 
 /// The arrays of one parameter: itself, its gradient and its state slots.
-struct Group<'py, T: Element> {
+struct Group<'py, T: Float> {
     p: Out<'py, T>,
     g: In<'py, T>,
     slots: Vec<Out<'py, T>>,
@@ -62,7 +61,7 @@ impl<'a, 'py> Dicts<'a, 'py> {
 
     /// Validates every array; `slots` are the state slot names, as interned Python strings
     /// (looked up without building a string each time) and for messages.
-    fn groups<T: Element + Copy>(
+    fn groups<T: Float>(
         &self,
         slots: &[(&Bound<'py, PyString>, &'static str)],
     ) -> Result<(Vec<Group<'py, T>>, Checked)> {
@@ -114,7 +113,7 @@ fn gone(func: &str, what: &str) -> Error {
     ))
 }
 
-fn adam_typed<T: Element + Real>(
+fn adam_typed<T: Float + Real>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &AdamHyper,
@@ -184,7 +183,7 @@ pub fn adam(
     }
 }
 
-fn adam_array_typed<T: Element + Real>(
+fn adam_array_typed<T: Float + Real>(
     py: Python<'_>,
     func: &str,
     arrays: [&Bound<'_, PyAny>; 4],
@@ -244,11 +243,7 @@ pub fn adam_array(
     }
 }
 
-fn momentum_typed<T: Element + Real>(
-    py: Python<'_>,
-    dicts: &Dicts,
-    h: &MomentumHyper,
-) -> Result<()> {
+fn momentum_typed<T: Float + Real>(py: Python<'_>, dicts: &Dicts, h: &MomentumHyper) -> Result<()> {
     let (mut groups, ok) = dicts.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
     let mut total = 0;
     let tensors: Vec<MomentumTensor<T>> = groups
