@@ -10,20 +10,7 @@ from gradfast.reference import Dropout
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-M64 = 2**64
-
-
-def s_mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % M64
-    return z ^ (z >> 31)
-
-
-def s_uniform(seed: int, stream: int, i: int) -> float:
-    g = 0x9E3779B97F4A7C15
-    k = s_mix64(seed ^ s_mix64((stream + g) % M64))
-    return (s_mix64((k + (i + 1) * g) % M64) >> 11) / 2.0**53
+from stream_oracle import M64, s_uniform
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])

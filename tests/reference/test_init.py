@@ -9,25 +9,7 @@ import pytest
 from gradfast.reference import initialize_weights
 from hypothesis import given
 from hypothesis import strategies as st
-
-M64 = 2**64
-
-
-def s_mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % M64
-    return z ^ (z >> 31)
-
-
-def s_uniform(seed: int, stream: int, i: int) -> float:
-    g = 0x9E3779B97F4A7C15
-    k = s_mix64(seed ^ s_mix64((stream + g) % M64))
-    return (s_mix64((k + (i + 1) * g) % M64) >> 11) / 2.0**53
-
-
-def s_normal(seed: int, stream: int, i: int) -> float:
-    u1, u2 = s_uniform(seed, stream, 2 * i), s_uniform(seed, stream, 2 * i + 1)
-    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+from stream_oracle import s_normal, s_uniform
 
 
 def expected_std(init, dist, fan_in, fan_out):

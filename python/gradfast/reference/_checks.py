@@ -92,6 +92,28 @@ def array_dict(fn: str, name: str, d: object) -> Mapping[str, np.ndarray]:
     return d
 
 
+def float_dict(fn: str, name: str, d: object) -> tuple[Mapping[str, np.ndarray], np.dtype | None]:
+    """A dict of float32/float64 arrays sharing one dtype (read-only inputs); returns it and the dtype."""
+    d = array_dict(fn, name, d)
+    dtype = None
+    for key, a in d.items():
+        float_array(fn, f"{name}[{key!r}]", a)
+        dtype = dtype or a.dtype
+        same_dtype(fn, f"{name}[{key!r}]", a, dtype)
+    return d, dtype
+
+
+def float_dtype_arg(fn: str, dtype: object) -> np.dtype:
+    """A ``dtype=`` argument naming float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
 def matching_keys(fn: str, name: str, d: Mapping, ref_name: str, ref: Mapping) -> None:
     """``d`` must have exactly the keys of ``ref``."""
     for key in ref:

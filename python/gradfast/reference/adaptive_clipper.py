@@ -72,12 +72,7 @@ class AdaptiveClipper:
     def clip_gradients(self, gradients) -> dict[str, np.ndarray]:
         """Update the threshold with this call's norms, then clip each tensor to it; a new dict."""
         fn = "AdaptiveClipper.clip_gradients"
-        grads = _checks.array_dict(fn, "gradients", gradients)
-        dtype = None
-        for key, g in grads.items():
-            _checks.float_array(fn, f"gradients[{key!r}]", g)
-            dtype = dtype or g.dtype
-            _checks.same_dtype(fn, f"gradients[{key!r}]", g, dtype)
+        grads, _ = _checks.float_dict(fn, "gradients", gradients)
         norms = {key: _l2_norm(g) for key, g in grads.items()}
         finite = [n for n in norms.values() if math.isfinite(n)]
         if finite:

@@ -55,13 +55,7 @@ class BatchNorm:
         self.num_features = _checks.integer(fn, "num_features", num_features, lo=1)
         self.eps = eps
         self.momentum = momentum
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            dt = None
-        if dt is None or dt not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype!r}")
-        self.dtype = dt
+        self.dtype = dt = _checks.float_dtype_arg(fn, dtype)
         c = self.num_features
         self.gamma = np.ones(c, dtype=dt)
         self.beta = np.zeros(c, dtype=dt)

@@ -30,12 +30,7 @@ class DistributedOptimizer:
     def accumulate_gradients(self, worker_gradients) -> bool:
         """Add one contribution; True once ``update_frequency`` of them are accumulated."""
         fn = "DistributedOptimizer.accumulate_gradients"
-        grads = _checks.array_dict(fn, "worker_gradients", worker_gradients)
-        dtype = None
-        for key, g in grads.items():
-            _checks.float_array(fn, f"worker_gradients[{key!r}]", g)
-            dtype = dtype or g.dtype
-            _checks.same_dtype(fn, f"worker_gradients[{key!r}]", g, dtype)
+        grads, dtype = _checks.float_dict(fn, "worker_gradients", worker_gradients)
         acc = self.accumulated_gradients
         if acc is None:
             self.accumulated_gradients = {k: np.array(g, order="C", copy=True) for k, g in grads.items()}

@@ -38,16 +38,6 @@ def _choice(fn: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _float_dtype(fn: str, dtype: object) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype!r}")
-    return dt
-
-
 def initialize_weights(
     layer_dims, initialization="he", *, distribution="normal", seed=None, dtype=np.float64
 ) -> dict[str, np.ndarray]:
@@ -73,7 +63,7 @@ def initialize_weights(
     dims = _layer_dims(fn, layer_dims)
     initialization = _choice(fn, "initialization", initialization, _INITS)
     distribution = _choice(fn, "distribution", distribution, _DISTS)
-    dt = _float_dtype(fn, dtype)
+    dt = _checks.float_dtype_arg(fn, dtype)
     seed = _random.resolve_seed(seed, fn)
 
     weights: dict[str, np.ndarray] = {}

@@ -40,12 +40,7 @@ def prune_network(weights, prune_ratio=0.3, *, scope="layer"):
     logged at WARNING.
     """
     fn = "prune_network"
-    weights = _checks.array_dict(fn, "weights", weights)
-    dtype = None
-    for key, w in weights.items():
-        _checks.float_array(fn, f"weights[{key!r}]", w)
-        dtype = dtype or w.dtype
-        _checks.same_dtype(fn, f"weights[{key!r}]", w, dtype)
+    weights, _ = _checks.float_dict(fn, "weights", weights)
     ratio = _checks.number(fn, "prune_ratio", prune_ratio, lo=0.0, hi=1.0)
     if scope not in _SCOPES:
         raise ValueError(f"{fn}: scope must be 'layer' or 'global', got {scope!r}")

@@ -18,12 +18,7 @@ def compute_regularization(weights, lambda_l1=0.01, lambda_l2=0.01):
     Both lambdas are finite and >= 0. NaN and inf propagate.
     """
     fn = "compute_regularization"
-    weights = _checks.array_dict(fn, "weights", weights)
-    dtype = None
-    for key, w in weights.items():
-        _checks.float_array(fn, f"weights[{key!r}]", w)
-        dtype = dtype or w.dtype
-        _checks.same_dtype(fn, f"weights[{key!r}]", w, dtype)
+    weights, _ = _checks.float_dict(fn, "weights", weights)
     l1 = _checks.number(fn, "lambda_l1", lambda_l1, lo=0.0)
     l2 = _checks.number(fn, "lambda_l2", lambda_l2, lo=0.0)
     abs_sum = 0.0
