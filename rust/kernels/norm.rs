@@ -73,21 +73,23 @@ fn lanes<T: Real>(
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
 fn sum_squares<T: Real>(x: &[T]) -> f64 {
-    // Written out rather than through `lanes`: with closures the sum did not vectorize.
+    // Four quarters of the slice are walked together, one per lane group: more concurrent
+    // memory streams draw more bandwidth. Written out rather than through `lanes`: with
+    // closures the sum did not vectorize.
+    let q = x.len() / LANES * WIDTH;
     let mut acc = [[0.0f64; WIDTH]; GROUPS];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..GROUPS {
+    for i in (0..q).step_by(WIDTH) {
+        for (k, group) in acc.iter_mut().enumerate() {
+            let c = &x[k * q + i..k * q + i + WIDTH];
             for j in 0..WIDTH {
-                let v = c[k * WIDTH + j].to_f64();
-                acc[k][j] += v * v;
+                let v = c[j].to_f64();
+                group[j] += v * v;
             }
         }
     }
-    for (i, r) in rest.iter().enumerate() {
+    for (i, r) in x[GROUPS * q..].iter().enumerate() {
         let v = r.to_f64();
-        acc[i / WIDTH][i % WIDTH] += v * v;
+        acc[i / WIDTH % GROUPS][i % WIDTH] += v * v;
     }
     fold(acc)
 }
