@@ -192,3 +192,17 @@ def test_learning_rate_is_settable_and_takes_effect():
     b.update(p_b, g)
     np.testing.assert_allclose(p_a["w"], -0.2)
     np.testing.assert_allclose(p_b["w"], -0.3)
+
+
+@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer"])
+def test_loaded_hyperparameters_replace_those_of_a_used_optimizer(impl, name):
+    g = {"w": np.ones(3)}
+    source = getattr(impl, name)(learning_rate=0.05)
+    source.update({"w": np.zeros(3)}, g)
+    used = getattr(impl, name)(learning_rate=0.5)
+    used.update({"w": np.zeros(3)}, g)  # caches its own hyper-parameters
+    used.load_state_dict(source.state_dict())
+    p_used, p_source = {"w": np.zeros(3)}, {"w": np.zeros(3)}
+    used.update(p_used, g)
+    source.update(p_source, g)
+    np.testing.assert_array_equal(p_used["w"], p_source["w"])

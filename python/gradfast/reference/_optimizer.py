@@ -168,5 +168,6 @@ class Optimizer:
                 state[key][s] = np.array(a, order="C", copy=True)
         probe.__dict__.update(self._load_extra_state(fn, d, state))
         self.__dict__.update(probe.__dict__)
+        self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
         self.step = step
         self.state = state
