@@ -244,3 +244,14 @@ def test_unaligned_gradient_is_copied_and_used():
     gf.MomentumOptimizer().update(p_gf, {"w": g})
     gf.reference.MomentumOptimizer().update(p_ref, {"w": g})
     np.testing.assert_array_equal(p_gf["w"], p_ref["w"])
+
+
+def test_switching_amsgrad_on_after_the_first_step_is_rejected(impl):
+    opt = impl.Adam()
+    params, grads = good(), good()
+    opt.update(params, grads)
+    before = snapshot(params, opt.state)
+    opt.amsgrad = True
+    with pytest.raises(ValueError, match=r"state\['a'\]\['max_exp_avg_sq'\] must be a state array"):
+        opt.update(params, grads)
+    assert_unchanged(before, params, opt.state)

@@ -91,6 +91,11 @@ class Optimizer:
         _checks.matching_keys(fn, "params", params, "the optimizer state", state)
         for key, p in params.items():
             for slot in self.slots:
+                if slot not in state[key]:
+                    raise ValueError(
+                        f"{fn}: state[{key!r}]['{slot}'] must be a state array, got it missing "
+                        f"(a setting that needs it was switched on after the state was created)"
+                    )
                 s = state[key][slot]
                 if s.shape != p.shape or s.dtype != p.dtype:
                     raise ValueError(
