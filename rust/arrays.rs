@@ -18,6 +18,7 @@ use numpy::{
     dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -174,6 +175,9 @@ impl<T: Float> Out<'_, T> {
     }
 
     pub fn slice(&mut self, _: &Checked) -> &mut [T] {
+        if self.array.len() == 0 {
+            return &mut [];
+        }
         // SAFETY: the array is C-contiguous, aligned and writeable (checked at registration),
         // kept alive by `self.array`, and `Checked` proves that no other array of the call
         // overlaps it; `&mut self` gives one slice at a time.
@@ -181,27 +185,29 @@ impl<T: Float> Out<'_, T> {
     }
 }
 
-/// A read-only input, used in place when C-contiguous and aligned, and copied once otherwise.
-pub enum In<'py, T: Float> {
-    View(Bound<'py, PyArrayDyn<T>>),
-    Copy(Vec<T>, Vec<usize>),
+/// A read-only input: the argument itself when C-contiguous and aligned, else NumPy's
+/// C-ordered copy of it.
+pub struct In<'py, T: Float> {
+    array: Bound<'py, PyArrayDyn<T>>,
 }
 
 impl<T: Float> In<'_, T> {
     pub fn shape(&self) -> &[usize] {
-        match self {
-            In::View(a) => a.shape(),
-            In::Copy(_, s) => s,
-        }
+        self.array.shape()
     }
 
     pub fn slice(&self, _: &Checked) -> &[T] {
-        match self {
-            // SAFETY: contiguous, aligned, alive through `a`, and no output overlaps it.
-            In::View(a) => unsafe { std::slice::from_raw_parts(a.data(), a.len()) },
-            In::Copy(v, _) => v,
+        if self.array.len() == 0 {
+            return &[];
         }
+        // SAFETY: contiguous and aligned (checked or copied so), alive through `self.array`,
+        // and `Checked` proves that no output overlaps it.
+        unsafe { std::slice::from_raw_parts(self.array.data(), self.array.len()) }
     }
+}
+
+fn usable(arr: &Bound<PyUntypedArray>) -> bool {
+    arr.is_c_contiguous() && flags(arr) & NPY_ARRAY_ALIGNED != 0
 }
 
 /// The arrays of one call, registered for validation before any is written.
@@ -266,25 +272,25 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(Out { array })
     }
 
-    /// A read-only input of element type `T`.
+    /// A read-only input of element type `T`. Its own memory counts for the overlap check,
+    /// as in the reference, even when the kernel reads a copy.
     pub fn input<T: Float>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,
     ) -> Result<In<'py, T>> {
         let array = typed::<T>(self.func, &name, obj)?;
-        let untyped = array.as_untyped();
-        let usable = untyped.is_c_contiguous() && flags(untyped) & NPY_ARRAY_ALIGNED != 0;
         self.register(&array, false, name);
-        if usable {
-            Ok(In::View(array))
-        } else {
-            let copy = array.to_owned_array();
-            Ok(In::Copy(
-                copy.iter().copied().collect(),
-                copy.shape().to_vec(),
-            ))
+        if usable(array.as_untyped()) {
+            return Ok(In { array });
         }
+        let copy = array
+            .call_method0(intern!(obj.py(), "copy"))
+            .map_err(python)?;
+        // SAFETY: `ndarray.copy()` of an array of dtype T is a C-ordered, aligned array of T.
+        Ok(In {
+            array: unsafe { copy.cast_unchecked::<PyArrayDyn<T>>() }.clone(),
+        })
     }
 
     /// Refuses the call if an output shares memory with any other array of it.

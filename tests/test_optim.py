@@ -206,3 +206,15 @@ def test_loaded_hyperparameters_replace_those_of_a_used_optimizer(impl, name):
     used.update(p_used, g)
     source.update(p_source, g)
     np.testing.assert_array_equal(p_used["w"], p_source["w"])
+
+
+def test_gradients_of_any_layout_are_read_in_logical_order():
+    """Read-only gradients need not be C-contiguous: strided and Fortran-order ones are copied once."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((6, 8))
+    grads = {"strided": base[::2, ::3], "fortran": np.asfortranarray(base[:4, :5]), "reversed": base[0, ::-1]}
+    p_gf = {k: np.zeros(g.shape) for k, g in grads.items()}
+    p_ref = {k: np.zeros(g.shape) for k, g in grads.items()}
+    gf.Adam(0.1).update(p_gf, grads)
+    ref.Adam(0.1).update(p_ref, grads)
+    assert_same(p_gf, p_ref)
