@@ -11,7 +11,6 @@
 //! NumPy's own ufuncs, gradfast does not lock arrays against writes from other threads.
 
 use std::fmt;
-use std::marker::PhantomData;
 
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, NPY_TYPES};
 use numpy::{
@@ -214,7 +213,6 @@ fn usable(arr: &Bound<PyUntypedArray>) -> bool {
 pub struct Call<'a, 'py> {
     pub func: &'a str,
     spans: Vec<Span<'py>>,
-    _py: PhantomData<Python<'py>>,
 }
 
 impl<'a, 'py> Call<'a, 'py> {
@@ -222,7 +220,6 @@ impl<'a, 'py> Call<'a, 'py> {
         Call {
             func,
             spans: Vec::new(),
-            _py: PhantomData,
         }
     }
 

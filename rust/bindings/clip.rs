@@ -13,10 +13,10 @@ fn clip_typed<T: Float + Real>(
     func: &str,
     grads: &Bound<'_, pyo3::types::PyDict>,
     max_norm: f64,
-    order: Order,
     norm_type: f64,
     error_if_nonfinite: bool,
 ) -> Result<f64> {
+    let order = Order::new(norm_type);
     let mut call = Call::new(func);
     let mut arrays: Vec<Out<T>> = Vec::with_capacity(grads.len());
     for (key, g) in grads.iter() {
@@ -59,16 +59,17 @@ pub fn clip_grad_norm(
     error_if_nonfinite: bool,
 ) -> PyResult<f64> {
     let grads = dict(func, "gradients", gradients)?;
-    let order = Order::new(norm_type);
-    let first = grads.iter().next();
-    let Some((key, g)) = first else {
+    let Some((key, g)) = grads.iter().next() else {
         return Ok(0.0);
     };
-    let args = (max_norm, order, norm_type, error_if_nonfinite);
     Ok(
         match float_dtype(func, &Name::Item("gradients", key), &g)? {
-            Dtype::F32 => clip_typed::<f32>(py, func, grads, args.0, args.1, args.2, args.3)?,
-            Dtype::F64 => clip_typed::<f64>(py, func, grads, args.0, args.1, args.2, args.3)?,
+            Dtype::F32 => {
+                clip_typed::<f32>(py, func, grads, max_norm, norm_type, error_if_nonfinite)?
+            }
+            Dtype::F64 => {
+                clip_typed::<f64>(py, func, grads, max_norm, norm_type, error_if_nonfinite)?
+            }
         },
     )
 }
