@@ -17,9 +17,9 @@ bench:
 	$(PYTHON) -m pip install .
 	$(PYTHON) -m gradfast bench
 
-# ruff comes with the test extra; lint before installing needs it on its own.
+# ruff comes with the test extra (same bounds there); lint before installing needs it on its own.
 lint-tools:
-	$(PYTHON) -m pip install --quiet ruff
+	$(PYTHON) -m pip install --quiet "ruff>=0.6,<0.18"
 
 lint:
 	cargo fmt --all -- --check
