@@ -33,3 +33,17 @@ IMPLS = {"gradfast": gradfast, "reference": gradfast.reference}
 @pytest.fixture(params=sorted(IMPLS))
 def impl(request):
     return IMPLS[request.param]
+
+
+def assert_bad_hyper_rejected(cls, kwargs, match):
+    """``cls(**kwargs)`` raises ValueError matching ``match``, and so does assigning the one bad
+    hyper-parameter to a valid instance, which keeps its old value."""
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+    opt = cls()
+    [(name, value)] = kwargs.items()
+    old = getattr(opt, name)
+    with pytest.raises(ValueError, match=match):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == old
+    return opt, name
