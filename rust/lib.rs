@@ -16,6 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clip::clip_grad_norm, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(bench::bandwidth_probe, m)?)?;
+    m.add_function(wrap_pyfunction!(probe::bandwidth_probe, m)?)?;
     Ok(())
 }

@@ -9,7 +9,8 @@ their kernels land.
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
-from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer, clip_grad_norm
+from .clip import clip_grad_norm
+from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer
 from .reference import (
     LAMB,
     LARS,

@@ -20,7 +20,7 @@ from importlib.metadata import version
 import numpy as np
 
 from . import _core
-from . import optim as gf
+from . import clip, optim
 
 IMPLS = ("numpy", "gradfast")
 #: cases with at least this many elements get a roofline
@@ -213,8 +213,8 @@ class ClipKernel:
         (gradfast does), so the grads are restored before every timed run."""
         grads = _arrays(case, seed=1)
         saved = [g.copy() for g in grads.values()]
-        clip = numpy_clip_grad_norm if impl == "numpy" else gf.clip_grad_norm
-        return partial(clip, grads, self.max_norm), partial(_restore, grads, saved)
+        fn = numpy_clip_grad_norm if impl == "numpy" else clip.clip_grad_norm
+        return partial(fn, grads, self.max_norm), partial(_restore, grads, saved)
 
     def probe(self, case: Case):
         arrays = _probe_arrays(case.arrays, case.size, case.dtype)
@@ -235,28 +235,28 @@ KERNELS = {
     "adam": OptimizerKernel(
         "Adam.update: p, m, v read and written, g read",
         NumpyAdam,
-        gf.Adam,
+        optim.Adam,
         cases=(Case("float32", 1, 16_000_000), Case("float32", 400, 2_500), Case("float64", 1, 4_000_000)),
         quick=(Case("float32", 1, 1_000_000), Case("float32", 100, 2_500), Case("float64", 1, 1_000_000)),
     ),
     "adamw": OptimizerKernel(
         "AdamW.update (weight_decay=0.01): Adam's traffic",
         NumpyAdamW,
-        gf.AdamW,
+        optim.AdamW,
         cases=(Case("float32", 1, 16_000_000),),
         quick=(Case("float32", 1, 1_000_000),),
     ),
     "latency": OptimizerKernel(
         "Adam.update on one 10-element array: the cost of a call",
         NumpyAdam,
-        gf.Adam,
+        optim.Adam,
         cases=(Case("float32", 1, 10, calls=20_000),),
         quick=(Case("float32", 1, 10, calls=2_000),),
     ),
     "nesterov": OptimizerKernel(
         "MomentumOptimizer(nesterov=True).update: p, v read and written, g read",
         NumpyMomentum,
-        gf.MomentumOptimizer,
+        optim.MomentumOptimizer,
         cases=(Case("float32", 1, 16_000_000),),
         quick=(Case("float32", 1, 1_000_000),),
         kwargs={"nesterov": True},
@@ -264,7 +264,7 @@ KERNELS = {
     "momentum": OptimizerKernel(
         "MomentumOptimizer.update (classical): p, v read and written, g read",
         NumpyMomentum,
-        gf.MomentumOptimizer,
+        optim.MomentumOptimizer,
         cases=(Case("float32", 1, 16_000_000),),
         quick=(Case("float32", 1, 1_000_000),),
     ),

@@ -1,6 +1,7 @@
 //! Global-norm gradient clipping over a dict, in place.
 
-use gradfast_kernels::norm::{combine, norms, scale, Order};
+use gradfast_kernels::clip::{combine, scale};
+use gradfast_kernels::reduce::{norms, Order};
 use gradfast_kernels::Real;
 use pyo3::prelude::*;
 

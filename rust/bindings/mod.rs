@@ -1,8 +1,8 @@
 //! The Python-facing functions, one file per kernel family.
 
-pub mod bench;
 pub mod clip;
 pub mod optim;
+pub mod probe;
 pub mod threads;
 
 use pyo3::Python;

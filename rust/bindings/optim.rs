@@ -3,8 +3,10 @@
 //! `state` maps each parameter's key to a dict of state arrays (`exp_avg`, `velocity`, ...),
 //! as the Python optimizer classes keep it.
 
-use gradfast_kernels::adam::{adam as adam_kernel, AdamHyper, AdamTensor};
-use gradfast_kernels::momentum::{momentum as momentum_kernel, MomentumHyper, MomentumTensor};
+use gradfast_kernels::optim::adam::{adam as adam_kernel, AdamHyper, AdamTensor};
+use gradfast_kernels::optim::momentum::{
+    momentum as momentum_kernel, MomentumHyper, MomentumTensor,
+};
 use gradfast_kernels::Real;
 use pyo3::intern;
 use pyo3::prelude::*;

@@ -1,6 +1,6 @@
 //! `set_num_threads` and `get_num_threads`.
 
-use gradfast_kernels::threads;
+use gradfast_kernels::pool;
 use pyo3::prelude::*;
 
 use crate::error::Error;
@@ -13,12 +13,12 @@ pub fn set_num_threads(n: i64) -> PyResult<()> {
             Error::Value(format!("set_num_threads: n must be an int >= 1, got {n}")).into(),
         );
     }
-    threads::set_num_threads(usize::try_from(n).unwrap_or(usize::MAX));
+    pool::set_num_threads(usize::try_from(n).unwrap_or(usize::MAX));
     Ok(())
 }
 
 /// The number of threads gradfast kernels use.
 #[pyfunction]
 pub fn get_num_threads() -> usize {
-    threads::num_threads()
+    pool::num_threads()
 }

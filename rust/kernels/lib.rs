@@ -1,14 +1,17 @@
-//! The gradfast kernels: plain Rust over slices, generic over `f32`/`f64`.
+//! The gradfast kernels: plain Rust over slices, generic over `f32`/`f64`, one module per
+//! kernel family (named as the family is in the bindings and the Python API).
 //!
 //! Kernels receive validated input (equal lengths, no aliasing) and never fail. They split
 //! their work into fixed-size chunks run on the gradfast thread pool, so every thread count
-//! gives the same bits, and pick AVX-512/AVX2 code paths at run time through `multiversion`.
+//! gives the same bits, and pick AVX-512/AVX2 code paths at run time (see [`simd`]).
 
-pub mod adam;
-pub mod momentum;
-pub mod norm;
-pub mod real;
-pub mod stream;
-pub mod threads;
+pub mod bundle;
+pub mod clip;
+pub mod float;
+pub mod optim;
+pub mod pool;
+pub mod probe;
+pub mod reduce;
+pub mod simd;
 
-pub use real::Real;
+pub use float::Real;

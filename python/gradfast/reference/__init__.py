@@ -1,18 +1,19 @@
 """Pure-NumPy twins of every gradfast name: the specification the Rust kernels are held to.
 
-Nothing here imports the compiled extension.
+One module per kernel family, named as the family is in every layer of gradfast (the Rust
+kernel, its binding, the Python API): ``optim``, ``clip``, ``nn``, ``rnn``, ``prune``, ``init``,
+``linear``, ``regularization``, ``schedule``, ``distributed``. Nothing here imports the
+compiled extension; the shared runtime (the optimizer base and argument validation) lives in
+``gradfast._optimizer`` and ``gradfast._validate``.
 """
 
-from .adaptive_clipper import AdaptiveClipper
-from .agc import adaptive_grad_clip
-from .batchnorm import BatchNorm
+from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
 from .distributed import DistributedOptimizer
-from .dropout import Dropout
 from .init import initialize_weights
-from .layerwise import LAMB, LARS, LayerAdaptiveLR
 from .linear import gradient_descent, sgd_optimizer
-from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer, clip_grad_norm
-from .pruning import GradualPruning, prune_network
+from .nn import BatchNorm, Dropout
+from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .prune import GradualPruning, prune_network
 from .regularization import compute_regularization
 from .rnn import bptt
 from .schedule import LRScheduler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from .. import _validate
 
 
 class DistributedOptimizer:
@@ -22,20 +22,20 @@ class DistributedOptimizer:
 
     def __init__(self, num_workers=4, update_frequency=16) -> None:
         fn = "DistributedOptimizer"
-        self.num_workers = _checks.integer(fn, "num_workers", num_workers, lo=1)
-        self.update_frequency = _checks.integer(fn, "update_frequency", update_frequency, lo=1)
+        self.num_workers = _validate.integer(fn, "num_workers", num_workers, lo=1)
+        self.update_frequency = _validate.integer(fn, "update_frequency", update_frequency, lo=1)
         self.accumulated_gradients: dict[str, np.ndarray] | None = None
         self.step_count = 0
 
     def accumulate_gradients(self, worker_gradients) -> bool:
         """Add one contribution; True once ``update_frequency`` of them are accumulated."""
         fn = "DistributedOptimizer.accumulate_gradients"
-        grads, dtype = _checks.float_dict(fn, "worker_gradients", worker_gradients)
+        grads, dtype = _validate.float_dict(fn, "worker_gradients", worker_gradients)
         acc = self.accumulated_gradients
         if acc is None:
             self.accumulated_gradients = {k: np.array(g, order="C", copy=True) for k, g in grads.items()}
         else:
-            _checks.matching_keys(fn, "worker_gradients", grads, "the accumulated gradients", acc)
+            _validate.matching_keys(fn, "worker_gradients", grads, "the accumulated gradients", acc)
             for key, g in grads.items():
                 a = acc[key]
                 if g.shape != a.shape or g.dtype != a.dtype:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _checks, _random
+from .. import _validate
+from . import _random
 
 _INITS = ("he", "xavier")
 _DISTS = ("normal", "uniform")
@@ -17,12 +18,12 @@ def _layer_dims(fn: str, layer_dims: object) -> list[int]:
     if isinstance(layer_dims, np.ndarray):
         if layer_dims.ndim != 1 or not np.issubdtype(layer_dims.dtype, np.integer):
             raise TypeError(
-                f"{fn}: layer_dims must be a sequence of ints, got {_checks._describe(layer_dims)}"
+                f"{fn}: layer_dims must be a sequence of ints, got {_validate._describe(layer_dims)}"
             )
         layer_dims = layer_dims.tolist()
     if isinstance(layer_dims, (str, bytes)) or not isinstance(layer_dims, Sequence):
         raise TypeError(f"{fn}: layer_dims must be a sequence of ints, got {type(layer_dims).__name__}")
-    dims = [_checks.integer(fn, f"layer_dims[{i}]", d, lo=1) for i, d in enumerate(layer_dims)]
+    dims = [_validate.integer(fn, f"layer_dims[{i}]", d, lo=1) for i, d in enumerate(layer_dims)]
     if len(dims) < 2:
         raise ValueError(
             f"{fn}: layer_dims must have at least 2 entries (input and one layer), got {len(dims)}"
@@ -63,7 +64,7 @@ def initialize_weights(
     dims = _layer_dims(fn, layer_dims)
     initialization = _choice(fn, "initialization", initialization, _INITS)
     distribution = _choice(fn, "distribution", distribution, _DISTS)
-    dt = _checks.float_dtype_arg(fn, dtype)
+    dt = _validate.float_dtype_arg(fn, dtype)
     seed = _random.resolve_seed(seed, fn)
 
     weights: dict[str, np.ndarray] = {}

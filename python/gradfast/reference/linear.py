@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _random
+from .. import _validate
+from . import _random
 
 
 def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
@@ -28,13 +29,13 @@ def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
         return arr.astype(dtype)
     if arr.dtype.kind != "f":
         raise TypeError(f"{fn}: {name} must be an array of real numbers, got dtype {arr.dtype}")
-    _checks.same_dtype(fn, name, arr, dtype)
+    _validate.same_dtype(fn, name, arr, dtype)
     return arr
 
 
 def _problem(fn: str, X, y, weights, learning_rate):
     """Validate a least-squares call; returns ``(X, y, lr)`` with ``X``, ``y`` of ``weights.dtype``."""
-    _checks.float_array(fn, "weights", weights, writeable=True)
+    _validate.float_array(fn, "weights", weights, writeable=True)
     if weights.ndim not in (1, 2):
         raise ValueError(f"{fn}: weights must be 1-D (d,) or 2-D (d, k), got shape {weights.shape}")
     X = _data(fn, "X", X, weights.dtype)
@@ -44,10 +45,10 @@ def _problem(fn: str, X, y, weights, learning_rate):
     n, d = X.shape
     if weights.shape[0] != d:
         raise ValueError(f"{fn}: weights must have {d} rows like X's {d} columns, got shape {weights.shape}")
-    _checks.same_shape(fn, "y", y, (n,) + weights.shape[1:])
-    _checks.no_alias(fn, "weights", weights, "X", X)
-    _checks.no_alias(fn, "weights", weights, "y", y)
-    lr = _checks.number(fn, "learning_rate", learning_rate, lo=0.0)
+    _validate.same_shape(fn, "y", y, (n,) + weights.shape[1:])
+    _validate.no_alias(fn, "weights", weights, "X", X)
+    _validate.no_alias(fn, "weights", weights, "y", y)
+    lr = _validate.number(fn, "learning_rate", learning_rate, lo=0.0)
     return X, y, lr
 
 
@@ -65,7 +66,7 @@ def gradient_descent(X, y, weights, learning_rate=0.01, epochs=100):
     """
     fn = "gradient_descent"
     X, y, lr = _problem(fn, X, y, weights, learning_rate)
-    epochs = _checks.integer(fn, "epochs", epochs, lo=0)
+    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     lr_t = weights.dtype.type(lr)
     with np.errstate(all="ignore"):
         for _ in range(epochs):
@@ -88,9 +89,9 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     """
     fn = "sgd_optimizer"
     X, y, lr = _problem(fn, X, y, weights, learning_rate)
-    batch_size = _checks.integer(fn, "batch_size", batch_size, lo=1)
-    mu = _checks.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
-    epochs = _checks.integer(fn, "epochs", epochs, lo=0)
+    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1)
+    mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
+    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     seed = _random.resolve_seed(seed, fn)
     t = weights.dtype.type
     n = X.shape[0]

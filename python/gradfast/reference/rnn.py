@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import _checks
+from .. import _validate
 
 _KEYS = ("Wx", "Wh", "Wy")
 
@@ -14,8 +14,8 @@ _KEYS = ("Wx", "Wh", "Wy")
 def _steps(fn: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
     """Stack ``value`` into ``(T, D, B)`` or ``(T, D)`` (vector steps), checking type and dtype."""
     if isinstance(value, np.ndarray):
-        _checks.float_array(fn, name, value)
-        _checks.same_dtype(fn, name, value, dtype)
+        _validate.float_array(fn, name, value)
+        _validate.same_dtype(fn, name, value, dtype)
         if value.ndim not in (2, 3):
             raise ValueError(
                 f"{fn}: {name} must be a (T, D, B) or (T, D) array or a sequence of (D, B) or (D,) arrays, "
@@ -27,8 +27,8 @@ def _steps(fn: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
             f"{fn}: {name} must be a numpy.ndarray or a sequence of numpy arrays, got {type(value).__name__}"
         )
     for t, a in enumerate(value):
-        _checks.float_array(fn, f"{name}[{t}]", a)
-        _checks.same_dtype(fn, f"{name}[{t}]", a, dtype)
+        _validate.float_array(fn, f"{name}[{t}]", a)
+        _validate.same_dtype(fn, f"{name}[{t}]", a, dtype)
         if a.ndim not in (1, 2):
             raise ValueError(f"{fn}: {name}[{t}] must be a (D, B) or (D,) array, got shape {a.shape}")
         if a.shape != value[0].shape:
@@ -77,21 +77,21 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
     for k in weights:
         if k not in _KEYS:
             raise ValueError(f"{fn}: weights must have only the keys 'Wx', 'Wh', 'Wy', got extra key {k!r}")
-    Wx, Wh, Wy = (_checks.float_array(fn, f"weights[{k!r}]", weights[k]) for k in _KEYS)
+    Wx, Wh, Wy = (_validate.float_array(fn, f"weights[{k!r}]", weights[k]) for k in _KEYS)
     dtype = Wx.dtype
     for k, w in zip(_KEYS, (Wx, Wh, Wy)):
-        _checks.same_dtype(fn, f"weights[{k!r}]", w, dtype)
+        _validate.same_dtype(fn, f"weights[{k!r}]", w, dtype)
         if w.ndim != 2:
             raise ValueError(f"{fn}: weights[{k!r}] must be a 2-D array, got shape {w.shape}")
     H, I = Wx.shape  # noqa: E741 (the docstring's names)
-    _checks.same_shape(fn, "weights['Wh']", Wh, (H, H))
+    _validate.same_shape(fn, "weights['Wh']", Wh, (H, H))
     if Wy.shape[1] != H:
         raise ValueError(f"{fn}: weights['Wy'] must have shape (O, {H}), got {Wy.shape}")
     O = Wy.shape[0]  # noqa: E741
     if O == 0:
         raise ValueError(f"{fn}: weights['Wy'] must have at least one row (O >= 1), got shape {Wy.shape}")
 
-    S = _checks.integer(fn, "sequence_length", sequence_length, lo=1)
+    S = _validate.integer(fn, "sequence_length", sequence_length, lo=1)
 
     X = _steps(fn, "inputs", inputs, dtype)
     T = X.shape[0]
@@ -118,8 +118,8 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
     elif Y.shape[1:] != (O, B):
         raise ValueError(f"{fn}: targets must have steps of shape ({O}, {B}){vec}, got {Y.shape[1:]}")
 
-    h0 = _checks.float_array(fn, "hidden_state", hidden_state)
-    _checks.same_dtype(fn, "hidden_state", h0, dtype)
+    h0 = _validate.float_array(fn, "hidden_state", hidden_state)
+    _validate.same_dtype(fn, "hidden_state", h0, dtype)
     vec = f" or ({H},)" if B == 1 else ""
     if h0.shape == (H,) and B == 1:
         h0 = h0.reshape(H, 1)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Union
 
-from . import _checks
-from ._optimizer import Hyper
+from .. import _validate
+from .._base.optimizer import Hyper
 
 Schedule = Union[str, Callable[..., float]]
 
@@ -40,7 +40,7 @@ class LRScheduler:
         self.initial_lr = initial_lr
 
     def _epoch(self, method: str, epoch) -> float:
-        return _checks.number(f"LRScheduler.{method}", "epoch", epoch, lo=0.0)
+        return _validate.number(f"LRScheduler.{method}", "epoch", epoch, lo=0.0)
 
     def step_decay(self, epoch, drop_rate=0.5, epochs_drop=10) -> float:
         """``initial_lr * drop_rate ** floor(epoch / epochs_drop)``.
@@ -49,14 +49,14 @@ class LRScheduler:
         """
         fn = "LRScheduler.step_decay"
         e = self._epoch("step_decay", epoch)
-        gamma = _checks.number(fn, "drop_rate", drop_rate, lo=0.0, hi=1.0)
-        size = _checks.integer(fn, "epochs_drop", epochs_drop, lo=1)
+        gamma = _validate.number(fn, "drop_rate", drop_rate, lo=0.0, hi=1.0)
+        size = _validate.integer(fn, "epochs_drop", epochs_drop, lo=1)
         return self.initial_lr * gamma ** (e // size)
 
     def exponential_decay(self, epoch, gamma) -> float:
         """``initial_lr * gamma ** epoch``; ``gamma`` in [0, 1]."""
         e = self._epoch("exponential_decay", epoch)
-        g = _checks.number("LRScheduler.exponential_decay", "gamma", gamma, lo=0.0, hi=1.0)
+        g = _validate.number("LRScheduler.exponential_decay", "gamma", gamma, lo=0.0, hi=1.0)
         return self.initial_lr * g**e
 
     def cosine_annealing(self, epoch, total_epochs, eta_min=0) -> float:
@@ -67,8 +67,8 @@ class LRScheduler:
         """
         fn = "LRScheduler.cosine_annealing"
         e = self._epoch("cosine_annealing", epoch)
-        t_max = _checks.integer(fn, "total_epochs", total_epochs, lo=1)
-        eta_min = _checks.number(fn, "eta_min", eta_min, lo=0.0)
+        t_max = _validate.integer(fn, "total_epochs", total_epochs, lo=1)
+        eta_min = _validate.number(fn, "eta_min", eta_min, lo=0.0)
         return _cosine(self.initial_lr, eta_min, e, t_max)
 
     def cosine_warm_restarts(self, epoch, T_0, T_mult=1, eta_min=0) -> float:  # noqa: N803 (torch's names)
@@ -82,9 +82,9 @@ class LRScheduler:
         """
         fn = "LRScheduler.cosine_warm_restarts"
         e = self._epoch("cosine_warm_restarts", epoch)
-        t_0 = _checks.integer(fn, "T_0", T_0, lo=1)
-        t_mult = _checks.integer(fn, "T_mult", T_mult, lo=1)
-        eta_min = _checks.number(fn, "eta_min", eta_min, lo=0.0)
+        t_0 = _validate.integer(fn, "T_0", T_0, lo=1)
+        t_mult = _validate.integer(fn, "T_mult", T_mult, lo=1)
+        eta_min = _validate.number(fn, "eta_min", eta_min, lo=0.0)
         t_i = t_0
         if t_mult == 1:
             t_cur = e % t_0
@@ -105,8 +105,8 @@ class LRScheduler:
         """
         fn = "LRScheduler.linear_warmup"
         e = self._epoch("linear_warmup", epoch)
-        w = _checks.integer(fn, "warmup_epochs", warmup_epochs, lo=0)
-        s = _checks.number(fn, "start_factor", start_factor, lo=0.0, hi=1.0)
+        w = _validate.integer(fn, "warmup_epochs", warmup_epochs, lo=0)
+        s = _validate.number(fn, "start_factor", start_factor, lo=0.0, hi=1.0)
         if e >= w:
             return self.initial_lr
         return self.initial_lr * (s + (1.0 - s) * e / w)
@@ -138,7 +138,7 @@ class LRScheduler:
             raise TypeError(f"{fn}: schedule must be a str or a callable, got {type(schedule).__name__}")
         warm = self.linear_warmup(e, warmup_epochs, start_factor)
         w = int(warmup_epochs)
-        after = _checks.number(fn, "the schedule's rate", decay(max(e - w, 0.0), **schedule_kwargs), lo=0.0)
+        after = _validate.number(fn, "the schedule's rate", decay(max(e - w, 0.0), **schedule_kwargs), lo=0.0)
         return warm if e < w else after
 
 

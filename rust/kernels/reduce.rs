@@ -1,9 +1,8 @@
-//! Norms of many tensors (accumulated in float64 over fixed chunks, so the result does not
-//! depend on the thread count) and in-place scaling, for global-norm gradient clipping.
+//! Deterministic reductions: the norms of many tensors, accumulated in float64 over fixed
+//! chunks in index order, so the result does not depend on the thread count. Shared by
+//! clipping and by every layer-wise optimizer.
 
-use multiversion::multiversion;
-
-use crate::threads::{chunk_partials, for_each_chunk, Split};
+use crate::pool::chunk_partials;
 use crate::Real;
 
 /// The order of a vector norm.
@@ -71,35 +70,37 @@ fn lanes<T: Real>(
     acc
 }
 
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn sum_squares<T: Real>(x: &[T]) -> f64 {
-    // Four quarters of the slice are walked together, one per lane group: more concurrent
-    // memory streams draw more bandwidth. Written out rather than through `lanes`: with
-    // closures the sum did not vectorize.
-    let q = x.len() / LANES * WIDTH;
-    let mut acc = [[0.0f64; WIDTH]; GROUPS];
-    for i in (0..q).step_by(WIDTH) {
-        for (k, group) in acc.iter_mut().enumerate() {
-            let c = &x[k * q + i..k * q + i + WIDTH];
-            for j in 0..WIDTH {
-                let v = c[j].to_f64();
-                group[j] += v * v;
+crate::simd! {
+    fn sum_squares<T: Real>(x: &[T]) -> f64 {
+        // Four quarters of the slice are walked together, one per lane group: more concurrent
+        // memory streams draw more bandwidth. Written out rather than through `lanes`: with
+        // closures the sum did not vectorize.
+        let q = x.len() / LANES * WIDTH;
+        let mut acc = [[0.0f64; WIDTH]; GROUPS];
+        for i in (0..q).step_by(WIDTH) {
+            for (k, group) in acc.iter_mut().enumerate() {
+                let c = &x[k * q + i..k * q + i + WIDTH];
+                for j in 0..WIDTH {
+                    let v = c[j].to_f64();
+                    group[j] += v * v;
+                }
             }
         }
+        for (i, r) in x[GROUPS * q..].iter().enumerate() {
+            let v = r.to_f64();
+            acc[i / WIDTH % GROUPS][i % WIDTH] += v * v;
+        }
+        fold(acc)
     }
-    for (i, r) in x[GROUPS * q..].iter().enumerate() {
-        let v = r.to_f64();
-        acc[i / WIDTH % GROUPS][i % WIDTH] += v * v;
-    }
-    fold(acc)
 }
 
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn max_abs<T: Real>(x: &[T]) -> f64 {
-    lanes(x, 0.0, f64::abs, f64::nan_max)
-        .iter()
-        .flatten()
-        .fold(0.0, |a, &b| a.nan_max(b))
+crate::simd! {
+    fn max_abs<T: Real>(x: &[T]) -> f64 {
+        lanes(x, 0.0, f64::abs, f64::nan_max)
+            .iter()
+            .flatten()
+            .fold(0.0, |a, &b| a.nan_max(b))
+    }
 }
 
 fn sum_pow<T: Real>(x: &[T], p: f64) -> f64 {
@@ -124,45 +125,10 @@ pub fn norms<T: Real>(tensors: &[&[T]], order: Order) -> Vec<f64> {
     }
 }
 
-/// The norm of the per-tensor norms: the global norm of all tensors together.
-pub fn combine(norms: &[f64], order: Order) -> f64 {
-    match order {
-        Order::Inf => norms.iter().fold(0.0, |a, &b| a.nan_max(b)),
-        Order::Two => norms.iter().map(|n| n * n).sum::<f64>().sqrt(),
-        Order::P(p) => norms.iter().map(|n| n.powf(p)).sum::<f64>().powf(1.0 / p),
-    }
-}
-
-struct Slice<'a, T>(&'a mut [T]);
-
-impl<T: Real> Split for Slice<'_, T> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (a, b) = self.0.split_at_mut(mid);
-        (Slice(a), Slice(b))
-    }
-}
-
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn scale_slice<T: Real>(x: &mut [T], c: T) {
-    for v in x {
-        *v = *v * c;
-    }
-}
-
-/// Multiplies every element of every tensor by `c`.
-pub fn scale<T: Real>(tensors: Vec<&mut [T]>, c: T) {
-    for_each_chunk(tensors.into_iter().map(Slice).collect(), |s| {
-        scale_slice(s.0, c)
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threads::{set_num_threads, CHUNK};
+    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     #[test]
     fn norms_of_known_vectors() {
@@ -172,8 +138,6 @@ mod tests {
         assert_eq!(norms(&[&a[..]], Order::Inf), vec![4.0]);
         let n1 = norms(&[&a[..]], Order::P(1.0))[0];
         assert!((n1 - 7.0).abs() < 1e-12);
-        assert_eq!(combine(&[3.0, 4.0], Order::Two), 5.0);
-        assert_eq!(combine(&[3.0, 4.0], Order::Inf), 4.0);
     }
 
     #[test]
@@ -186,7 +150,7 @@ mod tests {
 
     #[test]
     fn norm_is_bitwise_identical_for_any_thread_count() {
-        let x: Vec<f32> = (0..(5 * CHUNK + 3))
+        let x: Vec<f32> = (0..(PARALLEL_MIN_BYTES / 4 + 5 * CHUNK + 3))
             .map(|i| ((i % 977) as f32).sin())
             .collect();
         let run = |t| {
@@ -196,13 +160,5 @@ mod tests {
         let one = run(1);
         assert_eq!(one, run(2));
         assert_eq!(one, run(3));
-    }
-
-    #[test]
-    fn scale_multiplies_everything() {
-        let mut a = vec![1.0f32; CHUNK * 2 + 1];
-        let mut b = vec![2.0f32; 3];
-        scale(vec![&mut a, &mut b], 0.5);
-        assert!(a.iter().all(|&x| x == 0.5) && b.iter().all(|&x| x == 1.0));
     }
 }

@@ -1,17 +1,14 @@
-"""Reference batch normalization over ``(N, C)`` or ``(N, C, L)``, as ``torch.nn.BatchNorm1d``."""
+"""Reference neural-network layers: batch normalization over ``(N, C)`` or ``(N, C, L)``, as
+``torch.nn.BatchNorm1d``, and inverted dropout with a counter-based, reproducible mask.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
-from ._optimizer import Hyper
-
-
-def _flag(fn: str, name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
-    return bool(value)
+from . import _random
+from .. import _validate
+from .._base.optimizer import Hyper
 
 
 class BatchNorm:
@@ -52,10 +49,10 @@ class BatchNorm:
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64) -> None:
         fn = "BatchNorm"
-        self.num_features = _checks.integer(fn, "num_features", num_features, lo=1)
+        self.num_features = _validate.integer(fn, "num_features", num_features, lo=1)
         self.eps = eps
         self.momentum = momentum
-        self.dtype = dt = _checks.float_dtype_arg(fn, dtype)
+        self.dtype = dt = _validate.float_dtype_arg(fn, dtype)
         c = self.num_features
         self.gamma = np.ones(c, dtype=dt)
         self.beta = np.zeros(c, dtype=dt)
@@ -69,19 +66,19 @@ class BatchNorm:
         for name in ("gamma", "beta", "running_mean", "running_var"):
             # running statistics are written in place only in training
             writeable = training and name.startswith("running")
-            a = _checks.float_array(fn, f"self.{name}", getattr(self, name), writeable=writeable)
-            _checks.same_dtype(fn, f"self.{name}", a, self.dtype)
-            _checks.same_shape(fn, f"self.{name}", a, (self.num_features,))
+            a = _validate.float_array(fn, f"self.{name}", getattr(self, name), writeable=writeable)
+            _validate.same_dtype(fn, f"self.{name}", a, self.dtype)
+            _validate.same_shape(fn, f"self.{name}", a, (self.num_features,))
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
         fn = "BatchNorm.forward"
         c = self.num_features
-        _checks.float_array(fn, "x", x)
+        _validate.float_array(fn, "x", x)
         if x.dtype != self.dtype:
             raise TypeError(f"{fn}: x must have dtype {self.dtype} like the layer, got {x.dtype}")
         if x.ndim not in (2, 3) or x.shape[1] != c:
             raise ValueError(f"{fn}: x must have shape (N, {c}) or (N, {c}, L), got {x.shape}")
-        training = _flag(fn, "training", training)
+        training = _validate.flag(fn, "training", training)
         self._check_attrs(fn, training)
         axes = (0,) if x.ndim == 2 else (0, 2)
         bshape = (1, c) if x.ndim == 2 else (1, c, 1)
@@ -123,7 +120,7 @@ class BatchNorm:
         cache = self._cache
         if cache is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
-        _checks.float_array(fn, "grad_output", grad_output)
+        _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != self.dtype:
             raise TypeError(
                 f"{fn}: grad_output must have dtype {self.dtype} like the layer, got {grad_output.dtype}"
@@ -148,3 +145,76 @@ class BatchNorm:
         self.grad_gamma = grad_gamma.astype(self.dtype)
         self.grad_beta = grad_beta.astype(self.dtype)
         return grad_x.astype(self.dtype)
+
+
+class Dropout:
+    """Inverted dropout: in training each element is kept with probability ``1 - p``
+    (``p = drop_rate``) and kept values are scaled by ``1 / (1 - p)``; eval is the identity.
+
+    Mask: the ``k``-th training-mode ``forward`` (``k = 0, 1, 2, ...``, counted in
+    ``num_training_calls``) draws ``u = _random.uniform(seed, k, x.size)`` in C order and
+    keeps element ``i`` iff ``u[i] >= p``. ``mask[i]`` is ``scale`` if kept else ``0``,
+    in ``x``'s dtype, where ``scale = 1 / (1 - p)`` is formed in float64 and rounded once
+    to that dtype; the output is ``x * mask`` (so a dropped NaN or inf gives NaN, as in
+    PyTorch). ``backward`` returns ``grad_output * mask`` with the mask of the last
+    forward, or ``grad_output`` unchanged (a copy) if that forward was in eval mode.
+    Both return new arrays. ``seed=None`` draws one fresh seed at construction.
+
+    Seed deviations: the seed used ``np.random``'s global state, kept ``u > p`` (we keep
+    ``u >= p``, so ``p = 0`` keeps everything and the keep probability is exactly
+    ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in eval,
+    and its ``backward`` crashed before any forward and reused a stale training mask after
+    an eval forward.
+    """
+
+    drop_rate = Hyper(lo=0.0, hi=1.0, hi_open=True)
+
+    def __init__(self, drop_rate=0.5, *, seed=None) -> None:
+        self.drop_rate = drop_rate
+        self.seed = _random.resolve_seed(seed, "Dropout")
+        #: number of training-mode forward calls so far: the stream of the next mask
+        self.num_training_calls = 0
+        #: the mask of the last training forward (None before it and after an eval forward)
+        self.mask: np.ndarray | None = None
+        # (shape, dtype) of the last forward's input, None before any forward
+        self._last: tuple[tuple[int, ...], np.dtype] | None = None
+
+    def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        fn = "Dropout.forward"
+        _validate.float_array(fn, "x", x)
+        training = _validate.flag(fn, "training", training)
+        if not training:
+            self.mask = None
+            self._last = (x.shape, x.dtype)
+            return x.copy()
+        p = self.drop_rate
+        t = x.dtype.type
+        u = _random.uniform(self.seed, self.num_training_calls, x.size).reshape(x.shape)
+        mask = np.where(u >= p, t(1.0 / (1.0 - p)), t(0.0))
+        with np.errstate(all="ignore"):
+            out = x * mask
+        self.num_training_calls += 1
+        self.mask = mask
+        self._last = (x.shape, x.dtype)
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        fn = "Dropout.backward"
+        if self._last is None:
+            raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
+        shape, dtype = self._last
+        _validate.float_array(fn, "grad_output", grad_output)
+        if grad_output.dtype != dtype:
+            raise TypeError(
+                f"{fn}: grad_output must have dtype {dtype} like the last forward's x, "
+                f"got {grad_output.dtype}"
+            )
+        if grad_output.shape != shape:
+            raise ValueError(
+                f"{fn}: grad_output must have shape {shape} like the last forward's x, "
+                f"got {grad_output.shape}"
+            )
+        if self.mask is None:
+            return grad_output.copy()
+        with np.errstate(all="ignore"):
+            return grad_output * self.mask

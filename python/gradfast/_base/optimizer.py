@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import _checks
+from .. import _validate
 
 
 class Hyper:
@@ -31,11 +31,9 @@ class Hyper:
     def __set__(self, obj, value) -> None:
         fn = type(obj).__name__
         if self.flag:
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{fn}: {self.name} must be a bool, got {type(value).__name__}")
-            obj.__dict__[self.name] = bool(value)
+            obj.__dict__[self.name] = _validate.flag(fn, self.name, value)
         else:
-            obj.__dict__[self.name] = _checks.number(fn, self.name, value, **self.bounds)
+            obj.__dict__[self.name] = _validate.number(fn, self.name, value, **self.bounds)
         obj.__dict__.pop("_packed", None)
 
 
@@ -72,7 +70,7 @@ class Optimizer:
         """Apply one step in place to ``params``; returns ``params``."""
         fn = self._update_name
         if not self.state:
-            _checks.params_and_grads(fn, params, gradients, "params", "gradients")
+            _validate.params_and_grads(fn, params, gradients, "params", "gradients")
             new_state = {k: {s: np.zeros_like(p) for s in self.slots} for k, p in params.items()}
             self._apply(params, gradients, new_state, self.step + 1)
             self.state = new_state
@@ -87,8 +85,8 @@ class Optimizer:
 
     def _check_state(self, fn: str, params, gradients, state) -> None:
         """Validation of a call against existing state: shapes, dtypes and keys."""
-        _checks.params_and_grads(fn, params, gradients, "params", "gradients")
-        _checks.matching_keys(fn, "params", params, "the optimizer state", state)
+        _validate.params_and_grads(fn, params, gradients, "params", "gradients")
+        _validate.matching_keys(fn, "params", params, "the optimizer state", state)
         for key, p in params.items():
             for slot in self.slots:
                 if slot not in state[key]:
@@ -102,7 +100,7 @@ class Optimizer:
                         f"{fn}: params[{key!r}] must have shape {s.shape} and dtype {s.dtype} "
                         f"as when the optimizer state was created, got shape {p.shape} and dtype {p.dtype}"
                     )
-        _checks.no_overlaps(
+        _validate.no_overlaps(
             fn,
             [(f"params[{k!r}]", p) for k, p in params.items()]
             + [(f"state[{k!r}][{s!r}]", state[k][s]) for k in params for s in self.slots],
@@ -150,7 +148,7 @@ class Optimizer:
             raise ValueError(
                 f"{fn}: d must be a dict with keys 'step', 'hyperparams', 'state', got {d!r:.80}"
             )
-        step = _checks.integer(fn, "d['step']", d["step"], lo=0)
+        step = _validate.integer(fn, "d['step']", d["step"], lo=0)
         hyper = dict(d["hyperparams"])
         # Assign through a scratch copy first so that a bad value changes nothing; the
         # Hyper descriptors validate each value.
@@ -160,16 +158,16 @@ class Optimizer:
             if h in hyper:
                 setattr(probe, h, hyper[h])
         state = {}
-        for key, slots in _checks.array_dict(fn, "d['state']", d["state"]).items():
+        for key, slots in _validate.array_dict(fn, "d['state']", d["state"]).items():
             state[key] = {}
             dtype = None
             # the slots follow the loaded hyper-parameters (Adam's amsgrad adds one)
             for s in probe.slots:
                 if s not in slots:
                     raise ValueError(f"{fn}: d['state'][{key!r}] must have slot {s!r}, got it missing")
-                a = _checks.float_array(fn, f"d['state'][{key!r}][{s!r}]", slots[s])
+                a = _validate.float_array(fn, f"d['state'][{key!r}][{s!r}]", slots[s])
                 dtype = dtype or a.dtype
-                _checks.same_dtype(fn, f"d['state'][{key!r}][{s!r}]", a, dtype)
+                _validate.same_dtype(fn, f"d['state'][{key!r}][{s!r}]", a, dtype)
                 state[key][s] = np.array(a, order="C", copy=True)
         probe.__dict__.update(self._load_extra_state(fn, d, state))
         self.__dict__.update(probe.__dict__)

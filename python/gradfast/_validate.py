@@ -179,6 +179,13 @@ def number(
     return v
 
 
+def flag(fn: str, name: str, value: object) -> bool:
+    """A bool argument (``np.bool_`` too); anything else is a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def integer(fn: str, name: str, value: object, *, lo: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
@@ -190,3 +197,12 @@ def integer(fn: str, name: str, value: object, *, lo: int | None = None) -> int:
 def zeros_like(a: np.ndarray) -> np.ndarray:
     """Fresh C-contiguous state for ``a``."""
     return np.zeros(a.shape, dtype=a.dtype)
+
+
+def norm_type(fn: str, norm_type: object) -> float:
+    """A norm order: ``inf`` (or ``'inf'``, as PyTorch takes it) or a finite number > 0."""
+    if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "+inf", "infinity"):
+        return math.inf
+    if norm_type == math.inf:
+        return math.inf
+    return number(fn, "norm_type", norm_type, lo=0.0, lo_open=True)

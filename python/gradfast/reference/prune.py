@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import _checks
+from .. import _validate
 
 logger = logging.getLogger("gradfast")
 
@@ -40,8 +40,8 @@ def prune_network(weights, prune_ratio=0.3, *, scope="layer"):
     logged at WARNING.
     """
     fn = "prune_network"
-    weights, _ = _checks.float_dict(fn, "weights", weights)
-    ratio = _checks.number(fn, "prune_ratio", prune_ratio, lo=0.0, hi=1.0)
+    weights, _ = _validate.float_dict(fn, "weights", weights)
+    ratio = _validate.number(fn, "prune_ratio", prune_ratio, lo=0.0, hi=1.0)
     if scope not in _SCOPES:
         raise ValueError(f"{fn}: scope must be 'layer' or 'global', got {scope!r}")
 
@@ -87,10 +87,10 @@ class GradualPruning:
         self, initial_sparsity=0.0, final_sparsity=0.9, begin_step=0, end_step=100, *, schedule="linear"
     ) -> None:
         fn = "GradualPruning"
-        s_i = _checks.number(fn, "initial_sparsity", initial_sparsity, lo=0.0, hi=1.0)
-        s_f = _checks.number(fn, "final_sparsity", final_sparsity, lo=0.0, hi=1.0)
-        t0 = _checks.integer(fn, "begin_step", begin_step, lo=0)
-        t1 = _checks.integer(fn, "end_step", end_step)
+        s_i = _validate.number(fn, "initial_sparsity", initial_sparsity, lo=0.0, hi=1.0)
+        s_f = _validate.number(fn, "final_sparsity", final_sparsity, lo=0.0, hi=1.0)
+        t0 = _validate.integer(fn, "begin_step", begin_step, lo=0)
+        t1 = _validate.integer(fn, "end_step", end_step)
         if t1 <= t0:
             raise ValueError(f"{fn}: end_step must be an int > begin_step ({t0}), got {t1!r}")
         if schedule not in ("linear", "cubic"):
@@ -101,7 +101,7 @@ class GradualPruning:
 
     def compute_sparsity(self, step) -> float:
         """The target sparsity at ``step`` (an int or float >= 0), a Python float."""
-        t = _checks.number("GradualPruning.compute_sparsity", "step", step, lo=0.0)
+        t = _validate.number("GradualPruning.compute_sparsity", "step", step, lo=0.0)
         s_i, s_f, t0, t1 = self.initial_sparsity, self.final_sparsity, self.begin_step, self.end_step
         if t < t0:
             return s_i

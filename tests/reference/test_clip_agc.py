@@ -215,7 +215,7 @@ def test_bad_hyperparameters_change_nothing(kwargs, exc, match):
 )
 def test_overlap_sweep_agrees_with_pairwise_may_share_memory(spans, separate):
     # the O(n log n) sweep must raise exactly when some pair with a written array overlaps
-    from gradfast.reference._checks import no_overlaps
+    from gradfast._validate import no_overlaps
 
     buf = np.zeros(40)
     arrays = []

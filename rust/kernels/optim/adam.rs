@@ -6,9 +6,7 @@
 //! `denom = sqrt(v) / sqrt(1 - beta2^t) + eps`, `p.addcdiv_(m, denom, -lr / (1 - beta1^t))`
 //! (that is `p + (-step_size * m) / denom`).
 
-use multiversion::multiversion;
-
-use crate::threads::{for_each_chunk, Split};
+use crate::pool::for_each_chunk;
 use crate::Real;
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -23,48 +21,15 @@ pub struct AdamHyper {
     pub step: u64,
 }
 
-/// One tensor: parameters, gradients and state, all of one length.
-pub struct AdamTensor<'a, T> {
-    pub p: &'a mut [T],
-    pub g: &'a [T],
-    pub m: &'a mut [T],
-    pub v: &'a mut [T],
-    /// AMSGrad's running maximum of `v`.
-    pub vmax: Option<&'a mut [T]>,
-}
-
-impl<T: Real> Split for AdamTensor<'_, T> {
-    fn len(&self) -> usize {
-        self.p.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.p.split_at_mut(mid);
-        let (g0, g1) = self.g.split_at(mid);
-        let (m0, m1) = self.m.split_at_mut(mid);
-        let (v0, v1) = self.v.split_at_mut(mid);
-        let (x0, x1) = match self.vmax {
-            Some(x) => {
-                let (a, b) = x.split_at_mut(mid);
-                (Some(a), Some(b))
-            }
-            None => (None, None),
-        };
-        (
-            AdamTensor {
-                p: p0,
-                g: g0,
-                m: m0,
-                v: v0,
-                vmax: x0,
-            },
-            AdamTensor {
-                p: p1,
-                g: g1,
-                m: m1,
-                v: v1,
-                vmax: x1,
-            },
-        )
+crate::bundle! {
+    /// One tensor: parameters, gradients and state, all of one length.
+    pub struct AdamTensor<'a, T> {
+        pub p: &'a mut [T],
+        pub g: &'a [T],
+        pub m: &'a mut [T],
+        pub v: &'a mut [T],
+        /// AMSGrad's running maximum of `v`.
+        pub vmax: Option<&'a mut [T]>,
     }
 }
 
@@ -115,32 +80,39 @@ impl<T: Real> Consts<T> {
 /// One Adam step over every tensor, in place.
 pub fn adam<T: Real>(tensors: Vec<AdamTensor<'_, T>>, h: &AdamHyper) {
     let c = Consts::<T>::new(h);
-    for_each_chunk(tensors, |t| {
+    // p, m, v (and vmax) read and written, g read
+    let streams = if tensors.iter().any(|t| t.vmax.is_some()) {
+        9
+    } else {
+        7
+    };
+    for_each_chunk(tensors, streams * std::mem::size_of::<T>(), |t| {
         adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), &c)
     });
 }
 
-/// The branches of the update are constants of the call; as const parameters they leave
-/// every loop free of branches, which lets it vectorize.
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn adam_slices<T: Real>(
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-    vmax: &mut [T],
-    c: &Consts<T>,
-) {
-    let ams = !vmax.is_empty();
-    match (c.coupled, c.low_weight, ams) {
-        (false, true, false) => adam_loop::<T, false, true, false>(p, g, m, v, vmax, c),
-        (false, true, true) => adam_loop::<T, false, true, true>(p, g, m, v, vmax, c),
-        (false, false, false) => adam_loop::<T, false, false, false>(p, g, m, v, vmax, c),
-        (false, false, true) => adam_loop::<T, false, false, true>(p, g, m, v, vmax, c),
-        (true, true, false) => adam_loop::<T, true, true, false>(p, g, m, v, vmax, c),
-        (true, true, true) => adam_loop::<T, true, true, true>(p, g, m, v, vmax, c),
-        (true, false, false) => adam_loop::<T, true, false, false>(p, g, m, v, vmax, c),
-        (true, false, true) => adam_loop::<T, true, false, true>(p, g, m, v, vmax, c),
+crate::simd! {
+    /// The branches of the update are constants of the call; as const parameters they leave
+    /// every loop free of branches, which lets it vectorize.
+    fn adam_slices<T: Real>(
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        vmax: &mut [T],
+        c: &Consts<T>,
+    ) {
+        let ams = !vmax.is_empty();
+        match (c.coupled, c.low_weight, ams) {
+            (false, true, false) => adam_loop::<T, false, true, false>(p, g, m, v, vmax, c),
+            (false, true, true) => adam_loop::<T, false, true, true>(p, g, m, v, vmax, c),
+            (false, false, false) => adam_loop::<T, false, false, false>(p, g, m, v, vmax, c),
+            (false, false, true) => adam_loop::<T, false, false, true>(p, g, m, v, vmax, c),
+            (true, true, false) => adam_loop::<T, true, true, false>(p, g, m, v, vmax, c),
+            (true, true, true) => adam_loop::<T, true, true, true>(p, g, m, v, vmax, c),
+            (true, false, false) => adam_loop::<T, true, false, false>(p, g, m, v, vmax, c),
+            (true, false, true) => adam_loop::<T, true, false, true>(p, g, m, v, vmax, c),
+        }
     }
 }
 
@@ -184,7 +156,7 @@ fn adam_loop<T: Real, const COUPLED: bool, const LOW_WEIGHT: bool, const AMSGRAD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::threads::{set_num_threads, CHUNK};
+    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     fn hyper(step: u64) -> AdamHyper {
         AdamHyper {
@@ -260,7 +232,8 @@ mod tests {
 
     #[test]
     fn one_thread_equals_many_threads_bitwise() {
-        let n = 3 * CHUNK + 5;
+        // above the parallel threshold with 9 streams of 4 bytes
+        let n = PARALLEL_MIN_BYTES / 36 + 2 * CHUNK + 5;
         let g: Vec<f32> = (0..n)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();

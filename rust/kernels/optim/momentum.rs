@@ -1,9 +1,7 @@
 //! Momentum and Nesterov momentum with the seed's update rule:
 //! `v = momentum * v - lr * g`, then `p += v` or, for Nesterov, `p += momentum * v - lr * g`.
 
-use multiversion::multiversion;
-
-use crate::threads::{for_each_chunk, Split};
+use crate::pool::for_each_chunk;
 use crate::Real;
 
 #[derive(Clone, Copy, Debug)]
@@ -13,40 +11,20 @@ pub struct MomentumHyper {
     pub nesterov: bool,
 }
 
-/// One tensor: parameters, gradients and velocity, all of one length.
-pub struct MomentumTensor<'a, T> {
-    pub p: &'a mut [T],
-    pub g: &'a [T],
-    pub v: &'a mut [T],
-}
-
-impl<T: Real> Split for MomentumTensor<'_, T> {
-    fn len(&self) -> usize {
-        self.p.len()
-    }
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.p.split_at_mut(mid);
-        let (g0, g1) = self.g.split_at(mid);
-        let (v0, v1) = self.v.split_at_mut(mid);
-        (
-            MomentumTensor {
-                p: p0,
-                g: g0,
-                v: v0,
-            },
-            MomentumTensor {
-                p: p1,
-                g: g1,
-                v: v1,
-            },
-        )
+crate::bundle! {
+    /// One tensor: parameters, gradients and velocity, all of one length.
+    pub struct MomentumTensor<'a, T> {
+        pub p: &'a mut [T],
+        pub g: &'a [T],
+        pub v: &'a mut [T],
     }
 }
 
 /// One momentum step over every tensor, in place.
 pub fn momentum<T: Real>(tensors: Vec<MomentumTensor<'_, T>>, h: &MomentumHyper) {
     let (lr, mu) = (T::of(h.lr), T::of(h.momentum));
-    for_each_chunk(tensors, |t| {
+    // p and v read and written, g read
+    for_each_chunk(tensors, 5 * std::mem::size_of::<T>(), |t| {
         if h.nesterov {
             nesterov_slices(t.p, t.g, t.v, lr, mu)
         } else {
@@ -55,24 +33,26 @@ pub fn momentum<T: Real>(tensors: Vec<MomentumTensor<'_, T>>, h: &MomentumHyper)
     });
 }
 
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn classical_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
-    let n = p.len();
-    let (g, v) = (&g[..n], &mut v[..n]);
-    for i in 0..n {
-        v[i] = mu * v[i] - lr * g[i];
-        p[i] = p[i] + v[i];
+crate::simd! {
+    fn classical_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
+        let n = p.len();
+        let (g, v) = (&g[..n], &mut v[..n]);
+        for i in 0..n {
+            v[i] = mu * v[i] - lr * g[i];
+            p[i] = p[i] + v[i];
+        }
     }
 }
 
-#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
-fn nesterov_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
-    let n = p.len();
-    let (g, v) = (&g[..n], &mut v[..n]);
-    for i in 0..n {
-        let step = lr * g[i];
-        v[i] = mu * v[i] - step;
-        p[i] = p[i] + (mu * v[i] - step);
+crate::simd! {
+    fn nesterov_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
+        let n = p.len();
+        let (g, v) = (&g[..n], &mut v[..n]);
+        for i in 0..n {
+            let step = lr * g[i];
+            v[i] = mu * v[i] - step;
+            p[i] = p[i] + (mu * v[i] - step);
+        }
     }
 }
 

@@ -1,0 +1,211 @@
+"""Reference gradient clipping, in plain NumPy: global-norm clipping as
+``torch.nn.utils.clip_grad_norm_``, unit-wise adaptive clipping (AGC; Brock, De, Smith and
+Simonyan, "High-Performance Large-Scale Image Recognition Without Normalization", 2021,
+arXiv 2102.06171, section 4.1) and the seed's adaptive per-tensor clipper, whose threshold
+tracks the observed norms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+import math
+
+import numpy as np
+
+from .. import _validate
+from .._base.optimizer import Hyper
+
+
+def vector_norm(a: np.ndarray, p: float = 2.0) -> float:
+    """The ``p``-norm of the whole array (``inf``: the largest absolute value), accumulated in
+    float64; 0 for an empty array. The one norm of every reference kernel."""
+    flat = np.abs(a.astype(np.float64).ravel())
+    if flat.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        if p == math.inf:
+            return float(np.max(flat))
+        if p == 2.0:
+            return math.sqrt(float(np.dot(flat, flat)))
+        return float(np.sum(flat**p)) ** (1.0 / p)
+
+
+def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
+    """Scale all gradients in place so that their global norm is at most ``max_norm``.
+
+    The global norm is the ``norm_type``-norm of the per-array norms (``inf``: the largest
+    absolute value), accumulated in float64. The scale is ``min(1, max_norm / (norm + 1e-6))``
+    and is applied to every array, as ``torch.nn.utils.clip_grad_norm_`` does. Returns the
+    global norm before clipping. With ``error_if_nonfinite=True`` a NaN or infinite norm
+    raises ``ValueError`` and nothing is changed.
+    """
+    fn = "clip_grad_norm"
+    grads = _validate.array_dict(fn, "gradients", gradients)
+    max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
+    p = _validate.norm_type(fn, norm_type)
+    dtype = None
+    items = list(grads.items())
+    for key, g in items:
+        _validate.float_array(fn, f"gradients[{key!r}]", g, writeable=True)
+        dtype = dtype or g.dtype
+        _validate.same_dtype(fn, f"gradients[{key!r}]", g, dtype)
+    _validate.no_overlaps(fn, [(f"gradients[{k!r}]", g) for k, g in items])
+    if not items:
+        return 0.0
+    with np.errstate(all="ignore"):
+        norms = [vector_norm(g, p) for _, g in items]
+        n = np.array(norms)
+        total = float(np.max(n)) if p == math.inf else float(np.sum(n**p)) ** (1.0 / p)
+        if error_if_nonfinite and not math.isfinite(total):
+            raise ValueError(
+                f"{fn}: gradients must have a finite total norm of order {norm_type} when "
+                f"error_if_nonfinite=True, got {total}"
+            )
+        coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
+        for _, g in items:
+            g *= g.dtype.type(coef)
+    return total
+
+
+#: floor of a unit's gradient norm in the clipping factor, as in the paper's code
+_GRAD_NORM_FLOOR = 1e-6
+
+
+def _unit_norms(a: np.ndarray, n_units: int) -> np.ndarray:
+    """Euclidean norm of each of the ``n_units`` rows of ``a``, in float64.
+
+    ``a`` is first brought to C order, so the sums (and their rounding) do not depend on the
+    layout of a read-only ``params`` array.
+    """
+    rows = np.ascontiguousarray(a, dtype=np.float64).reshape(n_units, a.size // n_units if n_units else 0)
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows))
+
+
+def adaptive_grad_clip(gradients, params, clipping=0.01, eps=1e-3):
+    """Unit-wise adaptive gradient clipping, in place on ``gradients``; returns ``gradients``.
+
+    A unit is a row along axis 0 of an array with ``ndim > 1`` (an output unit of a
+    ``(out, in, ...)`` weight; the norm runs over all other axes) and the whole array when
+    ``ndim <= 1``. For every unit, with ``W`` its parameters and ``G`` its gradient::
+
+        max_norm = clipping * max(||W||, eps)
+        if ||G|| > max_norm:  G *= max_norm / max(||G||, 1e-6)
+
+    Norms and the factor are computed in float64 (float32 arrays are converted with
+    ``astype``); the factor is rounded once to the array's dtype and multiplies the unit.
+    Units that are not clipped are not written. A NaN norm never triggers clipping, so NaN
+    gradients pass through unchanged.
+
+    Note that a ``(n, 1)`` bias (the seed's ``b{l}`` layout) has ``n`` one-element units;
+    pass biases as 1-D arrays to clip them as one unit.
+    """
+    fn = "adaptive_grad_clip"
+    dtype = _validate.params_and_grads(fn, gradients, params, "gradients", "params")
+    clipping = _validate.number(fn, "clipping", clipping, lo=0.0)
+    eps = _validate.number(fn, "eps", eps, lo=0.0)
+    _validate.no_overlaps(
+        fn,
+        [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
+        [(f"params[{k!r}]", p) for k, p in params.items()],
+    )
+    if dtype is None:
+        return gradients
+    with np.errstate(all="ignore"):
+        for key, g in gradients.items():
+            n_units = g.shape[0] if g.ndim > 1 else 1
+            w_norm = _unit_norms(params[key], n_units)
+            g_norm = _unit_norms(g, n_units)
+            max_norm = clipping * np.maximum(w_norm, eps)
+            clip = g_norm > max_norm
+            if clip.any():
+                factor = (max_norm[clip] / np.maximum(g_norm[clip], _GRAD_NORM_FLOOR)).astype(g.dtype)
+                rows = g.reshape(n_units, g.size // n_units)
+                rows[clip] *= factor[:, None]
+    return gradients
+
+
+class AdaptiveClipper:
+    """Per-tensor L2 clipping against a threshold that follows the largest per-tensor norm.
+
+    Each ``clip_gradients(gradients)`` call, in this order:
+
+    1. ``x`` = the largest L2 norm (float64) among the tensors whose norm is finite. If there
+       is one, the running state is updated with ``r = adaptation_rate``::
+
+           running_max    = (1 - r) * running_max    + r * x
+           running_weight = (1 - r) * running_weight + r      # = 1 - (1 - r)**n after n updates
+
+       (a bias-corrected exponential moving average: ``running_max / running_weight``).
+    2. ``clip_value = min(init_clip_value, max(min_clip_value, running_max / running_weight))``,
+       or ``init_clip_value`` while ``running_weight == 0`` (no observation yet, or ``r = 0``).
+    3. A tensor whose norm is finite and ``> clip_value`` comes back as a new array
+       C-contiguous ``g * (clip_value / norm)`` (the factor rounded once to ``g``'s dtype), so its norm is
+       ``clip_value`` up to rounding; every other tensor is passed through as the same object.
+
+    So the current call's norms count before it is clipped (as in the seed), the threshold
+    never exceeds ``init_clip_value`` and never falls below ``min_clip_value`` (> 0; default
+    ``1e-3 * init_clip_value``), and steady norms ``x < init_clip_value`` give ``clip_value -> x``.
+    The seed's ``min(clip_value, running_max)`` with ``running_max`` starting at 0 could only
+    fall, and collapsed towards 0. Tensors with NaN or inf norms are neither clipped nor
+    observed. ``clip_value`` is derived from the state; ``state_dict()`` / ``load_state_dict()``
+    save and restore ``running_max`` and ``running_weight``.
+    """
+
+    init_clip_value = Hyper(lo=0.0, lo_open=True)
+    adaptation_rate = Hyper(lo=0.0, hi=1.0)
+    min_clip_value = Hyper(lo=0.0, lo_open=True)
+
+    def __init__(self, init_clip_value=1.0, adaptation_rate=0.01, *, min_clip_value=None) -> None:
+        fn = "AdaptiveClipper"
+        self.init_clip_value = init_clip_value
+        self.adaptation_rate = adaptation_rate
+        self.min_clip_value = 1e-3 * self.init_clip_value if min_clip_value is None else min_clip_value
+        if self.min_clip_value > self.init_clip_value:
+            raise ValueError(
+                f"{fn}: min_clip_value must be <= init_clip_value ({self.init_clip_value}), "
+                f"got {min_clip_value!r}"
+            )
+        self.running_max = 0.0
+        self.running_weight = 0.0
+
+    @property
+    def clip_value(self) -> float:
+        """The current threshold (the one the last call clipped with)."""
+        if self.running_weight == 0.0:
+            return self.init_clip_value
+        return min(self.init_clip_value, max(self.min_clip_value, self.running_max / self.running_weight))
+
+    def clip_gradients(self, gradients) -> dict[str, np.ndarray]:
+        """Update the threshold with this call's norms, then clip each tensor to it; a new dict."""
+        fn = "AdaptiveClipper.clip_gradients"
+        grads, _ = _validate.float_dict(fn, "gradients", gradients)
+        norms = {key: vector_norm(g) for key, g in grads.items()}
+        finite = [n for n in norms.values() if math.isfinite(n)]
+        if finite:
+            r = self.adaptation_rate
+            self.running_max = (1.0 - r) * self.running_max + r * max(finite)
+            self.running_weight = (1.0 - r) * self.running_weight + r
+        clip = self.clip_value
+        out = {}
+        for key, g in grads.items():
+            n = norms[key]
+            if math.isfinite(n) and n > clip:
+                with np.errstate(all="ignore"):
+                    out[key] = np.multiply(g, g.dtype.type(clip / n), order="C")
+            else:
+                out[key] = g
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"running_max": self.running_max, "running_weight": self.running_weight}
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        fn = "AdaptiveClipper.load_state_dict"
+        if not isinstance(d, Mapping) or not {"running_max", "running_weight"} <= set(d):
+            raise ValueError(
+                f"{fn}: d must be a dict with keys 'running_max', 'running_weight', got {d!r:.80}"
+            )
+        running_max = _validate.number(fn, "d['running_max']", d["running_max"], lo=0.0)
+        running_weight = _validate.number(fn, "d['running_weight']", d["running_weight"], lo=0.0, hi=1.0)
+        self.running_max, self.running_weight = running_max, running_weight

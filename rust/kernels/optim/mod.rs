@@ -1,0 +1,4 @@
+//! Optimizers: one fused pass over memory per step, over every tensor of a call.
+
+pub mod adam;
+pub mod momentum;

@@ -1,0 +1,170 @@
+//! The gradfast thread pool and the chunking every kernel shares.
+//!
+//! Work is cut into chunks of a fixed number of elements, independent of the thread count,
+//! so reductions that combine per-chunk results in index order give the same bits whatever
+//! the number of threads. A call whose work is too small to pay for waking the pool runs on
+//! the calling thread. A process forked after the pool ran gets a pool of its own.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::bundle::Split;
+
+/// Elements a parallel task handles: large enough to amortise scheduling, small enough
+/// to balance two to a few dozen cores.
+pub const CHUNK: usize = 1 << 16;
+/// The largest thread count [`set_num_threads`] takes.
+pub const MAX_THREADS: usize = 1024;
+/// Bytes of memory traffic below which a call runs on the calling thread: waking the pool
+/// and handing it the chunks costs tens of microseconds, the time such a call takes alone.
+pub const PARALLEL_MIN_BYTES: usize = 8 << 20;
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+/// `available_parallelism` reads cgroup files on every call, so it is asked once.
+static CPUS: OnceLock<usize> = OnceLock::new();
+static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+
+/// The number of threads kernels use: the last [`set_num_threads`], else the number of
+/// CPUs available to the process.
+pub fn num_threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => *CPUS.get_or_init(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        }),
+        n => n,
+    }
+}
+
+/// Sets the number of threads (clamped to `1..=MAX_THREADS`); the pool is rebuilt on next use.
+pub fn set_num_threads(n: usize) {
+    THREADS.store(n.clamp(1, MAX_THREADS), Ordering::Relaxed);
+    *POOL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+fn pool() -> Option<Arc<ThreadPool>> {
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some((owner, _)) = guard.as_ref() {
+        if *owner != pid {
+            // A forked child: the parent's workers do not exist here, so its pool must be
+            // neither used nor dropped (dropping would wait on them).
+            std::mem::forget(guard.take());
+        }
+    }
+    if guard.is_none() {
+        // A pool that cannot be built (no threads left to spawn) means running serially.
+        *guard = rayon::ThreadPoolBuilder::new()
+            .num_threads(num_threads())
+            .thread_name(|i| format!("gradfast-{i}"))
+            .build()
+            .ok()
+            .map(|p| (pid, Arc::new(p)));
+    }
+    guard.as_ref().map(|(_, p)| p.clone())
+}
+
+/// The pool, when a call moving `bytes` bytes of memory should use it.
+fn parallel(bytes: usize) -> Option<Arc<ThreadPool>> {
+    if bytes >= PARALLEL_MIN_BYTES && num_threads() > 1 {
+        pool()
+    } else {
+        None
+    }
+}
+
+/// Runs `f` on every bundle: on the calling thread when the call is small, otherwise on
+/// chunks of [`CHUNK`] elements spread over the pool. `bytes_per_element` is the memory
+/// traffic of one element of a bundle (all its reads and writes), the measure of the work.
+pub fn for_each_chunk<S: Split>(
+    bundles: Vec<S>,
+    bytes_per_element: usize,
+    f: impl Fn(S) + Sync + Send,
+) {
+    let total: usize = bundles.iter().map(Split::len).sum();
+    let Some(pool) = parallel(total.saturating_mul(bytes_per_element)) else {
+        bundles.into_iter().for_each(f);
+        return;
+    };
+    let mut tasks = Vec::with_capacity(total / CHUNK + bundles.len());
+    for mut b in bundles {
+        while b.len() > CHUNK {
+            let (head, tail) = b.split_at(CHUNK);
+            tasks.push(head);
+            b = tail;
+        }
+        tasks.push(b);
+    }
+    pool.install(|| tasks.into_par_iter().for_each(f));
+}
+
+/// Maps every chunk of [`CHUNK`] elements of each slice to a partial result with `f`;
+/// returns one vector of partials per slice, in index order whatever order the chunks
+/// finish in. The chunking does not depend on the thread count, so neither do the partials.
+pub fn chunk_partials<T: Sync, R: Send>(
+    slices: &[&[T]],
+    f: impl Fn(&[T]) -> R + Sync + Send,
+) -> Vec<Vec<R>> {
+    let tasks: Vec<(usize, &[T])> = slices
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.chunks(CHUNK).map(move |c| (i, c)))
+        .collect();
+    let bytes = slices.iter().map(|s| std::mem::size_of_val(*s)).sum();
+    // An indexed collect keeps the tasks' order.
+    let results: Vec<(usize, R)> = match parallel(bytes) {
+        Some(pool) => pool.install(|| tasks.into_par_iter().map(|(i, c)| (i, f(c))).collect()),
+        None => tasks.into_iter().map(|(i, c)| (i, f(c))).collect(),
+    };
+    let mut out: Vec<Vec<R>> = slices.iter().map(|_| Vec::new()).collect();
+    for (i, r) in results {
+        out[i].push(r);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::bundle! {
+        pub struct One<'a, T> {
+            pub x: &'a mut [T],
+        }
+    }
+
+    #[test]
+    fn every_element_is_visited_once_for_any_thread_count() {
+        for threads in [1, 2, 3] {
+            set_num_threads(threads);
+            let mut a = vec![0u32; 3 * CHUNK + 17];
+            let mut b = vec![0u32; 5];
+            let mut c: Vec<u32> = vec![];
+            let bundles = vec![One { x: &mut a }, One { x: &mut b }, One { x: &mut c }];
+            for_each_chunk(bundles, PARALLEL_MIN_BYTES, |o| {
+                o.x.iter_mut().for_each(|x| *x += 1)
+            });
+            assert!(a.iter().chain(&b).all(|&x| x == 1));
+        }
+    }
+
+    #[test]
+    fn partials_are_in_index_order_even_when_the_first_chunk_finishes_last() {
+        // More threads than cores, and chunk 0 made the slowest: a collect in completion
+        // order would put it last.
+        set_num_threads(8);
+        let chunks = PARALLEL_MIN_BYTES / (8 * CHUNK) + 1;
+        let a: Vec<u64> = (0..(chunks * CHUNK + 3) as u64).collect();
+        let parts = chunk_partials(&[&a, &[]], |c: &[u64]| {
+            if c[0] == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            c[0]
+        });
+        let want: Vec<u64> = (0..=chunks).map(|i| (i * CHUNK) as u64).collect();
+        assert_eq!(parts[0], want);
+        assert!(parts[1].is_empty());
+    }
+}
