@@ -8,12 +8,8 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "fast", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "slow", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("fast", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("slow", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("GRADFAST_HYPOTHESIS_PROFILE", "fast"))
 
 #: tolerances for comparing two implementations of the same arithmetic

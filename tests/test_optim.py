@@ -110,9 +110,7 @@ def test_large_multi_tensor_update_matches_reference():
     params = {"big": rng.standard_normal(300_001).astype(np.float32), "small": np.ones(3, np.float32)}
     grads = [{k: rng.standard_normal(p.shape).astype(np.float32) for k, p in params.items()} for _ in range(3)]
     for cls, kw in [("Adam", {"amsgrad": True, "weight_decay": 0.01}), ("MomentumOptimizer", {"nesterov": True})]:
-        assert_same(
-            run(getattr(gf, cls)(**kw), params, grads)[0], run(getattr(ref, cls)(**kw), params, grads)[0]
-        )
+        assert_same(run(getattr(gf, cls)(**kw), params, grads)[0], run(getattr(ref, cls)(**kw), params, grads)[0])
 
 
 def test_zero_learning_rate_leaves_params_unchanged(impl):

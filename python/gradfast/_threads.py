@@ -17,8 +17,7 @@ def apply_env_threads() -> None:
         set_num_threads(n)
     except ValueError:
         warnings.warn(
-            f"gradfast: GRADFAST_NUM_THREADS must be an int >= 1, got {value!r}; "
-            "using one thread per CPU",
+            f"gradfast: GRADFAST_NUM_THREADS must be an int >= 1, got {value!r}; using one thread per CPU",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -35,8 +35,7 @@ def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np
     if writeable:
         if not a.flags.c_contiguous:
             raise ValueError(
-                f"{fn}: {name} must be C-contiguous, got a non-contiguous array "
-                f"(use np.ascontiguousarray)"
+                f"{fn}: {name} must be C-contiguous, got a non-contiguous array (use np.ascontiguousarray)"
             )
         if not a.flags.writeable:
             raise ValueError(f"{fn}: {name} must be writeable, got a read-only array")
@@ -55,9 +54,7 @@ def same_shape(fn: str, name: str, a: np.ndarray, shape: tuple[int, ...]) -> Non
 
 def no_alias(fn: str, name: str, a: np.ndarray, other_name: str, other: np.ndarray) -> None:
     if np.may_share_memory(a, other):
-        raise ValueError(
-            f"{fn}: {name} must not share memory with {other_name}, got overlapping arrays"
-        )
+        raise ValueError(f"{fn}: {name} must not share memory with {other_name}, got overlapping arrays")
 
 
 def no_overlaps(fn: str, written, read=()) -> None:

@@ -19,8 +19,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from . import _core
-from . import clip, optim
+from . import _core, clip, optim
 
 IMPLS = ("numpy", "gradfast")
 #: cases with at least this many elements get a roofline

@@ -6,8 +6,8 @@ them all in one fused pass with the GIL released.
 from __future__ import annotations
 
 from . import _core, _validate
-from .reference import optim as _ref
 from ._base.optim import AdamBase, AdamWBase, MomentumBase, adam_hypers
+from .reference import optim as _ref
 
 
 class Adam(AdamBase):

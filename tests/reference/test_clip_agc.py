@@ -155,27 +155,54 @@ def _bad_cases():
     buf = np.ones(8)
     buf2 = np.ones(8)
     return [
-        ({"w": np.ones((2, 3), np.int64)}, {"w": ones(2, 3)}, TypeError,
-         r"adaptive_grad_clip: gradients\['w'\] must have dtype float32 or float64, got int64"),
-        ({"w": ones(2, 3)}, {"w": np.ones((2, 3), np.float16)}, TypeError,
-         r"params\['w'\] must have dtype float32 or float64, got float16"),
-        ({"w": ones(2, 3)}, {"w": np.ones((2, 3), np.float32)}, TypeError,
-         r"params\['w'\] must have dtype float64 like the others, got float32"),
-        ({"w": ones(2, 3), "v": np.ones(2, np.float32)}, {"w": ones(2, 3), "v": np.ones(2, np.float32)},
-         TypeError, r"gradients\['v'\] must have dtype float64 like the others"),
+        (
+            {"w": np.ones((2, 3), np.int64)},
+            {"w": ones(2, 3)},
+            TypeError,
+            r"adaptive_grad_clip: gradients\['w'\] must have dtype float32 or float64, got int64",
+        ),
+        (
+            {"w": ones(2, 3)},
+            {"w": np.ones((2, 3), np.float16)},
+            TypeError,
+            r"params\['w'\] must have dtype float32 or float64, got float16",
+        ),
+        (
+            {"w": ones(2, 3)},
+            {"w": np.ones((2, 3), np.float32)},
+            TypeError,
+            r"params\['w'\] must have dtype float64 like the others, got float32",
+        ),
+        (
+            {"w": ones(2, 3), "v": np.ones(2, np.float32)},
+            {"w": ones(2, 3), "v": np.ones(2, np.float32)},
+            TypeError,
+            r"gradients\['v'\] must have dtype float64 like the others",
+        ),
         ({"w": ones(2, 6)[:, ::2]}, {"w": ones(2, 3)}, ValueError, r"gradients\['w'\] must be C-contiguous"),
-        ({"w": np.asfortranarray(ones(2, 3))}, {"w": ones(2, 3)}, ValueError,
-         r"gradients\['w'\] must be C-contiguous"),
+        ({"w": np.asfortranarray(ones(2, 3))}, {"w": ones(2, 3)}, ValueError, r"gradients\['w'\] must be C-contiguous"),
         ({"w": _readonly(ones(2, 3))}, {"w": ones(2, 3)}, ValueError, r"gradients\['w'\] must be writeable"),
         ({"w": same}, {"w": same}, ValueError, r"gradients\['w'\] must not share memory with params\['w'\]"),
-        ({"a": buf[:5], "b": buf[4:]}, {"a": ones(5), "b": ones(4)}, ValueError,
-         r"gradients\['(a|b)'\] must not share memory with gradients\['(a|b)'\]"),
-        ({"a": buf2[:5], "b": ones(4)}, {"a": ones(5), "b": buf2[4:]}, ValueError,
-         r"gradients\['a'\] must not share memory with params\['b'\]"),
+        (
+            {"a": buf[:5], "b": buf[4:]},
+            {"a": ones(5), "b": ones(4)},
+            ValueError,
+            r"gradients\['(a|b)'\] must not share memory with gradients\['(a|b)'\]",
+        ),
+        (
+            {"a": buf2[:5], "b": ones(4)},
+            {"a": ones(5), "b": buf2[4:]},
+            ValueError,
+            r"gradients\['a'\] must not share memory with params\['b'\]",
+        ),
         ({"w": ones(2, 3)}, {"w": ones(3, 2)}, ValueError, r"params\['w'\] must have shape \(2, 3\), got"),
         ({"w": ones(2, 3)}, {}, ValueError, r"params must have key 'w' like gradients"),
-        ({"w": ones(2, 3)}, {"w": ones(2, 3), "x": ones(1)}, ValueError,
-         r"params must have only the keys of gradients, got extra key 'x'"),
+        (
+            {"w": ones(2, 3)},
+            {"w": ones(2, 3), "x": ones(1)},
+            ValueError,
+            r"params must have only the keys of gradients, got extra key 'x'",
+        ),
         ([ones(2)], {"w": ones(2)}, TypeError, r"gradients must be a dict of numpy arrays"),
         ({"w": ones(2)}, None, TypeError, r"params must be a dict of numpy arrays, got NoneType"),
     ]
@@ -225,10 +252,7 @@ def test_overlap_sweep_agrees_with_pairwise_may_share_memory(spans, separate):
     written = [(n, a) for n, a, w in arrays if w]
     read = [(n, a) for n, a, w in arrays if not w]
     expect = any(
-        np.may_share_memory(a, b)
-        for i, (_, a, wa) in enumerate(arrays)
-        for (_, b, wb) in arrays[i + 1 :]
-        if wa or wb
+        np.may_share_memory(a, b) for i, (_, a, wa) in enumerate(arrays) for (_, b, wb) in arrays[i + 1 :] if wa or wb
     )
     if expect:
         with pytest.raises(ValueError, match=r"f: a\d+ must not share memory with a\d+, got overlapping"):

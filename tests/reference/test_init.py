@@ -18,8 +18,12 @@ def expected_std(init, dist, fan_in, fan_out):
     return math.sqrt(2.0 / denom) if dist == "normal" else math.sqrt(6.0 / denom) / math.sqrt(3.0)
 
 
-@given(dims=st.lists(st.integers(1, 12), min_size=2, max_size=5), init=st.sampled_from(["he", "xavier"]),
-       dist=st.sampled_from(["normal", "uniform"]), dtype=st.sampled_from([np.float32, np.float64]))
+@given(
+    dims=st.lists(st.integers(1, 12), min_size=2, max_size=5),
+    init=st.sampled_from(["he", "xavier"]),
+    dist=st.sampled_from(["normal", "uniform"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
 def test_shapes_keys_dtype(dims, init, dist, dtype):
     w = initialize_weights(dims, init, distribution=dist, seed=3, dtype=dtype)
     assert set(w) == {f"{p}{layer}" for layer in range(1, len(dims)) for p in "Wb"}

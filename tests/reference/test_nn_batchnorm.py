@@ -22,9 +22,7 @@ def from_per_channel(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def direct_forward(x, gamma, beta, mean, var, eps):
     """gamma * (x - mean) / sqrt(var + eps) + beta, channel by channel."""
     rows = per_channel(x.astype(np.float64))
-    out = np.stack([
-        g * (r - m) / np.sqrt(v + eps) + b for r, g, b, m, v in zip(rows, gamma, beta, mean, var)
-    ])
+    out = np.stack([g * (r - m) / np.sqrt(v + eps) + b for r, g, b, m, v in zip(rows, gamma, beta, mean, var)])
     return from_per_channel(out, x.shape)
 
 
@@ -164,9 +162,7 @@ def test_forward_hypothesis(n, c, length, momentum, eps, seed):
     expect = direct_forward(x, np.ones(c), np.zeros(c), rows.mean(axis=1), rows.var(axis=1), eps)
     np.testing.assert_allclose(out, expect, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(bn.running_mean, momentum * rows.mean(axis=1), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(
-        bn.running_var, (1 - momentum) + momentum * np.var(rows, axis=1, ddof=1), rtol=1e-12
-    )
+    np.testing.assert_allclose(bn.running_var, (1 - momentum) + momentum * np.var(rows, axis=1, ddof=1), rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
@@ -239,10 +235,8 @@ def test_bad_forward_changes_nothing():
         (ValueError, fwd + r" have shape \(N, 3\) or \(N, 3, L\), got \(4, 2\)", (x[:, :2],)),
         (ValueError, r"x must have shape \(N, 3\) or \(N, 3, L\), got \(3,\)", (x[0],)),
         (ValueError, r"got \(2, 3, 2, 2\)", (np.ones((2, 3, 2, 2)),)),
-        (ValueError, fwd + r" have more than 1 value per channel when training, got shape \(1, 3\)",
-         (x[:1],)),
-        (ValueError, r"more than 1 value per channel when training, got shape \(1, 3, 1\)",
-         (x[:1, :, None],)),
+        (ValueError, fwd + r" have more than 1 value per channel when training, got shape \(1, 3\)", (x[:1],)),
+        (ValueError, r"more than 1 value per channel when training, got shape \(1, 3, 1\)", (x[:1, :, None],)),
         (TypeError, r"BatchNorm.forward: training must be a bool, got int", (x, 1)),
     ]
     for exc, match, args in cases:

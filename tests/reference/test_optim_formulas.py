@@ -270,8 +270,11 @@ def test_clip_grad_norm_nonfinite():
     [
         (lambda: {"a": np.ones(3, np.int64)}, TypeError, r"gradients\['a'\] must have dtype float32 or"),
         (lambda: {"a": np.ones(3, np.float16)}, TypeError, r"dtype float32 or float64, got float16"),
-        (lambda: {"a": np.ones(3), "b": np.ones(3, np.float32)}, TypeError,
-         r"gradients\['b'\] must have dtype float64 like the others"),
+        (
+            lambda: {"a": np.ones(3), "b": np.ones(3, np.float32)},
+            TypeError,
+            r"gradients\['b'\] must have dtype float64 like the others",
+        ),
         (lambda: {"a": np.ones((3, 4))[:, ::2]}, ValueError, r"gradients\['a'\] must be C-contiguous"),
         (lambda: {"a": np.asfortranarray(np.ones((3, 4)))}, ValueError, r"must be C-contiguous"),
         (lambda: {"a": _readonly(np.ones(3))}, ValueError, r"gradients\['a'\] must be writeable"),
@@ -396,12 +399,21 @@ def test_load_state_dict_bad_input_changes_nothing():
         ({**before, "step": 1.0}, TypeError, r"d\['step'\] must be an int"),
         ({**before, "hyperparams": {"beta1": 1.5}}, ValueError, r"Adam: beta1 must be a finite number"),
         ({**before, "hyperparams": {"learning_rate": -1}}, ValueError, r"learning_rate must be a finite"),
-        ({**before, "state": {"w": {"exp_avg": np.zeros(3)}}}, ValueError,
-         r"d\['state'\]\['w'\] must have slot 'exp_avg_sq'"),
-        ({**before, "state": {"w": {"exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3, np.int32)}}},
-         TypeError, r"d\['state'\]\['w'\]\['exp_avg_sq'\] must have dtype float32 or float64"),
-        ({**before, "state": {"w": {"exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3, np.float32)}}},
-         TypeError, r"d\['state'\]\['w'\]\['exp_avg_sq'\] must have dtype float64 like the others"),
+        (
+            {**before, "state": {"w": {"exp_avg": np.zeros(3)}}},
+            ValueError,
+            r"d\['state'\]\['w'\] must have slot 'exp_avg_sq'",
+        ),
+        (
+            {**before, "state": {"w": {"exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3, np.int32)}}},
+            TypeError,
+            r"d\['state'\]\['w'\]\['exp_avg_sq'\] must have dtype float32 or float64",
+        ),
+        (
+            {**before, "state": {"w": {"exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3, np.float32)}}},
+            TypeError,
+            r"d\['state'\]\['w'\]\['exp_avg_sq'\] must have dtype float64 like the others",
+        ),
     ]
     for d, exc, match in bad:
         with pytest.raises(exc, match=match):
@@ -478,14 +490,30 @@ def _bad_update_cases():
     ro = _readonly(np.ones((2, 3)))
     same = np.ones((2, 3))
     return [
-        ({"w": np.ones((2, 3), np.int32)}, {"w": ok()}, TypeError,
-         r"params\['w'\] must have dtype float32 or float64, got int32"),
-        ({"w": ok()}, {"w": np.ones((2, 3), np.float16)}, TypeError,
-         r"gradients\['w'\] must have dtype float32 or float64, got float16"),
-        ({"w": ok()}, {"w": np.ones((2, 3), np.float32)}, TypeError,
-         r"gradients\['w'\] must have dtype float64 like the others, got float32"),
-        ({"w": ok(), "b": np.ones(3, np.float32)}, {"w": ok(), "b": np.ones(3, np.float32)}, TypeError,
-         r"params\['b'\] must have dtype float64 like the others"),
+        (
+            {"w": np.ones((2, 3), np.int32)},
+            {"w": ok()},
+            TypeError,
+            r"params\['w'\] must have dtype float32 or float64, got int32",
+        ),
+        (
+            {"w": ok()},
+            {"w": np.ones((2, 3), np.float16)},
+            TypeError,
+            r"gradients\['w'\] must have dtype float32 or float64, got float16",
+        ),
+        (
+            {"w": ok()},
+            {"w": np.ones((2, 3), np.float32)},
+            TypeError,
+            r"gradients\['w'\] must have dtype float64 like the others, got float32",
+        ),
+        (
+            {"w": ok(), "b": np.ones(3, np.float32)},
+            {"w": ok(), "b": np.ones(3, np.float32)},
+            TypeError,
+            r"params\['b'\] must have dtype float64 like the others",
+        ),
         ({"w": np.ones((2, 6))[:, ::2]}, {"w": ok()}, ValueError, r"params\['w'\] must be C-contiguous"),
         ({"w": np.asfortranarray(ok())}, {"w": ok()}, ValueError, r"params\['w'\] must be C-contiguous"),
         ({"w": ro}, {"w": ok()}, ValueError, r"params\['w'\] must be writeable, got a read-only array"),

@@ -229,8 +229,11 @@ def test_layer_adaptive_lr_load_bad_state_changes_nothing():
         ({k: v for k, v in good.items() if k != "layer_steps"}, ValueError, r"d must have key 'layer_steps'"),
         ({**good, "layer_steps": [1]}, TypeError, r"d\['layer_steps'\] must be a dict of ints, got list"),
         ({**good, "layer_steps": {}}, ValueError, r"d\['layer_steps'\] must have key 'a' like d\['state'\]"),
-        ({**good, "layer_steps": {"a": 1, "b": 1}}, ValueError,
-         r"d\['layer_steps'\] must have only the keys of d\['state'\], got extra key 'b'"),
+        (
+            {**good, "layer_steps": {"a": 1, "b": 1}},
+            ValueError,
+            r"d\['layer_steps'\] must have only the keys of d\['state'\], got extra key 'b'",
+        ),
         ({**good, "layer_steps": {"a": -1}}, ValueError, r"d\['layer_steps'\]\['a'\] must be an int >= 0"),
         ({**good, "layer_steps": {"a": 1.5}}, TypeError, r"d\['layer_steps'\]\['a'\] must be an int"),
     ]
@@ -255,10 +258,18 @@ def test_layer_adaptive_lr_bad_compute_lr_changes_nothing(dtype):
         ("w", np.ones((2, 3), np.float16), TypeError, r"gradient must have dtype float32 or float64, got f"),
         ("w", [1.0, 2.0], TypeError, r"gradient must be a numpy.ndarray, got list"),
         ("w", np.ones((3, 2), dtype), ValueError, r"gradient must have shape \(2, 3\) and dtype"),
-        ("w", np.ones((2, 3), other), ValueError,
-         rf"gradient must have shape \(2, 3\) and dtype {np.dtype(dtype)} as when"),
-        ("w", opt.state["w"]["square_avg"], ValueError,
-         r"state\['w'\]\['square_avg'\] must not share memory with gradient"),
+        (
+            "w",
+            np.ones((2, 3), other),
+            ValueError,
+            rf"gradient must have shape \(2, 3\) and dtype {np.dtype(dtype)} as when",
+        ),
+        (
+            "w",
+            opt.state["w"]["square_avg"],
+            ValueError,
+            r"state\['w'\]\['square_avg'\] must not share memory with gradient",
+        ),
     ]
     for name, g, exc, match in cases:
         with pytest.raises(exc, match=r"LayerAdaptiveLR\.compute_lr: " + match):
@@ -271,13 +282,21 @@ def test_layer_adaptive_lr_bad_apply_gradients_changes_nothing():
     opt = LayerAdaptiveLR()
     opt.apply_gradients({"w": np.ones(3)}, {"w": np.ones(3)})
     cases = [
-        ({"w": np.ones(3), "b": np.ones(2, np.float32)}, {"w": np.ones(3), "b": np.ones(2, np.float32)},
-         TypeError, r"params\['b'\] must have dtype float64 like the others"),
+        (
+            {"w": np.ones(3), "b": np.ones(2, np.float32)},
+            {"w": np.ones(3), "b": np.ones(2, np.float32)},
+            TypeError,
+            r"params\['b'\] must have dtype float64 like the others",
+        ),
         ({"w": np.ones(3)}, {"w": np.ones(3, np.float32)}, TypeError, r"gradients\['w'\] must have dtype f"),
         ({"w": np.ones(3)}, {"w": np.ones(4)}, ValueError, r"gradients\['w'\] must have shape \(3,\)"),
         ({"w": np.ones(3), "x": np.ones(1)}, {"w": np.ones(3)}, ValueError, r"gradients must have key 'x'"),
-        ({"w": np.ones(3, np.float32)}, {"w": np.ones(3, np.float32)}, ValueError,
-         r"params\['w'\] must have shape \(3,\) and dtype float64 as when the optimizer state of layer 'w'"),
+        (
+            {"w": np.ones(3, np.float32)},
+            {"w": np.ones(3, np.float32)},
+            ValueError,
+            r"params\['w'\] must have shape \(3,\) and dtype float64 as when the optimizer state of layer 'w'",
+        ),
         ({"w": np.ones(3, np.int64)}, {"w": np.ones(3)}, TypeError, r"params\['w'\] must have dtype float"),
         ({"w": opt.state["w"]["square_avg"]}, {"w": np.ones(3)}, ValueError, r"must not share memory"),
     ]
@@ -515,18 +534,34 @@ def _bad_update_cases():
     same = np.ones((2, 3))
     buf = np.ones(12)
     return [
-        ({"w": np.ones((2, 3), np.int32)}, {"w": ok()}, TypeError,
-         r"params\['w'\] must have dtype float32 or float64, got int32"),
-        ({"w": ok()}, {"w": np.ones((2, 3), np.float16)}, TypeError,
-         r"gradients\['w'\] must have dtype float32 or float64, got float16"),
-        ({"w": ok()}, {"w": np.ones((2, 3), np.float32)}, TypeError,
-         r"gradients\['w'\] must have dtype float64 like the others, got float32"),
+        (
+            {"w": np.ones((2, 3), np.int32)},
+            {"w": ok()},
+            TypeError,
+            r"params\['w'\] must have dtype float32 or float64, got int32",
+        ),
+        (
+            {"w": ok()},
+            {"w": np.ones((2, 3), np.float16)},
+            TypeError,
+            r"gradients\['w'\] must have dtype float32 or float64, got float16",
+        ),
+        (
+            {"w": ok()},
+            {"w": np.ones((2, 3), np.float32)},
+            TypeError,
+            r"gradients\['w'\] must have dtype float64 like the others, got float32",
+        ),
         ({"w": np.ones((2, 6))[:, ::2]}, {"w": ok()}, ValueError, r"params\['w'\] must be C-contiguous"),
         ({"w": np.asfortranarray(ok())}, {"w": ok()}, ValueError, r"params\['w'\] must be C-contiguous"),
         ({"w": _readonly(ok())}, {"w": ok()}, ValueError, r"params\['w'\] must be writeable"),
         ({"w": same}, {"w": same}, ValueError, r"params\['w'\] must not share memory with gradients\['w'\]"),
-        ({"w": buf[:6].reshape(2, 3), "v": ok()}, {"w": ok(), "v": buf[5:11].reshape(2, 3)}, ValueError,
-         r"params\['w'\] must not share memory with gradients\['v'\]"),
+        (
+            {"w": buf[:6].reshape(2, 3), "v": ok()},
+            {"w": ok(), "v": buf[5:11].reshape(2, 3)},
+            ValueError,
+            r"params\['w'\] must not share memory with gradients\['v'\]",
+        ),
         ({"w": buf[:6].reshape(2, 3), "v": buf[6:].reshape(2, 3)}, {"w": ok(), "v": ok()}, None, None),
         ({"w": ok()}, {"w": np.ones((3, 2))}, ValueError, r"gradients\['w'\] must have shape \(2, 3\)"),
         ({"w": ok()}, {}, ValueError, r"gradients must have key 'w' like params"),
@@ -572,8 +607,12 @@ def test_update_against_existing_state(make):
         ({"w": np.zeros((3, 2))}, None, ValueError, r"params\['w'\] must have shape \(2, 3\) and dtype"),
         ({"w": np.zeros((2, 3), np.float32)}, None, ValueError, r"dtype float64 as when the optimizer state"),
         ({"w": state[slot]}, None, ValueError, r"must not share memory"),
-        ({"w": np.zeros((2, 3))}, {"w": state[slot]}, ValueError,
-         rf"state\['w'\]\['{slot}'\] must not share memory with gradients\['w'\]"),
+        (
+            {"w": np.zeros((2, 3))},
+            {"w": state[slot]},
+            ValueError,
+            rf"state\['w'\]\['{slot}'\] must not share memory with gradients\['w'\]",
+        ),
     ]
     if not isinstance(opt, LayerAdaptiveLR):  # the seed's rule takes any subset of layers
         cases += [

@@ -144,9 +144,7 @@ def test_nan_threshold_prunes_all_and_warns(caplog):
     with caplog.at_level(logging.INFO, logger="gradfast"):
         out = prune_network({"w": w, "ok": np.array([1.0, 2.0])}, 0.5, scope="global")
     np.testing.assert_array_equal(out["w"], np.zeros(3))
-    assert any(
-        r.levelno == logging.WARNING and "NaN pruning threshold" in r.getMessage() for r in caplog.records
-    )
+    assert any(r.levelno == logging.WARNING and "NaN pruning threshold" in r.getMessage() for r in caplog.records)
 
 
 def test_sparsity_is_logged_not_printed(caplog, capsys):
@@ -285,9 +283,7 @@ def test_gradual_bad_construction(kwargs, exc, match):
 
 def test_gradual_bad_step():
     g = GradualPruning()
-    with pytest.raises(
-        ValueError, match=r"GradualPruning.compute_sparsity: step must be a finite number in \[0.0"
-    ):
+    with pytest.raises(ValueError, match=r"GradualPruning.compute_sparsity: step must be a finite number in \[0.0"):
         g.compute_sparsity(-1)
     with pytest.raises(TypeError, match=r"compute_sparsity: step must be a real number, got str"):
         g.compute_sparsity("5")

@@ -59,9 +59,7 @@ def test_gradient_is_the_finite_difference_of_the_penalty(weights, l1, l2):
             minus = {**w64, key: w.copy()}
             plus[key][i] += h
             minus[key][i] -= h
-            fd[i] = (compute_regularization(plus, l1, l2)[0] - compute_regularization(minus, l1, l2)[0]) / (
-                2 * h
-            )
+            fd[i] = (compute_regularization(plus, l1, l2)[0] - compute_regularization(minus, l1, l2)[0]) / (2 * h)
         tol = 1e-6 if g.dtype == np.float64 else 2e-5
         np.testing.assert_allclose(g, fd, rtol=tol, atol=tol)
 

@@ -184,9 +184,7 @@ def _call(**over):
     w, X, Y, h0 = _good()
     args = {"inputs": X, "targets": Y, "hidden_state": h0, "weights": w, "sequence_length": 4}
     args.update({k: v(args) if callable(v) else v for k, v in over.items()})
-    return bptt(
-        args["inputs"], args["targets"], args["hidden_state"], args["weights"], args["sequence_length"]
-    )
+    return bptt(args["inputs"], args["targets"], args["hidden_state"], args["weights"], args["sequence_length"])
 
 
 def _w(**over):
@@ -328,13 +326,9 @@ def test_bad_input(over, exc, match):
 def test_vector_form_messages():
     w, X, Y, h0 = problem(3, 2, 4, 3, 1, seed=12)
     xs = [x[:, 0] for x in X]
-    with pytest.raises(
-        ValueError, match=r"bptt: hidden_state must have shape \(4, 1\) or \(4,\), got \(3,\)"
-    ):
+    with pytest.raises(ValueError, match=r"bptt: hidden_state must have shape \(4, 1\) or \(4,\), got \(3,\)"):
         bptt(xs, Y, h0[:3, 0], w, 3)
-    with pytest.raises(
-        ValueError, match=r"bptt: targets must have steps of shape \(3, 1\) or \(3,\), got \(2,\)"
-    ):
+    with pytest.raises(ValueError, match=r"bptt: targets must have steps of shape \(3, 1\) or \(3,\), got \(2,\)"):
         bptt(xs, [y[:2, 0] for y in Y], h0, w, 3)
     with pytest.raises(ValueError, match=r"inputs\[0\] must be a \(D, B\) or \(D,\) array, got shape \(\)"):
         bptt([np.ones(())], Y, h0, w, 1)

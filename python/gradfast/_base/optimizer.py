@@ -145,9 +145,7 @@ class Optimizer:
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         fn = f"{self._name}.load_state_dict"
         if not isinstance(d, Mapping) or not {"step", "hyperparams", "state"} <= set(d):
-            raise ValueError(
-                f"{fn}: d must be a dict with keys 'step', 'hyperparams', 'state', got {d!r:.80}"
-            )
+            raise ValueError(f"{fn}: d must be a dict with keys 'step', 'hyperparams', 'state', got {d!r:.80}")
         step = _validate.integer(fn, "d['step']", d["step"], lo=0)
         hyper = dict(d["hyperparams"])
         # Assign through a scratch copy first so that a bad value changes nothing; the

@@ -7,9 +7,9 @@ tracks the observed norms.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
-import math
 
 import numpy as np
 
@@ -163,8 +163,7 @@ class AdaptiveClipper:
         self.min_clip_value = 1e-3 * self.init_clip_value if min_clip_value is None else min_clip_value
         if self.min_clip_value > self.init_clip_value:
             raise ValueError(
-                f"{fn}: min_clip_value must be <= init_clip_value ({self.init_clip_value}), "
-                f"got {min_clip_value!r}"
+                f"{fn}: min_clip_value must be <= init_clip_value ({self.init_clip_value}), got {min_clip_value!r}"
             )
         self.running_max = 0.0
         self.running_weight = 0.0
@@ -203,9 +202,7 @@ class AdaptiveClipper:
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         fn = "AdaptiveClipper.load_state_dict"
         if not isinstance(d, Mapping) or not {"running_max", "running_weight"} <= set(d):
-            raise ValueError(
-                f"{fn}: d must be a dict with keys 'running_max', 'running_weight', got {d!r:.80}"
-            )
+            raise ValueError(f"{fn}: d must be a dict with keys 'running_max', 'running_weight', got {d!r:.80}")
         running_max = _validate.number(fn, "d['running_max']", d["running_max"], lo=0.0)
         running_weight = _validate.number(fn, "d['running_weight']", d["running_weight"], lo=0.0, hi=1.0)
         self.running_max, self.running_weight = running_max, running_weight

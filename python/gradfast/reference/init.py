@@ -17,17 +17,13 @@ _DISTS = ("normal", "uniform")
 def _layer_dims(fn: str, layer_dims: object) -> list[int]:
     if isinstance(layer_dims, np.ndarray):
         if layer_dims.ndim != 1 or not np.issubdtype(layer_dims.dtype, np.integer):
-            raise TypeError(
-                f"{fn}: layer_dims must be a sequence of ints, got {_validate._describe(layer_dims)}"
-            )
+            raise TypeError(f"{fn}: layer_dims must be a sequence of ints, got {_validate._describe(layer_dims)}")
         layer_dims = layer_dims.tolist()
     if isinstance(layer_dims, (str, bytes)) or not isinstance(layer_dims, Sequence):
         raise TypeError(f"{fn}: layer_dims must be a sequence of ints, got {type(layer_dims).__name__}")
     dims = [_validate.integer(fn, f"layer_dims[{i}]", d, lo=1) for i, d in enumerate(layer_dims)]
     if len(dims) < 2:
-        raise ValueError(
-            f"{fn}: layer_dims must have at least 2 entries (input and one layer), got {len(dims)}"
-        )
+        raise ValueError(f"{fn}: layer_dims must have at least 2 entries (input and one layer), got {len(dims)}")
     return dims
 
 

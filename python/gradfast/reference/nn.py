@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _random
 from .. import _validate
 from .._base.optimizer import Hyper
+from . import _random
 
 
 class BatchNorm:
@@ -84,9 +84,7 @@ class BatchNorm:
         bshape = (1, c) if x.ndim == 2 else (1, c, 1)
         n = x.size // c
         if training and n < 2:
-            raise ValueError(
-                f"{fn}: x must have more than 1 value per channel when training, got shape {x.shape}"
-            )
+            raise ValueError(f"{fn}: x must have more than 1 value per channel when training, got shape {x.shape}")
 
         f8 = np.float64
         gamma = self.gamma.astype(f8)
@@ -110,8 +108,14 @@ class BatchNorm:
             self.running_mean[...] = new_mean
             self.running_var[...] = new_var
         self._cache = {
-            "training": training, "xhat": xhat, "inv_std": inv_std, "gamma": gamma,
-            "shape": x.shape, "axes": axes, "bshape": bshape, "n": n,
+            "training": training,
+            "xhat": xhat,
+            "inv_std": inv_std,
+            "gamma": gamma,
+            "shape": x.shape,
+            "axes": axes,
+            "bshape": bshape,
+            "n": n,
         }
         return out
 
@@ -122,13 +126,10 @@ class BatchNorm:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != self.dtype:
-            raise TypeError(
-                f"{fn}: grad_output must have dtype {self.dtype} like the layer, got {grad_output.dtype}"
-            )
+            raise TypeError(f"{fn}: grad_output must have dtype {self.dtype} like the layer, got {grad_output.dtype}")
         if grad_output.shape != cache["shape"]:
             raise ValueError(
-                f"{fn}: grad_output must have shape {cache['shape']} like the last forward's x, "
-                f"got {grad_output.shape}"
+                f"{fn}: grad_output must have shape {cache['shape']} like the last forward's x, got {grad_output.shape}"
             )
         axes, bshape, n = cache["axes"], cache["bshape"], cache["n"]
         xhat, scale = cache["xhat"], cache["gamma"] * cache["inv_std"]
@@ -206,13 +207,11 @@ class Dropout:
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != dtype:
             raise TypeError(
-                f"{fn}: grad_output must have dtype {dtype} like the last forward's x, "
-                f"got {grad_output.dtype}"
+                f"{fn}: grad_output must have dtype {dtype} like the last forward's x, got {grad_output.dtype}"
             )
         if grad_output.shape != shape:
             raise ValueError(
-                f"{fn}: grad_output must have shape {shape} like the last forward's x, "
-                f"got {grad_output.shape}"
+                f"{fn}: grad_output must have shape {shape} like the last forward's x, got {grad_output.shape}"
             )
         if self.mask is None:
             return grad_output.copy()

@@ -9,9 +9,9 @@ done in the array's dtype. NaN and inf propagate as they do in PyTorch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
-import math
 
 import numpy as np
 
@@ -92,8 +92,18 @@ class Adam(AdamBase):
         for key, p in params.items():
             s = state[key]
             _adam_arrays(
-                p, gradients[key], s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"), step,
-                self.learning_rate, self.beta1, self.beta2, self.epsilon, self.weight_decay, self.decoupled,
+                p,
+                gradients[key],
+                s["exp_avg"],
+                s["exp_avg_sq"],
+                s.get("max_exp_avg_sq"),
+                step,
+                self.learning_rate,
+                self.beta1,
+                self.beta2,
+                self.epsilon,
+                self.weight_decay,
+                self.decoupled,
             )
 
 
@@ -123,9 +133,7 @@ def _named(prefix: str, d: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarr
 
 
 def _state_arrays(state: Mapping, keys) -> list[tuple[str, np.ndarray]]:
-    return [
-        (f"state[{k!r}][{s!r}]", a) for k in keys if k in state for s, a in state[k].items()
-    ]
+    return [(f"state[{k!r}][{s!r}]", a) for k in keys if k in state for s, a in state[k].items()]
 
 
 def _no_aliasing(fn: str, params, gradients, state) -> None:
@@ -277,9 +285,7 @@ class LayerAdaptiveLR(Optimizer):
         if not isinstance(steps, Mapping):
             raise TypeError(f"{fn}: d['layer_steps'] must be a dict of ints, got {type(steps).__name__}")
         _validate.matching_keys(fn, "d['layer_steps']", steps, "d['state']", state)
-        return {
-            "layer_steps": {k: _validate.integer(fn, f"d['layer_steps'][{k!r}]", steps[k], lo=0) for k in state}
-        }
+        return {"layer_steps": {k: _validate.integer(fn, f"d['layer_steps'][{k!r}]", steps[k], lo=0) for k in state}}
 
 
 class LAMB(Optimizer):

@@ -64,7 +64,12 @@ def prune_network(weights, prune_ratio=0.3, *, scope="layer"):
                 logger.warning("%s: layer %r has a NaN pruning threshold; every weight is pruned", fn, key)
         logger.info(
             "%s: layer %r sparsity %.2f%% (%d of %d weights pruned, threshold %.6g)",
-            fn, key, 100.0 * removed / max(w.size, 1), removed, w.size, threshold,
+            fn,
+            key,
+            100.0 * removed / max(w.size, 1),
+            removed,
+            w.size,
+            threshold,
         )
         pruned[key] = out
     return pruned

@@ -32,9 +32,7 @@ def _steps(fn: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
         if a.ndim not in (1, 2):
             raise ValueError(f"{fn}: {name}[{t}] must be a (D, B) or (D,) array, got shape {a.shape}")
         if a.shape != value[0].shape:
-            raise ValueError(
-                f"{fn}: {name}[{t}] must have shape {value[0].shape} like {name}[0], got {a.shape}"
-            )
+            raise ValueError(f"{fn}: {name}[{t}] must have shape {value[0].shape} like {name}[0], got {a.shape}")
     if len(value) == 0:
         return np.empty((0, 0), dtype=dtype)
     return np.stack(value)
@@ -68,9 +66,7 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
     """
     fn = "bptt"
     if not isinstance(weights, Mapping):
-        raise TypeError(
-            f"{fn}: weights must be a dict with keys 'Wx', 'Wh', 'Wy', got {type(weights).__name__}"
-        )
+        raise TypeError(f"{fn}: weights must be a dict with keys 'Wx', 'Wh', 'Wy', got {type(weights).__name__}")
     for k in _KEYS:
         if k not in weights:
             raise ValueError(f"{fn}: weights must have key {k!r}, got it missing")

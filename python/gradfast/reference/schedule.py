@@ -111,9 +111,7 @@ class LRScheduler:
             return self.initial_lr
         return self.initial_lr * (s + (1.0 - s) * e / w)
 
-    def with_warmup(
-        self, epoch, warmup_epochs, schedule: Schedule, *, start_factor=0.0, **schedule_kwargs
-    ) -> float:
+    def with_warmup(self, epoch, warmup_epochs, schedule: Schedule, *, start_factor=0.0, **schedule_kwargs) -> float:
         """Ramp with ``linear_warmup``, then decay with ``schedule``.
 
         ``linear_warmup(epoch, warmup_epochs, start_factor)`` while ``epoch < warmup_epochs``,
