@@ -11,6 +11,7 @@ pub mod float;
 pub mod optim;
 pub mod pool;
 pub mod probe;
+pub mod random;
 pub mod reduce;
 pub mod simd;
 
