@@ -1,4 +1,6 @@
-//! The one error type of the bindings, raised in Python as `TypeError` or `ValueError`.
+//! The one error type of the bindings, raised in Python as `TypeError` or `ValueError`; a
+//! Python exception raised while reading an argument (a failing `__hash__` of a dict key,
+//! say) passes through as it is.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::PyErr;
@@ -9,6 +11,8 @@ pub enum Error {
     Type(String),
     /// A wrong shape, layout, aliasing, key or hyper-parameter.
     Value(String),
+    /// An exception Python raised.
+    Python(PyErr),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -18,12 +22,7 @@ impl From<Error> for PyErr {
         match e {
             Error::Type(msg) => PyTypeError::new_err(msg),
             Error::Value(msg) => PyValueError::new_err(msg),
+            Error::Python(e) => e,
         }
     }
-}
-
-/// Propagates a Python exception raised while reading an argument (a failing `__hash__` of
-/// a dict key, say) as it is.
-pub fn python(e: PyErr) -> Error {
-    Error::Value(e.to_string())
 }

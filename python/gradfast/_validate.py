@@ -26,10 +26,26 @@ def _describe(a: object) -> str:
     return type(a).__name__
 
 
-def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np.ndarray:
-    """Check that ``a`` is a float32/float64 ndarray; outputs must also be C-contiguous and writeable."""
+def ndarray(fn: str, name: str, a: object) -> np.ndarray:
+    """``a`` must be an ndarray under gradfast's subclass policy: a subclass whose arithmetic
+    is ndarray's (``np.memmap``) is used as it is; ``np.ma.MaskedArray`` (its mask would be
+    written through) and ``np.matrix`` (its ``*`` is a matrix product) are refused."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {_describe(a)}")
+    if type(a) is not np.ndarray:
+        if isinstance(a, np.ma.MaskedArray):
+            raise TypeError(
+                f"{fn}: {name} must be a numpy.ndarray, got a numpy.ma.MaskedArray, whose mask "
+                f"gradfast does not follow (pass its data, e.g. np.ma.getdata(a), and re-apply the mask)"
+            )
+        if isinstance(a, np.matrix):
+            raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got a numpy.matrix (pass np.asarray(m))")
+    return a
+
+
+def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np.ndarray:
+    """Check that ``a`` is a float32/float64 ndarray; outputs must also be C-contiguous and writeable."""
+    ndarray(fn, name, a)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
     if writeable:
@@ -83,10 +99,24 @@ def no_overlaps(fn: str, written, read=()) -> None:
         active.append((lo, hi, writes, name, a))
 
 
-def array_dict(fn: str, name: str, d: object) -> Mapping[str, np.ndarray]:
+def mapping(fn: str, name: str, d: object, what: str) -> Mapping:
+    """A dict argument: any ``collections.abc.Mapping`` (read through its own ``__getitem__``)."""
     if not isinstance(d, Mapping):
-        raise TypeError(f"{fn}: {name} must be a dict of numpy arrays, got {_describe(d)}")
+        raise TypeError(f"{fn}: {name} must be a dict of {what}, got {_describe(d)}")
     return d
+
+
+def array_dict(fn: str, name: str, d: object) -> Mapping[str, np.ndarray]:
+    return mapping(fn, name, d, "numpy arrays")
+
+
+def like_state(fn: str, name: str, a: np.ndarray, s: np.ndarray) -> None:
+    """``a`` must have the shape and dtype of the state array ``s`` made for it."""
+    if s.shape != a.shape or s.dtype != a.dtype:
+        raise ValueError(
+            f"{fn}: {name} must have shape {s.shape} and dtype {s.dtype} as when the optimizer "
+            f"state was created, got shape {a.shape} and dtype {a.dtype}"
+        )
 
 
 def float_dict(fn: str, name: str, d: object) -> tuple[Mapping[str, np.ndarray], np.dtype | None]:
@@ -162,7 +192,10 @@ def number(
     """A finite real hyper-parameter within [lo, hi] (ends open where asked)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf  # an int beyond float64: out of range below
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
     rng = f"in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
@@ -183,11 +216,12 @@ def flag(fn: str, name: str, value: object) -> bool:
     return bool(value)
 
 
-def integer(fn: str, name: str, value: object, *, lo: int | None = None) -> int:
+def integer(fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
-    if lo is not None and value < lo:
-        raise ValueError(f"{fn}: {name} must be an int >= {lo}, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{fn}: {name} must be an int {rng}, got {value!r}")
     return int(value)
 
 

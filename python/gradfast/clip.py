@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
 from . import _core, _validate
 from .reference import clip as _ref
 
 
-def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
+def clip_grad_norm(
+    gradients: Mapping[Any, np.ndarray],
+    max_norm: float,
+    norm_type: float | str = 2.0,
+    *,
+    error_if_nonfinite: bool = False,
+) -> float:
     fn = "clip_grad_norm"
     max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
     p = _validate.norm_type(fn, norm_type)

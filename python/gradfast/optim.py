@@ -1,9 +1,15 @@
 """Rust-backed optimizers: the classes of ``gradfast._base.optim`` with their arithmetic done by
-``_core``. Each step is one call into Rust that validates every array of the dict, then updates
-them all in one fused pass with the GIL released.
+``_core``. Each step is one call into Rust that validates every array of the dict, updates
+them all in one fused pass with the GIL released, and commits the step (``state`` and
+``step``) before returning, so that an interrupt cannot separate the arrays from the counter.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from . import _core, _validate
 from ._base.optim import AdamBase, AdamWBase, MomentumBase, adam_hypers
@@ -12,18 +18,14 @@ from .reference import optim as _ref
 
 class Adam(AdamBase):
     __doc__ = AdamBase.__doc__
+    _hyper_class = _core.AdamHyper
 
-    def update(self, params, gradients):
+    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        packed, state = self._packed, self.state
-        if packed is None or not state:
-            return super().update(params, gradients)
-        _core.adam(self._update_name, params, gradients, state, self.step + 1, *packed)
-        self.step += 1
+        with self._lock:
+            state = self.state or self._fresh_state(params, gradients)
+            _core.adam(self._update_name, self, params, gradients, state, self.step + 1, self._packed or self._pack())
         return params
-
-    def _apply(self, params, gradients, state, step):
-        _core.adam(self._update_name, params, gradients, state, step, *self._hyper_values)
 
 
 class AdamW(AdamWBase, Adam):
@@ -32,38 +34,48 @@ class AdamW(AdamWBase, Adam):
 
 class MomentumOptimizer(MomentumBase):
     __doc__ = MomentumBase.__doc__
+    _hyper_class = _core.MomentumHyper
 
-    def update(self, params, gradients):
+    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        packed, state = self._packed, self.state
-        if packed is None or not state:
-            return super().update(params, gradients)
-        _core.momentum(self._update_name, params, gradients, state, *packed)
-        self.step += 1
+        with self._lock:
+            state = self.state or self._fresh_state(params, gradients)
+            _core.momentum(
+                self._update_name, self, params, gradients, state, self.step + 1, self._packed or self._pack()
+            )
         return params
 
-    def _apply(self, params, gradients, state, step):
-        _core.momentum(self._update_name, params, gradients, state, *self._hyper_values)
 
-
-def adam_optimizer(params, gradients, state, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def adam_optimizer(
+    params: np.ndarray,
+    gradients: np.ndarray,
+    state: dict,
+    learning_rate: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> tuple[np.ndarray, dict]:
     fn = "adam_optimizer"
     if not isinstance(state, dict):
         raise TypeError(f"{fn}: state must be a dict, got {type(state).__name__}")
     lr, b1, b2, eps, _ = adam_hypers(fn, learning_rate, beta1, beta2, epsilon)
+    hyper = _core.AdamHyper(
+        learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps, weight_decay=0.0, decoupled=False, amsgrad=False
+    )
     if "m" in state:
         if "v" not in state:
             raise ValueError(f"{fn}: state must have key 'v' alongside 'm', got it missing")
-        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0) + 1
-        _core.adam_array(fn, params, gradients, state["m"], state["v"], t, lr, b1, b2, eps)
+        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0, hi=MAX_T - 1) + 1
+        _core.adam_array(fn, params, gradients, state, state["m"], state["v"], t, hyper)
     else:
-        # Fresh state joins the dict only once the step has succeeded.
+        # Fresh state joins the dict only once the step has succeeded (Rust sets m, v and t).
         _validate.float_array(fn, "params", params, writeable=True)
         m, v = _validate.zeros_like(params), _validate.zeros_like(params)
-        _core.adam_array(fn, params, gradients, m, v, 1, lr, b1, b2, eps)
-        state["m"], state["v"], t = m, v, 1
-    state["t"] = t
+        _core.adam_array(fn, params, gradients, state, m, v, 1, hyper)
     return params, state
 
+
+#: the largest step count ``state['t']`` may reach
+MAX_T = 2**62
 
 adam_optimizer.__doc__ = _ref.adam_optimizer.__doc__

@@ -2,17 +2,17 @@
 
 use gradfast_kernels::clip::{combine, scale};
 use gradfast_kernels::reduce::{norms, Order};
-use gradfast_kernels::Real;
 use pyo3::prelude::*;
 
-use super::run;
-use crate::arrays::{dict, float_dtype, Call, Dtype, Float, Name, Out};
+use super::{guard, run};
+use crate::arrays::{float_dtype, Call, Float, Items, Name, Out};
+use crate::dispatch;
 use crate::error::{Error, Result};
 
-fn clip_typed<T: Float + Real>(
+fn clip_typed<T: Float>(
     py: Python<'_>,
     func: &str,
-    grads: &Bound<'_, pyo3::types::PyDict>,
+    grads: &Items,
     max_norm: f64,
     norm_type: f64,
     error_if_nonfinite: bool,
@@ -20,8 +20,8 @@ fn clip_typed<T: Float + Real>(
     let order = Order::new(norm_type);
     let mut call = Call::new(func);
     let mut arrays: Vec<Out<T>> = Vec::with_capacity(grads.len());
-    for (key, g) in grads.iter() {
-        arrays.push(call.output::<T>(Name::Item("gradients", key), &g)?);
+    for (key, g) in &grads.items {
+        arrays.push(call.output::<T>(Name::Item("gradients", key.clone()), g)?);
     }
     let ok = call.check_overlaps()?;
     let slices: Vec<&mut [T]> = arrays.iter_mut().map(|a| a.slice(&ok)).collect();
@@ -59,18 +59,18 @@ pub fn clip_grad_norm(
     norm_type: f64,
     error_if_nonfinite: bool,
 ) -> PyResult<f64> {
-    let grads = dict(func, "gradients", gradients)?;
-    let Some((key, g)) = grads.iter().next() else {
-        return Ok(0.0);
-    };
-    Ok(
-        match float_dtype(func, &Name::Item("gradients", key), &g)? {
-            Dtype::F32 => {
-                clip_typed::<f32>(py, func, grads, max_norm, norm_type, error_if_nonfinite)?
-            }
-            Dtype::F64 => {
-                clip_typed::<f64>(py, func, grads, max_norm, norm_type, error_if_nonfinite)?
-            }
-        },
-    )
+    guard(func, || {
+        let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
+        let Some((key, g)) = grads.items.first() else {
+            return Ok(0.0);
+        };
+        let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
+        Ok(
+            dispatch!(dtype => clip_typed(py, func, &grads, max_norm, norm_type, error_if_nonfinite))?,
+        )
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)
 }

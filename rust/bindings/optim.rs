@@ -1,22 +1,58 @@
 //! Adam/AdamW and momentum over a whole dict of parameters in one call.
 //!
 //! `state` maps each parameter's key to a dict of state arrays (`exp_avg`, `velocity`, ...),
-//! as the Python optimizer classes keep it.
+//! as the Python optimizer classes keep it. A step commits itself: once the kernel has run,
+//! the binding sets the optimizer's `state` and `step` before returning, with no Python code
+//! in between, so a `KeyboardInterrupt` can never separate the arrays from the counter.
 
-use gradfast_kernels::optim::adam::{adam as adam_kernel, AdamHyper, AdamTensor};
-use gradfast_kernels::optim::momentum::{
-    momentum as momentum_kernel, MomentumHyper, MomentumTensor,
-};
-use gradfast_kernels::Real;
+use gradfast_kernels::optim::adam as adam_k;
+use gradfast_kernels::optim::adam::{adam as adam_kernel, AdamTensor};
+use gradfast_kernels::optim::momentum as momentum_k;
+use gradfast_kernels::optim::momentum::{momentum as momentum_kernel, MomentumTensor};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 
-use super::run;
-use crate::arrays::{
-    dict, float_dtype, same_keys, same_shape, Call, Checked, Dtype, Float, In, Name, Out,
-};
-use crate::error::{python, Error, Result};
+use super::{guard, run};
+use crate::arrays::{float_dtype, same_shape, Call, Checked, Dtype, Float, In, Items, Name, Out};
+use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
+
+hyper_class! {
+    /// `gradfast.Adam`'s hyper-parameters.
+    AdamHyper {
+        learning_rate: f64,
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        decoupled: bool,
+        amsgrad: bool,
+    }
+}
+
+impl AdamHyper {
+    fn kernel(&self, step: u64) -> adam_k::AdamHyper {
+        adam_k::AdamHyper {
+            lr: self.learning_rate,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.epsilon,
+            weight_decay: self.weight_decay,
+            decoupled: self.decoupled,
+            step,
+        }
+    }
+}
+
+hyper_class! {
+    /// `gradfast.MomentumOptimizer`'s hyper-parameters.
+    MomentumHyper {
+        learning_rate: f64,
+        momentum: f64,
+        nesterov: bool,
+    }
+}
 
 /// The arrays of one parameter: itself, its gradient and its state slots.
 struct Group<'py, T: Float> {
@@ -25,39 +61,41 @@ struct Group<'py, T: Float> {
     slots: Vec<Out<'py, T>>,
 }
 
-/// The dict arguments of an optimizer step, with their keys checked against each other.
+/// The dict arguments of an optimizer step, read and with their keys checked.
 struct Dicts<'a, 'py> {
     func: &'a str,
-    params: &'a Bound<'py, PyDict>,
-    grads: &'a Bound<'py, PyDict>,
-    state: &'a Bound<'py, PyDict>,
+    params: Items<'py>,
+    grads: Vec<Bound<'py, PyAny>>,
+    state: Vec<Bound<'py, PyAny>>,
 }
 
 impl<'a, 'py> Dicts<'a, 'py> {
     fn new(
         func: &'a str,
-        params: &'a Bound<'py, PyAny>,
-        grads: &'a Bound<'py, PyAny>,
-        state: &'a Bound<'py, PyAny>,
+        params: &Bound<'py, PyAny>,
+        grads: &Bound<'py, PyAny>,
+        state: &Bound<'py, PyAny>,
     ) -> Result<Self> {
-        let params = dict(func, "params", params)?;
-        let grads = dict(func, "gradients", grads)?;
-        let state = dict(func, "the optimizer state", state)?;
-        same_keys(func, "gradients", grads, "params", params)?;
-        same_keys(func, "params", params, "the optimizer state", state)?;
+        let params = Items::read(func, "params", "numpy arrays", params)?;
+        let grads = Items::read(func, "gradients", "numpy arrays", grads)?;
+        let state = Items::read(func, "the optimizer state", "state dicts", state)?;
+        grads.check_keys(func, "gradients", "params", &params)?;
+        params.check_keys(func, "params", "the optimizer state", &state)?;
         Ok(Dicts {
             func,
+            grads: grads.values_for(func, "gradients", &params)?,
+            state: state.values_for(func, "the optimizer state", &params)?,
             params,
-            grads,
-            state,
         })
     }
 
     /// The dtype of the first parameter; `None` for an empty dict.
     fn dtype(&self) -> Result<Option<Dtype>> {
-        match self.params.iter().next() {
+        match self.params.items.first() {
             None => Ok(None),
-            Some((key, p)) => float_dtype(self.func, &Name::Item("params", key), &p).map(Some),
+            Some((key, p)) => {
+                float_dtype(self.func, &Name::Item("params", key.clone()), p).map(Some)
+            }
         }
     }
 
@@ -70,26 +108,16 @@ impl<'a, 'py> Dicts<'a, 'py> {
         let func = self.func;
         let mut call = Call::new(func);
         let mut out = Vec::with_capacity(self.params.len());
-        for (key, p) in self.params.iter() {
-            let p = call.output::<T>(Name::Item("params", key.clone()), &p)?;
-            let g_obj = self
-                .grads
-                .get_item(&key)
-                .map_err(python)?
-                .ok_or_else(|| gone(func, "gradients"))?;
+        for (((key, p), g), s) in self.params.items.iter().zip(&self.grads).zip(&self.state) {
+            let p = call.output::<T>(Name::Item("params", key.clone()), p)?;
             let g_name = Name::Item("gradients", key.clone());
-            let g = call.input::<T>(g_name.clone(), &g_obj)?;
+            let g = call.input::<T>(g_name.clone(), g)?;
             same_shape(func, &g_name, g.shape(), p.shape())?;
-            let s_obj = self
-                .state
-                .get_item(&key)
-                .map_err(python)?
-                .ok_or_else(|| gone(func, "state"))?;
-            let s = dict(func, "each optimizer state entry", &s_obj)?;
+            let s = Items::read(func, "each optimizer state entry", "state arrays", s)?;
             let mut arrays = Vec::with_capacity(slots.len());
             for &(slot, slot_name) in slots {
                 let name = Name::Slot("state", key.clone(), slot_name);
-                let Some(a) = s.get_item(slot).map_err(python)? else {
+                let Some(a) = s.get(slot.as_any())? else {
                     return Err(Error::Value(format!(
                         "{func}: {name} must be a state array, got it missing"
                     )));
@@ -108,17 +136,19 @@ impl<'a, 'py> Dicts<'a, 'py> {
     }
 }
 
-/// A dict changed between the key check and the lookup (a key's `__eq__` misbehaving).
-fn gone(func: &str, what: &str) -> Error {
-    Error::Value(format!(
-        "{func}: {what} must keep its keys during the call, got a key that vanished"
-    ))
+/// Records a finished step on the optimizer object: its state dict and step count.
+fn commit(opt: &Bound<PyAny>, state: &Bound<PyAny>, step: u64) -> PyResult<()> {
+    let py = opt.py();
+    if !opt.getattr(intern!(py, "state"))?.is(state) {
+        opt.setattr(intern!(py, "state"), state)?;
+    }
+    opt.setattr(intern!(py, "step"), step)
 }
 
-fn adam_typed<T: Float + Real>(
+fn adam_typed<T: Float>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &AdamHyper,
+    h: &adam_k::AdamHyper,
     amsgrad: bool,
 ) -> Result<()> {
     let m = (intern!(py, "exp_avg"), "exp_avg");
@@ -149,47 +179,37 @@ fn adam_typed<T: Float + Real>(
     Ok(())
 }
 
-/// One Adam step over a dict of parameters, in place (the engine of `Adam.update`).
+/// Step number `step` of Adam over a dict of parameters, in place; then `opt.state = state`
+/// and `opt.step = step` (the engine of `Adam.update`).
 #[pyfunction]
-#[pyo3(signature = (func, params, gradients, state, step, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad))]
+#[pyo3(signature = (func, opt, params, gradients, state, step, hyper))]
 #[allow(clippy::too_many_arguments)]
 pub fn adam(
     py: Python<'_>,
     func: &str,
+    opt: &Bound<'_, PyAny>,
     params: &Bound<'_, PyAny>,
     gradients: &Bound<'_, PyAny>,
     state: &Bound<'_, PyAny>,
     step: u64,
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    weight_decay: f64,
-    decoupled: bool,
-    amsgrad: bool,
+    hyper: &Bound<'_, AdamHyper>,
 ) -> PyResult<()> {
-    let dicts = Dicts::new(func, params, gradients, state)?;
-    let h = AdamHyper {
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weight_decay,
-        decoupled,
-        step,
-    };
-    match dicts.dtype()? {
-        None => Ok(()),
-        Some(Dtype::F32) => Ok(adam_typed::<f32>(py, &dicts, &h, amsgrad)?),
-        Some(Dtype::F64) => Ok(adam_typed::<f64>(py, &dicts, &h, amsgrad)?),
-    }
+    guard(func, || {
+        let hyper = hyper.get();
+        let dicts = Dicts::new(func, params, gradients, state)?;
+        if let Some(dtype) = dicts.dtype()? {
+            let h = hyper.kernel(step);
+            dispatch!(dtype => adam_typed(py, &dicts, &h, hyper.amsgrad))?;
+        }
+        commit(opt, state, step)
+    })
 }
 
-fn adam_array_typed<T: Float + Real>(
+fn adam_array_typed<T: Float>(
     py: Python<'_>,
     func: &str,
     arrays: [&Bound<'_, PyAny>; 4],
-    h: &AdamHyper,
+    h: &adam_k::AdamHyper,
 ) -> Result<()> {
     let [p, g, m, v] = arrays;
     let mut call = Call::new(func);
@@ -212,40 +232,37 @@ fn adam_array_typed<T: Float + Real>(
     Ok(())
 }
 
-/// One Adam step on one array with the seed's state arrays `m` and `v`.
+/// Step number `t` of the seed's functional Adam on one array with state arrays `m` and
+/// `v`; then `state['m']`, `state['v']` and `state['t']` are set.
 #[pyfunction]
-#[pyo3(signature = (func, params, gradients, m, v, step, lr, beta1, beta2, eps))]
+#[pyo3(signature = (func, params, gradients, state, m, v, t, hyper))]
 #[allow(clippy::too_many_arguments)]
 pub fn adam_array(
     py: Python<'_>,
     func: &str,
     params: &Bound<'_, PyAny>,
     gradients: &Bound<'_, PyAny>,
+    state: &Bound<'_, pyo3::types::PyDict>,
     m: &Bound<'_, PyAny>,
     v: &Bound<'_, PyAny>,
-    step: u64,
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
+    t: u64,
+    hyper: &Bound<'_, AdamHyper>,
 ) -> PyResult<()> {
-    let h = AdamHyper {
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weight_decay: 0.0,
-        decoupled: false,
-        step,
-    };
-    let arrays = [params, gradients, m, v];
-    match float_dtype(func, &Name::Arg("params"), params)? {
-        Dtype::F32 => Ok(adam_array_typed::<f32>(py, func, arrays, &h)?),
-        Dtype::F64 => Ok(adam_array_typed::<f64>(py, func, arrays, &h)?),
-    }
+    guard(func, || {
+        let h = hyper.get().kernel(t);
+        let dtype = float_dtype(func, &Name::Arg("params"), params)?;
+        dispatch!(dtype => adam_array_typed(py, func, [params, gradients, m, v], &h))?;
+        state.set_item(intern!(py, "m"), m)?;
+        state.set_item(intern!(py, "v"), v)?;
+        state.set_item(intern!(py, "t"), t)
+    })
 }
 
-fn momentum_typed<T: Float + Real>(py: Python<'_>, dicts: &Dicts, h: &MomentumHyper) -> Result<()> {
+fn momentum_typed<T: Float>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &momentum_k::MomentumHyper,
+) -> Result<()> {
     let (mut groups, ok) = dicts.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
     let mut total = 0;
     let tensors: Vec<MomentumTensor<T>> = groups
@@ -265,30 +282,40 @@ fn momentum_typed<T: Float + Real>(py: Python<'_>, dicts: &Dicts, h: &MomentumHy
     Ok(())
 }
 
-/// One momentum step over a dict of parameters, in place (the engine of
-/// `MomentumOptimizer.update`).
+/// Step number `step` of momentum over a dict of parameters, in place; then the step is
+/// committed to `opt` (the engine of `MomentumOptimizer.update`).
 #[pyfunction]
-#[pyo3(signature = (func, params, gradients, state, lr, momentum, nesterov))]
+#[pyo3(signature = (func, opt, params, gradients, state, step, hyper))]
 #[allow(clippy::too_many_arguments)]
 pub fn momentum(
     py: Python<'_>,
     func: &str,
+    opt: &Bound<'_, PyAny>,
     params: &Bound<'_, PyAny>,
     gradients: &Bound<'_, PyAny>,
     state: &Bound<'_, PyAny>,
-    lr: f64,
-    momentum: f64,
-    nesterov: bool,
+    step: u64,
+    hyper: &Bound<'_, MomentumHyper>,
 ) -> PyResult<()> {
-    let dicts = Dicts::new(func, params, gradients, state)?;
-    let h = MomentumHyper {
-        lr,
-        momentum,
-        nesterov,
-    };
-    match dicts.dtype()? {
-        None => Ok(()),
-        Some(Dtype::F32) => Ok(momentum_typed::<f32>(py, &dicts, &h)?),
-        Some(Dtype::F64) => Ok(momentum_typed::<f64>(py, &dicts, &h)?),
-    }
+    guard(func, || {
+        let hyper = hyper.get();
+        let dicts = Dicts::new(func, params, gradients, state)?;
+        if let Some(dtype) = dicts.dtype()? {
+            let h = momentum_k::MomentumHyper {
+                lr: hyper.learning_rate,
+                momentum: hyper.momentum,
+                nesterov: hyper.nesterov,
+            };
+            dispatch!(dtype => momentum_typed(py, &dicts, &h))?;
+        }
+        commit(opt, state, step)
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AdamHyper>()?;
+    m.add_class::<MomentumHyper>()?;
+    m.add_function(wrap_pyfunction!(adam, m)?)?;
+    m.add_function(wrap_pyfunction!(adam_array, m)?)?;
+    m.add_function(wrap_pyfunction!(momentum, m)?)
 }

@@ -51,3 +51,7 @@ fn probe<'py>(
     run(py, n, || stream(Streams { written, read }));
     Ok(())
 }
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(bandwidth_probe, m)?)
+}

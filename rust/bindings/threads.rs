@@ -1,24 +1,53 @@
 //! `set_num_threads` and `get_num_threads`.
 
-use gradfast_kernels::pool;
+use gradfast_kernels::pool::{self, MAX_THREADS};
 use pyo3::prelude::*;
 
 use crate::error::Error;
 
-/// Sets the number of threads gradfast kernels use (at least 1).
+/// Sets the number of threads gradfast kernels use, from 1 to `MAX_THREADS`.
 #[pyfunction]
-pub fn set_num_threads(n: i64) -> PyResult<()> {
-    if n < 1 {
-        return Err(
-            Error::Value(format!("set_num_threads: n must be an int >= 1, got {n}")).into(),
-        );
+pub fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bad = || {
+        Error::Value(format!(
+            "set_num_threads: n must be an int in [1, {MAX_THREADS}], got {}",
+            crate::arrays::repr(n)
+        ))
+    };
+    if n.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(Error::Type(format!(
+            "set_num_threads: n must be an int, got {}",
+            crate::arrays::type_name(n)
+        ))
+        .into());
     }
-    pool::set_num_threads(usize::try_from(n).unwrap_or(usize::MAX));
-    Ok(())
+    let n: i128 = n.extract().map_err(|_| {
+        if n.is_instance_of::<pyo3::types::PyInt>() {
+            bad()
+        } else {
+            Error::Type(format!(
+                "set_num_threads: n must be an int, got {}",
+                crate::arrays::type_name(n)
+            ))
+        }
+    })?;
+    match usize::try_from(n) {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => {
+            pool::set_num_threads(n);
+            Ok(())
+        }
+        _ => Err(bad().into()),
+    }
 }
 
 /// The number of threads gradfast kernels use.
 #[pyfunction]
 pub fn get_num_threads() -> usize {
     pool::num_threads()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MAX_THREADS", MAX_THREADS)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)
 }

@@ -395,7 +395,7 @@ def test_load_state_dict_bad_input_changes_nothing():
     before = opt.state_dict()
     bad = [
         ({"step": 1}, ValueError, r"Adam.load_state_dict: d must be a dict with keys"),
-        ({**before, "step": -1}, ValueError, r"d\['step'\] must be an int >= 0"),
+        ({**before, "step": -1}, ValueError, r"d\['step'\] must be an int in \[0, "),
         ({**before, "step": 1.0}, TypeError, r"d\['step'\] must be an int"),
         ({**before, "hyperparams": {"beta1": 1.5}}, ValueError, r"Adam: beta1 must be a finite number"),
         ({**before, "hyperparams": {"learning_rate": -1}}, ValueError, r"learning_rate must be a finite"),

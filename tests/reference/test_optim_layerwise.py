@@ -295,7 +295,7 @@ def test_layer_adaptive_lr_bad_apply_gradients_changes_nothing():
             {"w": np.ones(3, np.float32)},
             {"w": np.ones(3, np.float32)},
             ValueError,
-            r"params\['w'\] must have shape \(3,\) and dtype float64 as when the optimizer state of layer 'w'",
+            r"params\['w'\] must have shape \(3,\) and dtype float64 as when the optimizer state was created",
         ),
         ({"w": np.ones(3, np.int64)}, {"w": np.ones(3)}, TypeError, r"params\['w'\] must have dtype float"),
         ({"w": opt.state["w"]["square_avg"]}, {"w": np.ones(3)}, ValueError, r"must not share memory"),

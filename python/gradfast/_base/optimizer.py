@@ -1,18 +1,28 @@
-"""State handling shared by every optimizer class, reference and Rust-backed alike.
+"""The runtime every optimizer class shares, reference and Rust-backed alike.
 
 An optimizer owns per-parameter state arrays (``self.state[key][slot]``) created lazily at
 the first ``update`` from the parameters' shapes and dtype, plus a global ``step`` count.
-Subclasses declare their slots and hyper-parameters and implement ``_apply``.
+Subclasses declare their slots and hyper-parameters (``Hyper`` attributes, checked on every
+assignment) and implement ``_apply``; a Rust-backed class overrides ``update`` with one call
+into ``_core`` that also commits the step.
+
+Promises kept here: updates of one optimizer object are serialized (a second thread waits),
+and ``load_state_dict`` refuses, naming what is wrong and changing nothing, every state that
+could not resume correctly.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import _validate
+
+#: the largest step count a state may hold (far beyond any run; ``beta**step`` is 0 long before)
+MAX_STEP = 2**62
 
 
 class Hyper:
@@ -52,36 +62,58 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     #: names of the hyper-parameters saved in ``state_dict`` (attributes of the instance)
     hyperparams: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    #: whether ``step`` counts the steps every state array has taken (so that state exists
+    #: exactly when ``step > 0``)
+    _state_follows_step: ClassVar[bool] = True
+    #: the ``_core`` class that carries the hyper-parameters into Rust, for Rust-backed classes
+    _hyper_class: ClassVar[Any] = None
 
     learning_rate = Hyper(lo=0.0)
 
     def __init__(self, learning_rate: float) -> None:
+        self._lock = threading.Lock()
         self.learning_rate = learning_rate
         self.step = 0
-        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self.state: dict[Any, dict[str, np.ndarray]] = {}
 
     @property
     def _name(self) -> str:
         return type(self).__name__
 
+    #: how error messages name the update, e.g. ``AdamW.update``
+    _update_name = "Optimizer.update"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._update_name = f"{cls.__name__}.update"
+
     # -- the update ---------------------------------------------------------------------
 
-    def update(self, params: dict[str, np.ndarray], gradients: dict[str, np.ndarray]):
+    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        fn = self._update_name
-        if not self.state:
-            _validate.params_and_grads(fn, params, gradients, "params", "gradients")
-            new_state = {k: {s: np.zeros_like(p) for s in self.slots} for k, p in params.items()}
-            self._apply(params, gradients, new_state, self.step + 1)
-            self.state = new_state
-        else:
-            self._apply(params, gradients, self.state, self.step + 1)
-        self.step += 1
+        with self._lock:
+            state = self.state or self._fresh_state(params, gradients)
+            step = self.step + 1
+            self._apply(params, gradients, state, step)
+            self.state, self.step = state, step
         return params
+
+    def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
+        """Zero state for ``params``, after validating the call (so that a refused first call
+        leaves the optimizer without state)."""
+        _validate.params_and_grads(self._update_name, params, gradients, "params", "gradients")
+        return {k: {s: _validate.zeros_like(p) for s in self.slots} for k, p in params.items()}
 
     def _apply(self, params, gradients, state, step: int) -> None:
         """Validate everything, then write ``params`` and ``state`` for step number ``step``."""
         raise NotImplementedError
+
+    def _pack(self):
+        """The hyper-parameters as a ``_core`` object, by name; cached until one is assigned."""
+        packed = self._packed = self._hyper_class(**{h: getattr(self, h) for h in self.hyperparams})
+        return packed
+
+    _packed: Any = None
 
     def _check_state(self, fn: str, params, gradients, state) -> None:
         """Validation of a call against existing state: shapes, dtypes and keys."""
@@ -94,12 +126,7 @@ class Optimizer:
                         f"{fn}: state[{key!r}]['{slot}'] must be a state array, got it missing "
                         f"(a setting that needs it was switched on after the state was created)"
                     )
-                s = state[key][slot]
-                if s.shape != p.shape or s.dtype != p.dtype:
-                    raise ValueError(
-                        f"{fn}: params[{key!r}] must have shape {s.shape} and dtype {s.dtype} "
-                        f"as when the optimizer state was created, got shape {p.shape} and dtype {p.dtype}"
-                    )
+                _validate.like_state(fn, f"params[{key!r}]", p, state[key][slot])
         _validate.no_overlaps(
             fn,
             [(f"params[{k!r}]", p) for k, p in params.items()]
@@ -107,31 +134,27 @@ class Optimizer:
             [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
         )
 
-    #: the hyper-parameters in ``hyperparams`` order, cached until one is assigned
-    _packed: tuple | None = None
-    #: how error messages name the update, e.g. ``AdamW.update``
-    _update_name = "Optimizer.update"
+    # -- copying -------------------------------------------------------------------------
 
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._update_name = f"{cls.__name__}.update"
+    def __getstate__(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        del d["_lock"]  # a lock cannot be copied; a copy gets a lock of its own
+        return d
 
-    @property
-    def _hyper_values(self) -> tuple:
-        packed = self._packed
-        if packed is None:
-            packed = self._packed = tuple(getattr(self, h) for h in self.hyperparams)
-        return packed
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
 
     # -- saving and resuming -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "hyperparams": {h: getattr(self, h) for h in self.hyperparams},
-            "state": {k: {s: a.copy() for s, a in slots.items()} for k, slots in self.state.items()},
-            **self._extra_state(),
-        }
+        with self._lock:
+            return {
+                "step": self.step,
+                "hyperparams": {h: getattr(self, h) for h in self.hyperparams},
+                "state": {k: {s: a.copy() for s, a in slots.items()} for k, slots in self.state.items()},
+                **self._extra_state(),
+            }
 
     def _extra_state(self) -> dict[str, Any]:
         """Entries of ``state_dict()`` beyond the three above (plain numbers); none by default."""
@@ -143,11 +166,21 @@ class Optimizer:
         return {}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Replace the step count, hyper-parameters and state with those of ``d`` (a
+        ``state_dict()``), copying the arrays. Everything is checked first: a state that could
+        not resume correctly raises ``TypeError``/``ValueError`` and leaves the optimizer as it was.
+        """
         fn = f"{self._name}.load_state_dict"
         if not isinstance(d, Mapping) or not {"step", "hyperparams", "state"} <= set(d):
             raise ValueError(f"{fn}: d must be a dict with keys 'step', 'hyperparams', 'state', got {d!r:.80}")
-        step = _validate.integer(fn, "d['step']", d["step"], lo=0)
-        hyper = dict(d["hyperparams"])
+        step = _validate.integer(fn, "d['step']", d["step"], lo=0, hi=MAX_STEP)
+        hyper = _validate.mapping(fn, "d['hyperparams']", d["hyperparams"], "numbers")
+        for h in hyper:
+            if h not in self.hyperparams:
+                raise ValueError(
+                    f"{fn}: d['hyperparams'] must have only the hyper-parameters of {self._name} "
+                    f"({', '.join(self.hyperparams)}), got {h!r}"
+                )
         # Assign through a scratch copy first so that a bad value changes nothing; the
         # Hyper descriptors validate each value.
         probe = object.__new__(type(self))
@@ -155,20 +188,51 @@ class Optimizer:
         for h in self.hyperparams:
             if h in hyper:
                 setattr(probe, h, hyper[h])
-        state = {}
-        for key, slots in _validate.array_dict(fn, "d['state']", d["state"]).items():
+        state = self._load_state_arrays(fn, probe, d["state"])
+        if self._state_follows_step and bool(state) != (step > 0):
+            got = f"step {step} with {'no' if not state else 'some'} state arrays"
+            raise ValueError(
+                f"{fn}: d must have state arrays exactly when its step is > 0 (the moments and the "
+                f"step count go together), got {got}"
+            )
+        probe.__dict__.update(self._load_extra_state(fn, d, state))
+        with self._lock:
+            lock = self._lock
+            self.__dict__.update(probe.__dict__)
+            self._lock = lock
+            self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
+            self.step = step
+            self.state = state
+
+    def _load_state_arrays(self, fn: str, probe: Optimizer, loaded: object) -> dict:
+        """The checked copy of ``d['state']``: for each key exactly the slots of the loaded
+        hyper-parameters, float arrays of one shape per key and one dtype overall; and, when
+        this optimizer already has state, the keys, shapes and dtypes of that state."""
+        loaded = _validate.mapping(fn, "d['state']", loaded, "per-parameter state dicts")
+        state: dict = {}
+        dtype = None
+        for key, slots in loaded.items():
+            where = f"d['state'][{key!r}]"
+            slots = _validate.mapping(fn, where, slots, "state arrays")
+            extra = [s for s in slots if s not in probe.slots]
+            if extra:
+                raise ValueError(f"{fn}: {where} must have only the slots {probe.slots}, got {extra[0]!r}")
             state[key] = {}
-            dtype = None
-            # the slots follow the loaded hyper-parameters (Adam's amsgrad adds one)
+            shape = None
             for s in probe.slots:
                 if s not in slots:
-                    raise ValueError(f"{fn}: d['state'][{key!r}] must have slot {s!r}, got it missing")
-                a = _validate.float_array(fn, f"d['state'][{key!r}][{s!r}]", slots[s])
+                    raise ValueError(f"{fn}: {where} must have slot {s!r}, got it missing")
+                a = _validate.float_array(fn, f"{where}[{s!r}]", slots[s])
                 dtype = dtype or a.dtype
-                _validate.same_dtype(fn, f"d['state'][{key!r}][{s!r}]", a, dtype)
+                _validate.same_dtype(fn, f"{where}[{s!r}]", a, dtype)
+                shape = a.shape if shape is None else shape
+                _validate.same_shape(fn, f"{where}[{s!r}]", a, shape)
                 state[key][s] = np.array(a, order="C", copy=True)
-        probe.__dict__.update(self._load_extra_state(fn, d, state))
-        self.__dict__.update(probe.__dict__)
-        self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
-        self.step = step
-        self.state = state
+        if self.state:
+            _validate.matching_keys(fn, "d['state']", state, "the optimizer's current state", self.state)
+            for key, slots in state.items():
+                for s, a in slots.items():
+                    current = next(iter(self.state[key].values()), None)
+                    if current is not None:
+                        _validate.like_state(fn, f"d['state'][{key!r}][{s!r}]", a, current)
+        return state

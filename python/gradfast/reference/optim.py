@@ -162,6 +162,7 @@ class LayerAdaptiveLR(Optimizer):
 
     slots = ("square_avg",)
     hyperparams = ("learning_rate", "beta", "epsilon")
+    _state_follows_step = False  # compute_lr advances layers without counting a step
     beta = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)
 
@@ -189,12 +190,8 @@ class LayerAdaptiveLR(Optimizer):
 
     def _check_against_state(self, fn: str, name: str, key: str, a: np.ndarray) -> None:
         s = self.state.get(key)
-        if s is not None and (s["square_avg"].shape != a.shape or s["square_avg"].dtype != a.dtype):
-            sq = s["square_avg"]
-            raise ValueError(
-                f"{fn}: {name} must have shape {sq.shape} and dtype {sq.dtype} as when the optimizer "
-                f"state of layer {key!r} was created, got shape {a.shape} and dtype {a.dtype}"
-            )
+        if s is not None:
+            _validate.like_state(fn, name, a, s["square_avg"])
 
     def _check_call(self, fn: str, params, gradients, *, in_place: bool) -> None:
         if in_place:

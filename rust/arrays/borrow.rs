@@ -1,5 +1,4 @@
-//! Validation and borrowing of the arrays of a call, with gradfast's own messages:
-//! `"{function}: {argument} must be {expected}, got {actual}"`.
+//! Registering the arrays of a call and borrowing them as slices.
 //!
 //! A call registers every array with a [`Call`] (dtype, layout, writeability, alignment are
 //! checked then), and only after [`Call::check_overlaps`] has found no output sharing memory
@@ -10,127 +9,16 @@
 //! which cost a quarter of a small update and only knows of other rust-numpy borrows; like
 //! NumPy's own ufuncs, gradfast does not lock arrays against writes from other threads.
 
-use std::fmt;
-
-use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, NPY_TYPES};
-use numpy::{
-    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
-    PyUntypedArrayMethods,
-};
+use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE};
+use numpy::{dtype, Element, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use crate::error::{python, Error, Result};
-
-/// The name of an argument in a message: `params`, `params['w']` or `state['w']['exp_avg']`.
-/// Formatted only when a message needs it.
-#[derive(Clone)]
-pub enum Name<'py> {
-    Arg(&'static str),
-    Item(&'static str, Bound<'py, PyAny>),
-    Slot(&'static str, Bound<'py, PyAny>, &'static str),
-}
-
-fn repr(key: &Bound<PyAny>) -> String {
-    key.repr()
-        .map_or_else(|_| "?".to_string(), |r| r.to_string())
-}
-
-impl fmt::Display for Name<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Name::Arg(a) => write!(f, "{a}"),
-            Name::Item(a, k) => write!(f, "{a}[{}]", repr(k)),
-            Name::Slot(a, k, s) => write!(f, "{a}[{}]['{s}']", repr(k)),
-        }
-    }
-}
-
-/// The element types of the kernels.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
-    F32,
-    F64,
-}
-
-/// An element type the kernels take, with its dtype.
-pub trait Float: Element + Copy {
-    const DTYPE: Dtype;
-}
-
-impl Float for f32 {
-    const DTYPE: Dtype = Dtype::F32;
-}
-
-impl Float for f64 {
-    const DTYPE: Dtype = Dtype::F64;
-}
-
-fn type_name(obj: &Bound<PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "?".to_string(), |n| n.to_string())
-}
-
-fn ndarray<'a, 'py>(
-    func: &str,
-    name: &Name,
-    obj: &'a Bound<'py, PyAny>,
-) -> Result<&'a Bound<'py, PyUntypedArray>> {
-    obj.cast::<PyUntypedArray>().map_err(|_| {
-        Error::Type(format!(
-            "{func}: {name} must be a numpy.ndarray, got {}",
-            type_name(obj)
-        ))
-    })
-}
-
-/// float32 or float64 in native byte order. Read off the descriptor: cheaper than
-/// comparing with freshly made dtypes, which rust-numpy's typed cast does for every array.
-fn element_dtype(arr: &Bound<PyUntypedArray>) -> Option<Dtype> {
-    let dt = arr.dtype();
-    if dt.is_native_byteorder() == Some(false) {
-        return None;
-    }
-    match dt.num() {
-        n if n == NPY_TYPES::NPY_FLOAT as i32 => Some(Dtype::F32),
-        n if n == NPY_TYPES::NPY_DOUBLE as i32 => Some(Dtype::F64),
-        _ => None,
-    }
-}
-
-/// The dtype of a float32 or float64 array.
-pub fn float_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Dtype> {
-    let arr = ndarray(func, name, obj)?;
-    element_dtype(arr).ok_or_else(|| {
-        Error::Type(format!(
-            "{func}: {name} must have dtype float32 or float64, got {}",
-            arr.dtype()
-        ))
-    })
-}
-
-fn typed<'py, T: Float>(
-    func: &str,
-    name: &Name,
-    obj: &Bound<'py, PyAny>,
-) -> Result<Bound<'py, PyArrayDyn<T>>> {
-    let arr = ndarray(func, name, obj)?;
-    match element_dtype(arr) {
-        // SAFETY: an ndarray whose dtype is T's, in native byte order, is a PyArrayDyn<T>.
-        Some(d) if d == T::DTYPE => Ok(unsafe { arr.cast_unchecked::<PyArrayDyn<T>>() }.clone()),
-        Some(_) => Err(Error::Type(format!(
-            "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
-            dtype::<T>(obj.py()),
-            arr.dtype()
-        ))),
-        None => Err(Error::Type(format!(
-            "{func}: {name} must have dtype float32 or float64, got {}",
-            arr.dtype()
-        ))),
-    }
-}
+use super::dtype::{element_dtype, typed, Float};
+use super::Name;
+use crate::error::{Error, Result};
 
 fn flags(arr: &Bound<PyUntypedArray>) -> i32 {
     // SAFETY: `arr` is a live ndarray; its flags field is plain data read under the GIL.
@@ -277,16 +165,12 @@ impl<'a, 'py> Call<'a, 'py> {
         obj: &Bound<'py, PyAny>,
     ) -> Result<In<'py, T>> {
         let array = typed::<T>(self.func, &name, obj)?;
-        self.register(&array, false, name);
+        self.register(&array, false, name.clone());
         if usable(array.as_untyped()) {
             return Ok(In { array });
         }
-        let copy = array
-            .call_method0(intern!(obj.py(), "copy"))
-            .map_err(python)?;
-        // SAFETY: `ndarray.copy()` of an array of dtype T is a C-ordered, aligned array of T.
         Ok(In {
-            array: unsafe { copy.cast_unchecked::<PyArrayDyn<T>>() }.clone(),
+            array: c_copy(self.func, &name, &array)?,
         })
     }
 
@@ -314,72 +198,45 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 }
 
-/// `(3,)`, `(2, 3)` or `()`, as Python prints a shape.
-pub fn shape_str(s: &[usize]) -> String {
-    match s {
-        [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            s.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
+static NP_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-pub fn same_shape(func: &str, name: &Name, got: &[usize], want: &[usize]) -> Result<()> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(Error::Value(format!(
-            "{func}: {name} must have shape {}, got {}",
-            shape_str(want),
-            shape_str(got)
-        )))
-    }
-}
-
-/// A dict argument.
-pub fn dict<'a, 'py>(
+/// NumPy's own C-ordered, aligned copy of `array` as a plain ndarray (`np.array(a,
+/// order="C", copy=True)`, which reads the buffer, never the object's methods), checked
+/// before its memory is trusted.
+fn c_copy<'py, T: Float>(
     func: &str,
-    name: &str,
-    obj: &'a Bound<'py, PyAny>,
-) -> Result<&'a Bound<'py, PyDict>> {
-    obj.cast::<PyDict>().map_err(|_| {
-        Error::Type(format!(
-            "{func}: {name} must be a dict of numpy arrays, got {}",
-            type_name(obj)
+    name: &Name,
+    array: &Bound<'py, PyArrayDyn<T>>,
+) -> Result<Bound<'py, PyArrayDyn<T>>> {
+    let py = array.py();
+    let np_array = NP_ARRAY
+        .get_or_try_init(py, || {
+            py.import("numpy")?.getattr("array").map(Bound::unbind)
+        })
+        .map_err(Error::Python)?
+        .bind(py);
+    let kwargs = PyDict::new(py);
+    let set = |k: &Bound<'py, pyo3::types::PyString>, v: Bound<'py, PyAny>| kwargs.set_item(k, v);
+    set(intern!(py, "dtype"), dtype::<T>(py).into_any()).map_err(Error::Python)?;
+    set(intern!(py, "order"), intern!(py, "C").clone().into_any()).map_err(Error::Python)?;
+    set(
+        intern!(py, "copy"),
+        pyo3::types::PyBool::new(py, true).to_owned().into_any(),
+    )
+    .map_err(Error::Python)?;
+    let copy = np_array
+        .call((array,), Some(&kwargs))
+        .map_err(Error::Python)?;
+    let bad = || {
+        Error::Value(format!(
+            "{func}: {name} must copy to a C-ordered array of its own shape, got an array type \
+             whose copy is not (pass np.asarray(a))"
         ))
-    })
-}
-
-/// `d` must have exactly the keys of `reference`.
-pub fn same_keys(
-    func: &str,
-    name: &str,
-    d: &Bound<PyDict>,
-    ref_name: &str,
-    reference: &Bound<PyDict>,
-) -> Result<()> {
-    // Iterating the dict itself: `keys()` would build a list on every call.
-    for (key, _) in reference.iter() {
-        if !d.contains(&key).map_err(python)? {
-            return Err(Error::Value(format!(
-                "{func}: {name} must have key {} like {ref_name}, got it missing",
-                repr(&key)
-            )));
-        }
+    };
+    let c = copy.cast::<PyUntypedArray>().map_err(|_| bad())?;
+    if element_dtype(c) != Some(T::DTYPE) || !usable(c) || c.shape() != array.shape() {
+        return Err(bad());
     }
-    if d.len() != reference.len() {
-        for (key, _) in d.iter() {
-            if !reference.contains(&key).map_err(python)? {
-                return Err(Error::Value(format!(
-                    "{func}: {name} must have only the keys of {ref_name}, got extra key {}",
-                    repr(&key)
-                )));
-            }
-        }
-    }
-    Ok(())
+    // SAFETY: checked just above: an ndarray of T's dtype in native order.
+    Ok(unsafe { c.cast_unchecked::<PyArrayDyn<T>>() }.clone())
 }

@@ -1,0 +1,143 @@
+//! The arrays kernels take: NumPy ndarrays of float32 or float64 in native byte order.
+//!
+//! Subclasses: an ndarray subclass whose arithmetic is ndarray's (`np.memmap`, a plain
+//! subclass) is used as the buffer it is. `np.ma.MaskedArray` (its mask would be written
+//! through) and `np.matrix` (its `*` is a matrix product in the reference) are refused, in
+//! both implementations, with the way out in the message.
+
+use numpy::npyffi::{PyArray_CheckExact, NPY_TYPES};
+use numpy::{
+    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use super::{type_name, Name};
+use crate::error::{Error, Result};
+
+/// The element types of the kernels.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+/// An element type the kernels take, with its dtype.
+pub trait Float: Element + Copy + gradfast_kernels::Real {
+    const DTYPE: Dtype;
+}
+
+impl Float for f32 {
+    const DTYPE: Dtype = Dtype::F32;
+}
+
+impl Float for f64 {
+    const DTYPE: Dtype = Dtype::F64;
+}
+
+/// Calls a function generic over the element type with the type `dtype` names:
+/// `dispatch!(dtype => adam_typed(py, &dicts))` is `adam_typed::<f32>(...)` or `::<f64>`.
+#[macro_export]
+macro_rules! dispatch {
+    ($dtype:expr => $f:ident($($arg:expr),* $(,)?)) => {
+        match $dtype {
+            $crate::arrays::Dtype::F32 => $f::<f32>($($arg),*),
+            $crate::arrays::Dtype::F64 => $f::<f64>($($arg),*),
+        }
+    };
+}
+
+static MASKED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static MATRIX: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// The subclass policy, checked only for arrays that are not exactly `numpy.ndarray`.
+fn refused_subclass(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<()> {
+    let py = obj.py();
+    let masked = MASKED
+        .import(py, "numpy.ma", "MaskedArray")
+        .map_err(Error::Python)?;
+    if obj.is_instance(masked).map_err(Error::Python)? {
+        return Err(Error::Type(format!(
+            "{func}: {name} must be a numpy.ndarray, got a numpy.ma.MaskedArray, whose mask \
+             gradfast does not follow (pass its data, e.g. np.ma.getdata(a), and re-apply the mask)"
+        )));
+    }
+    let matrix = MATRIX
+        .import(py, "numpy", "matrix")
+        .map_err(Error::Python)?;
+    if obj.is_instance(matrix).map_err(Error::Python)? {
+        return Err(Error::Type(format!(
+            "{func}: {name} must be a numpy.ndarray, got a numpy.matrix (pass np.asarray(m))"
+        )));
+    }
+    Ok(())
+}
+
+/// `obj` as an ndarray, under the subclass policy.
+pub(super) fn ndarray<'a, 'py>(
+    func: &str,
+    name: &Name,
+    obj: &'a Bound<'py, PyAny>,
+) -> Result<&'a Bound<'py, PyUntypedArray>> {
+    let py = obj.py();
+    // SAFETY: a type check on a live object.
+    let exact = unsafe { PyArray_CheckExact(py, obj.as_ptr()) } != 0;
+    let arr = obj.cast::<PyUntypedArray>().map_err(|_| {
+        Error::Type(format!(
+            "{func}: {name} must be a numpy.ndarray, got {}",
+            type_name(obj)
+        ))
+    })?;
+    if !exact {
+        refused_subclass(func, name, obj)?;
+    }
+    Ok(arr)
+}
+
+/// float32 or float64 in native byte order. Read off the descriptor: cheaper than
+/// comparing with freshly made dtypes, which rust-numpy's typed cast does for every array.
+pub(super) fn element_dtype(arr: &Bound<PyUntypedArray>) -> Option<Dtype> {
+    let dt = arr.dtype();
+    if dt.is_native_byteorder() == Some(false) {
+        return None;
+    }
+    match dt.num() {
+        n if n == NPY_TYPES::NPY_FLOAT as i32 => Some(Dtype::F32),
+        n if n == NPY_TYPES::NPY_DOUBLE as i32 => Some(Dtype::F64),
+        _ => None,
+    }
+}
+
+/// The dtype of a float32 or float64 array.
+pub fn float_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Dtype> {
+    let arr = ndarray(func, name, obj)?;
+    element_dtype(arr).ok_or_else(|| {
+        Error::Type(format!(
+            "{func}: {name} must have dtype float32 or float64, got {}",
+            arr.dtype()
+        ))
+    })
+}
+
+/// `obj` as an array of `T`, or the error naming what it is.
+pub(super) fn typed<'py, T: Float>(
+    func: &str,
+    name: &Name,
+    obj: &Bound<'py, PyAny>,
+) -> Result<Bound<'py, PyArrayDyn<T>>> {
+    let arr = ndarray(func, name, obj)?;
+    match element_dtype(arr) {
+        // SAFETY: an ndarray whose dtype is T's, in native byte order, is a PyArrayDyn<T>.
+        Some(d) if d == T::DTYPE => Ok(unsafe { arr.cast_unchecked::<PyArrayDyn<T>>() }.clone()),
+        Some(_) => Err(Error::Type(format!(
+            "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
+            dtype::<T>(obj.py()),
+            arr.dtype()
+        ))),
+        None => Err(Error::Type(format!(
+            "{func}: {name} must have dtype float32 or float64, got {}",
+            arr.dtype()
+        ))),
+    }
+}
