@@ -67,21 +67,20 @@ impl<'py> Items<'py> {
             }
         }
         let items = if exact {
-            // `PyDict::items` copies the pairs into a list in C, running no Python code.
-            obj.cast::<PyDict>()
-                .map_err(|e| Error::Python(e.into()))?
-                .items()
+            // Copying the pairs out runs no Python code, so the dict cannot change meanwhile.
+            let d = obj.cast::<PyDict>().map_err(|e| Error::Python(e.into()))?;
+            d.iter().collect()
         } else {
             obj.call_method0(intern!(py, "items"))
                 .and_then(|i| PyList::type_object(py).call1((i,)))
                 .and_then(|l| l.cast_into::<PyList>().map_err(Into::into))
+                .and_then(|l| {
+                    l.iter()
+                        .map(|kv| kv.extract())
+                        .collect::<PyResult<Vec<_>>>()
+                })
                 .map_err(Error::Python)?
         };
-        let items = items
-            .iter()
-            .map(|kv| kv.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>())
-            .collect::<PyResult<Vec<_>>>()
-            .map_err(Error::Python)?;
         Ok(Items {
             obj: obj.clone(),
             exact,

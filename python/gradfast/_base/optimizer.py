@@ -139,6 +139,7 @@ class Optimizer:
     def __getstate__(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         del d["_lock"]  # a lock cannot be copied; a copy gets a lock of its own
+        d.pop("_packed", None)  # a cache, rebuilt on the next update
         return d
 
     def __setstate__(self, d: dict[str, Any]) -> None:
@@ -207,7 +208,8 @@ class Optimizer:
     def _load_state_arrays(self, fn: str, probe: Optimizer, loaded: object) -> dict:
         """The checked copy of ``d['state']``: for each key exactly the slots of the loaded
         hyper-parameters, float arrays of one shape per key and one dtype overall; and, when
-        this optimizer already has state, the keys, shapes and dtypes of that state."""
+        this optimizer already has state, the keys, shapes and dtypes of that state (an empty
+        state, a reset, is checked against the step by the caller)."""
         loaded = _validate.mapping(fn, "d['state']", loaded, "per-parameter state dicts")
         state: dict = {}
         dtype = None
@@ -228,7 +230,7 @@ class Optimizer:
                 shape = a.shape if shape is None else shape
                 _validate.same_shape(fn, f"{where}[{s!r}]", a, shape)
                 state[key][s] = np.array(a, order="C", copy=True)
-        if self.state:
+        if self.state and state:
             _validate.matching_keys(fn, "d['state']", state, "the optimizer's current state", self.state)
             for key, slots in state.items():
                 for s, a in slots.items():

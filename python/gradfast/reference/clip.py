@@ -28,7 +28,7 @@ def vector_norm(a: np.ndarray, p: float = 2.0) -> float:
             return float(np.max(flat))
         if p == 2.0:
             return math.sqrt(float(np.dot(flat, flat)))
-        return float(np.sum(flat**p)) ** (1.0 / p)
+        return float(np.float64(np.sum(flat**p)) ** (1.0 / p))
 
 
 def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
@@ -44,6 +44,7 @@ def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=Fal
     grads = _validate.array_dict(fn, "gradients", gradients)
     max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
     p = _validate.norm_type(fn, norm_type)
+    error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
     dtype = None
     items = list(grads.items())
     for key, g in items:
@@ -56,7 +57,7 @@ def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=Fal
     with np.errstate(all="ignore"):
         norms = [vector_norm(g, p) for _, g in items]
         n = np.array(norms)
-        total = float(np.max(n)) if p == math.inf else float(np.sum(n**p)) ** (1.0 / p)
+        total = float(np.max(n)) if p == math.inf else float(np.float64(np.sum(n**p)) ** (1.0 / p))
         if error_if_nonfinite and not math.isfinite(total):
             raise ValueError(
                 f"{fn}: gradients must have a finite total norm of order {norm_type} when "
