@@ -12,10 +12,18 @@ from conftest import TOL
 from gradfast import bench
 from gradfast.__main__ import main
 
-OPTIMIZERS = [name for name, k in bench.KERNELS.items() if isinstance(k, bench.OptimizerKernel)]
+#: the optimizer kernels of the bench: their NumPy baseline, the gradfast name and its settings
+OPTIMIZERS = {
+    "adam": (bench.numpy.NumpyAdam, "Adam", {}),
+    "adamw": (bench.numpy.NumpyAdamW, "AdamW", {}),
+    "mlp": (bench.numpy.NumpyAdamW, "AdamW", {}),
+    "latency": (bench.numpy.NumpyAdam, "Adam", {}),
+    "nesterov": (bench.numpy.NumpyMomentum, "MomentumOptimizer", {"nesterov": True}),
+    "momentum": (bench.numpy.NumpyMomentum, "MomentumOptimizer", {}),
+}
 ROW_FIELDS = {
-    "kernel", "dtype", "arrays", "size", "elements", "calls",
-    "numpy_s", "gradfast_s", "speedup", "roofline_s", "roofline_fraction",
+    "kernel", "dtype", "arrays", "size", "elements", "calls", "label", "numpy_s", "gradfast_s", "torch_s",
+    "speedup", "speedup_vs_torch", "roofline_s", "roofline_fraction",
 }  # fmt: skip
 
 
@@ -44,11 +52,17 @@ def test_json_has_every_field_and_progress_goes_to_stderr(capsys):
         assert r.keys() == ROW_FIELDS
         assert r["numpy_s"] > 0 and r["gradfast_s"] > 0
         assert r["speedup"] == pytest.approx(r["numpy_s"] / r["gradfast_s"])
+        if r["torch_s"] is not None:
+            assert r["speedup_vs_torch"] == pytest.approx(r["torch_s"] / r["gradfast_s"])
         large = r["elements"] >= bench.LARGE
         assert (r["roofline_s"] is not None) == large
         if large:
             assert r["roofline_fraction"] == pytest.approx(r["roofline_s"] / r["gradfast_s"])
     assert "[4/4] clip float32 4 x 250,000 ..." in err
+
+
+def test_every_optimizer_kernel_has_its_baseline_checked():
+    assert {n for n in bench.KERNELS if n not in ("clip",)} <= set(OPTIMIZERS) | NOT_OPTIMIZERS
 
 
 def test_quick_prints_one_table_per_kernel(capsys):
@@ -66,7 +80,7 @@ def test_unknown_kernel_is_a_usage_error(capsys):
         main(["bench", "--kernels", "adam,adma"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown kernel 'adma'; choose from adam, adamw" in err
+    assert "unknown kernel 'adma'; choose from adam, adamw, mlp" in err
     assert "Traceback" not in err
 
 
@@ -93,6 +107,9 @@ def test_python_dash_m_runs():
     assert json.loads(done.stdout)["rows"][0]["kernel"] == "latency"
 
 
+#: kernels of the bench whose NumPy baselines are checked by their own family's tests
+NOT_OPTIMIZERS: set = set()
+
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 
 SHAPES = [(3, 5), (7,), (3, 5), (2, 3, 4), ()]  # a repeated shape shares its scratch buffer
@@ -100,15 +117,15 @@ SHAPES = [(3, 5), (7,), (3, 5), (2, 3, 4), ()]  # a repeated shape shares its sc
 
 @pytest.mark.parametrize("twin", ["gradfast", "reference"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_numpy_optimizer_matches(name, dtype, twin):
-    kernel = bench.KERNELS[name]
-    cls = kernel.gradfast if twin == "gradfast" else getattr(ref, kernel.gradfast.__name__)
+    numpy_cls, cls_name, kwargs = OPTIMIZERS[name]
+    cls = getattr(gf if twin == "gradfast" else ref, cls_name)
     rng = np.random.default_rng(0)
     params = {f"w{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(SHAPES)}
     steps = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(5)]
     results = []
-    for opt in (kernel.numpy(**kernel.kwargs), cls(**kernel.kwargs)):
+    for opt in (numpy_cls(**kwargs), cls(**kwargs)):
         p = {k: a.copy() for k, a in params.items()}
         for g in steps:
             opt.update(p, g)
@@ -126,7 +143,7 @@ def test_numpy_clip_grad_norm_matches(clip, dtype, max_norm):
     grads = {"a": rng.standard_normal(300_000), "b": rng.standard_normal((3, 5)), "c": rng.standard_normal(7)}
     grads = {k: g.astype(dtype) for k, g in grads.items()}
     ours = {k: g.copy() for k, g in grads.items()}
-    total = bench.numpy_clip_grad_norm(ours, max_norm)
+    total = bench.numpy.numpy_clip_grad_norm(ours, max_norm)
     assert total == pytest.approx(clip(grads, max_norm), rel=TOL[np.dtype(dtype)]["rtol"])
     for k in grads:
         np.testing.assert_allclose(ours[k], grads[k], **TOL[np.dtype(dtype)])

@@ -25,7 +25,7 @@ def _kernel_list(text: str) -> list[str]:
 
 
 def _add_bench(subparsers) -> None:
-    kernels = "\n".join(f"  {name:<10}{k.title}" for name, k in bench.KERNELS.items())
+    kernels = "\n".join(f"  {name:<16}{k.title}" for name, k in bench.KERNELS.items())
     p = subparsers.add_parser(
         "bench",
         help="time gradfast against well-written NumPy, and against memory bandwidth",

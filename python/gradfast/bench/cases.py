@@ -1,0 +1,167 @@
+"""The kernels of ``gradfast bench``: one ``register`` each (name, sizes, the traffic the fused
+kernel must move, its NumPy baseline, its gradfast call, PyTorch's best CPU equivalent)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from .. import clip, optim
+from . import numpy as baseline
+from . import peers
+from .registry import Case, Kernel, layers, register
+
+#: AdamW's default model in the bench: an MLP's layers (256x64, 256, 256x256, 256, 10x256, 10)
+MLP = ((256, 64), (256,), (256, 256), (256,), (10, 256), (10,))
+
+
+def _torch_params(torch, params, grads):
+    tp = [torch.nn.Parameter(torch.from_numpy(p)) for p in params.values()]
+    for p, g in zip(tp, grads.values()):
+        p.grad = torch.from_numpy(g)
+    return tp
+
+
+def _torch_optimizer(torch, make, params, grads):
+    """``make(torch, tensors)`` fused where torch has it on CPU, else its foreach variant."""
+    tp = _torch_params(torch, params, grads)
+    for kind in ("fused", "foreach"):
+        try:
+            opt = make(torch, tp, **{kind: True})
+            opt.step()
+            return opt
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    return None
+
+
+def optimizer(numpy_cls, gradfast_cls, torch_make=None, **kwargs):
+    """``opt.update(params, grads)`` in each impl, with ``kwargs`` for the numpy and gradfast
+    classes; ``torch_make(torch, tensors, fused=/foreach=)`` builds the torch peer."""
+
+    def prepare(case: Case, impl: str):
+        params, grads = case.arrays_of(0), case.arrays_of(1)
+        if impl == "torch":
+            torch = peers.torch()
+            opt = None if torch is None or torch_make is None else _torch_optimizer(torch, torch_make, params, grads)
+            return None if opt is None else (opt.step, None)
+        opt = (numpy_cls if impl == "numpy" else gradfast_cls)(**kwargs)
+        return partial(opt.update, params, grads), None
+
+    return prepare
+
+
+def _restore(grads, saved) -> None:
+    for g, s in zip(grads.values(), saved):
+        np.copyto(g, s)
+
+
+def clipping(max_norm: float):
+    """``clip_grad_norm(grads, max_norm)``. After one call the norm is ``max_norm`` and the next
+    would skip its scale pass (gradfast does), so the grads are restored before every timed run."""
+
+    def prepare(case: Case, impl: str):
+        grads = case.arrays_of(1)
+        saved = [g.copy() for g in grads.values()]
+        setup = partial(_restore, grads, saved)
+        if impl == "torch":
+            torch = peers.torch()
+            if torch is None:
+                return None
+            tensors = [torch.from_numpy(g) for g in grads.values()]
+            return partial(torch.nn.utils.clip_grad_norm_, tensors, max_norm, foreach=True), setup
+        fn = baseline.numpy_clip_grad_norm if impl == "numpy" else clip.clip_grad_norm
+        return partial(fn, grads, max_norm), setup
+
+    return prepare
+
+
+def _adam(torch, tensors, **kind):
+    return torch.optim.Adam(tensors, lr=1e-3, **kind)
+
+
+def _adamw(torch, tensors, **kind):
+    return torch.optim.AdamW(tensors, lr=1e-3, weight_decay=0.01, **kind)
+
+
+def _sgd(nesterov):
+    def make(torch, tensors, **kind):
+        return torch.optim.SGD(tensors, lr=0.01, momentum=0.9, nesterov=nesterov, **kind)
+
+    return make
+
+
+def _state_traffic(slots: int):
+    """An optimizer step: params and ``slots`` state arrays read and written, gradients read."""
+    return lambda case: [(1 + slots, 1)]
+
+
+register(
+    Kernel(
+        "adam",
+        "Adam.update: p, m, v read and written, g read",
+        cases=(Case("float32", 1, 16_000_000), Case("float32", 400, 2_500), Case("float64", 1, 4_000_000)),
+        quick=(Case("float32", 1, 1_000_000), Case("float32", 100, 2_500), Case("float64", 1, 1_000_000)),
+        prepare=optimizer(baseline.NumpyAdam, optim.Adam, _adam),
+        traffic=_state_traffic(2),
+    )
+)
+register(
+    Kernel(
+        "adamw",
+        "AdamW.update (weight_decay=0.01): Adam's traffic",
+        cases=(Case("float32", 1, 16_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=optimizer(baseline.NumpyAdamW, optim.AdamW, _adamw),
+        traffic=_state_traffic(2),
+    )
+)
+register(
+    Kernel(
+        "mlp",
+        "AdamW.update on an MLP's 6 arrays (85,002 params): where waking threads costs more than it saves",
+        cases=(layers("MLP 85,002", "float32", MLP, calls=200),),
+        quick=(layers("MLP 85,002", "float32", MLP, calls=20),),
+        prepare=optimizer(baseline.NumpyAdamW, optim.AdamW, _adamw),
+    )
+)
+register(
+    Kernel(
+        "latency",
+        "Adam.update on one 10-element array: the cost of a call",
+        cases=(Case("float32", 1, 10, calls=20_000),),
+        quick=(Case("float32", 1, 10, calls=2_000),),
+        prepare=optimizer(baseline.NumpyAdam, optim.Adam, _adam),
+    )
+)
+register(
+    Kernel(
+        "nesterov",
+        "MomentumOptimizer(nesterov=True).update: p, v read and written, g read",
+        cases=(Case("float32", 1, 16_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=optimizer(baseline.NumpyMomentum, optim.MomentumOptimizer, _sgd(True), nesterov=True),
+        traffic=_state_traffic(1),
+    )
+)
+register(
+    Kernel(
+        "momentum",
+        "MomentumOptimizer.update (classical): p, v read and written, g read",
+        cases=(Case("float32", 1, 16_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=optimizer(baseline.NumpyMomentum, optim.MomentumOptimizer, _sgd(False)),
+        traffic=_state_traffic(1),
+    )
+)
+register(
+    Kernel(
+        "clip",
+        "clip_grad_norm(grads, max_norm=1.0): every array read for the norm, then scaled in place",
+        cases=(Case("float32", 4, 4_000_000),),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=clipping(1.0),
+        traffic=lambda case: [(0, 1), (1, 0)],
+    )
+)
