@@ -2,11 +2,16 @@
 # install into: a virtual environment's python, or the machine's.
 PYTHON ?= python3
 
-.PHONY: install test bench lint-tools lint rust-test bench-smoke ci
+.PHONY: install dev test bench lint-tools lint typecheck rust-test bench-smoke check ci
 
 # Build the release extension and install gradfast with its test tools.
 install:
 	$(PYTHON) -m pip install ".[test]"
+
+# The edit loop: an editable install built without link-time optimisation (quick to rebuild;
+# run it again after changing Rust). Measure speed on `make install` builds only.
+dev:
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(PYTHON) -m pip install -e ".[test]"
 
 # Install, then run the test suite (hypothesis profile "fast" unless told otherwise).
 test: install
@@ -17,14 +22,21 @@ bench:
 	$(PYTHON) -m pip install .
 	$(PYTHON) -m gradfast bench
 
-# ruff comes with the test extra (same bounds there); lint before installing needs it on its own.
+# The linters come with the test extra (same bounds there); linting before installing needs them alone.
 lint-tools:
-	$(PYTHON) -m pip install --quiet "ruff>=0.6,<0.18"
+	$(PYTHON) -m pip install --quiet "ruff>=0.6,<0.18" "mypy>=1.10,<3"
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PYTHON) -m ruff check python tests benches
+	$(PYTHON) -m ruff format --check python tests benches
+
+# Types of the Python package, and the hand-written stub of the extension against the
+# extension itself (needs gradfast installed).
+typecheck:
+	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest gradfast._core --allowlist stubtest-allowlist.txt
 
 rust-test:
 	cargo test --workspace
@@ -33,4 +45,9 @@ rust-test:
 bench-smoke:
 	$(PYTHON) -m pytest benches -q
 
-ci: lint rust-test test bench-smoke
+# Everything CI checks, on the current install (after `make dev`).
+check: lint rust-test typecheck
+	GRADFAST_HYPOTHESIS_PROFILE=$${GRADFAST_HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest
+	$(PYTHON) -m pytest benches -q
+
+ci: lint rust-test test typecheck bench-smoke

@@ -1,48 +1,73 @@
 # The compiled half of gradfast. Private: call the Python API in gradfast/ instead.
-# `func` is the public name used in error messages.
+# `func` is the public name used in error messages; `opt` is the optimizer object a step is
+# committed to (its `state` and `step` are set by Rust once the kernel has run).
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, final
 
 import numpy as np
 
+MAX_THREADS: int
+
+@final
+class AdamHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    decoupled: bool
+    amsgrad: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float,
+        decoupled: bool,
+        amsgrad: bool,
+    ) -> AdamHyper: ...
+
+@final
+class MomentumHyper:
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+    def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool) -> MomentumHyper: ...
+
 def adam(
     func: str,
-    params: dict[Any, np.ndarray],
-    gradients: dict[Any, np.ndarray],
-    state: dict[Any, dict[str, np.ndarray]],
+    opt: Any,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    state: Mapping[Any, Mapping[str, np.ndarray]],
     step: int,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    decoupled: bool,
-    amsgrad: bool,
+    hyper: AdamHyper,
 ) -> None: ...
 def adam_array(
     func: str,
     params: np.ndarray,
     gradients: np.ndarray,
+    state: dict[str, Any],
     m: np.ndarray,
     v: np.ndarray,
-    step: int,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
+    t: int,
+    hyper: AdamHyper,
 ) -> None: ...
 def momentum(
     func: str,
-    params: dict[Any, np.ndarray],
-    gradients: dict[Any, np.ndarray],
-    state: dict[Any, dict[str, np.ndarray]],
-    lr: float,
-    momentum: float,
-    nesterov: bool,
+    opt: Any,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    state: Mapping[Any, Mapping[str, np.ndarray]],
+    step: int,
+    hyper: MomentumHyper,
 ) -> None: ...
 def clip_grad_norm(
     func: str,
-    gradients: dict[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
     max_norm: float,
     norm_type: float,
     error_if_nonfinite: bool,

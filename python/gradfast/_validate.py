@@ -15,7 +15,7 @@ import numpy as np
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import byte_bounds as _byte_bounds
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy import byte_bounds as _byte_bounds
+    from numpy import byte_bounds as _byte_bounds  # type: ignore[attr-defined,no-redef]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -45,7 +45,7 @@ def ndarray(fn: str, name: str, a: object) -> np.ndarray:
 
 def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np.ndarray:
     """Check that ``a`` is a float32/float64 ndarray; outputs must also be C-contiguous and writeable."""
-    ndarray(fn, name, a)
+    a = ndarray(fn, name, a)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
     if writeable:
@@ -133,7 +133,7 @@ def float_dict(fn: str, name: str, d: object) -> tuple[Mapping[str, np.ndarray],
 def float_dtype_arg(fn: str, dtype: object) -> np.dtype:
     """A ``dtype=`` argument naming float32 or float64."""
     try:
-        dt = np.dtype(dtype)
+        dt = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:
         dt = None
     if dt is None or dt not in FLOAT_DTYPES:

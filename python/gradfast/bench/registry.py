@@ -42,7 +42,7 @@ class Case:
         """The case's arrays, random normal, named ``w0``, ``w1``, ..."""
         rng = np.random.default_rng(seed)
         shapes = self.shapes or [(self.size,)] * self.arrays
-        return {f"w{i}": rng.standard_normal(s, dtype=self.dtype) for i, s in enumerate(shapes)}
+        return {f"w{i}": rng.standard_normal(s).astype(self.dtype) for i, s in enumerate(shapes)}
 
 
 def layers(name: str, dtype: str, shapes: tuple[tuple[int, ...], ...], calls: int = 1) -> Case:

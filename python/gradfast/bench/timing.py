@@ -55,9 +55,12 @@ def measure(name: str, case: Case, repeat: int) -> dict:
     """One row of the report: every impl, and the roofline for large cases, timed now."""
     kernel = KERNELS[name]
     times = {impl: _time(kernel, case, impl, repeat) for impl in IMPLS}
-    gradfast_s = times["gradfast"]
-    large = case.elements >= LARGE and kernel.traffic is not None
-    roofline_s = best_of(_probe(case, kernel.traffic(case)), repeat) if large else None
+    numpy_s, gradfast_s = times["numpy"], times["gradfast"]
+    if numpy_s is None or gradfast_s is None:
+        raise ValueError(f"bench: kernel {name!r} must have a numpy and a gradfast implementation")
+    roofline_s = None
+    if case.elements >= LARGE and kernel.traffic is not None:
+        roofline_s = best_of(_probe(case, kernel.traffic(case)), repeat)
     return {
         "kernel": name,
         "dtype": case.dtype,
@@ -66,10 +69,10 @@ def measure(name: str, case: Case, repeat: int) -> dict:
         "elements": case.elements,
         "calls": case.calls,
         "label": case.label,
-        "numpy_s": times["numpy"],
+        "numpy_s": numpy_s,
         "gradfast_s": gradfast_s,
         "torch_s": times["torch"],
-        "speedup": times["numpy"] / gradfast_s,
+        "speedup": numpy_s / gradfast_s,
         "speedup_vs_torch": None if times["torch"] is None else times["torch"] / gradfast_s,
         "roofline_s": roofline_s,
         "roofline_fraction": None if roofline_s is None else roofline_s / gradfast_s,

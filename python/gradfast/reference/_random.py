@@ -61,7 +61,7 @@ def resolve_seed(seed: object, fn: str = "resolve_seed") -> int:
     ``fn`` names the calling routine in error messages.
     """
     if seed is None:
-        return int(np.random.SeedSequence().entropy) & MASK
+        return int(np.random.SeedSequence().entropy) & MASK  # type: ignore[arg-type]
     return _u64_arg(fn, "seed", seed)
 
 
