@@ -161,4 +161,27 @@ mod tests {
         assert_eq!(one, run(2));
         assert_eq!(one, run(3));
     }
+
+    /// Naive float64 norms, summed in a different order: equal up to rounding.
+    fn naive(x: &[f64], p: f64) -> f64 {
+        x.iter().map(|v| v.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+    }
+
+    #[test]
+    fn every_order_covers_the_tail_past_the_lanes() {
+        // 16 lanes: lengths that leave a tail of 1 to 15 elements, and a finite p not 1 or 2
+        for n in [17usize, 31, 37, 100] {
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+            for p in [1.0, 2.0, 3.0, 0.5] {
+                let got = norms(&[&x[..]], Order::new(p))[0];
+                let want = naive(&x, p);
+                assert!(
+                    (got - want).abs() <= 1e-12 * want,
+                    "n={n} p={p}: {got} vs {want}"
+                );
+            }
+            let inf = norms(&[&x[..]], Order::Inf)[0];
+            assert_eq!(inf, x.iter().fold(0.0f64, |a, v| a.max(v.abs())));
+        }
+    }
 }

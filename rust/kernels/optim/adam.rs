@@ -214,6 +214,39 @@ mod tests {
     }
 
     #[test]
+    fn decoupled_decay_with_a_gradient_decays_then_steps() {
+        // AdamW at t = 1: p = p * (1 - lr * wd), then p -= lr * g / (|g| + eps) (m_hat = g,
+        // v_hat = g^2), in float64 with the kernel's order of operations up to rounding.
+        let (lr, wd, eps) = (0.1, 0.5, 1e-8);
+        let p0 = [2.0f64, -1.0, 0.25];
+        let g = [0.5f64, -3.0, 1e-4];
+        let mut p = p0.to_vec();
+        let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
+        let h = AdamHyper {
+            lr,
+            weight_decay: wd,
+            decoupled: true,
+            eps,
+            ..hyper(1)
+        };
+        adam(
+            vec![AdamTensor {
+                p: &mut p,
+                g: &g,
+                m: &mut m,
+                v: &mut v,
+                vmax: None,
+            }],
+            &h,
+        );
+        for i in 0..3 {
+            let want = p0[i] * (1.0 - lr * wd) - lr * g[i] / (g[i].abs() + eps);
+            assert!((p[i] - want).abs() < 1e-12, "{} vs {want}", p[i]);
+            assert!((m[i] - 0.1 * g[i]).abs() < 1e-15);
+        }
+    }
+
+    #[test]
     fn amsgrad_keeps_the_running_maximum() {
         let mut p = vec![0.0f64; 2];
         let (mut m, mut v, mut vmax) = (vec![0.0; 2], vec![0.0; 2], vec![5.0, 0.0]);
