@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    bindings::lock::register(m)?;
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
     bindings::threads::register(m)?;

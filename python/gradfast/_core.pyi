@@ -1,6 +1,7 @@
 # The compiled half of gradfast. Private: call the Python API in gradfast/ instead.
 # `func` is the public name used in error messages; `opt` is the optimizer object a step is
-# committed to (its `state` and `step` are set by Rust once the kernel has run).
+# committed to (under `lock`, Rust reads its `state` and `step` and sets them once the kernel
+# has run).
 
 from collections.abc import Mapping
 from typing import Any, final
@@ -37,13 +38,19 @@ class MomentumHyper:
     nesterov: bool
     def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool) -> MomentumHyper: ...
 
+@final
+class StepLock:
+    def __new__(cls) -> StepLock: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *_exc: object) -> None: ...
+    def locked(self) -> bool: ...
+
 def adam(
     func: str,
     opt: Any,
+    lock: StepLock,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
-    state: Mapping[Any, Mapping[str, np.ndarray]],
-    step: int,
     hyper: AdamHyper,
 ) -> None: ...
 def adam_array(
@@ -59,10 +66,9 @@ def adam_array(
 def momentum(
     func: str,
     opt: Any,
+    lock: StepLock,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
-    state: Mapping[Any, Mapping[str, np.ndarray]],
-    step: int,
     hyper: MomentumHyper,
 ) -> None: ...
 def clip_grad_norm(

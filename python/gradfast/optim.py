@@ -19,12 +19,11 @@ from .reference import optim as _ref
 class Adam(AdamBase):
     __doc__ = AdamBase.__doc__
     _hyper_class = _core.AdamHyper
+    _new_lock = _core.StepLock
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        with self._lock:
-            state = self.state or self._fresh_state(params, gradients)
-            _core.adam(self._update_name, self, params, gradients, state, self.step + 1, self._packed or self._pack())
+        _core.adam(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
         return params
 
 
@@ -35,14 +34,11 @@ class AdamW(AdamWBase, Adam):
 class MomentumOptimizer(MomentumBase):
     __doc__ = MomentumBase.__doc__
     _hyper_class = _core.MomentumHyper
+    _new_lock = _core.StepLock
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        with self._lock:
-            state = self.state or self._fresh_state(params, gradients)
-            _core.momentum(
-                self._update_name, self, params, gradients, state, self.step + 1, self._packed or self._pack()
-            )
+        _core.momentum(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
         return params
 
 

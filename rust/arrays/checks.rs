@@ -42,22 +42,21 @@ pub fn same_shape(func: &str, name: &Name, got: &[usize], want: &[usize]) -> Res
 
 static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// A dict argument read into an owned list of `(key, value)`, in the mapping's order.
-pub struct Items<'py> {
+/// A dict argument: any mapping, looked up through its own `__getitem__`.
+#[derive(Clone)]
+pub struct Mapping<'py> {
     obj: Bound<'py, PyAny>,
     /// The argument is exactly a `dict`: its lookups cannot run Python `__getitem__` code.
     exact: bool,
-    pub items: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
 }
 
-impl<'py> Items<'py> {
-    /// Reads `obj`, a mapping; `what` describes the expected values for the message.
-    pub fn read(func: &str, name: &str, what: &str, obj: &Bound<'py, PyAny>) -> Result<Self> {
-        let py = obj.py();
+impl<'py> Mapping<'py> {
+    /// `obj` must be a mapping; `what` describes the expected values for the message.
+    pub fn new(func: &str, name: &str, what: &str, obj: &Bound<'py, PyAny>) -> Result<Self> {
         let exact = obj.is_exact_instance_of::<PyDict>();
         if !exact {
             let mapping = MAPPING
-                .import(py, "collections.abc", "Mapping")
+                .import(obj.py(), "collections.abc", "Mapping")
                 .map_err(Error::Python)?;
             if !obj.is_instance(mapping).map_err(Error::Python)? {
                 return Err(Error::Type(format!(
@@ -66,45 +65,70 @@ impl<'py> Items<'py> {
                 )));
             }
         }
-        let items = if exact {
-            // Copying the pairs out runs no Python code, so the dict cannot change meanwhile.
-            let d = obj.cast::<PyDict>().map_err(|e| Error::Python(e.into()))?;
-            d.iter().collect()
-        } else {
-            obj.call_method0(intern!(py, "items"))
-                .and_then(|i| PyList::type_object(py).call1((i,)))
-                .and_then(|l| l.cast_into::<PyList>().map_err(Into::into))
-                .and_then(|l| {
-                    l.iter()
-                        .map(|kv| kv.extract())
-                        .collect::<PyResult<Vec<_>>>()
-                })
-                .map_err(Error::Python)?
-        };
-        Ok(Items {
+        Ok(Mapping {
             obj: obj.clone(),
             exact,
-            items,
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
+    fn dict(&self) -> Result<&Bound<'py, PyDict>> {
+        self.obj
+            .cast::<PyDict>()
+            .map_err(|e| Error::Python(e.into()))
+    }
+
+    pub fn len(&self) -> Result<usize> {
+        if self.exact {
+            return Ok(self.dict()?.len());
+        }
+        self.obj.len().map_err(Error::Python)
     }
 
     /// The value under `key`, through the mapping's own lookup.
     pub fn get(&self, key: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyAny>>> {
         if self.exact {
-            let d = self
-                .obj
-                .cast::<PyDict>()
-                .map_err(|e| Error::Python(e.into()))?;
-            return d.get_item(key).map_err(Error::Python);
+            return self.dict()?.get_item(key).map_err(Error::Python);
         }
         match self.obj.get_item(key) {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(self.obj.py()) => Ok(None),
             Err(e) => Err(Error::Python(e)),
+        }
+    }
+
+    /// The `(key, value)` pairs, copied into an owned list in the mapping's order: nothing
+    /// done later (a key's `__eq__` that mutates the dict, say) changes what a call works on.
+    pub fn items(&self) -> Result<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        if self.exact {
+            // Copying the pairs out runs no Python code, so the dict cannot change meanwhile.
+            return Ok(self.dict()?.iter().collect());
+        }
+        let py = self.obj.py();
+        self.obj
+            .call_method0(intern!(py, "items"))
+            .and_then(|i| PyList::type_object(py).call1((i,)))
+            .and_then(|l| l.cast_into::<PyList>().map_err(Into::into))
+            .and_then(|l| {
+                l.iter()
+                    .map(|kv| kv.extract())
+                    .collect::<PyResult<Vec<_>>>()
+            })
+            .map_err(Error::Python)
+    }
+
+    /// The error for `self` lacking a key of `reference`, or having one more.
+    pub fn key_error(
+        &self,
+        func: &str,
+        name: &str,
+        ref_name: &str,
+        reference: &Items<'py>,
+    ) -> Error {
+        match self.check_keys(func, name, ref_name, reference) {
+            Err(e) => e,
+            Ok(()) => Error::Value(format!(
+                "{func}: {name} must keep its keys during the call, got them changed"
+            )),
         }
     }
 
@@ -124,36 +148,34 @@ impl<'py> Items<'py> {
                 )));
             }
         }
-        if self.len() != reference.len() {
-            for (key, _) in &self.items {
-                if reference.get(key)?.is_none() {
+        if self.len()? != reference.len() {
+            for (key, _) in self.items()? {
+                if reference.map.get(&key)?.is_none() {
                     return Err(Error::Value(format!(
                         "{func}: {name} must have only the keys of {ref_name}, got extra key {}",
-                        repr(key)
+                        repr(&key)
                     )));
                 }
             }
         }
         Ok(())
     }
+}
 
-    /// The values of `self` under the keys of `keys`, in its order (after [`check_keys`](Self::check_keys)).
-    pub fn values_for(
-        &self,
-        func: &str,
-        name: &str,
-        keys: &Items<'py>,
-    ) -> Result<Vec<Bound<'py, PyAny>>> {
-        keys.items
-            .iter()
-            .map(|(key, _)| {
-                self.get(key)?.ok_or_else(|| {
-                    Error::Value(format!(
-                        "{func}: {name} must keep its keys during the call, got key {} gone",
-                        repr(key)
-                    ))
-                })
-            })
-            .collect()
+/// A dict argument read into an owned list of `(key, value)`.
+pub struct Items<'py> {
+    pub map: Mapping<'py>,
+    pub items: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+}
+
+impl<'py> Items<'py> {
+    pub fn read(func: &str, name: &str, what: &str, obj: &Bound<'py, PyAny>) -> Result<Self> {
+        let map = Mapping::new(func, name, what, obj)?;
+        let items = map.items()?;
+        Ok(Items { map, items })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use pyo3::prelude::*;
 
 pub use borrow::{Call, Checked, In, Out};
-pub use checks::{same_shape, Items};
+pub use checks::{same_shape, Items, Mapping};
 pub use dtype::{float_dtype, Dtype, Float};
 
 /// The name of an argument in a message: `params`, `params['w']` or `state['w']['exp_avg']`.

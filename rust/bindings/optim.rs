@@ -1,9 +1,10 @@
 //! Adam/AdamW and momentum over a whole dict of parameters in one call.
 //!
 //! `state` maps each parameter's key to a dict of state arrays (`exp_avg`, `velocity`, ...),
-//! as the Python optimizer classes keep it. A step commits itself: once the kernel has run,
-//! the binding sets the optimizer's `state` and `step` before returning, with no Python code
-//! in between, so a `KeyboardInterrupt` can never separate the arrays from the counter.
+//! as the Python optimizer classes keep it. A step holds the optimizer's lock from reading its
+//! `state` and `step` to committing them: once the kernel has run, the binding sets them
+//! before returning, with no Python code in between, so a `KeyboardInterrupt` can never
+//! separate the arrays from the counter, and two threads cannot take the same step.
 
 use gradfast_kernels::optim::adam as adam_k;
 use gradfast_kernels::optim::adam::{adam as adam_kernel, AdamTensor};
@@ -13,8 +14,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use super::lock::{Held, StepLock};
 use super::{guard, run};
-use crate::arrays::{float_dtype, same_shape, Call, Checked, Dtype, Float, In, Items, Name, Out};
+use crate::arrays::{
+    float_dtype, same_shape, Call, Checked, Dtype, Float, In, Items, Mapping, Name, Out,
+};
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
 
@@ -61,12 +65,13 @@ struct Group<'py, T: Float> {
     slots: Vec<Out<'py, T>>,
 }
 
-/// The dict arguments of an optimizer step, read and with their keys checked.
+/// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
+/// `state` looked up by its keys.
 struct Dicts<'a, 'py> {
     func: &'a str,
     params: Items<'py>,
-    grads: Vec<Bound<'py, PyAny>>,
-    state: Vec<Bound<'py, PyAny>>,
+    grads: Mapping<'py>,
+    state: Mapping<'py>,
 }
 
 impl<'a, 'py> Dicts<'a, 'py> {
@@ -77,16 +82,44 @@ impl<'a, 'py> Dicts<'a, 'py> {
         state: &Bound<'py, PyAny>,
     ) -> Result<Self> {
         let params = Items::read(func, "params", "numpy arrays", params)?;
-        let grads = Items::read(func, "gradients", "numpy arrays", grads)?;
-        let state = Items::read(func, "the optimizer state", "state dicts", state)?;
-        grads.check_keys(func, "gradients", "params", &params)?;
-        params.check_keys(func, "params", "the optimizer state", &state)?;
-        Ok(Dicts {
+        let grads = Mapping::new(func, "gradients", "numpy arrays", grads)?;
+        let state = Mapping::new(func, "the optimizer state", "state dicts", state)?;
+        let dicts = Dicts {
             func,
-            grads: grads.values_for(func, "gradients", &params)?,
-            state: state.values_for(func, "the optimizer state", &params)?,
             params,
-        })
+            grads,
+            state,
+        };
+        // With equal lengths, finding every key of `params` (in `groups`) proves equal keys.
+        if dicts.grads.len()? != dicts.params.len() {
+            return Err(dicts.grads_key_error());
+        }
+        if dicts.state.len()? != dicts.params.len() {
+            return Err(dicts.state_key_error());
+        }
+        Ok(dicts)
+    }
+
+    fn grads_key_error(&self) -> Error {
+        self.grads
+            .key_error(self.func, "gradients", "params", &self.params)
+    }
+
+    /// Keys of the state unlike those of `params` are named as `params` missing or having
+    /// keys: the state is the optimizer's, the params are the caller's.
+    fn state_key_error(&self) -> Error {
+        match self.state.items() {
+            Ok(items) => {
+                let state = Items {
+                    map: self.state.clone(),
+                    items,
+                };
+                self.params
+                    .map
+                    .key_error(self.func, "params", "the optimizer state", &state)
+            }
+            Err(e) => e,
+        }
     }
 
     /// The dtype of the first parameter; `None` for an empty dict.
@@ -108,12 +141,14 @@ impl<'a, 'py> Dicts<'a, 'py> {
         let func = self.func;
         let mut call = Call::new(func);
         let mut out = Vec::with_capacity(self.params.len());
-        for (((key, p), g), s) in self.params.items.iter().zip(&self.grads).zip(&self.state) {
+        for (key, p) in &self.params.items {
             let p = call.output::<T>(Name::Item("params", key.clone()), p)?;
+            let g = self.grads.get(key)?.ok_or_else(|| self.grads_key_error())?;
             let g_name = Name::Item("gradients", key.clone());
-            let g = call.input::<T>(g_name.clone(), g)?;
+            let g = call.input::<T>(g_name.clone(), &g)?;
             same_shape(func, &g_name, g.shape(), p.shape())?;
-            let s = Items::read(func, "each optimizer state entry", "state arrays", s)?;
+            let s = self.state.get(key)?.ok_or_else(|| self.state_key_error())?;
+            let s = Mapping::new(func, "each optimizer state entry", "state arrays", &s)?;
             let mut arrays = Vec::with_capacity(slots.len());
             for &(slot, slot_name) in slots {
                 let name = Name::Slot("state", key.clone(), slot_name);
@@ -136,13 +171,46 @@ impl<'a, 'py> Dicts<'a, 'py> {
     }
 }
 
-/// Records a finished step on the optimizer object: its state dict and step count.
-fn commit(opt: &Bound<PyAny>, state: &Bound<PyAny>, step: u64) -> PyResult<()> {
-    let py = opt.py();
-    if !opt.getattr(intern!(py, "state"))?.is(state) {
-        opt.setattr(intern!(py, "state"), state)?;
+/// An optimizer object during one step: its lock held, its state (fresh zeros from
+/// `opt._fresh_state(params, gradients)` if it has none yet) and the step number to take.
+struct Stepping<'l, 'py> {
+    opt: &'l Bound<'py, PyAny>,
+    state: Bound<'py, PyAny>,
+    step: u64,
+    _held: Held<'l>,
+}
+
+impl<'l, 'py> Stepping<'l, 'py> {
+    fn begin(
+        opt: &'l Bound<'py, PyAny>,
+        lock: &'l Bound<'py, StepLock>,
+        params: &Bound<'py, PyAny>,
+        gradients: &Bound<'py, PyAny>,
+    ) -> PyResult<Self> {
+        let py = opt.py();
+        let held = lock.get().hold(py);
+        let mut state = opt.getattr(intern!(py, "state"))?;
+        if !state.is_truthy()? {
+            state = opt.call_method1(intern!(py, "_fresh_state"), (params, gradients))?;
+        }
+        let step = opt.getattr(intern!(py, "step"))?.extract::<u64>()? + 1;
+        Ok(Stepping {
+            opt,
+            state,
+            step,
+            _held: held,
+        })
     }
-    opt.setattr(intern!(py, "step"), step)
+
+    /// Records the finished step on the optimizer: its state and step count, with no Python
+    /// code run between the kernel and this.
+    fn commit(self) -> PyResult<()> {
+        let py = self.opt.py();
+        if !self.opt.getattr(intern!(py, "state"))?.is(&self.state) {
+            self.opt.setattr(intern!(py, "state"), &self.state)?;
+        }
+        self.opt.setattr(intern!(py, "step"), self.step)
+    }
 }
 
 fn adam_typed<T: Float>(
@@ -179,29 +247,29 @@ fn adam_typed<T: Float>(
     Ok(())
 }
 
-/// Step number `step` of Adam over a dict of parameters, in place; then `opt.state = state`
-/// and `opt.step = step` (the engine of `Adam.update`).
+/// One Adam step of the optimizer `opt` (under its lock `lock`, from its `state` and
+/// `step`) over a dict of parameters, in place, then committed to `opt` (the engine of
+/// `Adam.update`).
 #[pyfunction]
-#[pyo3(signature = (func, opt, params, gradients, state, step, hyper))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (func, opt, lock, params, gradients, hyper))]
 pub fn adam(
     py: Python<'_>,
     func: &str,
     opt: &Bound<'_, PyAny>,
+    lock: &Bound<'_, StepLock>,
     params: &Bound<'_, PyAny>,
     gradients: &Bound<'_, PyAny>,
-    state: &Bound<'_, PyAny>,
-    step: u64,
     hyper: &Bound<'_, AdamHyper>,
 ) -> PyResult<()> {
     guard(func, || {
         let hyper = hyper.get();
-        let dicts = Dicts::new(func, params, gradients, state)?;
+        let s = Stepping::begin(opt, lock, params, gradients)?;
+        let dicts = Dicts::new(func, params, gradients, &s.state)?;
         if let Some(dtype) = dicts.dtype()? {
-            let h = hyper.kernel(step);
+            let h = hyper.kernel(s.step);
             dispatch!(dtype => adam_typed(py, &dicts, &h, hyper.amsgrad))?;
         }
-        commit(opt, state, step)
+        s.commit()
     })
 }
 
@@ -282,24 +350,23 @@ fn momentum_typed<T: Float>(
     Ok(())
 }
 
-/// Step number `step` of momentum over a dict of parameters, in place; then the step is
-/// committed to `opt` (the engine of `MomentumOptimizer.update`).
+/// One momentum step of the optimizer `opt`, as [`adam`] (the engine of
+/// `MomentumOptimizer.update`).
 #[pyfunction]
-#[pyo3(signature = (func, opt, params, gradients, state, step, hyper))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (func, opt, lock, params, gradients, hyper))]
 pub fn momentum(
     py: Python<'_>,
     func: &str,
     opt: &Bound<'_, PyAny>,
+    lock: &Bound<'_, StepLock>,
     params: &Bound<'_, PyAny>,
     gradients: &Bound<'_, PyAny>,
-    state: &Bound<'_, PyAny>,
-    step: u64,
     hyper: &Bound<'_, MomentumHyper>,
 ) -> PyResult<()> {
     guard(func, || {
         let hyper = hyper.get();
-        let dicts = Dicts::new(func, params, gradients, state)?;
+        let s = Stepping::begin(opt, lock, params, gradients)?;
+        let dicts = Dicts::new(func, params, gradients, &s.state)?;
         if let Some(dtype) = dicts.dtype()? {
             let h = momentum_k::MomentumHyper {
                 lr: hyper.learning_rate,
@@ -308,7 +375,7 @@ pub fn momentum(
             };
             dispatch!(dtype => momentum_typed(py, &dicts, &h))?;
         }
-        commit(opt, state, step)
+        s.commit()
     })
 }
 

@@ -67,11 +67,14 @@ class Optimizer:
     _state_follows_step: ClassVar[bool] = True
     #: the ``_core`` class that carries the hyper-parameters into Rust, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
+    #: makes the lock that serializes updates (a Rust-backed class takes ``_core.StepLock``,
+    #: which its binding holds from reading ``step`` to committing the next one)
+    _new_lock: ClassVar[Any] = threading.Lock
 
     learning_rate = Hyper(lo=0.0)
 
     def __init__(self, learning_rate: float) -> None:
-        self._lock = threading.Lock()
+        self._lock = self._new_lock()
         self.learning_rate = learning_rate
         self.step = 0
         self.state: dict[Any, dict[str, np.ndarray]] = {}
@@ -144,7 +147,7 @@ class Optimizer:
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
-        self._lock = threading.Lock()
+        self._lock = self._new_lock()
 
     # -- saving and resuming -----------------------------------------------------------
 

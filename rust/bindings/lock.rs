@@ -1,0 +1,82 @@
+//! `StepLock`: the lock that serializes the updates of one optimizer object.
+//!
+//! A binding holds it from reading the optimizer's step to committing the next one, so two
+//! threads updating one optimizer get the result of two serial updates. Taking it costs one
+//! atomic operation when it is free; a caller that must wait does so without the GIL (the
+//! holder needs the GIL to finish). Python code uses it as a context manager.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+
+#[pyclass(frozen, module = "gradfast._core")]
+#[derive(Default)]
+pub struct StepLock {
+    held: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// Proof of holding a [`StepLock`]; releases it when dropped.
+pub struct Held<'a>(&'a StepLock);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl StepLock {
+    fn state(&self) -> MutexGuard<'_, bool> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the lock, waiting without the GIL while another thread holds it.
+    pub fn hold(&self, py: Python<'_>) -> Held<'_> {
+        {
+            let mut held = self.state();
+            if !*held {
+                *held = true;
+                return Held(self);
+            }
+        }
+        py.detach(|| {
+            let mut held = self.state();
+            while *held {
+                held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
+            }
+            *held = true;
+        });
+        Held(self)
+    }
+
+    fn release(&self) {
+        *self.state() = false;
+        self.freed.notify_one();
+    }
+}
+
+#[pymethods]
+impl StepLock {
+    #[new]
+    fn new() -> Self {
+        StepLock::default()
+    }
+
+    fn __enter__(&self, py: Python<'_>) {
+        std::mem::forget(self.hold(py));
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) {
+        self.release();
+    }
+
+    /// Whether some thread holds the lock.
+    fn locked(&self) -> bool {
+        *self.state()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<StepLock>()
+}
