@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod clip;
 pub mod float;
 pub mod optim;
+pub mod pack;
 pub mod pool;
 pub mod probe;
 pub mod random;
