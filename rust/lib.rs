@@ -13,6 +13,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::lock::register(m)?;
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
+    bindings::distributed::register(m)?;
     bindings::threads::register(m)?;
     bindings::probe::register(m)?;
     Ok(())

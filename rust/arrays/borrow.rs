@@ -9,14 +9,17 @@
 //! which cost a quarter of a small update and only knows of other rust-numpy borrows; like
 //! NumPy's own ufuncs, gradfast does not lock arrays against writes from other threads.
 
-use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE};
-use numpy::{dtype, Element, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, NPY_TYPES};
+use numpy::{
+    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use super::dtype::{element_dtype, typed, Float};
+use super::dtype::{element_dtype, ndarray, typed, Float};
 use super::Name;
 use crate::error::{Error, Result};
 
@@ -90,6 +93,35 @@ impl<T: Float> In<'_, T> {
         // SAFETY: contiguous and aligned (checked or copied so), alive through `self.array`,
         // and `Checked` proves that no output overlaps it.
         unsafe { std::slice::from_raw_parts(self.array.data(), self.array.len()) }
+    }
+}
+
+/// A C-contiguous, aligned uint16 array: raw 16-bit words such as bfloat16 bits.
+pub struct Words<'py> {
+    array: Bound<'py, PyArrayDyn<u16>>,
+}
+
+impl Words<'_> {
+    pub fn len(&self) -> usize {
+        self.array.len()
+    }
+
+    pub fn slice(&self, _: &Checked) -> &[u16] {
+        if self.array.len() == 0 {
+            return &[];
+        }
+        // SAFETY: contiguous and aligned (checked at registration), alive through
+        // `self.array`, and `Checked` proves that no output overlaps it.
+        unsafe { std::slice::from_raw_parts(self.array.data(), self.array.len()) }
+    }
+
+    pub fn slice_mut(&mut self, _: &Checked) -> &mut [u16] {
+        if self.array.len() == 0 {
+            return &mut [];
+        }
+        // SAFETY: as for `slice`, and writeable (checked at registration when `writes`);
+        // `&mut self` gives one slice at a time.
+        unsafe { std::slice::from_raw_parts_mut(self.array.data(), self.array.len()) }
     }
 }
 
@@ -172,6 +204,37 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(In {
             array: c_copy(self.func, &name, &array)?,
         })
+    }
+
+    /// A uint16 array, written when `writes`: C-contiguous and aligned (never copied).
+    pub fn words(
+        &mut self,
+        name: Name<'py>,
+        obj: &Bound<'py, PyAny>,
+        writes: bool,
+    ) -> Result<Words<'py>> {
+        let func = self.func;
+        let arr = ndarray(func, &name, obj)?;
+        let dt = arr.dtype();
+        if dt.num() != NPY_TYPES::NPY_USHORT as i32 || dt.is_native_byteorder() == Some(false) {
+            return Err(Error::Type(format!(
+                "{func}: {name} must have dtype uint16, got {dt}"
+            )));
+        }
+        if !usable(arr) {
+            return Err(Error::Value(format!(
+                "{func}: {name} must be C-contiguous and aligned (use np.ascontiguousarray)"
+            )));
+        }
+        if writes && flags(arr) & NPY_ARRAY_WRITEABLE == 0 {
+            return Err(Error::Value(format!(
+                "{func}: {name} must be writeable, got a read-only array"
+            )));
+        }
+        // SAFETY: an ndarray of native uint16 is a PyArrayDyn<u16>.
+        let array = unsafe { arr.cast_unchecked::<PyArrayDyn<u16>>() }.clone();
+        self.register(&array, writes, name);
+        Ok(Words { array })
     }
 
     /// Refuses the call if an output shares memory with any other array of it.

@@ -6,6 +6,7 @@
 //! so that no panic reaches Python as a `BaseException`.
 
 pub mod clip;
+pub mod distributed;
 pub mod lock;
 pub mod optim;
 pub mod probe;

@@ -1,10 +1,101 @@
-"""Reference gradient accumulation: the local half of the seed's ``DistributedOptimizer`` (no MPI)."""
+"""Reference data parallelism: the seed's ``DistributedOptimizer`` (local accumulation, no
+MPI), and the MPI functions of ``gradfast.distributed`` with buckets packed by NumPy.
+
+The bfloat16 conversions here are the specification of the Rust ones: round to nearest,
+ties to even, NaN kept (quiet); float64 is rounded once, not through a rounded float32.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _validate
+from .._base import distributed as _base
+
+
+def to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """The bfloat16 bits (uint16) of a float32 or float64 array, rounded to nearest even."""
+    x = np.asarray(x)
+    if x.dtype == np.float64:
+        # Round to odd into float32 (truncate towards zero, set the lowest bit if inexact):
+        # with 16 bits to spare, the rounding to bfloat16 below is then the correct one.
+        with np.errstate(over="ignore"):
+            y = x.astype(np.float32)
+        back = y.astype(np.float64)
+        bits = y.view(np.uint32) - (np.abs(back) > np.abs(x)).astype(np.uint32)
+        x = (bits | (back != x).astype(np.uint32)).view(np.float32)
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    quiet_nan = ((bits >> 16) | 0x40).astype(np.uint16)
+    return np.where(np.isnan(x), quiet_nan, rounded)
+
+
+def from_bfloat16(bits: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """The values of bfloat16 bits (exact in float32 and float64)."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32).astype(dtype)
+
+
+class kernels:
+    """The bucket kernels of ``gradfast.distributed`` in NumPy (``_core``'s signatures)."""
+
+    @staticmethod
+    def pack(fn, tensors, bucket):
+        flat = np.concatenate([t.reshape(-1) for t in tensors]) if tensors else bucket[:0]
+        bucket[...] = to_bfloat16(flat) if bucket.dtype == np.uint16 else flat
+
+    @staticmethod
+    def unpack(fn, bucket, tensors, divisor=None):
+        start = 0
+        for t in tensors:
+            piece = bucket[start : start + t.size].reshape(t.shape)
+            start += t.size
+            values = from_bfloat16(piece, t.dtype) if bucket.dtype == np.uint16 else piece
+            if divisor is None:
+                t[...] = values
+            else:
+                np.divide(values, t.dtype.type(divisor), out=t)
+
+    @staticmethod
+    def divide(fn, tensors, divisor):
+        for t in tensors:
+            t /= t.dtype.type(divisor)
+
+    @staticmethod
+    def sum_bf16(src, acc):
+        with np.errstate(all="ignore"):
+            acc[...] = to_bfloat16(from_bfloat16(src) + from_bfloat16(acc))
+
+
+rank = _base.rank
+size = _base.size
+
+
+def allreduce_gradients(gradients, *, op="mean", compression=None, comm=None):
+    """Sums (``op='sum'``) or averages (``op='mean'``) a dict of gradients over the ranks of
+    ``comm`` (default ``MPI.COMM_WORLD``), in place; returns ``gradients``.
+
+    Collective. Arrays of at least 64 KiB are reduced in place, each by one ``Allreduce``;
+    smaller ones are packed, in key order, into buckets of up to 1 MiB, so a dict of hundreds
+    of arrays costs a few calls. The mean is the sum divided by the number of ranks. Every
+    rank ends with the same bits (each element's sum is computed once by MPI and sent to all).
+    ``compression='bf16'`` sends bfloat16 (values rounded to nearest even, half the bytes);
+    each pair of partial sums is added in float32 and rounded to bfloat16 again.
+    Arrays must be C-contiguous, writeable float32 or float64 of one dtype, keys str.
+    """
+    return _base.allreduce_gradients(kernels, gradients, op=op, compression=compression, comm=comm)
+
+
+def broadcast_parameters(params, root=0, *, comm=None):
+    """Copies rank ``root``'s ``params`` into every rank's, in place; returns ``params``.
+
+    Collective; the dicts must have the same keys, shapes and dtype on every rank.
+    """
+    return _base.broadcast_parameters(kernels, params, root, comm=comm)
+
+
+class DataParallel(_base.DataParallelBase):
+    __doc__ = _base.DataParallelBase.__doc__
+    _kernels = kernels
 
 
 class DistributedOptimizer:
