@@ -4,14 +4,15 @@ PYTHON ?= python3
 
 .PHONY: install dev test bench lint-tools lint typecheck rust-test bench-smoke check ci
 
-# Build the release extension and install gradfast with its test tools.
+# Build the release extension and install gradfast with its test tools and MPI (the tests of
+# gradfast.distributed run under the mpiexec of the mpich wheel).
 install:
-	$(PYTHON) -m pip install ".[test]"
+	$(PYTHON) -m pip install ".[test,mpi]"
 
 # The edit loop: an editable install built without link-time optimisation (quick to rebuild;
 # run it again after changing Rust). Measure speed on `make install` builds only.
 dev:
-	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(PYTHON) -m pip install -e ".[test]"
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(PYTHON) -m pip install -e ".[test,mpi]"
 
 # Install, then run the test suite (hypothesis profile "fast" unless told otherwise).
 test: install

@@ -82,11 +82,6 @@ def tensor_dict(fn: str, name: str, d) -> list[tuple[str, np.ndarray]]:
         if not isinstance(key, str):
             raise TypeError(f"{fn}: {name} keys must be str (every rank sorts them), got {key!r}")
         where = f"{name}[{key!r}]"
-        if isinstance(a, (np.ma.MaskedArray, np.matrix)):
-            raise TypeError(
-                f"{fn}: {where} must be a plain numpy.ndarray, got {type(a).__name__} "
-                "(pass np.asarray(x), or x.filled(0) for a masked array)"
-            )
         _validate.float_array(fn, where, a, writeable=True)
         if not a.flags.aligned:
             raise ValueError(
