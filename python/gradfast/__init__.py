@@ -10,6 +10,7 @@ their kernels land.
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
 from .clip import clip_grad_norm
+from .distributed import DataParallel, allreduce_gradients, broadcast_parameters, rank, size
 from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer
 from .reference import (
     LAMB,
@@ -38,6 +39,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "AdaptiveClipper",
+    "DataParallel",
     "BatchNorm",
     "DistributedOptimizer",
     "Dropout",
@@ -47,13 +49,17 @@ __all__ = [
     "MomentumOptimizer",
     "adam_optimizer",
     "adaptive_grad_clip",
+    "allreduce_gradients",
     "bptt",
+    "broadcast_parameters",
     "clip_grad_norm",
     "compute_regularization",
     "get_num_threads",
     "gradient_descent",
     "initialize_weights",
     "prune_network",
+    "rank",
     "set_num_threads",
     "sgd_optimizer",
+    "size",
 ]

@@ -8,7 +8,14 @@ compiled extension; the shared runtime (the optimizer base and argument validati
 """
 
 from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
-from .distributed import DistributedOptimizer
+from .distributed import (
+    DataParallel,
+    DistributedOptimizer,
+    allreduce_gradients,
+    broadcast_parameters,
+    rank,
+    size,
+)
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
@@ -23,6 +30,7 @@ __all__ = [
     "AdamW",
     "AdaptiveClipper",
     "BatchNorm",
+    "DataParallel",
     "DistributedOptimizer",
     "Dropout",
     "GradualPruning",
@@ -33,11 +41,15 @@ __all__ = [
     "MomentumOptimizer",
     "adam_optimizer",
     "adaptive_grad_clip",
+    "allreduce_gradients",
     "bptt",
+    "broadcast_parameters",
     "clip_grad_norm",
     "compute_regularization",
     "gradient_descent",
     "initialize_weights",
     "prune_network",
+    "rank",
     "sgd_optimizer",
+    "size",
 ]
