@@ -50,12 +50,24 @@ def _add_bench(subparsers) -> None:
     )
     p.add_argument("--threads", type=_positive_int, metavar="N", help="gradfast threads (gf.set_num_threads)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument(
+        "--mpi",
+        action="store_true",
+        help="under mpiexec -n N: time allreduce_gradients against one raw MPI Allreduce of the same bytes",
+    )
     p.set_defaults(run=_bench)
 
 
 def _bench(args) -> int:
     if args.threads is not None:
         set_num_threads(args.threads)
+    if args.mpi:
+        from .bench import mpi
+
+        report = mpi.run(quick=args.quick, repeat=args.repeat)
+        if mpi.distributed.rank() == 0:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else mpi.format_report(report))
+        return 0
 
     def progress(message: str) -> None:
         sys.stderr.write(message + "\n")

@@ -89,13 +89,19 @@ def tensor_dict(fn: str, name: str, d) -> list[tuple[str, np.ndarray]]:
             )
         dtype = dtype or a.dtype
         _validate.same_dtype(fn, where, a, dtype)
-    _validate.no_overlaps(fn, [(f"{name}[{k!r}]", a) for k, a in items])
+    # The arrays are C-contiguous: each spans [data, data + nbytes), so sorting the spans and
+    # comparing neighbours finds any overlap (np.byte_bounds costs more than the whole call).
+    spans = sorted((a.ctypes.data, a.nbytes, key) for key, a in items if a.size)
+    for (lo, n, key), (next_lo, _, next_key) in zip(spans, spans[1:]):
+        if next_lo < lo + n:
+            a, b = d[key], d[next_key]
+            _validate.no_alias(fn, f"{name}[{next_key!r}]", b, f"{name}[{key!r}]", a)
     return sorted(items, key=lambda item: item[0])
 
 
 def describe(fn: str, name: str, items, **settings) -> tuple:
     """What a rank is about to do, comparable across ranks."""
-    arrays = tuple((key, a.shape, a.dtype.name) for key, a in items)
+    arrays = tuple((key, a.shape, a.dtype.char) for key, a in items)
     return (fn, name, tuple(sorted(settings.items())), arrays)
 
 
@@ -143,7 +149,7 @@ def mismatch(fn: str, descriptions: list[tuple]) -> str:
                 (s0, t0), (s, t) = mine[key], theirs[key]
                 return (
                     f"{fn}: {name}[{key!r}] must have the same shape and dtype on every rank, "
-                    f"got shape {s0} {t0} on rank 0 and shape {s} {t} on rank {r}"
+                    f"got shape {s0} {np.dtype(t0).name} on rank 0 and shape {s} {np.dtype(t).name} on rank {r}"
                 )
     return f"{fn}: the ranks' calls differ"  # pragma: no cover - a 56-bit digest collision
 
