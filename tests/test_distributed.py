@@ -165,9 +165,10 @@ def mpiexec() -> str:
     return found
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_the_mpi_suite_passes_under_mpiexec(ranks):
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "pytest", "tests/mpi", "-q", "-p", "no:cacheprovider"]
+def run_mpi(ranks: int, *args: str) -> str:
+    """Runs ``mpiexec -n ranks python args`` from the project root; its output, or a failure
+    (with the output) if it fails or outlives the timeout."""
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, *args]
     env = {**os.environ, "MPIEXEC_TIMEOUT": str(MPI_TIMEOUT), "GRADFAST_NUM_THREADS": "1"}
     # A session of its own, so that a hang is ended by killing every process of the job.
     proc = subprocess.Popen(
@@ -178,6 +179,17 @@ def test_the_mpi_suite_passes_under_mpiexec(ranks):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {ranks} did not finish within {MPI_TIMEOUT + 30} s:\n{out}")
+        pytest.fail(f"{' '.join(cmd)} did not finish within {MPI_TIMEOUT + 30} s:\n{out}")
     assert proc.returncode == 0, out
+    return out
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_the_mpi_suite_passes_under_mpiexec(ranks):
+    out = run_mpi(ranks, "-m", "pytest", "tests/mpi", "-q", "-p", "no:cacheprovider")
     assert out.count(" passed") == ranks and "failed" not in out, out
+
+
+def test_bench_mpi_times_allreduce_against_raw_allreduce():
+    out = run_mpi(2, "-m", "gradfast", "bench", "--mpi", "--quick", "--repeat", "1")
+    assert "allreduce_gradients over 2 ranks" in out and out.count("| 4 x 40,000 |") == 1, out
