@@ -310,3 +310,22 @@ def test_comm_selects_the_ranks(comm, dist):
     assert (dist.rank(), dist.size()) == (comm.rank, comm.size)
     with pytest.raises(TypeError, match="comm must be an mpi4py MPI.Intracomm"):
         dist.allreduce_gradients(g, comm=object())
+
+
+def test_data_parallel_state_dict_is_the_optimizers_and_loading_drops_pending_gradients(comm, dist):
+    opt = gradfast.reference.MomentumOptimizer(learning_rate=1.0, momentum=0.5)
+    dp = dist.DataParallel(opt, accumulation_steps=2)
+    params = {"w": np.zeros(3, np.float32)}
+    dp.update(params, {"w": np.ones(3, np.float32)})
+    dp.update(params, {"w": np.ones(3, np.float32)})
+    saved = dp.state_dict()
+    dp.update(params, {"w": np.full(3, 100.0, np.float32)})  # pending, then dropped by the load
+    dp.load_state_dict(saved)
+    dp.update(params, {"w": np.full(3, 2.0, np.float32)})
+    stepped = dp.update(params, {"w": np.full(3, 4.0, np.float32)})
+    bad = rank_dependent(comm, lambda r: dist.DataParallel(object()))
+    assert saved.keys() == opt.state_dict().keys()
+    assert stepped
+    # momentum steps: v = -1, p = -1; then v = 0.5 * -1 - 3 = -3.5, p = -4.5
+    np.testing.assert_array_equal(params["w"], np.full(3, -4.5, np.float32))
+    assert type(bad) is TypeError and "optimizer must have an update(params, gradients) method" in str(bad)
