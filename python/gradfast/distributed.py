@@ -10,6 +10,8 @@ arguments that differ between ranks raise the same ``ValueError`` on every rank,
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from . import _core
 from ._base import distributed as _base
 from .reference import distributed as _ref
@@ -28,7 +30,7 @@ def broadcast_parameters(params, root=0, *, comm=None):
 
 class DataParallel(_base.DataParallelBase):
     __doc__ = _base.DataParallelBase.__doc__
-    _kernels = _core
+    _kernels: ClassVar[Any] = _core
 
 
 allreduce_gradients.__doc__ = _ref.allreduce_gradients.__doc__

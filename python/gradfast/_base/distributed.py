@@ -302,7 +302,7 @@ class DataParallelBase:
         self.compression = compression
         self.comm = comm
         self._mpi = MPI
-        self._sums: dict[str, np.ndarray] | None = None
+        self._sums: dict[str, np.ndarray] = {}
         self._count = 0
 
     def _check(self, fn: str, params, gradients) -> Mapping[str, np.ndarray]:
@@ -329,7 +329,7 @@ class DataParallelBase:
         sums' items in key order."""
         sums = self._sums
         if self._count == 0:
-            fresh = sums is None or sums.keys() != grads.keys()
+            fresh = sums.keys() != grads.keys()
             if fresh or any(s.shape != grads[k].shape or s.dtype != grads[k].dtype for k, s in sums.items()):
                 sums = self._sums = {k: np.empty(g.shape, g.dtype) for k, g in grads.items()}
             for key, s in sums.items():

@@ -7,6 +7,8 @@ ties to even, NaN kept (quiet); float64 is rounded once, not through a rounded f
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from .. import _validate
@@ -95,7 +97,7 @@ def broadcast_parameters(params, root=0, *, comm=None):
 
 class DataParallel(_base.DataParallelBase):
     __doc__ = _base.DataParallelBase.__doc__
-    _kernels = kernels
+    _kernels: ClassVar[Any] = kernels
 
 
 class DistributedOptimizer:
