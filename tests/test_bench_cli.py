@@ -108,7 +108,7 @@ def test_python_dash_m_runs():
 
 
 #: kernels of the bench whose NumPy baselines are checked by their own family's tests
-NOT_OPTIMIZERS: set = set()
+NOT_OPTIMIZERS: set = {"bf16"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

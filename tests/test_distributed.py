@@ -193,3 +193,14 @@ def test_the_mpi_suite_passes_under_mpiexec(ranks):
 def test_bench_mpi_times_allreduce_against_raw_allreduce():
     out = run_mpi(2, "-m", "gradfast", "bench", "--mpi", "--quick", "--repeat", "1")
     assert "allreduce_gradients over 2 ranks" in out and out.count("| 4 x 40,000 |") == 1, out
+
+
+def test_the_bench_numpy_baseline_computes_the_kernels_bits():
+    from gradfast.bench.numpy import NumpyToBfloat16
+
+    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32) * 1e3
+    x[[3, 7]] = [np.nan, np.inf]
+    want, got = np.empty(x.size, np.uint16), np.empty(x.size, np.uint16)
+    _core.pack("t", [x], want)
+    NumpyToBfloat16(x.size)(x, got)
+    np.testing.assert_array_equal(got, want)

@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import clip, optim
+from .. import _core, clip, optim
 from . import numpy as baseline
 from . import peers
 from .registry import Case, Kernel, layers, register
@@ -163,5 +163,31 @@ register(
         quick=(Case("float32", 4, 250_000),),
         prepare=clipping(1.0),
         traffic=lambda case: [(0, 1), (1, 0)],
+    )
+)
+
+
+def to_bfloat16(case: Case, impl: str):
+    """``compression='bf16'``'s encoding pass: float32 gradients packed as bfloat16 bits."""
+    x = case.arrays_of(0)["w0"]
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        out = torch.empty(x.size, dtype=torch.bfloat16)
+        return partial(out.copy_, torch.from_numpy(x)), None
+    bucket = np.empty(x.size, np.uint16)
+    if impl == "numpy":
+        return partial(baseline.NumpyToBfloat16(x.size), x, bucket), None
+    return partial(_core.pack, "bench", [x], bucket), None
+
+
+register(
+    Kernel(
+        "bf16",
+        "float32 to bfloat16 bits, rounded to nearest even (distributed's bf16 packing): 4 bytes read, 2 written",
+        cases=(Case("float32", 1, 16_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=to_bfloat16,
     )
 )

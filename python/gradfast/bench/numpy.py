@@ -119,3 +119,24 @@ def numpy_clip_grad_norm(gradients, max_norm):
         for g in gradients.values():
             g *= coef
     return total
+
+
+class NumpyToBfloat16:
+    """float32 to bfloat16 bits (round to nearest even, NaN kept) as a NumPy expert writes it:
+    in place on preallocated uint32 scratch, six passes."""
+
+    def __init__(self, n: int) -> None:
+        self.scratch = np.empty(n, np.uint32)
+        self.nan = np.empty(n, bool)
+
+    def __call__(self, x, out):
+        bits, s = x.view(np.uint32), self.scratch
+        np.right_shift(bits, 16, out=s)
+        np.bitwise_and(s, 1, out=s)
+        s += 0x7FFF
+        s += bits
+        s >>= 16
+        np.copyto(out, s, casting="unsafe")
+        np.isnan(x, out=self.nan)
+        if self.nan.any():
+            np.copyto(out, (bits >> 16 | 0x40).astype(np.uint16), where=self.nan)
