@@ -331,3 +331,10 @@ def test_data_parallel_state_dict_is_the_optimizers_and_loading_drops_pending_gr
     # momentum steps: v = -1, p = -1; then v = 0.5 * -1 - 3 = -3.5, p = -4.5
     np.testing.assert_array_equal(params["w"], np.full(3, -4.5, np.float32))
     assert type(bad) is TypeError and "optimizer must have an update(params, gradients) method" in str(bad)
+
+
+def test_overlapping_gradients_are_refused(comm, dist):
+    buf = np.ones(10, np.float32)
+    err = rank_dependent(comm, lambda r: dist.allreduce_gradients({"x": buf[:6], "y": buf[4:]}))
+    assert type(err) is ValueError and "gradients['y'] must not share memory with gradients['x']" in str(err)
+    np.testing.assert_array_equal(buf, np.ones(10, np.float32))

@@ -91,10 +91,10 @@ def tensor_dict(fn: str, name: str, d) -> list[tuple[str, np.ndarray]]:
         _validate.same_dtype(fn, where, a, dtype)
     # The arrays are C-contiguous: each spans [data, data + nbytes), so sorting the spans and
     # comparing neighbours finds any overlap (np.byte_bounds costs more than the whole call).
-    spans = sorted((a.ctypes.data, a.nbytes, key) for key, a in items if a.size)
-    for (lo, n, key), (next_lo, _, next_key) in zip(spans, spans[1:]):
+    spans = sorted((a.ctypes.data, a.nbytes, i) for i, (_, a) in enumerate(items) if a.size)
+    for (lo, n, i), (next_lo, _, j) in zip(spans, spans[1:]):
         if next_lo < lo + n:
-            a, b = d[key], d[next_key]
+            (key, a), (next_key, b) = items[i], items[j]
             _validate.no_alias(fn, f"{name}[{next_key!r}]", b, f"{name}[{key!r}]", a)
     return sorted(items, key=lambda item: item[0])
 
