@@ -10,6 +10,9 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // rust-numpy loads NumPy's C API on first use, running Python code; done here, at import,
+    // so that a KeyboardInterrupt during a later call cannot land in it (it would panic).
+    numpy::dtype::<f64>(m.py());
     bindings::lock::register(m)?;
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
