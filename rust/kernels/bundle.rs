@@ -13,7 +13,8 @@ pub trait Split: Sized + Send {
     }
 }
 
-/// A field of a bundle: a slice, an optional slice, or a list of slices of one length.
+/// A field of a bundle: a slice, an optional slice, a list of slices of one length, or a
+/// per-tensor constant.
 pub trait Part: Sized {
     /// Elements, or `None` when the field holds no slice (an absent option, an empty list).
     fn elements(&self) -> Option<usize>;
@@ -59,6 +60,20 @@ impl<P: Part> Part for Vec<P> {
     }
     fn cut(self, mid: usize) -> (Self, Self) {
         self.into_iter().map(|p| p.cut(mid)).unzip()
+    }
+}
+
+/// A constant of one tensor (its trust ratio, its bias correction) carried by its bundle:
+/// every chunk of the tensor gets a copy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Each<T>(pub T);
+
+impl<T: Copy> Part for Each<T> {
+    fn elements(&self) -> Option<usize> {
+        None
+    }
+    fn cut(self, _mid: usize) -> (Self, Self) {
+        (self, self)
     }
 }
 
@@ -118,6 +133,27 @@ mod tests {
         assert_eq!(
             (y.a.len(), y.b, y.c.as_deref()),
             (2, &[5, 6][..], Some(&[8, 9][..]))
+        );
+    }
+
+    #[test]
+    fn a_constant_goes_to_both_halves_and_sets_no_length() {
+        crate::bundle! {
+            pub struct Scaled<'a, T> {
+                pub c: super::Each<f64>,
+                pub x: &'a mut [T],
+            }
+        }
+        let mut x = [1u8, 2, 3];
+        let s = Scaled {
+            c: super::Each(0.5),
+            x: &mut x,
+        };
+        assert_eq!(s.len(), 3);
+        let (a, b) = s.split_at(2);
+        assert_eq!(
+            (a.c, b.c, a.x.len(), b.x.len()),
+            (super::Each(0.5), super::Each(0.5), 2, 1)
         );
     }
 

@@ -100,6 +100,20 @@ pub fn for_each_chunk<S: Split>(
     pool.install(|| tasks.into_par_iter().for_each(f));
 }
 
+/// Maps `f` over `tasks` on the pool when the call moves `bytes` bytes of memory, else on the
+/// calling thread; the results are in the tasks' order whatever order they finish in.
+pub fn map_tasks<I: Send, R: Send>(
+    tasks: Vec<I>,
+    bytes: usize,
+    f: impl Fn(I) -> R + Sync + Send,
+) -> Vec<R> {
+    match parallel(bytes) {
+        // An indexed collect keeps the tasks' order.
+        Some(pool) => pool.install(|| tasks.into_par_iter().map(f).collect()),
+        None => tasks.into_iter().map(f).collect(),
+    }
+}
+
 /// Maps every chunk of [`CHUNK`] elements of each slice to a partial result with `f`;
 /// returns one vector of partials per slice, in index order whatever order the chunks
 /// finish in. The chunking does not depend on the thread count, so neither do the partials.
@@ -113,16 +127,42 @@ pub fn chunk_partials<T: Sync, R: Send>(
         .flat_map(|(i, s)| s.chunks(CHUNK).map(move |c| (i, c)))
         .collect();
     let bytes = slices.iter().map(|s| std::mem::size_of_val(*s)).sum();
-    // An indexed collect keeps the tasks' order.
-    let results: Vec<(usize, R)> = match parallel(bytes) {
-        Some(pool) => pool.install(|| tasks.into_par_iter().map(|(i, c)| (i, f(c))).collect()),
-        None => tasks.into_iter().map(|(i, c)| (i, f(c))).collect(),
-    };
+    let results = map_tasks(tasks, bytes, |(i, c)| (i, f(c)));
     let mut out: Vec<Vec<R>> = slices.iter().map(|_| Vec::new()).collect();
     for (i, r) in results {
         out[i].push(r);
     }
     out
+}
+
+/// [`for_each_chunk`] for a kernel that also reduces: runs `f` on every chunk of [`CHUNK`]
+/// elements of every bundle (cut the same way on one thread or many) and returns one vector
+/// of the partial results per bundle, in index order whatever order the chunks finish in.
+pub fn bundle_partials<S: Split, R: Send>(
+    bundles: Vec<S>,
+    bytes_per_element: usize,
+    f: impl Fn(S) -> R + Sync + Send,
+) -> Vec<Vec<R>> {
+    let total: usize = bundles.iter().map(Split::len).sum();
+    let mut counts = Vec::with_capacity(bundles.len());
+    let mut tasks = Vec::with_capacity(total / CHUNK + bundles.len());
+    for mut b in bundles {
+        let before = tasks.len();
+        while b.len() > CHUNK {
+            let (head, tail) = b.split_at(CHUNK);
+            tasks.push(head);
+            b = tail;
+        }
+        if !b.is_empty() {
+            tasks.push(b);
+        }
+        counts.push(tasks.len() - before);
+    }
+    let mut results = map_tasks(tasks, total.saturating_mul(bytes_per_element), f).into_iter();
+    counts
+        .into_iter()
+        .map(|n| results.by_ref().take(n).collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -148,6 +188,29 @@ mod tests {
             });
             assert!(a.iter().chain(&b).all(|&x| x == 1));
         }
+    }
+
+    #[test]
+    fn bundle_partials_are_per_bundle_in_index_order_and_the_chunks_are_written() {
+        // chunk 0 made the slowest, with more threads than cores
+        set_num_threads(8);
+        let chunks = PARALLEL_MIN_BYTES / (8 * CHUNK) + 1;
+        let mut a = vec![0u64; chunks * CHUNK + 3];
+        let mut b = vec![0u64; 2];
+        let mut e: Vec<u64> = vec![];
+        let (a0, b0) = (a.as_ptr() as usize, b.as_ptr() as usize);
+        let bundles = vec![One { x: &mut a }, One { x: &mut e }, One { x: &mut b }];
+        let parts = bundle_partials(bundles, 8, |o: One<u64>| {
+            let at = o.x.as_ptr() as usize;
+            if at == a0 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            o.x.iter_mut().for_each(|x| *x = 1);
+            at
+        });
+        let want: Vec<usize> = (0..=chunks).map(|i| a0 + 8 * i * CHUNK).collect();
+        assert_eq!(parts, vec![want, vec![], vec![b0]]);
+        assert!(a.iter().chain(&b).all(|&x| x == 1));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! chunks in index order, so the result does not depend on the thread count. Shared by
 //! clipping and by every layer-wise optimizer.
 
-use crate::pool::chunk_partials;
+use crate::pool::{chunk_partials, map_tasks, CHUNK};
 use crate::Real;
 
 /// The order of a vector norm.
@@ -107,6 +107,66 @@ fn sum_pow<T: Real>(x: &[T], p: f64) -> f64 {
     fold(lanes(x, 0.0, |v| v.abs().powf(p), |a, b| a + b))
 }
 
+/// A sum of squares fused into another kernel's loop over one chunk: element `i` of the chunk
+/// goes to lane `i % LANES` and the lanes fold in a fixed order, so the sum depends on the
+/// chunk alone. The lanes are float64 whatever the element type.
+#[derive(Clone, Copy, Debug)]
+pub struct Squares(pub [f64; LANES]);
+
+impl Squares {
+    pub const LANES: usize = LANES;
+    pub const ZERO: Self = Squares([0.0; LANES]);
+
+    /// Adds `x * x` to lane `lane` (`< LANES`).
+    #[inline(always)]
+    pub fn add<T: Real>(&mut self, lane: usize, x: T) {
+        let x = x.to_f64();
+        self.0[lane] += x * x;
+    }
+
+    pub fn sum(self) -> f64 {
+        let mut a = [[0.0; WIDTH]; GROUPS];
+        for (i, x) in self.0.into_iter().enumerate() {
+            a[i / WIDTH][i % WIDTH] = x;
+        }
+        fold(a)
+    }
+}
+
+/// The Euclidean norm of every row of each tensor, a tensor being `(data, row_length)` with
+/// `row_length > 0` dividing the data's length. A row's sum is taken over its chunks of
+/// [`CHUNK`] elements in order, so it depends on the row alone, not on the thread count.
+pub fn row_norms<T: Real>(tensors: &[(&[T], usize)]) -> Vec<Vec<f64>> {
+    // A task is a block of whole short rows no longer than a chunk, or one chunk of a long
+    // row; it returns the sum of squares of each of its rows (or its one piece).
+    let mut tasks: Vec<(&[T], usize)> = Vec::new();
+    for &(x, k) in tensors {
+        if k >= CHUNK {
+            tasks.extend(
+                x.chunks(k)
+                    .flat_map(|row| row.chunks(CHUNK))
+                    .map(|c| (c, c.len())),
+            );
+        } else {
+            tasks.extend(x.chunks(CHUNK / k * k).map(|b| (b, k)));
+        }
+    }
+    let bytes = tensors.iter().map(|(x, _)| std::mem::size_of_val(*x)).sum();
+    let sums = map_tasks(tasks, bytes, |(b, k)| {
+        b.chunks(k).map(sum_squares).collect::<Vec<f64>>()
+    });
+    let mut sums = sums.into_iter().flatten();
+    tensors
+        .iter()
+        .map(|&(x, k)| {
+            let pieces = k.div_ceil(CHUNK);
+            (0..x.len() / k)
+                .map(|_| sums.by_ref().take(pieces).sum::<f64>().sqrt())
+                .collect()
+        })
+        .collect()
+}
+
 /// The norm of each tensor.
 pub fn norms<T: Real>(tensors: &[&[T]], order: Order) -> Vec<f64> {
     match order {
@@ -146,6 +206,50 @@ mod tests {
         for order in [Order::Two, Order::Inf, Order::P(3.0)] {
             assert!(norms(&[&a[..]], order)[0].is_nan(), "{order:?}");
         }
+    }
+
+    #[test]
+    fn fused_squares_sum_every_lane() {
+        let mut s = Squares::ZERO;
+        for i in 0..Squares::LANES {
+            s.add(i, i as f32);
+        }
+        s.add(3, 2.0f64);
+        let want: f64 = (0..Squares::LANES).map(|i| (i * i) as f64).sum::<f64>() + 4.0;
+        assert_eq!(s.sum(), want);
+    }
+
+    #[test]
+    fn row_norms_by_hand_short_and_long_rows() {
+        let a = [3.0f32, 4.0, 0.0, -2.0, 1.0, 2.0];
+        let long: Vec<f64> = (0..2 * (CHUNK + 5)).map(|i| (i % 3) as f64).collect();
+        let want_long: Vec<f64> = long
+            .chunks(CHUNK + 5)
+            .map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt())
+            .collect();
+        assert_eq!(
+            row_norms(&[(&a[..], 2), (&a[..], 6), (&[], 3)]),
+            vec![vec![5.0, 2.0, 5f64.sqrt()], vec![34f64.sqrt()], vec![]]
+        );
+        let got = row_norms(&[(&long[..], CHUNK + 5)]);
+        for (g, w) in got[0].iter().zip(&want_long) {
+            assert!((g - w).abs() <= 1e-12 * w, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn row_norms_are_bitwise_identical_for_any_thread_count() {
+        let x: Vec<f32> = (0..(PARALLEL_MIN_BYTES / 4 + 3 * CHUNK))
+            .map(|i| ((i % 613) as f32).cos())
+            .collect();
+        let n = x.len();
+        let run = |t| {
+            set_num_threads(t);
+            row_norms(&[(&x[..], n / 8), (&x[..n - n % 7], 7), (&x[..], n)])
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(5));
     }
 
     #[test]

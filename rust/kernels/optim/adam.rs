@@ -33,6 +33,44 @@ crate::bundle! {
     }
 }
 
+/// The constants of Adam's moment update, rounded once to `T`; shared with LAMB.
+#[derive(Clone, Copy)]
+pub(crate) struct Moments<T> {
+    /// lerp weight `1 - beta1`, and `1 - weight` for lerp's upper branch.
+    w: T,
+    one_minus_w: T,
+    /// Which of lerp's two branches ATen takes (`weight < 0.5`): a constant of the call,
+    /// passed to [`moments`] as a const parameter.
+    pub low_weight: bool,
+    beta2: T,
+    one_minus_beta2: T,
+}
+
+impl<T: Real> Moments<T> {
+    pub fn new(beta1: f64, beta2: f64) -> Self {
+        let w = T::of(1.0 - beta1);
+        Moments {
+            w,
+            one_minus_w: T::ONE - w,
+            low_weight: w < T::of(0.5),
+            beta2: T::of(beta2),
+            one_minus_beta2: T::of(1.0 - beta2),
+        }
+    }
+}
+
+/// Adam's moment update of one element: `m.lerp_(g, 1 - beta1)` and
+/// `v.mul_(beta2).addcmul_(g, g, 1 - beta2)`; returns the new `(m, v)`.
+#[inline(always)]
+pub(crate) fn moments<T: Real, const LOW_WEIGHT: bool>(g: T, m: T, v: T, c: &Moments<T>) -> (T, T) {
+    let m = if LOW_WEIGHT {
+        m + c.w * (g - m)
+    } else {
+        g - (g - m) * c.one_minus_w
+    };
+    (m, v * c.beta2 + (c.one_minus_beta2 * g) * g)
+}
+
 /// The per-element constants, rounded once to `T`.
 #[derive(Clone, Copy)]
 struct Consts<T> {
@@ -41,12 +79,7 @@ struct Consts<T> {
     /// L2 weight decay added to the gradient (Adam), 0 for AdamW.
     l2: T,
     coupled: bool,
-    /// lerp weight `1 - beta1`, and `1 - weight` for lerp's upper branch.
-    w: T,
-    one_minus_w: T,
-    low_weight: bool,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bc2_sqrt: T,
     eps: T,
     neg_step_size: T,
@@ -56,7 +89,6 @@ impl<T: Real> Consts<T> {
     fn new(h: &AdamHyper) -> Self {
         let t = h.step as f64;
         let coupled = !h.decoupled && h.weight_decay != 0.0;
-        let w = T::of(1.0 - h.beta1);
         Consts {
             decay: T::of(if h.decoupled {
                 1.0 - h.lr * h.weight_decay
@@ -65,11 +97,7 @@ impl<T: Real> Consts<T> {
             }),
             l2: T::of(h.weight_decay),
             coupled,
-            w,
-            one_minus_w: T::ONE - w,
-            low_weight: w < T::of(0.5),
-            beta2: T::of(h.beta2),
-            one_minus_beta2: T::of(1.0 - h.beta2),
+            moments: Moments::new(h.beta1, h.beta2),
             bc2_sqrt: T::of((1.0 - h.beta2.powf(t)).sqrt()),
             eps: T::of(h.eps),
             neg_step_size: T::of(-(h.lr / (1.0 - h.beta1.powf(t)))),
@@ -103,7 +131,7 @@ crate::simd! {
         c: &Consts<T>,
     ) {
         let ams = !vmax.is_empty();
-        match (c.coupled, c.low_weight, ams) {
+        match (c.coupled, c.moments.low_weight, ams) {
             (false, true, false) => adam_loop::<T, false, true, false>(p, g, m, v, vmax, c),
             (false, true, true) => adam_loop::<T, false, true, true>(p, g, m, v, vmax, c),
             (false, false, false) => adam_loop::<T, false, false, false>(p, g, m, v, vmax, c),
@@ -135,12 +163,7 @@ fn adam_loop<T: Real, const COUPLED: bool, const LOW_WEIGHT: bool, const AMSGRAD
         if !COUPLED {
             pi = pi * c.decay;
         }
-        let mi = if LOW_WEIGHT {
-            m[i] + c.w * (gi - m[i])
-        } else {
-            gi - (gi - m[i]) * c.one_minus_w
-        };
-        let mut vi = v[i] * c.beta2 + (c.one_minus_beta2 * gi) * gi;
+        let (mi, mut vi) = moments::<T, LOW_WEIGHT>(gi, m[i], v[i], &c.moments);
         m[i] = mi;
         v[i] = vi;
         if AMSGRAD {

@@ -1,4 +1,7 @@
 //! Optimizers: one fused pass over memory per step, over every tensor of a call.
 
 pub mod adam;
+pub mod lamb;
+pub mod lars;
+pub mod layerwise;
 pub mod momentum;
