@@ -1,8 +1,10 @@
 //! Gradient clipping: the global norm of many tensors (from the per-tensor norms of
-//! [`reduce`](crate::reduce)) and the in-place scaling that clips them.
+//! [`reduce`](crate::reduce)) and the in-place scaling that clips them; unit-wise adaptive
+//! clipping (AGC); the threshold of the seed's adaptive per-tensor clipper.
 
+use crate::bundle::Each;
 use crate::pool::for_each_chunk;
-use crate::reduce::Order;
+use crate::reduce::{row_norms, Order};
 use crate::Real;
 
 /// The norm of the per-tensor norms: the global norm of all tensors together.
@@ -36,6 +38,117 @@ pub fn scale<T: Real>(tensors: Vec<&mut [T]>, c: T) {
     });
 }
 
+crate::bundle! {
+    struct Pair<'a, T> {
+        pub src: &'a [T],
+        pub dst: &'a mut [T],
+        pub c: Each<f64>,
+    }
+}
+
+crate::simd! {
+    fn scale_into_slice<T: Real>(src: &[T], dst: &mut [T], c: T) {
+        let n = dst.len();
+        let src = &src[..n];
+        for i in 0..n {
+            dst[i] = src[i] * c;
+        }
+    }
+}
+
+/// Writes `src * c` into `dst` for every `(src, dst, c)` (of equal lengths), `c` rounded
+/// once to `T`.
+pub fn scale_into<T: Real>(pairs: Vec<(&[T], &mut [T], f64)>) {
+    let bundles = pairs
+        .into_iter()
+        .map(|(src, dst, c)| Pair {
+            src,
+            dst,
+            c: Each(c),
+        })
+        .collect();
+    // src read, dst written
+    for_each_chunk(bundles, 2 * std::mem::size_of::<T>(), |p| {
+        scale_into_slice(p.src, p.dst, T::of(p.c.0))
+    });
+}
+
+/// Unit-wise adaptive gradient clipping (Brock et al., 2021) of one tensor: its gradient
+/// and parameters, cut into units (rows) of `unit` elements.
+pub struct AgcTensor<'a, T> {
+    pub g: &'a mut [T],
+    pub p: &'a [T],
+    pub unit: usize,
+}
+
+/// The floor of a unit's gradient norm in the clipping factor, as in the paper's code.
+const GRAD_NORM_FLOOR: f64 = 1e-6;
+
+crate::bundle! {
+    struct Row<'a, T> {
+        pub x: &'a mut [T],
+        pub c: Each<f64>,
+    }
+}
+
+/// Clips every unit whose gradient norm exceeds `clipping * max(||w||, eps)` to that norm,
+/// in place; other units are not written. Norms and factors are float64, the factor is
+/// rounded once to `T`. A NaN norm never clips.
+pub fn adaptive_grad_clip<T: Real>(tensors: Vec<AgcTensor<'_, T>>, clipping: f64, eps: f64) {
+    let tensors: Vec<AgcTensor<T>> = tensors
+        .into_iter()
+        .filter(|t| t.unit > 0 && !t.g.is_empty())
+        .collect();
+    let views: Vec<(&[T], usize)> = tensors
+        .iter()
+        .flat_map(|t| [(t.p, t.unit), (&*t.g, t.unit)])
+        .collect();
+    let norms = row_norms(&views);
+    let mut rows = Vec::new();
+    for (t, wg) in tensors.into_iter().zip(norms.chunks(2)) {
+        for ((x, &w), &g) in t.g.chunks_mut(t.unit).zip(&wg[0]).zip(&wg[1]) {
+            let max_norm = clipping * w.nan_max(eps);
+            if g > max_norm {
+                let c = Each(max_norm / g.nan_max(GRAD_NORM_FLOOR));
+                rows.push(Row { x, c });
+            }
+        }
+    }
+    // read and written
+    for_each_chunk(rows, 2 * std::mem::size_of::<T>(), |r| {
+        scale_slice(r.x, T::of(r.c.0))
+    });
+}
+
+/// The state of the seed's adaptive clipper: a bias-corrected running average of the
+/// largest finite per-tensor norm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adaptive {
+    pub running_max: f64,
+    pub running_weight: f64,
+}
+
+impl Adaptive {
+    /// Observes one call's per-tensor norms (their largest finite one, if any).
+    pub fn observe(&mut self, norms: &[f64], rate: f64) {
+        let finite = norms.iter().copied().filter(|n| n.is_finite());
+        if let Some(x) = finite.reduce(f64::max) {
+            self.running_max = (1.0 - rate) * self.running_max + rate * x;
+            self.running_weight = (1.0 - rate) * self.running_weight + rate;
+        }
+    }
+
+    /// The threshold: the bias-corrected average held between `lo` and `hi`, or `hi` before
+    /// any observation counts.
+    pub fn clip_value(&self, lo: f64, hi: f64) -> f64 {
+        if self.running_weight == 0.0 {
+            hi
+        } else {
+            hi.min(lo.max(self.running_max / self.running_weight))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +159,80 @@ mod tests {
         assert_eq!(combine(&[3.0, 4.0], Order::Two), 5.0);
         assert_eq!(combine(&[3.0, 4.0], Order::Inf), 4.0);
         assert!((combine(&[1.0, 2.0], Order::P(3.0)) - 9f64.powf(1.0 / 3.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn scale_into_writes_the_scaled_source() {
+        let a = vec![2.0f64; CHUNK + 3];
+        let (mut x, mut y) = (vec![0.0; CHUNK + 3], vec![7.0; 0]);
+        scale_into(vec![(&a[..], &mut x[..], 0.25), (&[], &mut y[..], 2.0)]);
+        assert!(x.iter().all(|&v| v == 0.5));
+    }
+
+    #[test]
+    fn agc_clips_only_the_units_over_their_bound() {
+        // units of 2: ||w|| = 5 and 0 (floored by eps = 1), clipping 0.1 gives bounds 0.5, 0.1
+        let p = [3.0f32, 4.0, 0.0, 0.0, 1.0, 0.0];
+        let mut g = [0.3f32, 0.4, 0.0, 1.0, f32::NAN, 1.0];
+        let mut g2 = [6.0f32, 8.0];
+        adaptive_grad_clip(
+            vec![
+                AgcTensor {
+                    g: &mut g,
+                    p: &p,
+                    unit: 2,
+                },
+                AgcTensor {
+                    g: &mut g2,
+                    p: &p[..2],
+                    unit: 2,
+                },
+                AgcTensor {
+                    g: &mut [],
+                    p: &[],
+                    unit: 0,
+                },
+            ],
+            0.1,
+            1.0,
+        );
+        // unit 0 has norm 0.5, not over; unit 1 norm 1 > 0.1 is scaled by 0.1; NaN passes
+        assert_eq!(g[..2], [0.3, 0.4]);
+        assert_eq!(g[2..4], [0.0, (0.1f64 / 1.0) as f32]);
+        assert!(g[4].is_nan() && g[5] == 1.0);
+        assert_eq!(g2, [6.0 * 0.05, 8.0 * 0.05]);
+    }
+
+    #[test]
+    fn agc_floors_the_gradient_norm() {
+        // clipping 0 makes every nonzero unit exceed its bound of 0, factor 0 / max(n, 1e-6)
+        let mut g = [1e-9f64];
+        adaptive_grad_clip(
+            vec![AgcTensor {
+                g: &mut g,
+                p: &[1.0],
+                unit: 1,
+            }],
+            0.0,
+            0.0,
+        );
+        assert_eq!(g, [0.0]);
+    }
+
+    #[test]
+    fn adaptive_threshold_by_hand() {
+        let mut a = Adaptive {
+            running_max: 0.0,
+            running_weight: 0.0,
+        };
+        assert_eq!(a.clip_value(0.01, 1.0), 1.0);
+        a.observe(&[f64::NAN, f64::INFINITY], 0.5);
+        assert_eq!(a.running_weight, 0.0);
+        a.observe(&[0.2, 0.4, f64::NAN], 0.5);
+        assert_eq!((a.running_max, a.running_weight), (0.2, 0.5));
+        assert_eq!(a.clip_value(0.01, 1.0), 0.4);
+        assert_eq!(a.clip_value(0.5, 1.0), 0.5);
+        assert_eq!(a.clip_value(0.01, 0.3), 0.3);
     }
 
     #[test]
