@@ -1,7 +1,8 @@
 """gradfast: Rust-accelerated, in-place NumPy kernels for training neural-network weights.
 
 Every name of the API is importable from here. The Rust-backed ones (``Adam``, ``AdamW``,
-``MomentumOptimizer``, ``adam_optimizer``, ``clip_grad_norm``) have a pure-NumPy twin with
+``MomentumOptimizer``, ``LAMB``, ``LARS``, ``LayerAdaptiveLR``, ``adam_optimizer``,
+``clip_grad_norm``, ``adaptive_grad_clip``, ``AdaptiveClipper``) have a pure-NumPy twin with
 the same signature in ``gradfast.reference``; the others are, for now, served by that
 reference implementation itself (``gradfast.BatchNorm is gradfast.reference.BatchNorm``) until
 their kernels land.
@@ -9,20 +10,15 @@ their kernels land.
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
-from .clip import clip_grad_norm
+from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
 from .distributed import DataParallel, allreduce_gradients, broadcast_parameters, rank, size
-from .optim import Adam, AdamW, MomentumOptimizer, adam_optimizer
+from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
 from .reference import (
-    LAMB,
-    LARS,
-    AdaptiveClipper,
     BatchNorm,
     DistributedOptimizer,
     Dropout,
     GradualPruning,
-    LayerAdaptiveLR,
     LRScheduler,
-    adaptive_grad_clip,
     bptt,
     compute_regularization,
     gradient_descent,

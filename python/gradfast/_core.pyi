@@ -85,3 +85,81 @@ def sum_bf16(src: np.ndarray, acc: np.ndarray) -> None: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def bandwidth_probe(written: list[np.ndarray], read: list[np.ndarray]) -> None: ...
+
+# LAMB, LARS, LayerAdaptiveLR and the adaptive clippers
+@final
+class LambHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    def __new__(
+        cls, *, learning_rate: float, beta1: float, beta2: float, epsilon: float, weight_decay: float
+    ) -> LambHyper: ...
+
+@final
+class LarsHyper:
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    trust_coefficient: float
+    epsilon: float
+    def __new__(
+        cls, *, learning_rate: float, momentum: float, weight_decay: float, trust_coefficient: float, epsilon: float
+    ) -> LarsHyper: ...
+
+@final
+class LayerAdaptiveHyper:
+    learning_rate: float
+    beta: float
+    epsilon: float
+    def __new__(cls, *, learning_rate: float, beta: float, epsilon: float) -> LayerAdaptiveHyper: ...
+
+@final
+class AdaptiveClipHyper:
+    init_clip_value: float
+    adaptation_rate: float
+    min_clip_value: float
+    def __new__(cls, *, init_clip_value: float, adaptation_rate: float, min_clip_value: float) -> AdaptiveClipHyper: ...
+
+def lamb(
+    func: str,
+    opt: Any,
+    lock: StepLock,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    hyper: LambHyper,
+) -> None: ...
+def lars(
+    func: str,
+    opt: Any,
+    lock: StepLock,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    hyper: LarsHyper,
+) -> None: ...
+def layer_adaptive(
+    func: str,
+    opt: Any,
+    params: Mapping[Any, np.ndarray] | None,
+    gradients: Mapping[Any, np.ndarray],
+    state: Mapping[Any, Mapping[str, np.ndarray]],
+    layer_steps: Mapping[Any, int],
+    step: int | None,
+    hyper: LayerAdaptiveHyper,
+    write: str,
+) -> dict[Any, np.ndarray]: ...
+def adaptive_grad_clip(
+    func: str,
+    gradients: Mapping[Any, np.ndarray],
+    params: Mapping[Any, np.ndarray],
+    clipping: float,
+    eps: float,
+) -> None: ...
+def adaptive_clip(
+    func: str,
+    clipper: Any,
+    gradients: Mapping[Any, np.ndarray],
+    hyper: AdaptiveClipHyper,
+) -> dict[Any, np.ndarray]: ...

@@ -1,4 +1,5 @@
-"""Rust-backed gradient clipping: global-norm clipping over a whole dict in one call."""
+"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the seed's adaptive
+per-tensor clipping, each over a whole dict in one call."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
+from ._base.clip import AdaptiveClipperBase
 from .reference import clip as _ref
 
 
@@ -26,3 +28,32 @@ def clip_grad_norm(
 
 
 clip_grad_norm.__doc__ = _ref.clip_grad_norm.__doc__
+
+
+def adaptive_grad_clip(
+    gradients: Mapping[Any, np.ndarray],
+    params: Mapping[Any, np.ndarray],
+    clipping: float = 0.01,
+    eps: float = 1e-3,
+) -> Mapping[Any, np.ndarray]:
+    fn = "adaptive_grad_clip"
+    clipping = _validate.number(fn, "clipping", clipping, lo=0.0)
+    eps = _validate.number(fn, "eps", eps, lo=0.0)
+    _core.adaptive_grad_clip(fn, gradients, params, clipping, eps)
+    return gradients
+
+
+adaptive_grad_clip.__doc__ = _ref.adaptive_grad_clip.__doc__
+
+
+class AdaptiveClipper(AdaptiveClipperBase):
+    __doc__ = AdaptiveClipperBase.__doc__
+    _new_lock = _core.StepLock
+
+    def _clip(self, fn, gradients):
+        hyper = _core.AdaptiveClipHyper(
+            init_clip_value=self.init_clip_value,
+            adaptation_rate=self.adaptation_rate,
+            min_clip_value=self.min_clip_value,
+        )
+        return _core.adaptive_clip(fn, self, gradients, hyper)

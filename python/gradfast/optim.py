@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
-from ._base.optim import AdamBase, AdamWBase, MomentumBase, adam_hypers
+from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
 from .reference import optim as _ref
 
 
@@ -40,6 +40,40 @@ class MomentumOptimizer(MomentumBase):
         """Apply one step in place to ``params``; returns ``params``."""
         _core.momentum(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
         return params
+
+
+class LAMB(LAMBBase):
+    __doc__ = LAMBBase.__doc__
+    _hyper_class = _core.LambHyper
+    _new_lock = _core.StepLock
+
+    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
+        """Apply one step in place to ``params``; returns ``params``."""
+        _core.lamb(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
+        return params
+
+
+class LARS(LARSBase):
+    __doc__ = LARSBase.__doc__
+    _hyper_class = _core.LarsHyper
+    _new_lock = _core.StepLock
+
+    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
+        """Apply one step in place to ``params``; returns ``params``."""
+        _core.lars(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
+        return params
+
+
+class LayerAdaptiveLR(LayerAdaptiveLRBase):
+    __doc__ = LayerAdaptiveLRBase.__doc__
+    _hyper_class = _core.LayerAdaptiveHyper
+    _new_lock = _core.StepLock
+
+    def _advance(self, fn, params, gradients, write):
+        state, steps = self._next(gradients)
+        step = None if write == "rates" else self.step + 1
+        hyper = self._packed or self._pack()
+        return _core.layer_adaptive(fn, self, params, gradients, state, steps, step, hyper, write)
 
 
 def adam_optimizer(

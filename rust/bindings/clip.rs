@@ -4,6 +4,9 @@ use gradfast_kernels::clip::{combine, scale};
 use gradfast_kernels::reduce::{norms, Order};
 use pyo3::prelude::*;
 
+mod adaptive;
+mod agc;
+
 use super::{guard, run};
 use crate::arrays::{float_dtype, Call, Float, Items, Name, Out};
 use crate::dispatch;
@@ -72,5 +75,7 @@ pub fn clip_grad_norm(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)
+    m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(agc::adaptive_grad_clip, m)?)?;
+    adaptive::register(m)
 }

@@ -14,6 +14,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+mod lamb;
+mod lars;
+mod layerwise;
+
 use super::lock::{Held, StepLock};
 use super::{guard, run};
 use crate::arrays::{
@@ -384,5 +388,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MomentumHyper>()?;
     m.add_function(wrap_pyfunction!(adam, m)?)?;
     m.add_function(wrap_pyfunction!(adam_array, m)?)?;
-    m.add_function(wrap_pyfunction!(momentum, m)?)
+    m.add_function(wrap_pyfunction!(momentum, m)?)?;
+    lamb::register(m)?;
+    lars::register(m)?;
+    layerwise::register(m)
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,6 +43,10 @@ class AdaptiveClipperBase:
     save and restore ``running_max`` and ``running_weight``.
     """
 
+    #: makes the lock that serializes calls (the Rust-backed class takes ``_core.StepLock``,
+    #: which waits without the GIL)
+    _new_lock: ClassVar[Any] = threading.Lock
+
     init_clip_value = Hyper(lo=0.0, lo_open=True)
     adaptation_rate = Hyper(lo=0.0, hi=1.0)
     min_clip_value = Hyper(lo=0.0, lo_open=True)
@@ -58,7 +62,7 @@ class AdaptiveClipperBase:
             )
         self.running_max = 0.0
         self.running_weight = 0.0
-        self._lock = threading.Lock()  # one call at a time per clipper (a second thread waits)
+        self._lock = self._new_lock()  # one call at a time per clipper (a second thread waits)
 
     @property
     def clip_value(self) -> float:
@@ -84,7 +88,7 @@ class AdaptiveClipperBase:
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
-        self._lock = threading.Lock()
+        self._lock = self._new_lock()
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
