@@ -124,6 +124,16 @@ impl Squares {
         self.0[lane] += x * x;
     }
 
+    /// Adds the squares of a block of exactly `LANES` elements, element `j` to lane `j`.
+    #[inline(always)]
+    pub fn add_block<T: Real>(&mut self, block: &[T]) {
+        let block = &block[..LANES];
+        for (a, x) in self.0.iter_mut().zip(block) {
+            let x = x.to_f64();
+            *a += x * x;
+        }
+    }
+
     pub fn sum(self) -> f64 {
         let mut a = [[0.0; WIDTH]; GROUPS];
         for (i, x) in self.0.into_iter().enumerate() {

@@ -97,11 +97,13 @@ class LAMBBase(Optimizer):
 
         m = m + (1 - beta1) * (g - m)
         v = beta2 * v + ((1 - beta2) * g) * g
-        r = (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + epsilon) + weight_decay * p
+        r = (m * c1) / (sqrt(v) * c2 + epsilon) + weight_decay * p
         p = p - (learning_rate * trust) * r
 
-    where the ``weight_decay * p`` term is omitted when ``weight_decay == 0`` and the trust
-    ratio is formed in float64 from float64 norms::
+    with the bias corrections ``c1 = 1 / (1 - beta1**t)`` and ``c2 = 1 / sqrt(1 - beta2**t)``
+    formed in float64 and rounded once (so ``r`` is the bias-corrected Adam direction
+    ``m_hat / (sqrt(v_hat) + epsilon)``), where the ``weight_decay * p`` term is omitted when
+    ``weight_decay == 0`` and the trust ratio is formed in float64 from float64 norms::
 
         trust = ||p|| / ||r||   if ||p|| > 0 and ||r|| > 0   else 1.0
 

@@ -48,7 +48,9 @@ fn adaptive_typed<'py, T: Float>(
     let mut outs: Vec<(Out<T>, usize)> = Vec::new();
     for (i, ((key, _), (a, &norm))) in grads.items.iter().zip(arrays.iter().zip(&n)).enumerate() {
         if norm.is_finite() && norm > clip {
-            let copy = PyArrayDyn::<T>::zeros(py, IxDyn(a.shape()), false).into_any();
+            // SAFETY: NumPy allocates it (as np.empty); `scale_into` writes every element
+            // before the array reaches Python, and nothing reads it before.
+            let copy = unsafe { PyArrayDyn::<T>::new(py, IxDyn(a.shape()), false) }.into_any();
             outs.push((
                 results.output::<T>(Name::Item("result", key.clone()), &copy)?,
                 i,

@@ -137,7 +137,9 @@ fn new_array<'py, T: Float>(
     shape: &[usize],
     fresh: &mut Vec<Bound<'py, PyAny>>,
 ) -> Result<Out<'py, T>> {
-    let a = PyArrayDyn::<T>::zeros(py, IxDyn(shape), false).into_any();
+    // SAFETY: NumPy allocates it (as np.empty); the kernel writes every element before the
+    // array reaches Python, and nothing reads it before. Zeroing it would cost a write pass.
+    let a = unsafe { PyArrayDyn::<T>::new(py, IxDyn(shape), false) }.into_any();
     let out = call.output::<T>(Name::Item("result", key.clone()), &a)?;
     fresh.push(a);
     Ok(out)

@@ -56,8 +56,9 @@ crate::bundle! {
 #[derive(Clone, Copy)]
 struct Consts<T> {
     moments: Moments<T>,
-    bc1: T,
-    bc2: T,
+    /// `1 / (1 - beta1^t)` and `1 / sqrt(1 - beta2^t)`: one division per element, not three.
+    inv_bc1: T,
+    inv_bc2_sqrt: T,
     eps: T,
     wd: T,
     decay: bool,
@@ -68,8 +69,8 @@ impl<T: Real> Consts<T> {
         let t = h.step as f64;
         Consts {
             moments: Moments::new(h.beta1, h.beta2),
-            bc1: T::of(1.0 - h.beta1.powf(t)),
-            bc2: T::of(1.0 - h.beta2.powf(t)),
+            inv_bc1: T::of(1.0 / (1.0 - h.beta1.powf(t))),
+            inv_bc2_sqrt: T::of(1.0 / (1.0 - h.beta2.powf(t)).sqrt()),
             eps: T::of(h.eps),
             wd: T::of(h.weight_decay),
             decay: h.weight_decay != 0.0,
@@ -80,7 +81,7 @@ impl<T: Real> Consts<T> {
 /// The update direction `r` of one element, from the new moments.
 #[inline(always)]
 fn direction<T: Real, const DECAY: bool>(p: T, m: T, v: T, c: &Consts<T>) -> T {
-    let r = (m / c.bc1) / ((v / c.bc2).sqrt() + c.eps);
+    let r = (m * c.inv_bc1) / (v.sqrt() * c.inv_bc2_sqrt + c.eps);
     if DECAY {
         r + c.wd * p
     } else {
@@ -156,24 +157,37 @@ fn measure_loop<T: Real, const LOW_WEIGHT: bool, const DECAY: bool>(
     v: &mut [T],
     c: &Consts<T>,
 ) -> (f64, f64) {
+    const L: usize = Squares::LANES;
     let n = p.len();
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let (mut sp, mut sr) = (Squares::ZERO, Squares::ZERO);
-    let mut element = |i: usize, lane: usize| {
+    // Whole blocks of lanes, through exact chunks so that the block loop has no bounds
+    // checks and vectorizes; then the tail, element i to lane i.
+    let blocks = p
+        .chunks_exact(L)
+        .zip(g.chunks_exact(L))
+        .zip(m.chunks_exact_mut(L))
+        .zip(v.chunks_exact_mut(L));
+    for (((p, g), m), v) in blocks {
+        // the directions of the block first, in T, then the squares in float64: two simple
+        // loops vectorize where one mixing both widths did not
+        let mut r = [T::ZERO; L];
+        for lane in 0..L {
+            let (mi, vi) = moments::<T, LOW_WEIGHT>(g[lane], m[lane], v[lane], &c.moments);
+            m[lane] = mi;
+            v[lane] = vi;
+            r[lane] = direction::<T, DECAY>(p[lane], mi, vi, c);
+        }
+        sp.add_block(p);
+        sr.add_block(&r);
+    }
+    let tail = n / L * L;
+    for (lane, i) in (tail..n).enumerate() {
         let (mi, vi) = moments::<T, LOW_WEIGHT>(g[i], m[i], v[i], &c.moments);
         m[i] = mi;
         v[i] = vi;
         sp.add(lane, p[i]);
         sr.add(lane, direction::<T, DECAY>(p[i], mi, vi, c));
-    };
-    let whole = n / Squares::LANES * Squares::LANES;
-    for start in (0..whole).step_by(Squares::LANES) {
-        for lane in 0..Squares::LANES {
-            element(start + lane, lane);
-        }
-    }
-    for i in whole..n {
-        element(i, i - whole);
     }
     (sp.sum(), sr.sum())
 }
