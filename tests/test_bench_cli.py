@@ -109,6 +109,9 @@ def test_python_dash_m_runs():
 
 #: kernels of the bench whose NumPy baselines are checked by their own family's tests
 NOT_OPTIMIZERS: set = {"bf16"}
+# their baseline is gradfast.reference itself (tests/reference/, tests/test_layerwise_optimizers.py,
+# tests/test_adaptive_clipping.py)
+NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

@@ -191,3 +191,105 @@ register(
         prepare=to_bfloat16,
     )
 )
+
+
+# -- layer-wise optimizers and adaptive clipping. Their NumPy column is gradfast.reference (the
+# specification in plain NumPy); PyTorch has none of them.
+
+
+def reference(name: str, method: str = "update", **kwargs):
+    """``getattr(cls(**kwargs), method)(params, grads)`` with the class ``name`` of
+    ``gradfast.reference.optim`` (numpy) or ``gradfast.optim`` (gradfast)."""
+
+    def prepare(case: Case, impl: str):
+        if impl == "torch":
+            return None
+        from ..reference import optim as ref_optim
+
+        opt = getattr(ref_optim if impl == "numpy" else optim, name)(**kwargs)
+        return partial(getattr(opt, method), case.arrays_of(0), case.arrays_of(1)), None
+
+    return prepare
+
+
+def agc(clipping: float):
+    """``adaptive_grad_clip(grads, params, clipping)``; it clips in place, so the grads are
+    restored before every timed run."""
+
+    def prepare(case: Case, impl: str):
+        if impl == "torch":
+            return None
+        from ..reference import clip as ref_clip
+
+        params, grads = case.arrays_of(0), case.arrays_of(1)
+        saved = [g.copy() for g in grads.values()]
+        fn = ref_clip.adaptive_grad_clip if impl == "numpy" else clip.adaptive_grad_clip
+        return partial(fn, grads, params, clipping), partial(_restore, grads, saved)
+
+    return prepare
+
+
+def adaptive_clipper(case: Case, impl: str):
+    """``AdaptiveClipper(1.0, 0.01).clip_gradients(grads)``: every array over the threshold
+    comes back as a new, clipped copy."""
+    if impl == "torch":
+        return None
+    from ..reference import clip as ref_clip
+
+    clipper = (ref_clip if impl == "numpy" else clip).AdaptiveClipper(1.0, 0.01)
+    return partial(clipper.clip_gradients, case.arrays_of(1)), None
+
+
+LAYERWISE = (Case("float32", 4, 4_000_000),)
+LAYERWISE_QUICK = (Case("float32", 4, 250_000),)
+
+register(
+    Kernel(
+        "lamb",
+        "LAMB.update: moments and norms (p, g read; m, v read and written), then p moved (m, v read)",
+        cases=LAYERWISE,
+        quick=LAYERWISE_QUICK,
+        prepare=reference("LAMB", learning_rate=1e-3),
+        traffic=lambda case: [(2, 2), (1, 2)],
+    )
+)
+register(
+    Kernel(
+        "lars",
+        "LARS.update: norms of p and g, then momentum's pass (p, v read and written, g read)",
+        cases=LAYERWISE,
+        quick=LAYERWISE_QUICK,
+        prepare=reference("LARS", learning_rate=0.1),
+        traffic=lambda case: [(0, 2), (2, 1)],
+    )
+)
+register(
+    Kernel(
+        "layer_adaptive",
+        "LayerAdaptiveLR.apply_gradients: square_avg read and written, p and g read, new arrays written",
+        cases=LAYERWISE,
+        quick=LAYERWISE_QUICK,
+        prepare=reference("LayerAdaptiveLR", "apply_gradients", base_lr=0.01),
+        traffic=lambda case: [(2, 2)],
+    )
+)
+register(
+    Kernel(
+        "agc",
+        "adaptive_grad_clip(grads, params, 0.01): unit norms of p and g, then every unit scaled in place",
+        cases=LAYERWISE,
+        quick=LAYERWISE_QUICK,
+        prepare=agc(0.01),
+        traffic=lambda case: [(0, 2), (1, 0)],
+    )
+)
+register(
+    Kernel(
+        "adaptive_clipper",
+        "AdaptiveClipper.clip_gradients: every array read for its norm, then a clipped copy written",
+        cases=LAYERWISE,
+        quick=LAYERWISE_QUICK,
+        prepare=adaptive_clipper,
+        traffic=lambda case: [(0, 1), (1, 1)],
+    )
+)
