@@ -208,3 +208,32 @@ def test_one_thread_equals_many_threads_bitwise():
         for k in grads:
             np.testing.assert_array_equal(g[k], results[0][0][k])
             np.testing.assert_array_equal(out[k], results[0][1][k])
+
+
+def test_concurrent_calls_of_one_clipper_equal_serial_ones():
+    import threading
+
+    g = {"a": np.linspace(-1, 1, 1_000_000), "b": np.full(10, 3.0)}
+    shared, serial = gf.AdaptiveClipper(1.0, 0.3), gf.AdaptiveClipper(1.0, 0.3)
+    workers = [threading.Thread(target=lambda: [shared.clip_gradients(g) for _ in range(5)]) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for _ in range(10):
+        serial.clip_gradients(g)
+    assert shared.state_dict() == serial.state_dict()
+
+
+def test_a_clipper_can_be_deep_copied_and_pickled(impl):
+    import copy
+    import pickle
+
+    c = impl.AdaptiveClipper(1.0, 0.5)
+    c.clip_gradients({"a": np.full(4, 2.0)})
+    twins = [copy.deepcopy(c), pickle.loads(pickle.dumps(c))]
+    g = {"a": np.full(4, 3.0)}
+    want = c.clip_gradients(g)["a"]
+    for twin in twins:
+        np.testing.assert_array_equal(twin.clip_gradients(g)["a"], want)
+        assert twin.state_dict() == c.state_dict()

@@ -283,3 +283,18 @@ def test_apply_gradients_reads_params_of_any_layout():
     theirs = ref.LayerAdaptiveLR(0.1).apply_gradients(params, grads)
     for k in params:
         np.testing.assert_array_equal(ours[k], theirs[k])
+
+
+@pytest.mark.parametrize("name", ["LAMB", "LARS", "LayerAdaptiveLR"])
+def test_an_optimizer_can_be_deep_copied_and_pickled(impl, name):
+    import copy
+    import pickle
+
+    opt, p = getattr(impl, name)(0.1), {"w": np.ones(3)}
+    opt.update(p, {"w": np.full(3, 0.5)})
+    for twin in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        q, r = {"w": p["w"].copy()}, {"w": p["w"].copy()}
+        twin.update(q, {"w": np.full(3, 0.25)})
+        copy.deepcopy(opt).update(r, {"w": np.full(3, 0.25)})
+        np.testing.assert_array_equal(q["w"], r["w"])
+        assert twin.step == 2

@@ -107,7 +107,7 @@ def test_a_forked_child_gets_a_working_pool(how):
 # -- Ctrl-C -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer", "adam_optimizer"])
+@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer", "adam_optimizer", "LAMB", "LARS", "LayerAdaptiveLR"])
 def test_an_interrupt_never_splits_a_step_from_its_counter(name):
     """A timer raises KeyboardInterrupt at random moments of a loop of updates; after each
     interrupt the step counter must say how many steps the arrays have taken, which a
@@ -153,7 +153,7 @@ def test_an_interrupt_never_splits_a_step_from_its_counter(name):
 # -- threads ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer"])
+@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer", "LAMB", "LARS", "LayerAdaptiveLR"])
 def test_concurrent_updates_of_one_optimizer_equal_serial_ones(name):
     n, steps = 1_000_000, 6  # large enough that the kernel runs without the GIL
     g = {"w": np.linspace(-1, 1, n, dtype=F32)}
