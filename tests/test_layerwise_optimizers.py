@@ -298,3 +298,36 @@ def test_an_optimizer_can_be_deep_copied_and_pickled(impl, name):
         copy.deepcopy(opt).update(r, {"w": np.full(3, 0.25)})
         np.testing.assert_array_equal(q["w"], r["w"])
         assert twin.step == 2
+
+
+@pytest.mark.parametrize("kind", ["OrderedDict", "MappingProxyType", "UserDict"])
+def test_any_mapping_works_and_agrees_with_the_reference(kind):
+    import collections
+    import types
+
+    wrap = {
+        "OrderedDict": collections.OrderedDict,
+        "MappingProxyType": types.MappingProxyType,
+        "UserDict": collections.UserDict,
+    }[kind]
+    rng = np.random.default_rng(4)
+    params = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+    for name in ("LAMB", "LARS", "LayerAdaptiveLR"):
+        ps = [{k: v.copy() for k, v in params.items()} for _ in range(2)]
+        for mod, p in zip((gf, ref), ps):
+            opt = getattr(mod, name)(0.1)
+            opt.update(wrap(p), wrap(grads))
+            opt.update(wrap(p), wrap(grads))
+        for k in params:
+            np.testing.assert_allclose(ps[0][k], ps[1][k], rtol=1e-12)
+    new = [mod.LayerAdaptiveLR(0.1).apply_gradients(wrap(params), wrap(grads)) for mod in (gf, ref)]
+    for k in params:
+        np.testing.assert_array_equal(new[0][k], new[1][k])
+    clipped = [{k: v.copy() for k, v in grads.items()} for _ in range(2)]
+    for mod, g in zip((gf, ref), clipped):
+        mod.adaptive_grad_clip(wrap(g), wrap(params), 0.01)
+        out = mod.AdaptiveClipper(0.1, 0.5).clip_gradients(wrap(g))
+        assert out.keys() == params.keys()
+    for k in params:
+        np.testing.assert_allclose(clipped[0][k], clipped[1][k], rtol=1e-12)

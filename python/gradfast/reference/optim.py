@@ -152,7 +152,8 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
                     p = params[key]
                     out[key] = np.subtract(p, rate * g, out=np.empty(p.shape, p.dtype))
                 else:
-                    params[key] -= rate * g
+                    p = params[key]  # in place, never through the mapping's item assignment
+                    p -= rate * g
         self.state, self.layer_steps = state, steps
         if write != "rates":
             self.step += 1
