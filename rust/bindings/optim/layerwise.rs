@@ -1,9 +1,11 @@
 //! The seed's `LayerAdaptiveLR` over a dict of layers in one call: the engine of its
 //! `update`, `apply_gradients` and `compute_lr`.
 //!
-//! Python hands over the state and per-layer step counts the step leads to (new layers with
-//! fresh zero state); once the kernel has run, the binding sets them on the optimizer, with
-//! `step` when the call counts one, before returning.
+//! Python, holding the optimizer's `StepLock` (a call may name any subset of the layers, new
+//! ones included, so the base class validates and prepares it), hands over the state and
+//! per-layer step counts the step leads to (new layers with fresh zero state); once the kernel
+//! has run, the binding sets them on the optimizer, with `step` when the call counts one,
+//! before returning: no Python code runs between the kernel and the commit.
 
 use gradfast_kernels::bundle::Each;
 use gradfast_kernels::optim::layerwise as kernel;
