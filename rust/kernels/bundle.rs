@@ -77,6 +77,20 @@ impl<T: Copy> Part for Each<T> {
     }
 }
 
+/// The element index at which a bundle's slices start within the whole array: a field for
+/// kernels whose values depend on the position (counter-based random streams).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Index(pub u64);
+
+impl Part for Index {
+    fn elements(&self) -> Option<usize> {
+        None
+    }
+    fn cut(self, mid: usize) -> (Self, Self) {
+        (self, Index(self.0 + mid as u64))
+    }
+}
+
 /// Declares a bundle struct, generic over a lifetime and an element type, and implements
 /// [`Split`] for it: its length is that of the first field that holds a slice.
 #[macro_export]

@@ -8,12 +8,15 @@
 pub mod bundle;
 pub mod clip;
 pub mod float;
+pub mod init;
+pub mod nn;
 pub mod optim;
 pub mod pack;
 pub mod pool;
 pub mod probe;
 pub mod random;
 pub mod reduce;
+pub mod regularization;
 pub mod simd;
 
 pub use float::Real;

@@ -143,13 +143,25 @@ pub fn bundle_partials<S: Split, R: Send>(
     bytes_per_element: usize,
     f: impl Fn(S) -> R + Sync + Send,
 ) -> Vec<Vec<R>> {
+    map_chunks(bundles, CHUNK, bytes_per_element, f)
+}
+
+/// [`bundle_partials`] with pieces of `chunk` elements (the last of a bundle shorter), for
+/// kernels whose pieces must be whole rows of a layout.
+pub fn map_chunks<S: Split, R: Send>(
+    bundles: Vec<S>,
+    chunk: usize,
+    bytes_per_element: usize,
+    f: impl Fn(S) -> R + Sync + Send,
+) -> Vec<Vec<R>> {
+    let chunk = chunk.max(1);
     let total: usize = bundles.iter().map(Split::len).sum();
     let mut counts = Vec::with_capacity(bundles.len());
-    let mut tasks = Vec::with_capacity(total / CHUNK + bundles.len());
+    let mut tasks = Vec::with_capacity(total / chunk + bundles.len());
     for mut b in bundles {
         let before = tasks.len();
-        while b.len() > CHUNK {
-            let (head, tail) = b.split_at(CHUNK);
+        while b.len() > chunk {
+            let (head, tail) = b.split_at(chunk);
             tasks.push(head);
             b = tail;
         }
@@ -229,5 +241,27 @@ mod tests {
         let want: Vec<u64> = (0..=chunks).map(|i| (i * CHUNK) as u64).collect();
         assert_eq!(parts[0], want);
         assert!(parts[1].is_empty());
+    }
+
+    #[test]
+    fn map_chunks_cuts_the_same_pieces_for_any_size_and_thread_count() {
+        let n = PARALLEL_MIN_BYTES / 4 + 3 * CHUNK + 5;
+        let run = |threads, len: usize| {
+            set_num_threads(threads);
+            let mut a = vec![1u32; len];
+            let mut e: Vec<u32> = vec![];
+            map_chunks(vec![One { x: &mut a }, One { x: &mut e }], 1000, 4, |o| {
+                o.x.iter_mut().for_each(|v| *v += 1);
+                o.x.len()
+            })
+        };
+        for threads in [1, 3] {
+            let parts = run(threads, n);
+            assert_eq!(parts[0].len(), n.div_ceil(1000));
+            assert!(parts[0][..parts[0].len() - 1].iter().all(|&l| l == 1000));
+            assert_eq!(parts[0].iter().sum::<usize>(), n);
+            assert!(parts[1].is_empty());
+            assert_eq!(run(threads, 2500)[0], vec![1000, 1000, 500]);
+        }
     }
 }

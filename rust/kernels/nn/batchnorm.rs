@@ -1,0 +1,647 @@
+//! Batch normalization over `x` of shape `(N, C, L)` (`L = 1` for `(N, C)`), per channel `c`
+//! over the `n = N * L` values of the other axes, as `torch.nn.BatchNorm1d`.
+//!
+//! All arithmetic is float64, each result rounded once to the element type, with the
+//! reference's formulas operation by operation. Statistics and gradient sums are taken over
+//! blocks of whole rows (about [`CHUNK`] elements, fixed by the shape), each block's result
+//! combined in index order, so they do not depend on the thread count.
+//!
+//! - Training forward reads `x` twice: once for the moments (each block, or each stretch of a
+//!   channel, takes its mean and then its centred sum of squares while it is in cache, and
+//!   blocks are merged by Chan's formula), once to write the output.
+//! - Backward reads `grad_output` twice: the sums `sum g` and `sum g * (x - mean)`, then
+//!   `grad_x`. It needs `x` and, per channel, the mean, `1 / sqrt(var + eps)` and `gamma` of
+//!   the forward ([`Saved`]), never the normalized input.
+
+use crate::pool::{map_chunks, CHUNK};
+use crate::Real;
+
+/// The shape of `x`: rows `n`, channels `c`, length `l` of each channel's run in a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub n: usize,
+    pub c: usize,
+    pub l: usize,
+}
+
+impl Layout {
+    fn row(&self) -> usize {
+        self.c * self.l
+    }
+
+    /// Elements of a block: whole rows, about [`CHUNK`] of them (at least one row).
+    fn block(&self) -> usize {
+        let row = self.row().max(1);
+        (CHUNK / row).max(1) * row
+    }
+
+    /// Values per channel.
+    pub fn count(&self) -> usize {
+        self.n * self.l
+    }
+}
+
+/// Hyper-parameters of a forward.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormHyper {
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+/// What backward needs of the last forward, per channel, in float64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Saved {
+    pub training: bool,
+    pub mean: Vec<f64>,
+    pub inv_std: Vec<f64>,
+    pub gamma: Vec<f64>,
+}
+
+/// The learnable parameters and running statistics of the layer, `C` values each: `R` is
+/// `&mut [T]` in training (the running statistics are updated), `&[T]` in eval.
+pub struct Params<'a, T, R = &'a mut [T]> {
+    pub gamma: &'a [T],
+    pub beta: &'a [T],
+    pub running_mean: R,
+    pub running_var: R,
+}
+
+crate::bundle! {
+    struct Rows<'a, T> {
+        pub x: &'a [T],
+    }
+}
+
+crate::bundle! {
+    struct RowsOut<'a, T> {
+        pub x: &'a [T],
+        pub out: &'a mut [T],
+    }
+}
+
+crate::bundle! {
+    struct GradRows<'a, T> {
+        pub g: &'a [T],
+        pub x: &'a [T],
+    }
+}
+
+crate::bundle! {
+    struct GradRowsOut<'a, T> {
+        pub g: &'a [T],
+        pub x: &'a [T],
+        pub out: &'a mut [T],
+    }
+}
+
+/// Count, mean and centred sum of squares of each channel over some values.
+struct Moments {
+    count: Vec<f64>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    fn new(c: usize) -> Self {
+        Moments {
+            count: vec![0.0; c],
+            mean: vec![0.0; c],
+            m2: vec![0.0; c],
+        }
+    }
+
+    /// Adds `(n, mean, m2)` of more values to channel `ch` (Chan, Golub and LeVeque).
+    #[inline(always)]
+    fn merge(&mut self, ch: usize, n: f64, mean: f64, m2: f64) {
+        let na = self.count[ch];
+        if na == 0.0 {
+            (self.count[ch], self.mean[ch], self.m2[ch]) = (n, mean, m2);
+            return;
+        }
+        let total = na + n;
+        let d = mean - self.mean[ch];
+        self.mean[ch] += d * (n / total);
+        self.m2[ch] += m2 + d * d * (na * n / total);
+        self.count[ch] = total;
+    }
+}
+
+/// Independent float64 sums per slice: enough to vectorize and hide the add latency.
+const LANES: usize = 8;
+/// Values of one channel's run taken at once for its two-pass moments: they stay in L1.
+const STRETCH: usize = 4096;
+
+#[inline(always)]
+fn fold(a: [f64; LANES]) -> f64 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+}
+
+crate::simd! {
+    /// Mean and centred sum of squares of a short slice, in two passes.
+    fn stretch_moments<T: Real>(x: &[T]) -> (f64, f64) {
+        let mut acc = [0.0f64; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..LANES {
+                acc[j] += c[j].to_f64();
+            }
+        }
+        for (j, v) in rest.iter().enumerate() {
+            acc[j] += v.to_f64();
+        }
+        let mean = fold(acc) / x.len() as f64;
+        let mut acc = [0.0f64; LANES];
+        let chunks = x.chunks_exact(LANES);
+        for c in chunks {
+            for j in 0..LANES {
+                let d = c[j].to_f64() - mean;
+                acc[j] += d * d;
+            }
+        }
+        for (j, v) in rest.iter().enumerate() {
+            let d = v.to_f64() - mean;
+            acc[j] += d * d;
+        }
+        (mean, fold(acc))
+    }
+}
+
+crate::simd! {
+    /// `(N, C)` rows: each channel's mean, then centred sum of squares, over the block's rows
+    /// (vectorized across channels).
+    fn row_moments<T: Real>(x: &[T], mean: &mut [f64], m2: &mut [f64]) {
+        let c = mean.len();
+        let m2 = &mut m2[..c];
+        let rows = x.len() / c;
+        for r in x.chunks_exact(c) {
+            for (s, v) in mean.iter_mut().zip(r) {
+                *s += v.to_f64();
+            }
+        }
+        for s in mean.iter_mut() {
+            *s /= rows as f64;
+        }
+        for r in x.chunks_exact(c) {
+            for ((q, v), m) in m2.iter_mut().zip(r).zip(mean.iter()) {
+                let d = v.to_f64() - m;
+                *q += d * d;
+            }
+        }
+    }
+}
+
+/// The moments of one block of rows.
+fn block_moments<T: Real>(x: &[T], lay: Layout) -> Moments {
+    let mut m = Moments::new(lay.c);
+    if lay.l == 1 {
+        m.count.fill((x.len() / lay.c) as f64);
+        row_moments(x, &mut m.mean, &mut m.m2);
+        return m;
+    }
+    for row in x.chunks_exact(lay.row()) {
+        for (ch, run) in row.chunks_exact(lay.l).enumerate() {
+            for s in run.chunks(STRETCH) {
+                let (mean, m2) = stretch_moments(s);
+                m.merge(ch, s.len() as f64, mean, m2);
+            }
+        }
+    }
+    m
+}
+
+/// Per channel: mean and centred sum of squares of `x`.
+fn moments<T: Real>(x: &[T], lay: Layout) -> Moments {
+    let parts = map_chunks(
+        vec![Rows { x }],
+        lay.block(),
+        std::mem::size_of::<T>(),
+        |b| block_moments(b.x, lay),
+    );
+    let mut total = Moments::new(lay.c);
+    for part in parts.into_iter().flatten() {
+        for ch in 0..lay.c {
+            total.merge(ch, part.count[ch], part.mean[ch], part.m2[ch]);
+        }
+    }
+    total
+}
+
+crate::simd! {
+    /// `out = gamma * ((x - mean) * inv_std) + beta` per channel, rounded once.
+    fn normalize_block<T: Real>(x: &[T], out: &mut [T], l: usize, mean: &[f64], inv: &[f64], gamma: &[f64], beta: &[f64]) {
+        let c = mean.len();
+        let (inv, gamma, beta) = (&inv[..c], &gamma[..c], &beta[..c]);
+        for (xr, or) in x.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
+            if l == 1 {
+                for ch in 0..c {
+                    or[ch] = T::of(gamma[ch] * ((xr[ch].to_f64() - mean[ch]) * inv[ch]) + beta[ch]);
+                }
+                continue;
+            }
+            for (ch, (xs, os)) in xr.chunks_exact(l).zip(or.chunks_exact_mut(l)).enumerate() {
+                let (m, i, g, b) = (mean[ch], inv[ch], gamma[ch], beta[ch]);
+                for (o, v) in os.iter_mut().zip(xs) {
+                    *o = T::of(g * ((v.to_f64() - m) * i) + b);
+                }
+            }
+        }
+    }
+}
+
+fn normalize<T: Real>(x: &[T], out: &mut [T], lay: Layout, s: &Saved, beta: &[f64]) {
+    // x read, out written
+    map_chunks(
+        vec![RowsOut { x, out }],
+        lay.block(),
+        2 * std::mem::size_of::<T>(),
+        |b| normalize_block(b.x, b.out, lay.l, &s.mean, &s.inv_std, &s.gamma, beta),
+    );
+}
+
+fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
+    a.iter().map(|v| v.to_f64()).collect()
+}
+
+/// Training forward: batch statistics, the output, and the running statistics updated in
+/// place (`momentum * batch + (1 - momentum) * running`, the unbiased variance). `x` has
+/// `lay.count() >= 2` values per channel.
+pub fn forward_training<T: Real>(
+    x: &[T],
+    out: &mut [T],
+    lay: Layout,
+    p: Params<'_, T>,
+    h: BatchNormHyper,
+) -> Saved {
+    let m = moments(x, lay);
+    let n = lay.count() as f64;
+    let inv_std = m.m2.iter().map(|q| 1.0 / (q / n + h.eps).sqrt()).collect();
+    let s = Saved {
+        training: true,
+        mean: m.mean,
+        inv_std,
+        gamma: to_f64(p.gamma),
+    };
+    normalize(x, out, lay, &s, &to_f64(p.beta));
+    let k = h.momentum;
+    for ch in 0..lay.c {
+        let rm = &mut p.running_mean[ch];
+        *rm = T::of(k * s.mean[ch] + (1.0 - k) * rm.to_f64());
+        let rv = &mut p.running_var[ch];
+        *rv = T::of(k * (m.m2[ch] / (n - 1.0)) + (1.0 - k) * rv.to_f64());
+    }
+    s
+}
+
+/// Eval forward: the output normalized with the running statistics.
+pub fn forward_eval<'a, T: Real>(
+    x: &[T],
+    out: &mut [T],
+    lay: Layout,
+    p: Params<'a, T, &'a [T]>,
+    eps: f64,
+) -> Saved {
+    let s = Saved {
+        training: false,
+        mean: to_f64(p.running_mean),
+        inv_std: p
+            .running_var
+            .iter()
+            .map(|v| 1.0 / (v.to_f64() + eps).sqrt())
+            .collect(),
+        gamma: to_f64(p.gamma),
+    };
+    normalize(x, out, lay, &s, &to_f64(p.beta));
+    s
+}
+
+crate::simd! {
+    /// Adds `sum g` and `sum g * (x - mean)` of each channel over a block.
+    fn grad_sums_block<T: Real>(g: &[T], x: &[T], l: usize, mean: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
+        let c = mean.len();
+        let (sg, sgx) = (&mut sg[..c], &mut sgx[..c]);
+        for (gr, xr) in g.chunks_exact(c * l).zip(x.chunks_exact(c * l)) {
+            if l == 1 {
+                for ch in 0..c {
+                    let gv = gr[ch].to_f64();
+                    sg[ch] += gv;
+                    sgx[ch] += gv * (xr[ch].to_f64() - mean[ch]);
+                }
+                continue;
+            }
+            for (ch, (gs, xs)) in gr.chunks_exact(l).zip(xr.chunks_exact(l)).enumerate() {
+                let m = mean[ch];
+                let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
+                let (gc, xc) = (gs.chunks_exact(LANES), xs.chunks_exact(LANES));
+                let (gt, xt) = (gc.remainder(), xc.remainder());
+                for (gl, xl) in gc.zip(xc) {
+                    for j in 0..LANES {
+                        let gv = gl[j].to_f64();
+                        a[j] += gv;
+                        b[j] += gv * (xl[j].to_f64() - m);
+                    }
+                }
+                for (j, (gv, xv)) in gt.iter().zip(xt).enumerate() {
+                    let gv = gv.to_f64();
+                    a[j] += gv;
+                    b[j] += gv * (xv.to_f64() - m);
+                }
+                sg[ch] += fold(a);
+                sgx[ch] += fold(b);
+            }
+        }
+    }
+}
+
+/// The per-channel constants of `grad_x`.
+struct Coef<'a> {
+    n: f64,
+    mean: &'a [f64],
+    inv: &'a [f64],
+    k: &'a [f64],
+    gb: &'a [f64],
+    gg: &'a [f64],
+}
+
+crate::simd! {
+    /// Training: `grad_x = k * (n g - grad_beta - xhat * grad_gamma)`, `k = gamma inv_std / n`.
+    /// Eval (`n = 0`): `grad_x = g * k`, `k = gamma inv_std`.
+    fn grad_x_block<T: Real, const TRAINING: bool>(
+        g: &[T],
+        x: &[T],
+        out: &mut [T],
+        l: usize,
+        q: &Coef,
+    ) {
+        let (n, mean) = (q.n, q.mean);
+        let c = mean.len();
+        let (inv, k, gb, gg) = (&q.inv[..c], &q.k[..c], &q.gb[..c], &q.gg[..c]);
+        let one = |gv: T, xv: T, ch: usize| -> T {
+            if TRAINING {
+                let xhat = (xv.to_f64() - mean[ch]) * inv[ch];
+                T::of(k[ch] * (n * gv.to_f64() - gb[ch] - xhat * gg[ch]))
+            } else {
+                T::of(gv.to_f64() * k[ch])
+            }
+        };
+        for ((gr, xr), or) in g
+            .chunks_exact(c * l)
+            .zip(x.chunks_exact(c * l))
+            .zip(out.chunks_exact_mut(c * l))
+        {
+            if l == 1 {
+                for ch in 0..c {
+                    or[ch] = one(gr[ch], xr[ch], ch);
+                }
+                continue;
+            }
+            for (ch, ((gs, xs), os)) in gr
+                .chunks_exact(l)
+                .zip(xr.chunks_exact(l))
+                .zip(or.chunks_exact_mut(l))
+                .enumerate()
+            {
+                for ((o, &gv), &xv) in os.iter_mut().zip(gs).zip(xs) {
+                    *o = one(gv, xv, ch);
+                }
+            }
+        }
+    }
+}
+
+/// Backward of the last forward (`saved`, on the same `x`): writes `grad_x`, `grad_gamma =
+/// sum(g * xhat)` and `grad_beta = sum(g)`.
+pub fn backward<T: Real>(
+    g: &[T],
+    x: &[T],
+    grad_x: &mut [T],
+    lay: Layout,
+    saved: &Saved,
+    grad_gamma: &mut [T],
+    grad_beta: &mut [T],
+) {
+    let c = lay.c;
+    let size = std::mem::size_of::<T>();
+    let parts = map_chunks(vec![GradRows { g, x }], lay.block(), 2 * size, |b| {
+        let (mut sg, mut sgx) = (vec![0.0; c], vec![0.0; c]);
+        grad_sums_block(b.g, b.x, lay.l, &saved.mean, &mut sg, &mut sgx);
+        (sg, sgx)
+    });
+    let (mut gb, mut gg) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for (sg, sgx) in parts.into_iter().flatten() {
+        for ch in 0..c {
+            gb[ch] += sg[ch];
+            gg[ch] += sgx[ch];
+        }
+    }
+    for ch in 0..c {
+        gg[ch] *= saved.inv_std[ch];
+        grad_gamma[ch] = T::of(gg[ch]);
+        grad_beta[ch] = T::of(gb[ch]);
+    }
+    let n = lay.count() as f64;
+    let k: Vec<f64> = (0..c)
+        .map(|ch| {
+            let scale = saved.gamma[ch] * saved.inv_std[ch];
+            if saved.training {
+                scale / n
+            } else {
+                scale
+            }
+        })
+        .collect();
+    let q = Coef {
+        n,
+        mean: &saved.mean,
+        inv: &saved.inv_std,
+        k: &k,
+        gb: &gb,
+        gg: &gg,
+    };
+    // g and x read, grad_x written
+    map_chunks(
+        vec![GradRowsOut { g, x, out: grad_x }],
+        lay.block(),
+        3 * size,
+        |b| {
+            if saved.training {
+                grad_x_block::<T, true>(b.g, b.x, b.out, lay.l, &q)
+            } else {
+                grad_x_block::<T, false>(b.g, b.x, b.out, lay.l, &q)
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{set_num_threads, PARALLEL_MIN_BYTES};
+
+    /// The reference's formulas, two-pass, element by element.
+    fn naive(x: &[f64], lay: Layout, ch: usize) -> (f64, f64) {
+        let vals: Vec<f64> = (0..lay.n)
+            .flat_map(|r| (0..lay.l).map(move |j| (r * lay.c + ch) * lay.l + j))
+            .map(|i| x[i])
+            .collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let m2 = vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+        (mean, m2)
+    }
+
+    fn data(len: usize, offset: f64) -> Vec<f64> {
+        (0..len)
+            .map(|i| offset + ((i * 7919) % 1013) as f64 / 101.0)
+            .collect()
+    }
+
+    fn train(x: &[f64], lay: Layout) -> (Vec<f64>, Saved, Vec<f64>, Vec<f64>) {
+        let mut out = vec![0.0; x.len()];
+        let (gamma, beta): (Vec<f64>, Vec<f64>) =
+            (0..lay.c).map(|c| (1.0 + c as f64, -(c as f64))).unzip();
+        let (mut rm, mut rv) = (vec![0.5; lay.c], vec![2.0; lay.c]);
+        let p = Params {
+            gamma: &gamma,
+            beta: &beta,
+            running_mean: &mut rm[..],
+            running_var: &mut rv[..],
+        };
+        let h = BatchNormHyper {
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        let s = forward_training(x, &mut out, lay, p, h);
+        (out, s, rm, rv)
+    }
+
+    #[test]
+    fn statistics_and_output_follow_the_formulas() {
+        // several blocks, and a channel run longer than a stretch; a large offset tests that
+        // the variance is centred
+        for lay in [
+            Layout {
+                n: 300,
+                c: 700,
+                l: 1,
+            },
+            Layout {
+                n: 3,
+                c: 2,
+                l: 5000,
+            },
+            Layout { n: 2, c: 3, l: 1 },
+        ] {
+            let x = data(lay.n * lay.c * lay.l, 1e6);
+            let (out, s, rm, rv) = train(&x, lay);
+            let n = lay.count() as f64;
+            for ch in 0..lay.c {
+                let (mean, m2) = naive(&x, lay, ch);
+                assert!((s.mean[ch] - mean).abs() <= 1e-15 * mean.abs(), "{lay:?}");
+                let inv = 1.0 / (m2 / n + 1e-5).sqrt();
+                assert!((s.inv_std[ch] - inv).abs() <= 1e-9 * inv, "{lay:?}");
+                assert!((rm[ch] - (0.1 * mean + 0.9 * 0.5)).abs() <= 1e-9);
+                let want_rv = 0.1 * m2 / (n - 1.0) + 0.9 * 2.0;
+                assert!((rv[ch] - want_rv).abs() <= 1e-9 * want_rv);
+            }
+            let i = x.len() - 1;
+            let ch = (i / lay.l) % lay.c;
+            let want = s.gamma[ch] * ((x[i] - s.mean[ch]) * s.inv_std[ch]) - ch as f64;
+            assert_eq!(out[i], want);
+        }
+    }
+
+    #[test]
+    fn backward_matches_the_closed_form() {
+        let lay = Layout { n: 4, c: 3, l: 2 };
+        let x = data(24, 0.0);
+        let g: Vec<f64> = data(24, -5.0);
+        let (_, s, _, _) = train(&x, lay);
+        let (mut gx, mut gg, mut gb) = (vec![0.0; 24], vec![0.0; 3], vec![0.0; 3]);
+        backward(&g, &x, &mut gx, lay, &s, &mut gg, &mut gb);
+        let n = 8.0;
+        for ch in 0..3 {
+            let idx: Vec<usize> = (0..4)
+                .flat_map(|r| (0..2).map(move |j| (r * 3 + ch) * 2 + j))
+                .collect();
+            let xhat = |i: usize| (x[i] - s.mean[ch]) * s.inv_std[ch];
+            let sb: f64 = idx.iter().map(|&i| g[i]).sum();
+            let sgm: f64 = idx.iter().map(|&i| g[i] * xhat(i)).sum();
+            assert!((gb[ch] - sb).abs() < 1e-12 && (gg[ch] - sgm).abs() < 1e-12);
+            for &i in &idx {
+                let want = s.gamma[ch] * s.inv_std[ch] / n * (n * g[i] - sb - xhat(i) * sgm);
+                assert!((gx[i] - want).abs() < 1e-12, "{} vs {want}", gx[i]);
+            }
+        }
+        // eval: the statistics are constants
+        let mut out = vec![0.0; 24];
+        let p = Params {
+            gamma: &[2.0; 3],
+            beta: &[0.0; 3],
+            running_mean: &[1.0; 3][..],
+            running_var: &[3.0; 3][..],
+        };
+        let s = forward_eval(&x, &mut out, lay, p, 1.0);
+        backward(&g, &x, &mut gx, lay, &s, &mut gg, &mut gb);
+        assert!(gx.iter().zip(&g).all(|(a, b)| *a == b * (2.0 * 0.5)));
+        assert_eq!(out[5], 2.0 * ((x[5] - 1.0) * 0.5));
+    }
+
+    #[test]
+    fn empty_batches_give_empty_outputs() {
+        let lay = Layout { n: 0, c: 2, l: 3 };
+        let p = || Params {
+            gamma: &[1.0f32; 2],
+            beta: &[0.0; 2],
+            running_mean: &[0.0; 2][..],
+            running_var: &[1.0; 2][..],
+        };
+        let s = forward_eval::<f32>(&[], &mut [], lay, p(), 1e-5);
+        let (mut gg, mut gb) = ([1.0f32; 2], [1.0f32; 2]);
+        backward::<f32>(&[], &[], &mut [], lay, &s, &mut gg, &mut gb);
+        assert_eq!((gg, gb), ([0.0; 2], [0.0; 2]));
+        let lay = Layout { n: 2, c: 2, l: 0 };
+        forward_eval::<f32>(&[], &mut [], lay, p(), 1e-5);
+    }
+
+    #[test]
+    fn one_thread_equals_many_threads_bitwise() {
+        let go = |threads, lay: Layout| {
+            set_num_threads(threads);
+            let len = lay.n * lay.c * lay.l;
+            let x: Vec<f32> = (0..len).map(|i| ((i % 997) as f32).sin()).collect();
+            let mut out = vec![0.0f32; len];
+            let (gamma, beta) = (vec![1.5f32; lay.c], vec![0.25f32; lay.c]);
+            let (mut rm, mut rv) = (vec![0.0f32; lay.c], vec![1.0f32; lay.c]);
+            let p = Params {
+                gamma: &gamma,
+                beta: &beta,
+                running_mean: &mut rm[..],
+                running_var: &mut rv[..],
+            };
+            let h = BatchNormHyper {
+                eps: 1e-5,
+                momentum: 0.1,
+            };
+            let s = forward_training(&x, &mut out, lay, p, h);
+            let (mut gx, mut gg, mut gb) = (vec![0.0f32; len], vec![0.0; lay.c], vec![0.0; lay.c]);
+            backward(&out, &x, &mut gx, lay, &s, &mut gg, &mut gb);
+            (out, s, rm, rv, gx, gg, gb)
+        };
+        let rows = PARALLEL_MIN_BYTES / (4 * 512) + 3;
+        for lay in [
+            Layout {
+                n: rows,
+                c: 512,
+                l: 1,
+            },
+            Layout {
+                n: rows / 8,
+                c: 64,
+                l: 8,
+            },
+        ] {
+            let one = go(1, lay);
+            assert!(one == go(2, lay) && one == go(3, lay), "{lay:?}");
+        }
+    }
+}

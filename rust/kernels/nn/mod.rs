@@ -1,0 +1,4 @@
+//! Neural-network layers: batch normalization and inverted dropout.
+
+pub mod batchnorm;
+pub mod dropout;
