@@ -17,6 +17,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
     bindings::distributed::register(m)?;
+    bindings::nn::register(m)?;
+    bindings::init::register(m)?;
+    bindings::regularization::register(m)?;
     bindings::threads::register(m)?;
     bindings::probe::register(m)?;
     Ok(())

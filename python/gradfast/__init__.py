@@ -2,27 +2,26 @@
 
 Every name of the API is importable from here. The Rust-backed ones (``Adam``, ``AdamW``,
 ``MomentumOptimizer``, ``LAMB``, ``LARS``, ``LayerAdaptiveLR``, ``adam_optimizer``,
-``clip_grad_norm``, ``adaptive_grad_clip``, ``AdaptiveClipper``) have a pure-NumPy twin with
-the same signature in ``gradfast.reference``; the others are, for now, served by that
-reference implementation itself (``gradfast.BatchNorm is gradfast.reference.BatchNorm``) until
-their kernels land.
+``clip_grad_norm``, ``adaptive_grad_clip``, ``AdaptiveClipper``, ``BatchNorm``, ``Dropout``,
+``initialize_weights``, ``compute_regularization``) have a pure-NumPy twin with the same
+signature in ``gradfast.reference``; the others are, for now, served by that reference
+implementation itself (``gradfast.bptt is gradfast.reference.bptt``) until their kernels land.
 """
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
 from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
 from .distributed import DataParallel, allreduce_gradients, broadcast_parameters, rank, size
+from .init import initialize_weights
+from .nn import BatchNorm, Dropout
 from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .regularization import compute_regularization
 from .reference import (
-    BatchNorm,
     DistributedOptimizer,
-    Dropout,
     GradualPruning,
     LRScheduler,
     bptt,
-    compute_regularization,
     gradient_descent,
-    initialize_weights,
     prune_network,
     sgd_optimizer,
 )

@@ -8,7 +8,7 @@ All checks run before any array is written.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -237,3 +237,26 @@ def norm_type(fn: str, norm_type: object) -> float:
     if norm_type == math.inf:
         return math.inf
     return number(fn, "norm_type", norm_type, lo=0.0, lo_open=True)
+
+
+def layer_dims(fn: str, layer_dims: object) -> list[int]:
+    """A sequence (or 1-d integer array) of at least two layer widths >= 1."""
+    if isinstance(layer_dims, np.ndarray):
+        if layer_dims.ndim != 1 or not np.issubdtype(layer_dims.dtype, np.integer):
+            raise TypeError(f"{fn}: layer_dims must be a sequence of ints, got {_describe(layer_dims)}")
+        layer_dims = layer_dims.tolist()
+    if isinstance(layer_dims, (str, bytes)) or not isinstance(layer_dims, Sequence):
+        raise TypeError(f"{fn}: layer_dims must be a sequence of ints, got {type(layer_dims).__name__}")
+    dims = [integer(fn, f"layer_dims[{i}]", d, lo=1) for i, d in enumerate(layer_dims)]
+    if len(dims) < 2:
+        raise ValueError(f"{fn}: layer_dims must have at least 2 entries (input and one layer), got {len(dims)}")
+    return dims
+
+
+def choice(fn: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """A string argument naming one of ``allowed``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: {name} must be one of {allowed}, got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{fn}: {name} must be one of {allowed}, got {value!r}")
+    return value

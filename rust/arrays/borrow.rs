@@ -59,7 +59,20 @@ pub struct Out<'py, T: Float> {
     array: Bound<'py, PyArrayDyn<T>>,
 }
 
-impl<T: Float> Out<'_, T> {
+impl<'py, T: Float> Out<'py, T> {
+    /// A new, uninitialized C-ordered array for the kernel to fill: no other array of a
+    /// call can overlap it, so it needs no registering.
+    pub fn new(py: Python<'py>, shape: &[usize]) -> Self {
+        // SAFETY: the kernel writes every element before the array reaches Python.
+        Out {
+            array: unsafe { PyArrayDyn::<T>::new(py, shape, false) },
+        }
+    }
+
+    pub fn array(&self) -> &Bound<'py, PyArrayDyn<T>> {
+        &self.array
+    }
+
     pub fn shape(&self) -> &[usize] {
         self.array.shape()
     }
@@ -81,7 +94,12 @@ pub struct In<'py, T: Float> {
     array: Bound<'py, PyArrayDyn<T>>,
 }
 
-impl<T: Float> In<'_, T> {
+impl<'py, T: Float> In<'py, T> {
+    /// The array the kernel reads: the argument, or its copy.
+    pub fn array(&self) -> &Bound<'py, PyArrayDyn<T>> {
+        &self.array
+    }
+
     pub fn shape(&self) -> &[usize] {
         self.array.shape()
     }
@@ -266,7 +284,7 @@ static NP_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// NumPy's own C-ordered, aligned copy of `array` as a plain ndarray (`np.array(a,
 /// order="C", copy=True)`, which reads the buffer, never the object's methods), checked
 /// before its memory is trusted.
-fn c_copy<'py, T: Float>(
+pub fn c_copy<'py, T: Float>(
     func: &str,
     name: &Name,
     array: &Bound<'py, PyArrayDyn<T>>,

@@ -15,7 +15,7 @@ use std::fmt;
 
 use pyo3::prelude::*;
 
-pub use borrow::{Call, Checked, In, Out};
+pub use borrow::{c_copy, Call, Checked, In, Out};
 pub use checks::{same_shape, Items, Mapping};
 pub use dtype::{float_dtype, Dtype, Float};
 

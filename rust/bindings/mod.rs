@@ -7,9 +7,12 @@
 
 pub mod clip;
 pub mod distributed;
+pub mod init;
 pub mod lock;
+pub mod nn;
 pub mod optim;
 pub mod probe;
+pub mod regularization;
 pub mod threads;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,5 +1,7 @@
-"""Reference neural-network layers: batch normalization over ``(N, C)`` or ``(N, C, L)``, as
-``torch.nn.BatchNorm1d``, and inverted dropout with a counter-based, reproducible mask.
+"""Reference neural-network layers in plain NumPy: batch normalization over ``(N, C)`` or
+``(N, C, L)``, as ``torch.nn.BatchNorm1d``, and inverted dropout with a counter-based,
+reproducible mask. The classes are declared in ``gradfast._base.nn``; this module holds
+their arithmetic.
 """
 
 from __future__ import annotations
@@ -7,68 +9,28 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate
-from .._base.optimizer import Hyper
+from .._base.nn import BatchNormBase, DropoutBase
 from . import _random
 
 
-class BatchNorm:
-    """Batch normalization with learnable ``gamma``/``beta`` and running statistics.
+def _layout(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes the statistics run over and the shape that broadcasts a channel vector."""
+    return ((0,), (1, x.shape[1])) if x.ndim == 2 else ((0, 2), (1, x.shape[1], 1))
 
-    Statistics are per channel (axis 1) over every other axis; ``n = N`` or ``N * L``.
-    Training forward::
 
-        mean = sum(x) / n                 var = sum((x - mean)^2) / n       (biased)
-        xhat = (x - mean) / sqrt(var + eps)                out = gamma * xhat + beta
-        running_mean = momentum * mean + (1 - momentum) * running_mean
-        running_var  = momentum * sum((x - mean)^2) / (n - 1) + (1 - momentum) * running_var
-
-    (running statistics updated in place, with the unbiased variance, as PyTorch). Eval
-    forward uses ``running_mean``/``running_var`` in place of ``mean``/``var``. Training
-    with ``n < 2`` raises ``ValueError`` (PyTorch: "Expected more than 1 value per
-    channel when training").
-
-    ``backward(g)`` returns ``grad_x`` and sets ``grad_gamma = sum(g * xhat)``,
-    ``grad_beta = sum(g)``. After a training forward
-    ``grad_x = gamma / sqrt(var + eps) / n * (n * g - grad_beta - xhat * grad_gamma)``
-    (the batch statistics depend on x); after an eval forward
-    ``grad_x = g * gamma / sqrt(running_var + eps)``. ``gamma`` and the statistics are the
-    ones the last forward used.
-
-    Precision: ``x`` must have the layer's dtype; all arithmetic (two-pass statistics,
-    normalization, running-statistic updates, backward) is done in float64 and each result
-    is rounded once to the layer's dtype.
-
-    Seed deviations: the seed updated ``running_var`` with the biased batch variance (we
-    use the unbiased one, as PyTorch), took statistics over axis 0 only (wrong for
-    ``(N, C, L)``), rebound the running arrays instead of updating them in place, had no
-    ``n < 2`` check, and had no backward.
-    """
-
-    eps = Hyper(lo=0.0)
-    momentum = Hyper(lo=0.0, hi=1.0)
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64) -> None:
-        fn = "BatchNorm"
-        self.num_features = _validate.integer(fn, "num_features", num_features, lo=1)
-        self.eps = eps
-        self.momentum = momentum
-        self.dtype = dt = _validate.float_dtype_arg(fn, dtype)
-        c = self.num_features
-        self.gamma = np.ones(c, dtype=dt)
-        self.beta = np.zeros(c, dtype=dt)
-        self.running_mean = np.zeros(c, dtype=dt)
-        self.running_var = np.ones(c, dtype=dt)
-        self.grad_gamma: np.ndarray | None = None
-        self.grad_beta: np.ndarray | None = None
-        self._cache: dict | None = None
+class BatchNorm(BatchNormBase):
+    __doc__ = BatchNormBase.__doc__
 
     def _check_attrs(self, fn: str, training: bool) -> None:
+        arrays = []
         for name in ("gamma", "beta", "running_mean", "running_var"):
             # running statistics are written in place only in training
             writeable = training and name.startswith("running")
             a = _validate.float_array(fn, f"self.{name}", getattr(self, name), writeable=writeable)
             _validate.same_dtype(fn, f"self.{name}", a, self.dtype)
             _validate.same_shape(fn, f"self.{name}", a, (self.num_features,))
+            arrays.append((f"self.{name}", a, writeable))
+        _validate.no_overlaps(fn, [(n, a) for n, a, w in arrays if w], [(n, a) for n, a, w in arrays if not w])
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
         fn = "BatchNorm.forward"
@@ -80,14 +42,14 @@ class BatchNorm:
             raise ValueError(f"{fn}: x must have shape (N, {c}) or (N, {c}, L), got {x.shape}")
         training = _validate.flag(fn, "training", training)
         self._check_attrs(fn, training)
-        axes = (0,) if x.ndim == 2 else (0, 2)
-        bshape = (1, c) if x.ndim == 2 else (1, c, 1)
+        if training:
+            _validate.no_overlaps(fn, [("self.running_mean", self.running_mean), ("self.running_var", self.running_var)], [("x", x)])
+        axes, bshape = _layout(x)
         n = x.size // c
         if training and n < 2:
             raise ValueError(f"{fn}: x must have more than 1 value per channel when training, got shape {x.shape}")
 
         f8 = np.float64
-        gamma = self.gamma.astype(f8)
         x64 = x.astype(f8, copy=False)
         with np.errstate(all="ignore"):
             if training:
@@ -99,45 +61,40 @@ class BatchNorm:
                 new_mean = m * mean + (1.0 - m) * self.running_mean.astype(f8)
                 new_var = m * (sumsq / (n - 1)) + (1.0 - m) * self.running_var.astype(f8)
             else:
-                xc = x64 - self.running_mean.astype(f8).reshape(bshape)
+                mean = self.running_mean.astype(f8)
+                xc = x64 - mean.reshape(bshape)
                 var = self.running_var.astype(f8)
             inv_std = 1.0 / np.sqrt(var + self.eps)
+            gamma = self.gamma.astype(f8)
             xhat = xc * inv_std.reshape(bshape)
             out = (gamma.reshape(bshape) * xhat + self.beta.astype(f8).reshape(bshape)).astype(self.dtype)
         if training:
             self.running_mean[...] = new_mean
             self.running_var[...] = new_var
-        self._cache = {
-            "training": training,
-            "xhat": xhat,
-            "inv_std": inv_std,
-            "gamma": gamma,
-            "shape": x.shape,
-            "axes": axes,
-            "bshape": bshape,
-            "n": n,
-        }
+        self._cache = (training, x, mean, inv_std, gamma)
         return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "BatchNorm.backward"
-        cache = self._cache
-        if cache is None:
+        if self._cache is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
+        training, x, mean, inv_std, gamma = self._cache
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != self.dtype:
             raise TypeError(f"{fn}: grad_output must have dtype {self.dtype} like the layer, got {grad_output.dtype}")
-        if grad_output.shape != cache["shape"]:
+        if grad_output.shape != x.shape:
             raise ValueError(
-                f"{fn}: grad_output must have shape {cache['shape']} like the last forward's x, got {grad_output.shape}"
+                f"{fn}: grad_output must have shape {x.shape} like the last forward's x, got {grad_output.shape}"
             )
-        axes, bshape, n = cache["axes"], cache["bshape"], cache["n"]
-        xhat, scale = cache["xhat"], cache["gamma"] * cache["inv_std"]
+        axes, bshape = _layout(x)
+        n = x.size // self.num_features
         g = grad_output.astype(np.float64, copy=False)
         with np.errstate(all="ignore"):
+            xhat = (x.astype(np.float64) - mean.reshape(bshape)) * inv_std.reshape(bshape)
+            scale = gamma * inv_std
             grad_beta = g.sum(axis=axes)
             grad_gamma = np.sum(g * xhat, axis=axes)
-            if cache["training"]:
+            if training:
                 grad_x = (scale / n).reshape(bshape) * (
                     n * g - grad_beta.reshape(bshape) - xhat * grad_gamma.reshape(bshape)
                 )
@@ -148,62 +105,32 @@ class BatchNorm:
         return grad_x.astype(self.dtype)
 
 
-class Dropout:
-    """Inverted dropout: in training each element is kept with probability ``1 - p``
-    (``p = drop_rate``) and kept values are scaled by ``1 / (1 - p)``; eval is the identity.
-
-    Mask: the ``k``-th training-mode ``forward`` (``k = 0, 1, 2, ...``, counted in
-    ``num_training_calls``) draws ``u = _random.uniform(seed, k, x.size)`` in C order and
-    keeps element ``i`` iff ``u[i] >= p``. ``mask[i]`` is ``scale`` if kept else ``0``,
-    in ``x``'s dtype, where ``scale = 1 / (1 - p)`` is formed in float64 and rounded once
-    to that dtype; the output is ``x * mask`` (so a dropped NaN or inf gives NaN, as in
-    PyTorch). ``backward`` returns ``grad_output * mask`` with the mask of the last
-    forward, or ``grad_output`` unchanged (a copy) if that forward was in eval mode.
-    Both return new arrays. ``seed=None`` draws one fresh seed at construction.
-
-    Seed deviations: the seed used ``np.random``'s global state, kept ``u > p`` (we keep
-    ``u >= p``, so ``p = 0`` keeps everything and the keep probability is exactly
-    ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in eval,
-    and its ``backward`` crashed before any forward and reused a stale training mask after
-    an eval forward.
-    """
-
-    drop_rate = Hyper(lo=0.0, hi=1.0, hi_open=True)
-
-    def __init__(self, drop_rate=0.5, *, seed=None) -> None:
-        self.drop_rate = drop_rate
-        self.seed = _random.resolve_seed(seed, "Dropout")
-        #: number of training-mode forward calls so far: the stream of the next mask
-        self.num_training_calls = 0
-        #: the mask of the last training forward (None before it and after an eval forward)
-        self.mask: np.ndarray | None = None
-        # (shape, dtype) of the last forward's input, None before any forward
-        self._last: tuple[tuple[int, ...], np.dtype] | None = None
+class Dropout(DropoutBase):
+    __doc__ = DropoutBase.__doc__
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
         fn = "Dropout.forward"
         _validate.float_array(fn, "x", x)
         training = _validate.flag(fn, "training", training)
-        if not training:
-            self.mask = None
-            self._last = (x.shape, x.dtype)
-            return x.copy()
         p = self.drop_rate
+        if not training:
+            self.kept = None
+            self._last = (x.shape, x.dtype, p)
+            return np.array(x, copy=True)
         t = x.dtype.type
-        u = _random.uniform(self.seed, self.num_training_calls, x.size).reshape(x.shape)
-        mask = np.where(u >= p, t(1.0 / (1.0 - p)), t(0.0))
+        kept = _random.uniform(self.seed, self.num_training_calls, x.size).reshape(x.shape) >= p
         with np.errstate(all="ignore"):
-            out = x * mask
+            out = x * np.where(kept, t(1.0 / (1.0 - p)), t(0.0))
         self.num_training_calls += 1
-        self.mask = mask
-        self._last = (x.shape, x.dtype)
+        self.kept = kept
+        self._last = (x.shape, x.dtype, p)
         return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "Dropout.backward"
         if self._last is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
-        shape, dtype = self._last
+        shape, dtype, _ = self._last
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != dtype:
             raise TypeError(
@@ -213,7 +140,8 @@ class Dropout:
             raise ValueError(
                 f"{fn}: grad_output must have shape {shape} like the last forward's x, got {grad_output.shape}"
             )
-        if self.mask is None:
-            return grad_output.copy()
+        mask = self.mask
+        if mask is None:
+            return np.array(grad_output, copy=True)
         with np.errstate(all="ignore"):
-            return grad_output * self.mask
+            return grad_output * mask

@@ -18,9 +18,9 @@ def compute_regularization(weights, lambda_l1=0.01, lambda_l2=0.01):
     Both lambdas are finite and >= 0. NaN and inf propagate.
     """
     fn = "compute_regularization"
-    weights, _ = _validate.float_dict(fn, "weights", weights)
     l1 = _validate.number(fn, "lambda_l1", lambda_l1, lo=0.0)
     l2 = _validate.number(fn, "lambda_l2", lambda_l2, lo=0.0)
+    weights, _ = _validate.float_dict(fn, "weights", weights)
     abs_sum = 0.0
     sq_sum = 0.0
     grads = {}
