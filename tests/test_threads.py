@@ -92,8 +92,37 @@ def test_clip_grad_norm_is_bitwise_identical_for_any_thread_count(restore_thread
             np.testing.assert_array_equal(g[k], results[0][1][k])
 
 
-def test_kernels_release_the_gil(restore_threads):
-    """A Python thread runs bytecode while a large update is inside Rust.
+def _adam_call():
+    n = 8_000_000
+    params, grads = {"w": np.zeros(n, np.float32)}, {"w": np.ones(n, np.float32)}
+    opt = gf.Adam()
+    return lambda: opt.update(params, grads)
+
+
+def _batchnorm_call():
+    x = np.random.default_rng(0).standard_normal((2000, 1000), dtype=np.float32)
+    bn = gf.BatchNorm(1000, dtype=np.float32)
+    return lambda: bn.forward(x)
+
+
+def _dropout_call():
+    x = np.ones(4_000_000, np.float32)
+    d = gf.Dropout(0.5, seed=0)
+    return lambda: d.forward(x)
+
+
+def _init_call():
+    return lambda: gf.initialize_weights([2000, 2000], seed=0, dtype=np.float32)
+
+
+def _regularization_call():
+    w = {"w": np.ones(6_000_000, np.float32)}
+    return lambda: gf.compute_regularization(w)
+
+
+@pytest.mark.parametrize("make", [_adam_call, _batchnorm_call, _dropout_call, _init_call, _regularization_call])
+def test_kernels_release_the_gil(restore_threads, make):
+    """A Python thread runs bytecode while a large call is inside Rust.
 
     The spinning thread could slip in during the Python code around the kernel (up to one
     switch interval), but never in the middle half of a call's span unless the kernel, which
@@ -101,10 +130,8 @@ def test_kernels_release_the_gil(restore_threads):
     get a core during some calls, so one call of five is enough.
     """
     gf.set_num_threads(1)
-    n = 8_000_000
-    params, grads = {"w": np.zeros(n, np.float32)}, {"w": np.ones(n, np.float32)}
-    opt = gf.Adam()
-    opt.update(params, grads)
+    call = make()
+    call()
     stamps, spans, done = [], [], threading.Event()
 
     def spin():
@@ -119,7 +146,7 @@ def test_kernels_release_the_gil(restore_threads):
     try:
         for _ in range(5):
             t0 = time.perf_counter()
-            opt.update(params, grads)
+            call()
             spans.append((t0, time.perf_counter()))
     finally:
         done.set()

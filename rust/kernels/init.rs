@@ -80,19 +80,26 @@ fn ln(x: f64) -> f64 {
     let bits = x.to_bits();
     // shift the mantissa range so that the exponent read off is that of m in [sqrt2/2, sqrt2)
     let hx = (bits >> 32).wrapping_add(0x3ff0_0000 - 0x3fe6_a09e);
-    let k = (hx >> 20) as i64 - 0x3ff;
     let hm = (hx & 0x000f_ffff) + 0x3fe6_a09e;
     let m = f64::from_bits((hm << 32) | (bits & 0xffff_ffff));
     let f = m - 1.0;
-    let hfsq = 0.5 * f * f;
+    let (ff, ff_lo) = two_prod(f, f);
+    let (hfsq, hfsq_lo) = (0.5 * ff, 0.5 * ff_lo);
     let s = f / (2.0 + f);
     let z = s * s;
     let w = z * z;
     let t1 = w * (LG2 + w * (LG4 + w * LG6));
     let t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
     let r = t2 + t1;
-    let dk = k as f64;
-    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
+    // the exponent k = (hx >> 20) - 1023 as a float, exactly, without an int conversion
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    let dk = f64::from_bits(TWO52.to_bits() | (hx >> 20)) - (TWO52 + 1023.0);
+    // fdlibm's k ln2_hi + f - hfsq + (s (hfsq + R) + k ln2_lo), with the two large additions
+    // and f^2 exact, so that the one rounding left is the last
+    let small = s * (hfsq + r) + dk * LN2_LO;
+    let (s1, e1) = two_sum(dk * LN2_HI, f);
+    let (s2, e2) = two_sum(s1, -hfsq);
+    s2 + (((e1 + e2) - hfsq_lo) + small)
 }
 
 /// `cos(x)` for `x` in [0, 8): fdlibm's reduction by pi/2 in three steps (151 bits of pi/2,
@@ -124,12 +131,36 @@ fn cos(x: f64) -> f64 {
     let y1 = (r3 - y0) - w;
     let c = kernel_cos(y0, y1);
     let s = kernel_sin(y0, y1);
-    match n {
-        0 => c,
-        1 => -s,
-        2 => -c,
-        _ => s,
+    // quadrant n: cos, -sin, -cos, sin (selects, not a branch)
+    let v = if n & 1 == 0 { c } else { s };
+    if (n + 1) & 2 == 0 {
+        v
+    } else {
+        -v
     }
+}
+
+/// `a + b` as the rounded sum and its exact error (Knuth).
+#[inline(always)]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+/// `a * b` as the rounded product and its exact error (Dekker, without FMA, so every target
+/// computes the same bits).
+#[inline(always)]
+fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    const SPLIT: f64 = 134_217_729.0; // 2^27 + 1
+    let split = |v: f64| {
+        let t = SPLIT * v;
+        let hi = t - (t - v);
+        (hi, v - hi)
+    };
+    let p = a * b;
+    let ((ah, al), (bh, bl)) = (split(a), split(b));
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
 }
 
 /// fdlibm's `__kernel_cos(x, y)`: cos(x + y) for |x| <= pi/4, `y` the tail of `x`.
@@ -141,12 +172,12 @@ fn kernel_cos(x: f64, y: f64) -> f64 {
     const C4: f64 = f64::from_bits(0xbe92_7e4f_809c_52ad); // -2.7557314351390663e-07
     const C5: f64 = f64::from_bits(0x3e21_ee9e_bdb4_b1c4); // 2.087572321298175e-09
     const C6: f64 = f64::from_bits(0xbda8_fae9_be88_38d4); // -1.1359647557788195e-11
-    let z = x * x;
+    let (z, z_lo) = two_prod(x, x);
     let w = z * z;
     let r = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6));
-    let hz = 0.5 * z;
+    let (hz, hz_lo) = (0.5 * z, 0.5 * z_lo);
     let w = 1.0 - hz;
-    w + (((1.0 - w) - hz) + (z * r - x * y))
+    w + ((((1.0 - w) - hz) - hz_lo) + (z * r - x * y))
 }
 
 /// fdlibm's `__kernel_sin(x, y, 1)`: sin(x + y) for |x| <= pi/4, `y` the tail of `x`.
@@ -158,11 +189,17 @@ fn kernel_sin(x: f64, y: f64) -> f64 {
     const S4: f64 = f64::from_bits(0x3ec7_1de3_57b1_fe7d); // 2.7557313707070068e-06
     const S5: f64 = f64::from_bits(0xbe5a_e5e6_8a2b_9ceb); // -2.5050760253406863e-08
     const S6: f64 = f64::from_bits(0x3de5_d93a_5acf_d57c); // 1.58969099521155e-10
-    let z = x * x;
+    let (z, z_lo) = two_prod(x, x);
     let w = z * z;
     let r = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6);
-    let v = z * x;
-    x - ((z * (0.5 * y - v * r) - y) - v * S1)
+    // fdlibm's x + (y - z y / 2 + z v r) + v S1 with v = x^3; v S1 in double-double
+    let (v, v_e) = two_prod(z, x);
+    let v_lo = v_e + z_lo * x;
+    let (a, a_e) = two_prod(v, S1);
+    let a_lo = a_e + v_lo * S1;
+    let small = (y - 0.5 * z * y + z * v * r) + a_lo;
+    let (s1, e1) = two_sum(x, a);
+    s1 + (e1 + small)
 }
 
 #[cfg(test)]

@@ -46,15 +46,16 @@ crate::simd! {
     }
 }
 
-/// `np.sign`: -1, 0 (+0 for both zeros) or 1, NaN for NaN.
+/// `np.sign`: -1, 0 (+0 for both zeros) or 1, NaN for NaN; written with selects only, so
+/// that the loop vectorizes.
 #[inline(always)]
 fn sign<T: Real>(v: T) -> T {
-    if v > T::ZERO {
-        T::ONE
-    } else if v < T::ZERO {
-        T::ZERO - T::ONE
-    } else if v == T::ZERO {
-        T::ZERO
+    let pos = if v > T::ZERO { T::ONE } else { T::ZERO };
+    let neg = if v < T::ZERO { T::ONE } else { T::ZERO };
+    #[allow(clippy::eq_op)]
+    let number = v == v;
+    if number {
+        pos - neg
     } else {
         v
     }

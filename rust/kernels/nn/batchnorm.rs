@@ -234,6 +234,8 @@ crate::simd! {
         let (inv, gamma, beta) = (&inv[..c], &gamma[..c], &beta[..c]);
         for (xr, or) in x.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
             if l == 1 {
+                // re-sliced to `c` so that the loop has no bounds checks and vectorizes
+                let (xr, or) = (&xr[..c], &mut or[..c]);
                 for ch in 0..c {
                     or[ch] = T::of(gamma[ch] * ((xr[ch].to_f64() - mean[ch]) * inv[ch]) + beta[ch]);
                 }
@@ -322,6 +324,7 @@ crate::simd! {
         let (sg, sgx) = (&mut sg[..c], &mut sgx[..c]);
         for (gr, xr) in g.chunks_exact(c * l).zip(x.chunks_exact(c * l)) {
             if l == 1 {
+                let (gr, xr) = (&gr[..c], &xr[..c]);
                 for ch in 0..c {
                     let gv = gr[ch].to_f64();
                     sg[ch] += gv;
@@ -390,6 +393,7 @@ crate::simd! {
             .zip(out.chunks_exact_mut(c * l))
         {
             if l == 1 {
+                let (gr, xr, or) = (&gr[..c], &xr[..c], &mut or[..c]);
                 for ch in 0..c {
                     or[ch] = one(gr[ch], xr[ch], ch);
                 }
