@@ -59,9 +59,8 @@ def test_initialize_weights_is_the_same_for_any_thread_count(restore_threads):
     results = []
     for threads in (1, 2, 3):
         gf.set_num_threads(threads)
-        results.append(
-            [gf.initialize_weights([700, 1500], distribution=d, seed=7, dtype=np.float32)["W1"] for d in ("normal", "uniform")]
-        )
+        draws = [gf.initialize_weights([700, 1500], distribution=d, seed=7, dtype=np.float32) for d in ("normal", "uniform")]
+        results.append([w["W1"] for w in draws])
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert a.tobytes() == b.tobytes()

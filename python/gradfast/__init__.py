@@ -15,7 +15,6 @@ from .distributed import DataParallel, allreduce_gradients, broadcast_parameters
 from .init import initialize_weights
 from .nn import BatchNorm, Dropout
 from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
-from .regularization import compute_regularization
 from .reference import (
     DistributedOptimizer,
     GradualPruning,
@@ -25,6 +24,7 @@ from .reference import (
     prune_network,
     sgd_optimizer,
 )
+from .regularization import compute_regularization
 
 apply_env_threads()
 

@@ -21,8 +21,8 @@ def _layout(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
 class BatchNorm(BatchNormBase):
     __doc__ = BatchNormBase.__doc__
 
-    def _check_attrs(self, fn: str, training: bool) -> None:
-        arrays = []
+    def _check_attrs(self, fn: str, training: bool, x: np.ndarray) -> None:
+        arrays = [("x", x, False)]
         for name in ("gamma", "beta", "running_mean", "running_var"):
             # running statistics are written in place only in training
             writeable = training and name.startswith("running")
@@ -41,9 +41,7 @@ class BatchNorm(BatchNormBase):
         if x.ndim not in (2, 3) or x.shape[1] != c:
             raise ValueError(f"{fn}: x must have shape (N, {c}) or (N, {c}, L), got {x.shape}")
         training = _validate.flag(fn, "training", training)
-        self._check_attrs(fn, training)
-        if training:
-            _validate.no_overlaps(fn, [("self.running_mean", self.running_mean), ("self.running_var", self.running_var)], [("x", x)])
+        self._check_attrs(fn, training, x)
         axes, bshape = _layout(x)
         n = x.size // c
         if training and n < 2:
