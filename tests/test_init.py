@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+DISTS = ("normal", "uniform")
 INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
@@ -59,7 +60,7 @@ def test_initialize_weights_is_the_same_for_any_thread_count(restore_threads):
     results = []
     for threads in (1, 2, 3):
         gf.set_num_threads(threads)
-        draws = [gf.initialize_weights([700, 1500], distribution=d, seed=7, dtype=np.float32) for d in ("normal", "uniform")]
+        draws = [gf.initialize_weights([700, 1500], distribution=d, seed=7, dtype=np.float32) for d in DISTS]
         results.append([w["W1"] for w in draws])
     for other in results[1:]:
         for a, b in zip(results[0], other):
