@@ -167,6 +167,10 @@ crate::simd! {
     }
 }
 
+/// Rows of `c` values taken four at a time by the `(N, C)` loops: each channel's accumulator
+/// is then read and written once per four rows.
+const ROWS: usize = 4;
+
 crate::simd! {
     /// `(N, C)` rows: each channel's mean, then centred sum of squares, over the block's rows
     /// (vectorized across channels).
@@ -174,18 +178,35 @@ crate::simd! {
         let c = mean.len();
         let m2 = &mut m2[..c];
         let rows = x.len() / c;
-        for r in x.chunks_exact(c) {
-            for (s, v) in mean.iter_mut().zip(r) {
-                *s += v.to_f64();
+        let quads = x.chunks_exact(ROWS * c);
+        let rest = quads.remainder();
+        for q in quads {
+            let (r0, r1, r2, r3) = (&q[..c], &q[c..2 * c], &q[2 * c..3 * c], &q[3 * c..4 * c]);
+            for ch in 0..c {
+                mean[ch] += (r0[ch].to_f64() + r1[ch].to_f64()) + (r2[ch].to_f64() + r3[ch].to_f64());
+            }
+        }
+        for r in rest.chunks_exact(c) {
+            let r = &r[..c];
+            for ch in 0..c {
+                mean[ch] += r[ch].to_f64();
             }
         }
         for s in mean.iter_mut() {
             *s /= rows as f64;
         }
-        for r in x.chunks_exact(c) {
-            for ((q, v), m) in m2.iter_mut().zip(r).zip(mean.iter()) {
-                let d = v.to_f64() - m;
-                *q += d * d;
+        let sq = |v: T, m: f64| (v.to_f64() - m) * (v.to_f64() - m);
+        for q in x.chunks_exact(ROWS * c) {
+            let (r0, r1, r2, r3) = (&q[..c], &q[c..2 * c], &q[2 * c..3 * c], &q[3 * c..4 * c]);
+            for ch in 0..c {
+                let m = mean[ch];
+                m2[ch] += (sq(r0[ch], m) + sq(r1[ch], m)) + (sq(r2[ch], m) + sq(r3[ch], m));
+            }
+        }
+        for r in rest.chunks_exact(c) {
+            let r = &r[..c];
+            for ch in 0..c {
+                m2[ch] += sq(r[ch], mean[ch]);
             }
         }
     }
@@ -228,23 +249,23 @@ fn moments<T: Real>(x: &[T], lay: Layout) -> Moments {
 }
 
 crate::simd! {
-    /// `out = gamma * ((x - mean) * inv_std) + beta` per channel, rounded once.
-    fn normalize_block<T: Real>(x: &[T], out: &mut [T], l: usize, mean: &[f64], inv: &[f64], gamma: &[f64], beta: &[f64]) {
+    /// `out = (x - mean) * a + beta` per channel (`a = gamma * inv_std`), rounded once.
+    fn normalize_block<T: Real>(x: &[T], out: &mut [T], l: usize, mean: &[f64], a: &[f64], beta: &[f64]) {
         let c = mean.len();
-        let (inv, gamma, beta) = (&inv[..c], &gamma[..c], &beta[..c]);
+        let (a, beta) = (&a[..c], &beta[..c]);
         for (xr, or) in x.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
             if l == 1 {
                 // re-sliced to `c` so that the loop has no bounds checks and vectorizes
                 let (xr, or) = (&xr[..c], &mut or[..c]);
                 for ch in 0..c {
-                    or[ch] = T::of(gamma[ch] * ((xr[ch].to_f64() - mean[ch]) * inv[ch]) + beta[ch]);
+                    or[ch] = T::of((xr[ch].to_f64() - mean[ch]) * a[ch] + beta[ch]);
                 }
                 continue;
             }
             for (ch, (xs, os)) in xr.chunks_exact(l).zip(or.chunks_exact_mut(l)).enumerate() {
-                let (m, i, g, b) = (mean[ch], inv[ch], gamma[ch], beta[ch]);
+                let (m, k, b) = (mean[ch], a[ch], beta[ch]);
                 for (o, v) in os.iter_mut().zip(xs) {
-                    *o = T::of(g * ((v.to_f64() - m) * i) + b);
+                    *o = T::of((v.to_f64() - m) * k + b);
                 }
             }
         }
@@ -252,12 +273,13 @@ crate::simd! {
 }
 
 fn normalize<T: Real>(x: &[T], out: &mut [T], lay: Layout, s: &Saved, beta: &[f64]) {
+    let a: Vec<f64> = s.gamma.iter().zip(&s.inv_std).map(|(g, i)| g * i).collect();
     // x read, out written
     map_chunks(
         vec![RowsOut { x, out }],
         lay.block(),
         2 * std::mem::size_of::<T>(),
-        |b| normalize_block(b.x, b.out, lay.l, &s.mean, &s.inv_std, &s.gamma, beta),
+        |b| normalize_block(b.x, b.out, lay.l, &s.mean, &a, beta),
     );
 }
 
@@ -322,16 +344,28 @@ crate::simd! {
     fn grad_sums_block<T: Real>(g: &[T], x: &[T], l: usize, mean: &[f64], sg: &mut [f64], sgx: &mut [f64]) {
         let c = mean.len();
         let (sg, sgx) = (&mut sg[..c], &mut sgx[..c]);
-        for (gr, xr) in g.chunks_exact(c * l).zip(x.chunks_exact(c * l)) {
-            if l == 1 {
+        if l == 1 {
+            let gx = |gr: &[T], xr: &[T], ch: usize| gr[ch].to_f64() * (xr[ch].to_f64() - mean[ch]);
+            let (gq, xq) = (g.chunks_exact(ROWS * c), x.chunks_exact(ROWS * c));
+            let (g_rest, x_rest) = (gq.remainder(), xq.remainder());
+            for (gq, xq) in gq.zip(xq) {
+                let (g0, g1, g2, g3) = (&gq[..c], &gq[c..2 * c], &gq[2 * c..3 * c], &gq[3 * c..4 * c]);
+                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
+                for ch in 0..c {
+                    sg[ch] += (g0[ch].to_f64() + g1[ch].to_f64()) + (g2[ch].to_f64() + g3[ch].to_f64());
+                    sgx[ch] += (gx(g0, x0, ch) + gx(g1, x1, ch)) + (gx(g2, x2, ch) + gx(g3, x3, ch));
+                }
+            }
+            for (gr, xr) in g_rest.chunks_exact(c).zip(x_rest.chunks_exact(c)) {
                 let (gr, xr) = (&gr[..c], &xr[..c]);
                 for ch in 0..c {
-                    let gv = gr[ch].to_f64();
-                    sg[ch] += gv;
-                    sgx[ch] += gv * (xr[ch].to_f64() - mean[ch]);
+                    sg[ch] += gr[ch].to_f64();
+                    sgx[ch] += gx(gr, xr, ch);
                 }
-                continue;
             }
+            return;
+        }
+        for (gr, xr) in g.chunks_exact(c * l).zip(x.chunks_exact(c * l)) {
             for (ch, (gs, xs)) in gr.chunks_exact(l).zip(xr.chunks_exact(l)).enumerate() {
                 let m = mean[ch];
                 let (mut a, mut b) = ([0.0f64; LANES], [0.0f64; LANES]);
@@ -356,37 +390,42 @@ crate::simd! {
     }
 }
 
-/// The per-channel constants of `grad_x`.
-struct Coef<'a> {
-    n: f64,
-    mean: &'a [f64],
-    inv: &'a [f64],
-    k: &'a [f64],
-    gb: &'a [f64],
-    gg: &'a [f64],
+crate::simd! {
+    /// Eval: `grad_x = scale g` per channel (`x` plays no part), rounded once.
+    fn grad_x_eval_block<T: Real>(g: &[T], out: &mut [T], l: usize, scale: &[f64]) {
+        let c = scale.len();
+        for (gr, or) in g.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
+            if l == 1 {
+                let (gr, or) = (&gr[..c], &mut or[..c]);
+                for ch in 0..c {
+                    or[ch] = T::of(gr[ch].to_f64() * scale[ch]);
+                }
+                continue;
+            }
+            for (ch, (gs, os)) in gr.chunks_exact(l).zip(or.chunks_exact_mut(l)).enumerate() {
+                let k = scale[ch];
+                for (o, v) in os.iter_mut().zip(gs) {
+                    *o = T::of(v.to_f64() * k);
+                }
+            }
+        }
+    }
+}
+
+/// The per-channel factors of the training `grad_x`, one vector each (so that loads across
+/// channels are contiguous).
+struct Coef {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    d: Vec<f64>,
 }
 
 crate::simd! {
-    /// Training: `grad_x = k * (n g - grad_beta - xhat * grad_gamma)`, `k = gamma inv_std / n`.
-    /// Eval (`n = 0`): `grad_x = g * k`, `k = gamma inv_std`.
-    fn grad_x_block<T: Real, const TRAINING: bool>(
-        g: &[T],
-        x: &[T],
-        out: &mut [T],
-        l: usize,
-        q: &Coef,
-    ) {
-        let (n, mean) = (q.n, q.mean);
+    /// Training: `grad_x = a g + b (x - mean) + d` per channel, rounded once.
+    fn grad_x_block<T: Real>(g: &[T], x: &[T], out: &mut [T], l: usize, mean: &[f64], k: &Coef) {
         let c = mean.len();
-        let (inv, k, gb, gg) = (&q.inv[..c], &q.k[..c], &q.gb[..c], &q.gg[..c]);
-        let one = |gv: T, xv: T, ch: usize| -> T {
-            if TRAINING {
-                let xhat = (xv.to_f64() - mean[ch]) * inv[ch];
-                T::of(k[ch] * (n * gv.to_f64() - gb[ch] - xhat * gg[ch]))
-            } else {
-                T::of(gv.to_f64() * k[ch])
-            }
-        };
+        let (ka, kb, kd) = (&k.a[..c], &k.b[..c], &k.d[..c]);
+        let one = |gv: T, xv: T, m: f64, a: f64, b: f64, d: f64| T::of(a * gv.to_f64() + b * (xv.to_f64() - m) + d);
         for ((gr, xr), or) in g
             .chunks_exact(c * l)
             .zip(x.chunks_exact(c * l))
@@ -395,7 +434,7 @@ crate::simd! {
             if l == 1 {
                 let (gr, xr, or) = (&gr[..c], &xr[..c], &mut or[..c]);
                 for ch in 0..c {
-                    or[ch] = one(gr[ch], xr[ch], ch);
+                    or[ch] = one(gr[ch], xr[ch], mean[ch], ka[ch], kb[ch], kd[ch]);
                 }
                 continue;
             }
@@ -405,8 +444,9 @@ crate::simd! {
                 .zip(or.chunks_exact_mut(l))
                 .enumerate()
             {
+                let (m, a, b, d) = (mean[ch], ka[ch], kb[ch], kd[ch]);
                 for ((o, &gv), &xv) in os.iter_mut().zip(gs).zip(xs) {
-                    *o = one(gv, xv, ch);
+                    *o = one(gv, xv, m, a, b, d);
                 }
             }
         }
@@ -443,37 +483,36 @@ pub fn backward<T: Real>(
         grad_gamma[ch] = T::of(gg[ch]);
         grad_beta[ch] = T::of(gb[ch]);
     }
-    let n = lay.count() as f64;
-    let k: Vec<f64> = (0..c)
-        .map(|ch| {
-            let scale = saved.gamma[ch] * saved.inv_std[ch];
-            if saved.training {
-                scale / n
-            } else {
-                scale
-            }
-        })
+    let scale: Vec<f64> = (0..c)
+        .map(|ch| saved.gamma[ch] * saved.inv_std[ch])
         .collect();
-    let q = Coef {
-        n,
-        mean: &saved.mean,
-        inv: &saved.inv_std,
-        k: &k,
-        gb: &gb,
-        gg: &gg,
+    if !saved.training {
+        // g read, grad_x written
+        map_chunks(
+            vec![RowsOut { x: g, out: grad_x }],
+            lay.block(),
+            2 * size,
+            |b| grad_x_eval_block(b.x, b.out, lay.l, &scale),
+        );
+        return;
+    }
+    // grad_x = scale / n * (n g - grad_beta - xhat grad_gamma), xhat = (x - mean) inv_std,
+    // expanded per channel into a g + b (x - mean) + d
+    let n = lay.count() as f64;
+    let q: Vec<f64> = scale.iter().map(|s| s / n).collect();
+    let k = Coef {
+        a: q.iter().map(|q| q * n).collect(),
+        b: (0..c)
+            .map(|ch| -(q[ch] * saved.inv_std[ch] * gg[ch]))
+            .collect(),
+        d: (0..c).map(|ch| -(q[ch] * gb[ch])).collect(),
     };
     // g and x read, grad_x written
     map_chunks(
         vec![GradRowsOut { g, x, out: grad_x }],
         lay.block(),
         3 * size,
-        |b| {
-            if saved.training {
-                grad_x_block::<T, true>(b.g, b.x, b.out, lay.l, &q)
-            } else {
-                grad_x_block::<T, false>(b.g, b.x, b.out, lay.l, &q)
-            }
-        },
+        |b| grad_x_block(b.g, b.x, b.out, lay.l, &saved.mean, &k),
     );
 }
 
@@ -547,10 +586,14 @@ mod tests {
                 let want_rv = 0.1 * m2 / (n - 1.0) + 0.9 * 2.0;
                 assert!((rv[ch] - want_rv).abs() <= 1e-9 * want_rv);
             }
-            let i = x.len() - 1;
-            let ch = (i / lay.l) % lay.c;
-            let want = s.gamma[ch] * ((x[i] - s.mean[ch]) * s.inv_std[ch]) - ch as f64;
-            assert_eq!(out[i], want);
+            for (i, o) in out.iter().enumerate() {
+                let ch = (i / lay.l) % lay.c;
+                let want = s.gamma[ch] * ((x[i] - s.mean[ch]) * s.inv_std[ch]) - ch as f64;
+                assert!(
+                    (o - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "{o} vs {want}"
+                );
+            }
         }
     }
 
