@@ -287,3 +287,50 @@ def test_layers_are_bitwise_identical_for_any_thread_count(restore_threads):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert a.tobytes() == b.tobytes()
+
+
+# -- copies and threads sharing a layer ------------------------------------------------------
+
+
+def test_layers_copy_and_pickle_without_their_lock_or_cache(impl):
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(7)
+    bn, d = impl.BatchNorm(3), impl.Dropout(0.3, seed=5)
+    x = rng.standard_normal((4, 3))
+    bn.forward(x)
+    d.forward(x)
+    for clone in (copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))):
+        b2, d2 = clone(bn), clone(d)
+        np.testing.assert_array_equal(b2.running_var, bn.running_var)
+        with pytest.raises(ValueError, match="forward must be called before backward"):
+            b2.backward(x)
+        np.testing.assert_array_equal(b2.forward(x), bn.forward(x))
+        np.testing.assert_array_equal(d2.backward(x), d.backward(x))
+        assert d2.num_training_calls == d.num_training_calls == 1
+
+
+def test_threads_sharing_a_layer_take_calls_in_turn(impl):
+    import threading
+
+    d = impl.Dropout(0.5, seed=11)
+    bn = impl.BatchNorm(64, momentum=1.0)
+    x = np.random.default_rng(8).standard_normal((512, 64))
+    masks = []
+
+    def work():
+        for _ in range(20):
+            d.forward(x)
+            masks.append(d.kept.copy())
+            bn.forward(x)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert d.num_training_calls == 60
+    # every mask was drawn from its own stream
+    assert len({m.tobytes() for m in masks}) == 60
+    np.testing.assert_allclose(bn.running_mean, x.mean(axis=0), rtol=1e-12, atol=1e-15)

@@ -1,7 +1,8 @@
-//! BatchNorm and Dropout: one call per forward or backward, which reads the layer's arrays,
-//! validates everything, runs the kernel without the GIL and commits what the layer keeps
-//! (BatchNorm's cache and running statistics, Dropout's mask and call count) before
-//! returning, so that an interrupt cannot leave the layer half updated.
+//! BatchNorm and Dropout: one call per forward or backward, which holds the layer's lock,
+//! reads the layer's arrays, validates everything, runs the kernel without the GIL and
+//! commits what the layer keeps (BatchNorm's cache and running statistics, Dropout's mask
+//! and call count) before returning, so that an interrupt cannot leave the layer half
+//! updated and two threads using one layer get the result of two calls in turn.
 
 use gradfast_kernels::nn::batchnorm::{self, BatchNormHyper as Hyper, Layout, Params, Saved};
 use gradfast_kernels::nn::dropout;
@@ -12,6 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyString, PyTuple};
 
+use super::lock::StepLock;
 use super::{guard, run};
 use crate::arrays::checks::shape_str;
 use crate::arrays::{c_copy, float_dtype, same_shape, Call, Dtype, Float, In, Name, Out};
@@ -225,15 +227,17 @@ fn bn_forward<'py, T: Float>(
 /// `BatchNorm.forward`: the output; sets `layer._cache` and, in training, updates the running
 /// statistics in place.
 #[pyfunction]
-#[pyo3(signature = (layer, x, training, hyper))]
+#[pyo3(signature = (layer, lock, x, training, hyper))]
 pub fn batchnorm_forward<'py>(
     py: Python<'py>,
     layer: &Bound<'py, PyAny>,
+    lock: &Bound<'py, StepLock>,
     x: &Bound<'py, PyAny>,
     training: bool,
     hyper: &Bound<'py, BatchNormHyper>,
 ) -> PyResult<Bound<'py, PyAny>> {
     guard("BatchNorm.forward", || {
+        let _held = lock.get().hold(py);
         let h = hyper.get();
         Ok(dispatch!(dtype_of(h.float64) => bn_forward(py, layer, x, training, h))?)
     })
@@ -279,10 +283,12 @@ fn bn_backward<'py, T: Float>(
 pub fn batchnorm_backward<'py>(
     py: Python<'py>,
     layer: &Bound<'py, PyAny>,
+    lock: &Bound<'py, StepLock>,
     grad_output: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let func = "BatchNorm.backward";
     guard(func, || {
+        let _held = lock.get().hold(py);
         let cache = attr(layer, intern!(py, "_cache"))?;
         if cache.is_none() {
             return Err(Error::Value(format!(
@@ -369,16 +375,18 @@ fn dropout_train<'py, T: Float>(
 /// `Dropout.forward`: the output; in training draws the mask of stream
 /// `layer.num_training_calls`, keeps it in `layer.kept` and advances the count.
 #[pyfunction]
-#[pyo3(signature = (layer, x, training, hyper))]
+#[pyo3(signature = (layer, lock, x, training, hyper))]
 pub fn dropout_forward<'py>(
     py: Python<'py>,
     layer: &Bound<'py, PyAny>,
+    lock: &Bound<'py, StepLock>,
     x: &Bound<'py, PyAny>,
     training: bool,
     hyper: &Bound<'py, DropoutHyper>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let func = "Dropout.forward";
     guard(func, || {
+        let _held = lock.get().hold(py);
         let p = hyper.get().drop_rate;
         let dtype = float_dtype(func, &Name::Arg("x"), x)?;
         if training {
@@ -446,10 +454,12 @@ fn dropout_grad<'py, T: Float>(
 pub fn dropout_backward<'py>(
     py: Python<'py>,
     layer: &Bound<'py, PyAny>,
+    lock: &Bound<'py, StepLock>,
     grad_output: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let func = "Dropout.backward";
     guard(func, || {
+        let _held = lock.get().hold(py);
         let last = attr(layer, intern!(py, "_last"))?;
         if last.is_none() {
             return Err(Error::Value(format!(

@@ -6,6 +6,7 @@ implement ``forward`` and ``backward``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,21 +15,38 @@ from .. import _validate
 from .optimizer import Hyper
 
 
-class _Packed:
-    """Hyper-parameters handed to Rust as one ``_core`` object, built when a value changes
-    (``Hyper`` drops the cached one on assignment)."""
+class _Layer:
+    """What the layers share: their hyper-parameters handed to Rust as one ``_core`` object,
+    built when a value changes (``Hyper`` drops the cached one on assignment), and a lock that
+    serializes the calls on one layer object (a second thread waits), so that the running
+    statistics, the mask stream and what backward reads stay those of whole calls."""
 
-    #: the ``_core`` class that carries them, for Rust-backed classes
+    #: the ``_core`` class that carries the hyper-parameters, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
     _hyper_names: ClassVar[tuple[str, ...]] = ()
+    #: makes the lock (a Rust-backed class takes ``_core.StepLock``, held by its binding)
+    _new_lock: ClassVar[Any] = threading.Lock
     _packed: Any = None
+
+    def __init__(self) -> None:
+        self._lock = self._new_lock()
 
     def _pack(self):
         packed = self._packed = self._hyper_class(**{h: getattr(self, h) for h in self._hyper_names})
         return packed
 
+    #: attributes a copy does not take: the lock (a copy gets its own) and caches
+    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
 
-class BatchNormBase(_Packed):
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._not_copied}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._lock = self._new_lock()
+
+
+class BatchNormBase(_Layer):
     """Batch normalization with learnable ``gamma``/``beta`` and running statistics.
 
     Statistics are per channel (axis 1) over every other axis; ``n = N`` or ``N * L``.
@@ -64,10 +82,14 @@ class BatchNormBase(_Packed):
     """
 
     _hyper_names = ("num_features", "eps", "momentum", "float64")
+    # a copy (copy, deepcopy, pickle) keeps the parameters and statistics; it runs a forward
+    # before its first backward
+    _not_copied = (*_Layer._not_copied, "_cache")
     eps = Hyper(lo=0.0)
     momentum = Hyper(lo=0.0, hi=1.0)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64) -> None:
+        super().__init__()
         fn = "BatchNorm"
         self._num_features = c = _validate.integer(fn, "num_features", num_features, lo=1)
         self.eps = eps
@@ -81,6 +103,10 @@ class BatchNormBase(_Packed):
         self.grad_beta: np.ndarray | None = None
         #: what backward needs of the last forward (its form is the implementation's)
         self._cache: Any = None
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        super().__setstate__(d)
+        self._cache = None
 
     @property
     def num_features(self) -> int:
@@ -101,7 +127,7 @@ class BatchNormBase(_Packed):
         raise NotImplementedError
 
 
-class DropoutBase(_Packed):
+class DropoutBase(_Layer):
     """Inverted dropout: in training each element is kept with probability ``1 - p``
     (``p = drop_rate``) and kept values are scaled by ``1 / (1 - p)``; eval is the identity.
 
@@ -131,6 +157,7 @@ class DropoutBase(_Packed):
         # imported here: gradfast.reference imports this module while it loads
         from ..reference._random import resolve_seed
 
+        super().__init__()
         self.drop_rate = drop_rate
         self.seed = resolve_seed(seed, "Dropout")
         #: number of training-mode forward calls so far: the stream of the next mask

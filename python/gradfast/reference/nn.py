@@ -33,6 +33,14 @@ class BatchNorm(BatchNormBase):
         _validate.no_overlaps(fn, [(n, a) for n, a, w in arrays if w], [(n, a) for n, a, w in arrays if not w])
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        with self._lock:
+            return self._forward(x, training)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._backward(grad_output)
+
+    def _forward(self, x: np.ndarray, training) -> np.ndarray:
         fn = "BatchNorm.forward"
         c = self.num_features
         _validate.float_array(fn, "x", x)
@@ -72,7 +80,7 @@ class BatchNorm(BatchNormBase):
         self._cache = (training, x, mean, inv_std, gamma)
         return out
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def _backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "BatchNorm.backward"
         if self._cache is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
@@ -107,6 +115,14 @@ class Dropout(DropoutBase):
     __doc__ = DropoutBase.__doc__
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        with self._lock:
+            return self._forward(x, training)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._backward(grad_output)
+
+    def _forward(self, x: np.ndarray, training) -> np.ndarray:
         fn = "Dropout.forward"
         _validate.float_array(fn, "x", x)
         training = _validate.flag(fn, "training", training)
@@ -124,7 +140,7 @@ class Dropout(DropoutBase):
         self._last = (x.shape, x.dtype, p)
         return out
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def _backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "Dropout.backward"
         if self._last is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
