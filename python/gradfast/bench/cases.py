@@ -7,7 +7,8 @@ from functools import partial
 
 import numpy as np
 
-from .. import _core, clip, optim
+from .. import _core, clip, init, nn, optim, regularization
+from .. import reference as ref
 from . import numpy as baseline
 from . import peers
 from .registry import Case, Kernel, layers, register
@@ -291,5 +292,114 @@ register(
         quick=LAYERWISE_QUICK,
         prepare=adaptive_clipper,
         traffic=lambda case: [(0, 1), (1, 1)],
+    )
+)
+
+
+# -- layers, initialization and regularization: the NumPy baseline is gradfast.reference ----
+
+
+def _shaped(dtype: str, shape: tuple[int, ...], calls: int = 1) -> Case:
+    """One array of ``shape`` (a layer's input)."""
+    return Case(dtype, 1, int(np.prod(shape)), calls, (shape,), " x ".join(map(str, shape)))
+
+
+def _layer_step(make, torch_step):
+    """``forward(x)`` then ``backward(g)`` on ``make(module, x)``; ``torch_step(torch, x, g)``
+    builds PyTorch's autograd forward and backward."""
+
+    def prepare(case: Case, impl: str):
+        x, g = case.arrays_of(0)["w0"], case.arrays_of(1)["w0"]
+        if impl == "torch":
+            torch = peers.torch()
+            return None if torch is None else (torch_step(torch, x, g), None)
+        layer = make(ref if impl == "numpy" else nn, x)
+        return (lambda: (layer.forward(x), layer.backward(g))), None
+
+    return prepare
+
+
+def _torch_batchnorm(torch, x, g):
+    bn = torch.nn.BatchNorm1d(x.shape[1], dtype=getattr(torch, str(x.dtype)))
+    tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(g)
+
+    def step():
+        tx.grad = None
+        bn.zero_grad()
+        bn(tx).backward(tg)
+
+    return step
+
+
+def _torch_dropout(torch, x, g):
+    tx, tg = torch.from_numpy(x).requires_grad_(), torch.from_numpy(g)
+
+    def step():
+        tx.grad = None
+        torch.nn.functional.dropout(tx, 0.5, training=True).backward(tg)
+
+    return step
+
+
+def _he_normal(case: Case, impl: str):
+    (shape,) = case.shapes or ((case.size,),)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        w = torch.empty(shape, dtype=getattr(torch, case.dtype))
+        return partial(torch.nn.init.kaiming_normal_, w), None
+    fn = (ref if impl == "numpy" else init).initialize_weights
+    return partial(fn, [shape[1], shape[0]], "he", seed=0, dtype=case.dtype), None
+
+
+def _elastic_net(case: Case, impl: str):
+    if impl == "torch":
+        return None
+    fn = (ref if impl == "numpy" else regularization).compute_regularization
+    return partial(fn, case.arrays_of(0), 0.01, 0.01), None
+
+
+register(
+    Kernel(
+        "batchnorm",
+        "BatchNorm forward + backward (training): x read twice, g and x twice more, out and grad_x written",
+        cases=(
+            _shaped("float32", (4096, 1024)),
+            _shaped("float32", (32, 256, 1024)),
+            _shaped("float32", (128, 256), calls=200),
+        ),
+        quick=(_shaped("float32", (1024, 1024)), _shaped("float32", (128, 256), calls=20)),
+        prepare=_layer_step(lambda m, x: m.BatchNorm(x.shape[1], dtype=x.dtype), _torch_batchnorm),
+        traffic=lambda case: [(0, 1), (1, 1), (0, 2), (1, 2)],
+    )
+)
+register(
+    Kernel(
+        "dropout",
+        "Dropout(0.5) forward + backward: x and g read, out and grad_x written, a byte mask between",
+        cases=(_shaped("float32", (4096, 4096)), _shaped("float32", (128, 256), calls=200)),
+        quick=(_shaped("float32", (1024, 1024)), _shaped("float32", (128, 256), calls=20)),
+        prepare=_layer_step(lambda m, x: m.Dropout(0.5, seed=0), _torch_dropout),
+        traffic=lambda case: [(1, 1), (1, 1)],
+    )
+)
+register(
+    Kernel(
+        "init",
+        "initialize_weights He normal: one layer drawn (compute-bound: two hashes, ln, cos, sqrt each)",
+        cases=(_shaped("float32", (4096, 4096)),),
+        quick=(_shaped("float32", (1000, 1000)),),
+        prepare=_he_normal,
+    )
+)
+register(
+    Kernel(
+        "regularization",
+        "compute_regularization: every array read once, its gradient written",
+        cases=(Case("float32", 4, 4_000_000),),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=_elastic_net,
+        traffic=lambda case: [(1, 1)],
     )
 )
