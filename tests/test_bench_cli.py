@@ -112,6 +112,8 @@ NOT_OPTIMIZERS: set = {"bf16"}
 # their baseline is gradfast.reference itself (tests/reference/, tests/test_layerwise_optimizers.py,
 # tests/test_adaptive_clipping.py)
 NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
+# their baseline is gradfast.reference too (tests/test_nn.py, test_init.py, test_regularization.py)
+NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 
