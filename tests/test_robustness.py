@@ -133,8 +133,8 @@ def test_an_interrupt_never_splits_a_step_from_its_counter(name):
         random.seed(0)
         for trial in range(40):
             opt, p = fresh()
-            signal.setitimer(signal.ITIMER_REAL, random.uniform(1e-4, 3e-3))
-            try:
+            try:  # the timer is armed inside the try: it may fire at once
+                signal.setitimer(signal.ITIMER_REAL, random.uniform(1e-4, 3e-3))
                 while True:
                     step(opt, p)
             except KeyboardInterrupt:
