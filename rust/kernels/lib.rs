@@ -14,6 +14,7 @@ pub mod optim;
 pub mod pack;
 pub mod pool;
 pub mod probe;
+pub mod prune;
 pub mod random;
 pub mod reduce;
 pub mod regularization;
