@@ -1,4 +1,5 @@
-"""prune_network and GradualPruning: hand-computed thresholds, ties, scopes, logging, schedules."""
+"""prune_network, magnitude_masks, apply_masks and GradualPruning: hand-computed thresholds, ties,
+scopes, the NaN policy, logging, schedules, and pruning that stays pruned."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from gradfast.reference import GradualPruning, prune_network
+from gradfast.reference import GradualPruning, apply_masks, magnitude_masks, prune_network
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -287,3 +288,101 @@ def test_gradual_bad_step():
         g.compute_sparsity(-1)
     with pytest.raises(TypeError, match=r"compute_sparsity: step must be a real number, got str"):
         g.compute_sparsity("5")
+
+
+# -- magnitude_masks -------------------------------------------------------------------------
+
+
+def test_hand_masks():
+    w = np.array([[1.0, -1.0, 2.0], [2.0, -2.0, 3.0]], dtype=np.float32)
+    m = magnitude_masks({"w": w}, 0.3)["w"]  # threshold 1.5, as in test_hand_thresholds_with_ties
+    assert m.dtype == np.bool_ and m.shape == (2, 3) and m.flags.c_contiguous
+    np.testing.assert_array_equal(m, [[False, False, True], [True, True, True]])
+    np.testing.assert_array_equal(magnitude_masks({"w": w}, 0.4)["w"], [[0, 0, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(magnitude_masks({"w": w}, 1.0)["w"], np.zeros((2, 3), bool))
+    weights = {"A": np.array([1.0, -2.0]), "B": np.array([3.0, 4.0, -5.0, 6.0])}
+    m = magnitude_masks(weights, 0.5, scope="global")  # threshold 3.5
+    np.testing.assert_array_equal(m["A"], [False, False])
+    np.testing.assert_array_equal(m["B"], [False, True, True, True])
+
+
+@given(layers(), ratios, st.sampled_from(["layer", "global"]))
+def test_masks_against_direct_percentile(weights, sparsity, scope):
+    before = {k: w.copy() for k, w in weights.items()}
+    masks = magnitude_masks(weights, sparsity, scope=scope)
+    mags = {k: np.abs(w.astype(np.float64)) for k, w in weights.items()}
+    every = np.concatenate([m.ravel() for m in mags.values()])
+    for key, w in weights.items():
+        np.testing.assert_array_equal(w, before[key])
+        thr = np.percentile(every if scope == "global" else mags[key], 100 * sparsity)
+        np.testing.assert_array_equal(masks[key], mags[key] > thr)
+        # exactly the weights prune_network keeps (a kept weight is never zero)
+        np.testing.assert_array_equal(masks[key], prune_network(weights, sparsity, scope=scope)[key] != 0)
+
+
+def test_masks_nan_policy_and_empty():
+    w = np.array([1.0, np.nan, 3.0, 4.0])
+    ok = np.array([1.0, 2.0])
+    m = magnitude_masks({"w": w, "ok": ok}, 0.0)
+    np.testing.assert_array_equal(m["w"], [False] * 4)  # NaN threshold: nothing kept
+    np.testing.assert_array_equal(m["ok"], [False, True])
+    m = magnitude_masks({"w": w, "ok": ok}, 0.0, scope="global")  # one NaN prunes every layer
+    assert not m["w"].any() and not m["ok"].any()
+    m = magnitude_masks({"e": np.zeros((0, 2)), "w": np.array([2.0, 1.0])}, 0.5, scope="global")
+    assert m["e"].shape == (0, 2) and m["e"].dtype == np.bool_
+    np.testing.assert_array_equal(m["w"], [True, False])
+    assert magnitude_masks({}, 0.5) == {}
+
+
+# -- apply_masks -------------------------------------------------------------------------------
+
+
+def test_apply_masks_zeroes_exactly():
+    p = np.array([np.nan, -0.0, -3.0, np.inf, np.nan, -0.0, 7.5], dtype=np.float32)
+    m = np.array([False, False, False, False, True, True, True])
+    params = {"p": p}
+    assert apply_masks(params, {"p": m}) is params
+    assert p[:4].tobytes() == np.zeros(4, np.float32).tobytes()  # +0.0, bit for bit
+    assert np.isnan(p[4]) and np.signbit(p[5]) and p[6] == 7.5
+
+
+def test_apply_masks_reads_any_mask_layout():
+    p = np.arange(1.0, 7.0).reshape(2, 3)
+    m = np.asfortranarray(np.array([[True, False, True], [False, True, False]]))
+    apply_masks({"p": p}, {"p": m})
+    np.testing.assert_array_equal(p, [[1, 0, 3], [0, 5, 0]])
+    q = np.arange(1.0, 4.0)
+    apply_masks({"q": q}, {"q": np.array([True, False, True, True, False, True])[::2]})
+    np.testing.assert_array_equal(q, [1, 2, 0])
+
+
+# -- GradualPruning.update ---------------------------------------------------------------------
+
+
+def test_update_prunes_to_the_scheduled_sparsity():
+    g = GradualPruning(0.0, 0.5, begin_step=0, end_step=10)
+    w = np.array([0.5, -4.0, 3.0, -1.0, 2.0, 6.0, -7.0, 8.0, 9.0])  # |w| distinct
+    params = {"w": w}
+    masks = g.update(params, 10)  # sparsity 0.5: h = 8 * 0.5 = 4 -> threshold 4 (the 5th smallest)
+    assert masks is g.masks
+    np.testing.assert_array_equal(masks["w"], [0, 0, 0, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(w, [0, 0, 0, 0, 0, 6.0, -7.0, 8.0, 9.0])
+
+
+def test_update_never_revives():
+    g = GradualPruning(0.6, 0.2, begin_step=0, end_step=4)  # the target goes down
+    w = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    g.update({"w": w}, 0)  # h = 3 -> threshold 4: four pruned
+    np.testing.assert_array_equal(w, [0, 0, 0, 0, 5.0, 6.0])
+    w[:4] = [10.0, 20.0, 30.0, 40.0]  # an optimizer step that forgot the masks
+    g.update({"w": w}, 4)  # zeroed again first; the sparsity 0.2 prunes no more
+    np.testing.assert_array_equal(g.masks["w"], [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(w, [0, 0, 0, 0, 5.0, 6.0])
+
+
+def test_update_global_scope():
+    g = GradualPruning(0.5, 0.5, 0, 1)
+    params = {"A": np.array([1.0, -2.0]), "B": np.array([3.0, 4.0, -5.0, 6.0])}
+    g.update(params, 0, scope="global")  # threshold 3.5
+    np.testing.assert_array_equal(params["A"], [0.0, 0.0])
+    np.testing.assert_array_equal(params["B"], [0.0, 4.0, -5.0, 6.0])

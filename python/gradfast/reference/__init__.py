@@ -20,7 +20,7 @@ from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
 from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
-from .prune import GradualPruning, prune_network
+from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .regularization import compute_regularization
 from .rnn import bptt
 from .schedule import LRScheduler
@@ -42,12 +42,14 @@ __all__ = [
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",
+    "apply_masks",
     "bptt",
     "broadcast_parameters",
     "clip_grad_norm",
     "compute_regularization",
     "gradient_descent",
     "initialize_weights",
+    "magnitude_masks",
     "prune_network",
     "rank",
     "sgd_optimizer",
