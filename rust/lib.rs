@@ -20,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::nn::register(m)?;
     bindings::init::register(m)?;
     bindings::regularization::register(m)?;
+    bindings::prune::register(m)?;
     bindings::threads::register(m)?;
     bindings::probe::register(m)?;
     Ok(())

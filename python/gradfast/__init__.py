@@ -3,9 +3,10 @@
 Every name of the API is importable from here. The Rust-backed ones (``Adam``, ``AdamW``,
 ``MomentumOptimizer``, ``LAMB``, ``LARS``, ``LayerAdaptiveLR``, ``adam_optimizer``,
 ``clip_grad_norm``, ``adaptive_grad_clip``, ``AdaptiveClipper``, ``BatchNorm``, ``Dropout``,
-``initialize_weights``, ``compute_regularization``) have a pure-NumPy twin with the same
-signature in ``gradfast.reference``; the others are, for now, served by that reference
-implementation itself (``gradfast.bptt is gradfast.reference.bptt``) until their kernels land.
+``initialize_weights``, ``compute_regularization``, ``prune_network``, ``magnitude_masks``,
+``apply_masks``, ``GradualPruning``) have a pure-NumPy twin with the same signature in
+``gradfast.reference``; the others are, for now, served by that reference implementation
+itself (``gradfast.bptt is gradfast.reference.bptt``) until their kernels land.
 """
 
 from ._core import get_num_threads, set_num_threads
@@ -15,13 +16,12 @@ from .distributed import DataParallel, allreduce_gradients, broadcast_parameters
 from .init import initialize_weights
 from .nn import BatchNorm, Dropout
 from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .reference import (
     DistributedOptimizer,
-    GradualPruning,
     LRScheduler,
     bptt,
     gradient_descent,
-    prune_network,
     sgd_optimizer,
 )
 from .regularization import compute_regularization
@@ -45,6 +45,7 @@ __all__ = [
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",
+    "apply_masks",
     "bptt",
     "broadcast_parameters",
     "clip_grad_norm",
@@ -52,6 +53,7 @@ __all__ = [
     "get_num_threads",
     "gradient_descent",
     "initialize_weights",
+    "magnitude_masks",
     "prune_network",
     "rank",
     "set_num_threads",

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use super::dtype::{element_dtype, ndarray, typed, Float};
+use super::dtype::{ndarray, typed, Elem};
 use super::Name;
 use crate::error::{Error, Result};
 
@@ -55,11 +55,11 @@ struct Span<'py> {
 pub struct Checked(());
 
 /// An output array: C-contiguous, writeable, aligned.
-pub struct Out<'py, T: Float> {
+pub struct Out<'py, T: Elem> {
     array: Bound<'py, PyArrayDyn<T>>,
 }
 
-impl<'py, T: Float> Out<'py, T> {
+impl<'py, T: Elem> Out<'py, T> {
     /// A new, uninitialized C-ordered array for the kernel to fill: no other array of a
     /// call can overlap it, so it needs no registering.
     pub fn new(py: Python<'py>, shape: &[usize]) -> Self {
@@ -90,11 +90,11 @@ impl<'py, T: Float> Out<'py, T> {
 
 /// A read-only input: the argument itself when C-contiguous and aligned, else NumPy's
 /// C-ordered copy of it.
-pub struct In<'py, T: Float> {
+pub struct In<'py, T: Elem> {
     array: Bound<'py, PyArrayDyn<T>>,
 }
 
-impl<'py, T: Float> In<'py, T> {
+impl<'py, T: Elem> In<'py, T> {
     /// The array the kernel reads: the argument, or its copy.
     pub fn array(&self) -> &Bound<'py, PyArrayDyn<T>> {
         &self.array
@@ -179,7 +179,7 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 
     /// An output of element type `T`.
-    pub fn output<T: Float>(
+    pub fn output<T: Elem>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,
@@ -209,7 +209,7 @@ impl<'a, 'py> Call<'a, 'py> {
 
     /// A read-only input of element type `T`. Its own memory counts for the overlap check,
     /// as in the reference, even when the kernel reads a copy.
-    pub fn input<T: Float>(
+    pub fn input<T: Elem>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,
@@ -284,7 +284,7 @@ static NP_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// NumPy's own C-ordered, aligned copy of `array` as a plain ndarray (`np.array(a,
 /// order="C", copy=True)`, which reads the buffer, never the object's methods), checked
 /// before its memory is trusted.
-pub fn c_copy<'py, T: Float>(
+pub fn c_copy<'py, T: Elem>(
     func: &str,
     name: &Name,
     array: &Bound<'py, PyArrayDyn<T>>,
@@ -315,7 +315,7 @@ pub fn c_copy<'py, T: Float>(
         ))
     };
     let c = copy.cast::<PyUntypedArray>().map_err(|_| bad())?;
-    if element_dtype(c) != Some(T::DTYPE) || !usable(c) || c.shape() != array.shape() {
+    if !T::holds(c) || !usable(c) || c.shape() != array.shape() {
         return Err(bad());
     }
     // SAFETY: checked just above: an ndarray of T's dtype in native order.

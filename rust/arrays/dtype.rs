@@ -7,7 +7,8 @@
 
 use numpy::npyffi::{PyArray_CheckExact, NPY_TYPES};
 use numpy::{
-    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+    dtype, Element, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -34,6 +35,74 @@ impl Float for f32 {
 
 impl Float for f64 {
     const DTYPE: Dtype = Dtype::F64;
+}
+
+/// An element type a binding borrows: a kernel float, or a byte of a bool mask.
+pub trait Elem: Element + Copy {
+    /// Whether `arr` holds elements of this type, in native byte order.
+    fn holds(arr: &Bound<PyUntypedArray>) -> bool;
+    /// The error for an array that does not.
+    fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error;
+}
+
+impl<T: Float> Elem for T {
+    fn holds(arr: &Bound<PyUntypedArray>) -> bool {
+        element_dtype(arr) == Some(T::DTYPE)
+    }
+    fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error {
+        match element_dtype(arr) {
+            Some(_) => Error::Type(format!(
+                "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
+                dtype::<T>(arr.py()),
+                arr.dtype()
+            )),
+            None => Error::Type(format!(
+                "{func}: {name} must have dtype float32 or float64, got {}",
+                arr.dtype()
+            )),
+        }
+    }
+}
+
+/// One element of a NumPy bool array, read as its byte. NumPy writes True as 1, but a bool
+/// view of other memory may hold any byte, which a Rust `bool` must never: nonzero is True,
+/// as NumPy's logical operations read it.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct MaskByte(pub u8);
+
+// SAFETY: one plain byte, laid out as NumPy's bool, trivially copyable.
+unsafe impl Element for MaskByte {
+    const IS_COPY: bool = true;
+    fn get_dtype(py: Python<'_>) -> Bound<'_, PyArrayDescr> {
+        dtype::<bool>(py)
+    }
+    fn clone_ref(&self, _py: Python<'_>) -> Self {
+        *self
+    }
+}
+
+impl Elem for MaskByte {
+    fn holds(arr: &Bound<PyUntypedArray>) -> bool {
+        arr.dtype().num() == NPY_TYPES::NPY_BOOL as i32
+    }
+    fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error {
+        Error::Type(format!(
+            "{func}: {name} must have dtype bool, got {}",
+            arr.dtype()
+        ))
+    }
+}
+
+impl MaskByte {
+    pub fn bytes(s: &[MaskByte]) -> &[u8] {
+        // SAFETY: MaskByte is a transparent u8.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+    }
+    pub fn bytes_mut(s: &mut [MaskByte]) -> &mut [u8] {
+        // SAFETY: MaskByte is a transparent u8, and any byte is a valid MaskByte.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
+    }
 }
 
 /// Calls a function generic over the element type with the type `dtype` names:
@@ -121,23 +190,16 @@ pub fn float_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Dtype>
 }
 
 /// `obj` as an array of `T`, or the error naming what it is.
-pub(super) fn typed<'py, T: Float>(
+pub(super) fn typed<'py, T: Elem>(
     func: &str,
     name: &Name,
     obj: &Bound<'py, PyAny>,
 ) -> Result<Bound<'py, PyArrayDyn<T>>> {
     let arr = ndarray(func, name, obj)?;
-    match element_dtype(arr) {
+    if T::holds(arr) {
         // SAFETY: an ndarray whose dtype is T's, in native byte order, is a PyArrayDyn<T>.
-        Some(d) if d == T::DTYPE => Ok(unsafe { arr.cast_unchecked::<PyArrayDyn<T>>() }.clone()),
-        Some(_) => Err(Error::Type(format!(
-            "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
-            dtype::<T>(obj.py()),
-            arr.dtype()
-        ))),
-        None => Err(Error::Type(format!(
-            "{func}: {name} must have dtype float32 or float64, got {}",
-            arr.dtype()
-        ))),
+        Ok(unsafe { arr.cast_unchecked::<PyArrayDyn<T>>() }.clone())
+    } else {
+        Err(T::wrong(func, name, arr))
     }
 }

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod nn;
 pub mod optim;
 pub mod probe;
+pub mod prune;
 pub mod regularization;
 pub mod threads;
 

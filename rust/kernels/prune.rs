@@ -25,7 +25,62 @@ pub trait Magnitude: Real {
     /// The largest value of this type not above `x` (`x` >= 0 or NaN): `|w| > x` as a
     /// float64 comparison is `|w| > floor_of(x)` in this type.
     fn floor_of(x: f64) -> Self;
+    /// Of `x`: the keys below `lo`, above `INF_KEY` (NaN) and in `[lo, hi]`, and the
+    /// smallest key above `hi` (the largest key if none). No branch, so it vectorizes.
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64);
+    /// Appends the keys of `x` in `[lo, hi]` to `out`.
+    fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>);
 }
+
+/// The bracket passes of one float type, in its own key width (u32 keys fill twice the
+/// SIMD lanes of u64 ones).
+macro_rules! key_passes {
+    ($t:ty, $bits:ty, $counts:ident, $flags:ident, $gather:ident) => {
+        crate::simd! {
+            fn $counts(x: &[$t], lo: $bits, hi: $bits) -> (u32, u32, u32, $bits) {
+                let (inf, width) = (<$t>::INF_KEY as $bits, hi.wrapping_sub(lo));
+                let (mut below, mut nan, mut inside, mut above) = (0u32, 0u32, 0u32, <$bits>::MAX);
+                for &v in x {
+                    let k = v.to_bits() & (<$bits>::MAX >> 1);
+                    below += (k < lo) as u32;
+                    nan += (k > inf) as u32;
+                    inside += (k.wrapping_sub(lo) <= width) as u32;
+                    above = above.min(if k > hi { k } else { <$bits>::MAX });
+                }
+                (below, nan, inside, above)
+            }
+        }
+
+        crate::simd! {
+            /// A flag byte per element: whether its key is in `[lo, lo + width]`. Branch-free,
+            /// so it vectorizes.
+            fn $flags(x: &[$t], lo: $bits, width: $bits, flags: &mut [u8]) {
+                for (f, v) in flags.iter_mut().zip(x) {
+                    let k = v.to_bits() & (<$bits>::MAX >> 1);
+                    *f = (k.wrapping_sub(lo) <= width) as u8;
+                }
+            }
+        }
+
+        /// Appends the keys of `x` (at most `BLOCK` elements) in `[lo, hi]` to `out`. The
+        /// flags, read eight at a time, lead to them: one branch per eight elements.
+        fn $gather(x: &[$t], lo: $bits, hi: $bits, out: &mut Vec<u64>) {
+            let mut flags = [0u8; BLOCK];
+            $flags(x, lo, hi.wrapping_sub(lo), &mut flags[..x.len()]);
+            for (g, eight) in flags.chunks_exact(8).take(x.len().div_ceil(8)).enumerate() {
+                let mut word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+                while word != 0 {
+                    let i = g * 8 + word.trailing_zeros() as usize / 8;
+                    out.push((x[i].to_bits() & (<$bits>::MAX >> 1)) as u64);
+                    word &= word - 1;
+                }
+            }
+        }
+    };
+}
+
+key_passes!(f32, u32, counts_f32, flags_f32, gather_f32);
+key_passes!(f64, u64, counts_f64, flags_f64, gather_f64);
 
 impl Magnitude for f32 {
     const KEY_BITS: u32 = 31;
@@ -36,6 +91,13 @@ impl Magnitude for f32 {
     }
     fn of_key(key: u64) -> Self {
         f32::from_bits(key as u32)
+    }
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64) {
+        let (b, n, i, a) = counts_f32(x, lo as u32, hi as u32);
+        (b, n, i, a as u64)
+    }
+    fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>) {
+        gather_f32(x, lo as u32, hi as u32, out)
     }
     fn floor_of(x: f64) -> Self {
         let r = x as f32;
@@ -60,6 +122,12 @@ impl Magnitude for f64 {
     }
     fn floor_of(x: f64) -> Self {
         x
+    }
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64) {
+        counts_f64(x, lo, hi)
+    }
+    fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>) {
+        gather_f64(x, lo, hi, out)
     }
 }
 
@@ -158,13 +226,38 @@ fn gather<K: Keyed>(x: &[K], g: Group, inf: u64) -> (Vec<u64>, usize, u64) {
     for v in x {
         let k = v.k();
         nan += (k > inf) as usize;
+        // half the keys are above: a select, not a branch
+        above = above.min(if k > top { k } else { u64::MAX });
         if g.holds(k) {
             keys.push(k);
-        } else if k > top {
-            above = above.min(k);
         }
     }
     (keys, nan, above)
+}
+
+/// Elements a bracket pass counts before it gathers: the gather then reads them from L1.
+const BLOCK: usize = 1024;
+
+/// One pass of the sampled bracket `[lo, hi]` of keys (`hi` at most infinity's) over a
+/// chunk: the magnitudes below it, the NaNs, the keys in it (`None` once they pass half the
+/// chunk: the sample misjudged and the memory would grow), and the smallest key above it.
+fn bracket<T: Magnitude>(x: &[T], lo: u64, hi: u64) -> (usize, usize, Option<Vec<u64>>, u64) {
+    let (mut below, mut nan, mut above) = (0, 0, u64::MAX);
+    let mut keys = Some(Vec::new());
+    let cap = x.len() / 2 + 1;
+    for block in x.chunks(BLOCK) {
+        let (b, n, inside, a) = T::block_counts(block, lo, hi);
+        below += b as usize;
+        nan += n as usize;
+        above = above.min(a);
+        if inside > 0 {
+            keys = keys.filter(|k| k.len() + inside as usize <= cap);
+            if let Some(k) = keys.as_mut() {
+                T::gather_into(block, lo, hi, k);
+            }
+        }
+    }
+    (below, nan, keys, above)
 }
 
 fn min_above<K: Keyed>(x: &[K], top: u64) -> u64 {
@@ -204,16 +297,14 @@ fn select<K: Keyed>(src: &[&[K]], mut t: Target, inf: u64) -> Picked {
             if t.first && nan > 0 {
                 return None;
             }
-            if keys.len() > SELECT_MAX {
-                let gathered: Vec<Gathered> = keys.into_iter().map(Gathered).collect();
-                let next = Target {
+            return select_keys(
+                keys,
+                Target {
                     above,
                     first: false,
                     ..t
-                };
-                return select(&[&gathered], next, inf);
-            }
-            return Some(pick(&mut keys, t.rank, t.pair, above));
+                },
+            );
         }
         let shift = t.group.shift.saturating_sub(DIGIT);
         let parts = chunk_partials(src, |c| histogram(c, t.group, shift, inf));
@@ -241,6 +332,118 @@ fn select<K: Keyed>(src: &[&[K]], mut t: Target, inf: u64) -> Picked {
         }
         t.first = false;
     }
+}
+
+/// Keys sampled to bracket a rank: enough that the bracket holds a small share of the keys,
+/// few enough to select among in a fraction of one pass.
+const SAMPLE_MIN: usize = 1 << 10;
+const SAMPLE_MAX: usize = 1 << 16;
+
+/// A key range that most likely holds ranks `rank` (and `rank + 1`) of the `n` keys of
+/// `src`: the sample's order statistics four standard deviations either side of the rank's
+/// place, from keys at evenly spaced indices. `None` when it would hold a quarter of the
+/// keys or more (heavy ties), where radix selection is the better road.
+fn sampled_bracket<K: Keyed>(
+    src: &[&[K]],
+    n: usize,
+    rank: usize,
+    pair: bool,
+) -> Option<(u64, u64)> {
+    let m = (n / 32).clamp(SAMPLE_MIN, SAMPLE_MAX);
+    let mut keys = Vec::with_capacity(m);
+    let (mut layer, mut start) = (0, 0);
+    for j in 0..m {
+        let i = (j as u128 * n as u128 / m as u128) as usize;
+        while i >= start + src[layer].len() {
+            start += src[layer].len();
+            layer += 1;
+        }
+        keys.push(src[layer][i - start].k());
+    }
+    let f = (rank as f64 + 0.5) / n as f64;
+    let (centre, spread) = (f * m as f64, 4.0 * (m as f64 * f * (1.0 - f)).sqrt() + 2.0);
+    let lo_at = (centre - spread).floor();
+    let hi_at = (centre + spread).ceil() + pair as usize as f64;
+    if hi_at - lo_at.max(0.0) >= m as f64 / 4.0 {
+        return None;
+    }
+    let (past_lo, lo) = if lo_at < 0.0 {
+        (0, 0)
+    } else {
+        (
+            lo_at as usize + 1,
+            *keys.select_nth_unstable(lo_at as usize).1,
+        )
+    };
+    // what lies past lo's place is all that the second select need look at
+    let hi = if hi_at >= m as f64 {
+        u64::MAX
+    } else {
+        *keys[past_lo..]
+            .select_nth_unstable(hi_at as usize - past_lo)
+            .1
+    };
+    let inside = keys.iter().filter(|&&k| k >= lo && k <= hi).count();
+    (inside < m / 4).then_some((lo, hi))
+}
+
+/// Ranks `rank` and (if `pair`) `rank + 1` of the magnitudes of `src`, as keys;
+/// `None` if a key is NaN: one pass over a sampled bracket, radix selection if it missed.
+fn order_stats<T: Magnitude>(src: &[&[T]], rank: usize, pair: bool) -> Picked {
+    let (bits, inf) = (T::KEY_BITS, T::INF_KEY);
+    let n: usize = src.iter().map(|s| s.len()).sum();
+    let all = Group {
+        prefix: 0,
+        shift: bits,
+    };
+    let mut start = Target {
+        group: all,
+        rank,
+        count: n,
+        pair,
+        above: u64::MAX,
+        first: true,
+    };
+    if n > SELECT_MAX {
+        if let Some((lo, hi)) = sampled_bracket(src, n, rank, pair) {
+            let (mut below, mut nan, mut keys, mut above) = (0, 0, Some(Vec::new()), u64::MAX);
+            for (b, n, k, a) in chunk_partials(src, |c| bracket(c, lo, hi.min(inf)))
+                .into_iter()
+                .flatten()
+            {
+                below += b;
+                nan += n;
+                above = above.min(a);
+                keys = keys.zip(k).map(|(mut all, k)| {
+                    all.extend(k);
+                    all
+                });
+            }
+            if nan > 0 {
+                return None;
+            }
+            start.first = false;
+            if let Some(keys) = keys.filter(|k| below <= rank && rank < below + k.len()) {
+                let inner = Target {
+                    rank: rank - below,
+                    count: keys.len(),
+                    above,
+                    ..start
+                };
+                return select_keys(keys, inner);
+            }
+        }
+    }
+    select(src, start, inf)
+}
+
+/// `select` over keys already gathered, which are all of `t.group`.
+fn select_keys(mut keys: Vec<u64>, t: Target) -> Picked {
+    if keys.len() <= SELECT_MAX {
+        return Some(pick(&mut keys, t.rank, t.pair, t.above));
+    }
+    let gathered: Vec<Gathered> = keys.into_iter().map(Gathered).collect();
+    select(&[&gathered], t, u64::MAX)
 }
 
 /// Ranks `rank` and `rank + 1` (or `rank` twice) of `keys`, `above` the next key beyond them.
@@ -274,18 +477,7 @@ pub fn threshold<T: Magnitude>(layers: &[&[T]], ratio: f64) -> Option<f64> {
         let i = v.floor();
         (i as usize, true, v - i)
     };
-    let start = Target {
-        group: Group {
-            prefix: 0,
-            shift: T::KEY_BITS,
-        },
-        rank,
-        count: n,
-        pair,
-        above: u64::MAX,
-        first: true,
-    };
-    let Some((lo, hi)) = select(layers, start, T::INF_KEY) else {
+    let Some((lo, hi)) = order_stats(layers, rank, pair) else {
         return Some(f64::NAN);
     };
     let (a, b) = (T::of_key(lo).to_f64(), T::of_key(hi).to_f64());

@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import _core, clip, init, nn, optim, regularization
+from .. import _core, clip, init, nn, optim, prune, regularization
 from .. import reference as ref
 from . import numpy as baseline
 from . import peers
@@ -401,5 +401,47 @@ register(
         quick=(Case("float32", 4, 250_000),),
         prepare=_elastic_net,
         traffic=lambda case: [(1, 1)],
+    )
+)
+
+
+# -- pruning. The NumPy column is the reference (np.percentile); PyTorch's is its usual recipe.
+
+
+def _torch_prune(torch, weights, ratio):
+    """The k-th smallest magnitude (``kthvalue``, k = ratio * n) as the threshold, then a
+    masked copy."""
+    out = {}
+    for key, w in weights.items():
+        t = torch.from_numpy(w)
+        a = t.abs()
+        k = max(1, int(ratio * a.numel()))
+        out[key] = t * (a > a.flatten().kthvalue(k).values)
+    return out
+
+
+def pruning(ratio: float):
+    """``prune_network(weights, ratio)``."""
+
+    def prepare(case: Case, impl: str):
+        weights = case.arrays_of(0)
+        if impl == "torch":
+            torch = peers.torch()
+            return None if torch is None else (partial(_torch_prune, torch, weights, ratio), None)
+        fn = ref.prune_network if impl == "numpy" else prune.prune_network
+        return partial(fn, weights, ratio), None
+
+    return prepare
+
+
+register(
+    Kernel(
+        "prune",
+        "prune_network(weights, 0.3): the exact np.percentile threshold by selection, then a pruned copy",
+        cases=(Case("float32", 1, 16_000_000), Case("float32", 400, 40_000), Case("float64", 1, 4_000_000)),
+        quick=(Case("float32", 1, 1_000_000), Case("float32", 100, 10_000)),
+        prepare=pruning(0.3),
+        # the weights read for the threshold, then read again and copied
+        traffic=lambda case: [(0, 1), (1, 1)],
     )
 )

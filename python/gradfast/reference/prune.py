@@ -19,7 +19,8 @@ def _threshold(magnitudes: np.ndarray, ratio: float) -> float:
     the result is ``a[j] - d * (1 - g)`` when ``g >= 0.5``, else ``a[i] + d * g``. A NaN
     anywhere makes it NaN; so does interpolating into infinity (``inf * 0``).
     """
-    return float(np.percentile(magnitudes, 100.0 * ratio))
+    with np.errstate(invalid="ignore"):  # inf - inf: the NaN is the defined result
+        return float(np.percentile(magnitudes, 100.0 * ratio))
 
 
 def _thresholds(magnitudes: dict, ratio: float, is_global: bool) -> list:

@@ -1,0 +1,353 @@
+//! Magnitude pruning over a dict: pruned copies, masks, masks applied in place, and the
+//! in-place step of gradual pruning. Each returns the thresholds it used (`None` for an
+//! empty array), which the Python API logs.
+
+use gradfast_kernels::bundle::Shared;
+use gradfast_kernels::prune::{
+    apply_masks as apply_kernel, layer_thresholds, mask_into, prune_in_place, prune_into,
+    threshold, Magnitude, MaskInto, Masked, PruneInPlace, PruneInto,
+};
+use numpy::PyArrayDyn;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{guard, run};
+use crate::arrays::{
+    float_dtype, same_shape, Call, Dtype, Elem, Float, In, Items, MaskByte, Name, Out,
+};
+use crate::dispatch;
+use crate::error::Result;
+
+type Thresholds = Vec<Option<f64>>;
+/// New arrays, and the same registered as outputs of a call.
+type Fresh<'py, E> = (Vec<Bound<'py, PyArrayDyn<E>>>, Vec<Out<'py, E>>);
+
+/// The threshold of each array: its own, or one over all of them.
+fn thresholds<T: Magnitude>(views: &[&[T]], ratio: f64, is_global: bool) -> Thresholds {
+    if !is_global {
+        return layer_thresholds(views, ratio);
+    }
+    let t = threshold(views, ratio);
+    views
+        .iter()
+        .map(|v| if v.is_empty() { None } else { t })
+        .collect()
+}
+
+/// The dtype of the first array of a dict, `None` for an empty dict.
+fn first_dtype(func: &str, arg: &'static str, items: &Items) -> Result<Option<Dtype>> {
+    items
+        .items
+        .first()
+        .map(|(key, a)| float_dtype(func, &Name::Item(arg, key.clone()), a))
+        .transpose()
+}
+
+/// Fresh zeroed C-contiguous arrays shaped as `inputs`, registered as outputs of `call`.
+fn fresh<'py, E: Elem, T: Float>(
+    py: Python<'py>,
+    call: &mut Call<'_, 'py>,
+    inputs: &[In<'py, T>],
+) -> Result<Fresh<'py, E>> {
+    let arrays: Vec<_> = inputs
+        .iter()
+        .map(|i| PyArrayDyn::<E>::zeros(py, i.shape(), false))
+        .collect();
+    let outs = arrays
+        .iter()
+        .map(|a| call.output::<E>(Name::Arg("result"), a.as_any()))
+        .collect::<Result<_>>()?;
+    Ok((arrays, outs))
+}
+
+fn weights_in<'py, T: Float>(
+    call: &mut Call<'_, 'py>,
+    items: &Items<'py>,
+) -> Result<Vec<In<'py, T>>> {
+    items
+        .items
+        .iter()
+        .map(|(key, w)| call.input::<T>(Name::Item("weights", key.clone()), w))
+        .collect()
+}
+
+fn as_dict<'py, E: Elem>(
+    py: Python<'py>,
+    items: &Items<'py>,
+    arrays: Vec<Bound<'py, PyArrayDyn<E>>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for ((key, _), a) in items.items.iter().zip(arrays) {
+        d.set_item(key, a)?;
+    }
+    Ok(d)
+}
+
+fn prune_typed<'py, T: Float + Magnitude>(
+    py: Python<'py>,
+    func: &str,
+    items: &Items<'py>,
+    ratio: f64,
+    is_global: bool,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
+    let mut call = Call::new(func);
+    let ins = weights_in::<T>(&mut call, items)?;
+    let (arrays, mut outs) = fresh::<T, T>(py, &mut call, &ins)?;
+    let ok = call.check_overlaps()?;
+    let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
+    let slices: Vec<&mut [T]> = outs.iter_mut().map(|o| o.slice(&ok)).collect();
+    let total = views.iter().map(|v| v.len()).sum();
+    let ts = run(py, total, move || {
+        let ts = thresholds(&views, ratio, is_global);
+        let layers = views.iter().zip(slices).zip(&ts);
+        prune_into(
+            layers
+                .map(|((w, out), t)| PruneInto {
+                    w,
+                    out,
+                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                })
+                .collect(),
+        );
+        ts
+    });
+    Ok((as_dict(py, items, arrays)?, ts))
+}
+
+/// Pruned copies of a dict of arrays, and the thresholds.
+#[pyfunction]
+#[pyo3(signature = (func, weights, ratio, is_global))]
+pub fn prune_network<'py>(
+    py: Python<'py>,
+    func: &str,
+    weights: &Bound<'py, PyAny>,
+    ratio: f64,
+    is_global: bool,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
+    guard(func, || {
+        let items = Items::read(func, "weights", "numpy arrays", weights)?;
+        match first_dtype(func, "weights", &items)? {
+            None => Ok((PyDict::new(py), vec![])),
+            Some(dtype) => dispatch!(dtype => prune_typed(py, func, &items, ratio, is_global)),
+        }
+    })
+}
+
+fn masks_typed<'py, T: Float + Magnitude>(
+    py: Python<'py>,
+    func: &str,
+    items: &Items<'py>,
+    ratio: f64,
+    is_global: bool,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
+    let mut call = Call::new(func);
+    let ins = weights_in::<T>(&mut call, items)?;
+    let (arrays, mut outs) = fresh::<MaskByte, T>(py, &mut call, &ins)?;
+    let ok = call.check_overlaps()?;
+    let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
+    let masks: Vec<&mut [u8]> = outs
+        .iter_mut()
+        .map(|o| MaskByte::bytes_mut(o.slice(&ok)))
+        .collect();
+    let total = views.iter().map(|v| v.len()).sum();
+    let ts = run(py, total, move || {
+        let ts = thresholds(&views, ratio, is_global);
+        let layers = views.iter().zip(masks).zip(&ts);
+        mask_into(
+            layers
+                .map(|((w, mask), t)| MaskInto {
+                    w,
+                    mask,
+                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                })
+                .collect(),
+        );
+        ts
+    });
+    Ok((as_dict(py, items, arrays)?, ts))
+}
+
+/// The masks of what `prune_network` keeps, and the thresholds.
+#[pyfunction]
+#[pyo3(signature = (func, weights, sparsity, is_global))]
+pub fn magnitude_masks<'py>(
+    py: Python<'py>,
+    func: &str,
+    weights: &Bound<'py, PyAny>,
+    sparsity: f64,
+    is_global: bool,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
+    guard(func, || {
+        let items = Items::read(func, "weights", "numpy arrays", weights)?;
+        match first_dtype(func, "weights", &items)? {
+            None => Ok((PyDict::new(py), vec![])),
+            Some(dtype) => dispatch!(dtype => masks_typed(py, func, &items, sparsity, is_global)),
+        }
+    })
+}
+
+/// Params (written) and, under the same keys and of the same shapes, masks (borrowed as
+/// `borrow` does: read, or written), validated in the reference's order.
+struct Pairs<'py, T: Float, M> {
+    params: Vec<Out<'py, T>>,
+    masks: Vec<M>,
+}
+
+fn pairs<'py, T: Float, M>(
+    call: &mut Call<'_, 'py>,
+    params: &Items<'py>,
+    masks: &Bound<'py, PyAny>,
+    borrow: impl Fn(&mut Call<'_, 'py>, Name<'py>, &Bound<'py, PyAny>) -> Result<(M, Vec<usize>)>,
+) -> Result<Pairs<'py, T, M>> {
+    let func = call.func;
+    let outs = params
+        .items
+        .iter()
+        .map(|(key, p)| call.output::<T>(Name::Item("params", key.clone()), p))
+        .collect::<Result<Vec<_>>>()?;
+    let masks = Items::read(func, "masks", "numpy arrays", masks)?;
+    masks.check_keys(func, "masks", "params", params)?;
+    let values = masks.values_for(func, "masks", params)?;
+    let mut borrowed = Vec::with_capacity(values.len());
+    for (((key, _), m), out) in params.items.iter().zip(&values).zip(&outs) {
+        let name = Name::Item("masks", key.clone());
+        let (b, shape) = borrow(call, name.clone(), m)?;
+        same_shape(func, &name, &shape, out.shape())?;
+        borrowed.push(b);
+    }
+    Ok(Pairs {
+        params: outs,
+        masks: borrowed,
+    })
+}
+
+fn apply_typed<'py, T: Float>(
+    py: Python<'py>,
+    func: &str,
+    params: &Items<'py>,
+    masks: &Bound<'py, PyAny>,
+) -> Result<()> {
+    let mut call = Call::new(func);
+    let mut p = pairs::<T, _>(&mut call, params, masks, |c, name, m| {
+        let m = c.input::<MaskByte>(name, m)?;
+        let shape = m.shape().to_vec();
+        Ok((m, shape))
+    })?;
+    let ok = call.check_overlaps()?;
+    let layers: Vec<Masked<T>> = p
+        .params
+        .iter_mut()
+        .zip(&p.masks)
+        .map(|(o, m)| Masked {
+            p: o.slice(&ok),
+            mask: MaskByte::bytes(m.slice(&ok)),
+        })
+        .collect();
+    let total = layers.iter().map(|l| l.p.len()).sum();
+    run(py, total, move || apply_kernel(layers));
+    Ok(())
+}
+
+/// Sets params to +0.0 where the masks are False, in place.
+#[pyfunction]
+#[pyo3(signature = (func, params, masks))]
+pub fn apply_masks(
+    py: Python<'_>,
+    func: &str,
+    params: &Bound<'_, PyAny>,
+    masks: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    guard(func, || {
+        let items = Items::read(func, "params", "numpy arrays", params)?;
+        match first_dtype(func, "params", &items)? {
+            None => {
+                // nothing to write, but the masks must still be a dict of no keys
+                Items::read(func, "masks", "numpy arrays", masks)?
+                    .check_keys(func, "masks", "params", &items)?;
+                Ok(())
+            }
+            Some(dtype) => Ok(dispatch!(dtype => apply_typed(py, func, &items, masks))?),
+        }
+    })
+}
+
+fn gradual_typed<'py, T: Float + Magnitude>(
+    py: Python<'py>,
+    func: &str,
+    params: &Items<'py>,
+    masks: &Bound<'py, PyAny>,
+    sparsity: f64,
+    is_global: bool,
+) -> Result<Thresholds> {
+    let mut call = Call::new(func);
+    let mut p = pairs::<T, _>(&mut call, params, masks, |c, name, m| {
+        let m = c.output::<MaskByte>(name, m)?;
+        let shape = m.shape().to_vec();
+        Ok((m, shape))
+    })?;
+    let ok = call.check_overlaps()?;
+    let mut slices: Vec<(&mut [T], &mut [u8])> = p
+        .params
+        .iter_mut()
+        .zip(p.masks.iter_mut())
+        .map(|(o, m)| (o.slice(&ok), MaskByte::bytes_mut(m.slice(&ok))))
+        .collect();
+    let total = slices.iter().map(|s| s.0.len()).sum();
+    Ok(run(py, total, move || {
+        // Pruned weights are zeroed first, so the threshold sees them as pruned.
+        apply_kernel(
+            slices
+                .iter_mut()
+                .map(|(p, mask)| Masked { p, mask })
+                .collect(),
+        );
+        let views: Vec<&[T]> = slices.iter().map(|s| &s.0[..]).collect();
+        let ts = thresholds(&views, sparsity, is_global);
+        prune_in_place(
+            slices
+                .into_iter()
+                .zip(&ts)
+                .map(|((p, mask), t)| PruneInPlace {
+                    p,
+                    mask,
+                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                })
+                .collect(),
+        );
+        ts
+    }))
+}
+
+/// One step of gradual pruning, in place: params zeroed where the masks are False, pruned to
+/// `sparsity`, the masks narrowed to what is kept. Returns the thresholds.
+#[pyfunction]
+#[pyo3(signature = (func, params, masks, sparsity, is_global))]
+pub fn gradual_prune(
+    py: Python<'_>,
+    func: &str,
+    params: &Bound<'_, PyAny>,
+    masks: &Bound<'_, PyAny>,
+    sparsity: f64,
+    is_global: bool,
+) -> PyResult<Thresholds> {
+    guard(func, || {
+        let items = Items::read(func, "params", "numpy arrays", params)?;
+        match first_dtype(func, "params", &items)? {
+            None => {
+                Items::read(func, "masks", "numpy arrays", masks)?
+                    .check_keys(func, "masks", "params", &items)?;
+                Ok(vec![])
+            }
+            Some(dtype) => {
+                Ok(dispatch!(dtype => gradual_typed(py, func, &items, masks, sparsity, is_global))?)
+            }
+        }
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(prune_network, m)?)?;
+    m.add_function(wrap_pyfunction!(magnitude_masks, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_masks, m)?)?;
+    m.add_function(wrap_pyfunction!(gradual_prune, m)?)
+}
