@@ -317,19 +317,19 @@ fn select<K: Keyed>(src: &[&[K]], mut t: Target, inf: u64) -> Picked {
         if t.first && nan > 0 {
             return None;
         }
-        let mut below = 0;
-        for (digit, &c) in counts.iter().enumerate() {
-            if t.rank < below + c {
-                t.group = Group {
-                    prefix: (t.group.prefix << (t.group.shift - shift)) | digit as u64,
-                    shift,
-                };
-                t.rank -= below;
-                t.count = c;
-                break;
-            }
-            below += c;
+        // The bucket holding the rank (the counts add up to t.count > t.rank). Every round
+        // narrows the group by one digit, so the loop ends.
+        let (mut digit, mut below) = (0, 0);
+        while digit + 1 < counts.len() && below + counts[digit] <= t.rank {
+            below += counts[digit];
+            digit += 1;
         }
+        t.group = Group {
+            prefix: (t.group.prefix << (t.group.shift - shift)) | digit as u64,
+            shift,
+        };
+        t.rank -= below;
+        t.count = counts[digit];
         t.first = false;
     }
 }
@@ -706,6 +706,51 @@ mod tests {
             *v = 1.0 + i as f64 * 1e-9;
         }
         check(&x, &[0.01, 0.03, 0.05, 20_000.0 / 299_999.0]);
+    }
+
+    #[test]
+    fn a_misleading_sample_falls_back_to_radix_selection() {
+        // Every sampled index (a multiple of 32) holds a small value, every other a large one:
+        // the bracket around the sample's 30% misses the rank.
+        let x: Vec<f64> = (0..100_000)
+            .map(|i| {
+                if i % 32 == 0 {
+                    1e-3 * i as f64
+                } else {
+                    1e3 + i as f64
+                }
+            })
+            .collect();
+        check(&x, &[0.3, 0.01, 0.5]);
+    }
+
+    #[test]
+    fn radix_selection_alone_is_exact() {
+        // The road taken when no bracket is found, on data the bracket would have served.
+        let mut x = normal(300_000, 3, 1000.0);
+        for (i, v) in x.iter_mut().take(20_000).enumerate() {
+            *v = 1.0 + i as f64 * 1e-9;
+        }
+        let runs: Vec<f64> = (0..10_000).map(|i| (i % 2 + 1) as f64).collect();
+        for data in [&x, &runs] {
+            let mut sorted: Vec<u64> = data.iter().map(|v| v.key()).collect();
+            sorted.sort_unstable();
+            for rank in [0, 1, 4999, 5000, 9998, data.len() / 3, data.len() - 2] {
+                let start = Target {
+                    group: Group {
+                        prefix: 0,
+                        shift: f64::KEY_BITS,
+                    },
+                    rank,
+                    count: data.len(),
+                    pair: true,
+                    above: u64::MAX,
+                    first: true,
+                };
+                let got = select(&[&data[..]], start, f64::INF_KEY);
+                assert_eq!(got, Some((sorted[rank], sorted[rank + 1])), "rank {rank}");
+            }
+        }
     }
 
     #[test]
