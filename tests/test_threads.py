@@ -115,12 +115,19 @@ def _init_call():
     return lambda: gf.initialize_weights([2000, 2000], seed=0, dtype=np.float32)
 
 
+def _prune_call():
+    weights = {"w": np.random.default_rng(0).standard_normal(8_000_000, dtype=np.float32)}
+    return lambda: gf.magnitude_masks(weights, 0.3)
+
+
 def _regularization_call():
     w = {"w": np.ones(6_000_000, np.float32)}
     return lambda: gf.compute_regularization(w)
 
 
-@pytest.mark.parametrize("make", [_adam_call, _batchnorm_call, _dropout_call, _init_call, _regularization_call])
+@pytest.mark.parametrize(
+    "make", [_adam_call, _batchnorm_call, _dropout_call, _init_call, _prune_call, _regularization_call]
+)
 def test_kernels_release_the_gil(restore_threads, make):
     """A Python thread runs bytecode while a large call is inside Rust.
 

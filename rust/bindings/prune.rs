@@ -13,7 +13,7 @@ use pyo3::types::PyDict;
 
 use super::{guard, run};
 use crate::arrays::{
-    float_dtype, same_shape, Call, Dtype, Elem, Float, In, Items, MaskByte, Name, Out,
+    float_dtype, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name, Out,
 };
 use crate::dispatch;
 use crate::error::Result;
@@ -205,13 +205,15 @@ fn pairs<'py, T: Float, M>(
         .iter()
         .map(|(key, p)| call.output::<T>(Name::Item("params", key.clone()), p))
         .collect::<Result<Vec<_>>>()?;
-    let masks = Items::read(func, "masks", "numpy arrays", masks)?;
+    let masks = Mapping::new(func, "masks", "numpy arrays", masks)?;
     masks.check_keys(func, "masks", "params", params)?;
-    let values = masks.values_for(func, "masks", params)?;
-    let mut borrowed = Vec::with_capacity(values.len());
-    for (((key, _), m), out) in params.items.iter().zip(&values).zip(&outs) {
+    let mut borrowed = Vec::with_capacity(outs.len());
+    for ((key, _), out) in params.items.iter().zip(&outs) {
+        let m = masks
+            .get(key)?
+            .ok_or_else(|| masks.key_error(func, "masks", "params", params))?;
         let name = Name::Item("masks", key.clone());
-        let (b, shape) = borrow(call, name.clone(), m)?;
+        let (b, shape) = borrow(call, name.clone(), &m)?;
         same_shape(func, &name, &shape, out.shape())?;
         borrowed.push(b);
     }
@@ -262,7 +264,7 @@ pub fn apply_masks(
         match first_dtype(func, "params", &items)? {
             None => {
                 // nothing to write, but the masks must still be a dict of no keys
-                Items::read(func, "masks", "numpy arrays", masks)?
+                Mapping::new(func, "masks", "numpy arrays", masks)?
                     .check_keys(func, "masks", "params", &items)?;
                 Ok(())
             }
@@ -334,7 +336,7 @@ pub fn gradual_prune(
         let items = Items::read(func, "params", "numpy arrays", params)?;
         match first_dtype(func, "params", &items)? {
             None => {
-                Items::read(func, "masks", "numpy arrays", masks)?
+                Mapping::new(func, "masks", "numpy arrays", masks)?
                     .check_keys(func, "masks", "params", &items)?;
                 Ok(vec![])
             }
