@@ -338,28 +338,40 @@ fn select<K: Keyed>(src: &[&[K]], mut t: Target, inf: u64) -> Picked {
 /// few enough to select among in a fraction of one pass.
 const SAMPLE_MIN: usize = 1 << 10;
 const SAMPLE_MAX: usize = 1 << 16;
+/// Consecutive keys a sample takes at each of its places.
+const SAMPLE_RUN: usize = 16;
+
+/// The indices a sample of `n` > `SELECT_MAX` keys reads, ascending: runs of consecutive
+/// keys, evenly spaced. One cache line serves a run, where keys spaced singly would each
+/// wait on memory.
+fn sample_indices(n: usize) -> impl Iterator<Item = usize> {
+    let runs = (n / 32).clamp(SAMPLE_MIN, SAMPLE_MAX) / SAMPLE_RUN;
+    (0..runs).flat_map(move |r| {
+        let base = (r as u128 * (n - SAMPLE_RUN) as u128 / runs as u128) as usize;
+        base..base + SAMPLE_RUN
+    })
+}
 
 /// A key range that most likely holds ranks `rank` (and `rank + 1`) of the `n` keys of
-/// `src`: the sample's order statistics four standard deviations either side of the rank's
-/// place, from keys at evenly spaced indices. `None` when it would hold a quarter of the
-/// keys or more (heavy ties), where radix selection is the better road.
+/// `src` (`n` > `SELECT_MAX`): the sample's order statistics four standard deviations either
+/// side of the rank's place. `None` when it would hold a quarter of the keys or more (heavy
+/// ties), where radix selection is the better road.
 fn sampled_bracket<K: Keyed>(
     src: &[&[K]],
     n: usize,
     rank: usize,
     pair: bool,
 ) -> Option<(u64, u64)> {
-    let m = (n / 32).clamp(SAMPLE_MIN, SAMPLE_MAX);
-    let mut keys = Vec::with_capacity(m);
+    let mut keys = Vec::new();
     let (mut layer, mut start) = (0, 0);
-    for j in 0..m {
-        let i = (j as u128 * n as u128 / m as u128) as usize;
+    for i in sample_indices(n) {
         while i >= start + src[layer].len() {
             start += src[layer].len();
             layer += 1;
         }
         keys.push(src[layer][i - start].k());
     }
+    let m = keys.len();
     let f = (rank as f64 + 0.5) / n as f64;
     let (centre, spread) = (f * m as f64, 4.0 * (m as f64 * f * (1.0 - f)).sqrt() + 2.0);
     let lo_at = (centre - spread).floor();
