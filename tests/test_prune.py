@@ -405,3 +405,14 @@ def restore_threads():
     n = gf.get_num_threads()
     yield
     gf.set_num_threads(n)
+
+
+def test_results_are_new_writeable_arrays_of_their_own(impl):
+    w = {"a": np.arange(6.0).reshape(2, 3), "b": np.ones(()), "c": np.arange(5.0)}
+    for out in (impl.prune_network(w, 0.3), impl.magnitude_masks(w, 0.3)):
+        arrays = list(out.values())
+        for key, a in out.items():
+            assert a.shape == w[key].shape and a.flags.c_contiguous and a.flags.writeable
+            assert not np.shares_memory(a, w[key])
+        for i, a in enumerate(arrays):
+            assert not any(np.shares_memory(a, b) for b in arrays[i + 1 :])

@@ -41,5 +41,12 @@ class GradualPruning(_base.GradualPruning):
         return _core.gradual_prune(fn, params, masks, sparsity, is_global)
 
 
-for _name in ("prune_network", "magnitude_masks", "apply_masks"):
-    globals()[_name].__doc__ = getattr(_ref, _name).__doc__
+_SHARED_BUFFER = """
+    The arrays returned by one call are views into one buffer (one allocation instead of
+    one per array, which for many small arrays costs more than the pruning): the buffer is
+    freed when the last of them is.
+    """
+
+prune_network.__doc__ = (_ref.prune_network.__doc__ or "") + _SHARED_BUFFER
+magnitude_masks.__doc__ = (_ref.magnitude_masks.__doc__ or "") + _SHARED_BUFFER
+apply_masks.__doc__ = _ref.apply_masks.__doc__

@@ -7,16 +7,17 @@ use gradfast_kernels::prune::{
     apply_masks as apply_kernel, layer_thresholds, mask_into, prune_in_place, prune_into,
     threshold, Magnitude, MaskInto, Masked, PruneInPlace, PruneInto,
 };
-use numpy::PyArrayDyn;
+use numpy::{PyArray1, PyArrayDyn};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PySlice, PyTuple};
 
 use super::{guard, run};
 use crate::arrays::{
     float_dtype, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name, Out,
 };
 use crate::dispatch;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 type Thresholds = Vec<Option<f64>>;
 /// New arrays, and the same registered as outputs of a call.
@@ -43,16 +44,29 @@ fn first_dtype(func: &str, arg: &'static str, items: &Items) -> Result<Option<Dt
         .transpose()
 }
 
-/// Fresh zeroed C-contiguous arrays shaped as `inputs`, registered as outputs of `call`.
+/// Fresh C-contiguous arrays shaped as `inputs`, registered as outputs of `call`: views
+/// into one zeroed buffer. One large allocation gets huge pages and is faulted in a few
+/// times; one per array costs a page fault every 4 KiB, more than the pruning itself for
+/// many small arrays.
 fn fresh<'py, E: Elem, T: Float>(
     py: Python<'py>,
     call: &mut Call<'_, 'py>,
     inputs: &[In<'py, T>],
 ) -> Result<Fresh<'py, E>> {
-    let arrays: Vec<_> = inputs
-        .iter()
-        .map(|i| PyArrayDyn::<E>::zeros(py, i.shape(), false))
-        .collect();
+    let sizes: Vec<usize> = inputs.iter().map(|i| i.shape().iter().product()).collect();
+    let buffer = PyArray1::<E>::zeros(py, sizes.iter().sum::<usize>(), false);
+    let mut start = 0;
+    let mut arrays = Vec::with_capacity(inputs.len());
+    for (i, &n) in inputs.iter().zip(&sizes) {
+        let part = PySlice::new(py, start as isize, (start + n) as isize, 1);
+        let view = buffer
+            .get_item(part)
+            .and_then(|v| v.call_method1(intern!(py, "reshape"), (PyTuple::new(py, i.shape())?,)))
+            .and_then(|v| v.cast_into::<PyArrayDyn<E>>().map_err(Into::into))
+            .map_err(Error::Python)?;
+        arrays.push(view);
+        start += n;
+    }
     let outs = arrays
         .iter()
         .map(|a| call.output::<E>(Name::Arg("result"), a.as_any()))

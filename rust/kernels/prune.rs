@@ -25,10 +25,12 @@ pub trait Magnitude: Real {
     /// The largest value of this type not above `x` (`x` >= 0 or NaN): `|w| > x` as a
     /// float64 comparison is `|w| > floor_of(x)` in this type.
     fn floor_of(x: f64) -> Self;
-    /// Of `x`: the keys below `lo`, above `INF_KEY` (NaN) and in `[lo, hi]`, and the
-    /// smallest key above `hi` (the largest key if none). No branch, so it vectorizes.
-    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64);
-    /// Appends the keys of `x` in `[lo, hi]` to `out`.
+    /// Of `x` and the keys `lo <= hi`: the counts of keys below `lo`, above `INF_KEY` (NaN),
+    /// equal to `lo`, strictly between `lo` and `hi`, equal to `hi` (none if `hi == lo`),
+    /// and the smallest key above `hi` (the type's largest key if none). No branch, so it
+    /// vectorizes.
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> ([u32; 5], u64);
+    /// Appends the keys of `x` strictly between `lo` and `hi` to `out`.
     fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>);
 }
 
@@ -37,36 +39,40 @@ pub trait Magnitude: Real {
 macro_rules! key_passes {
     ($t:ty, $bits:ty, $counts:ident, $flags:ident, $gather:ident) => {
         crate::simd! {
-            fn $counts(x: &[$t], lo: $bits, hi: $bits) -> (u32, u32, u32, $bits) {
-                let (inf, width) = (<$t>::INF_KEY as $bits, hi.wrapping_sub(lo));
-                let (mut below, mut nan, mut inside, mut above) = (0u32, 0u32, 0u32, <$bits>::MAX);
+            fn $counts(x: &[$t], lo: $bits, hi: $bits) -> ([u32; 5], $bits) {
+                let (inf, two) = (<$t>::INF_KEY as $bits, hi != lo);
+                let (mut below, mut nan, mut at_lo, mut inside, mut at_hi) = (0u32, 0u32, 0u32, 0u32, 0u32);
+                let mut above = <$bits>::MAX;
                 for &v in x {
                     let k = v.to_bits() & (<$bits>::MAX >> 1);
                     below += (k < lo) as u32;
                     nan += (k > inf) as u32;
-                    inside += (k.wrapping_sub(lo) <= width) as u32;
+                    at_lo += (k == lo) as u32;
+                    inside += ((k > lo) & (k < hi)) as u32;
+                    at_hi += ((k == hi) & two) as u32;
                     above = above.min(if k > hi { k } else { <$bits>::MAX });
                 }
-                (below, nan, inside, above)
+                ([below, nan, at_lo, inside, at_hi], above)
             }
         }
 
         crate::simd! {
-            /// A flag byte per element: whether its key is in `[lo, lo + width]`. Branch-free,
-            /// so it vectorizes.
-            fn $flags(x: &[$t], lo: $bits, width: $bits, flags: &mut [u8]) {
+            /// A flag byte per element: whether its key is strictly between `lo` and `hi`.
+            /// Branch-free, so it vectorizes.
+            fn $flags(x: &[$t], lo: $bits, hi: $bits, flags: &mut [u8]) {
                 for (f, v) in flags.iter_mut().zip(x) {
                     let k = v.to_bits() & (<$bits>::MAX >> 1);
-                    *f = (k.wrapping_sub(lo) <= width) as u8;
+                    *f = ((k > lo) & (k < hi)) as u8;
                 }
             }
         }
 
-        /// Appends the keys of `x` (at most `BLOCK` elements) in `[lo, hi]` to `out`. The
+        /// Appends the keys of `x` (at most `BLOCK` elements) strictly between `lo` and `hi`
+        /// to `out`. The
         /// flags, read eight at a time, lead to them: one branch per eight elements.
         fn $gather(x: &[$t], lo: $bits, hi: $bits, out: &mut Vec<u64>) {
             let mut flags = [0u8; BLOCK];
-            $flags(x, lo, hi.wrapping_sub(lo), &mut flags[..x.len()]);
+            $flags(x, lo, hi, &mut flags[..x.len()]);
             for (g, eight) in flags.chunks_exact(8).take(x.len().div_ceil(8)).enumerate() {
                 let mut word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
                 while word != 0 {
@@ -92,9 +98,9 @@ impl Magnitude for f32 {
     fn of_key(key: u64) -> Self {
         f32::from_bits(key as u32)
     }
-    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64) {
-        let (b, n, i, a) = counts_f32(x, lo as u32, hi as u32);
-        (b, n, i, a as u64)
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> ([u32; 5], u64) {
+        let (counts, above) = counts_f32(x, lo as u32, hi as u32);
+        (counts, above as u64)
     }
     fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>) {
         gather_f32(x, lo as u32, hi as u32, out)
@@ -123,7 +129,7 @@ impl Magnitude for f64 {
     fn floor_of(x: f64) -> Self {
         x
     }
-    fn block_counts(x: &[Self], lo: u64, hi: u64) -> (u32, u32, u32, u64) {
+    fn block_counts(x: &[Self], lo: u64, hi: u64) -> ([u32; 5], u64) {
         counts_f64(x, lo, hi)
     }
     fn gather_into(x: &[Self], lo: u64, hi: u64, out: &mut Vec<u64>) {
@@ -238,26 +244,64 @@ fn gather<K: Keyed>(x: &[K], g: Group, inf: u64) -> (Vec<u64>, usize, u64) {
 /// Elements a bracket pass counts before it gathers: the gather then reads them from L1.
 const BLOCK: usize = 1024;
 
-/// One pass of the sampled bracket `[lo, hi]` of keys (`hi` at most infinity's) over a
-/// chunk: the magnitudes below it, the NaNs, the keys in it (`None` once they pass half the
-/// chunk: the sample misjudged and the memory would grow), and the smallest key above it.
-fn bracket<T: Magnitude>(x: &[T], lo: u64, hi: u64) -> (usize, usize, Option<Vec<u64>>, u64) {
-    let (mut below, mut nan, mut above) = (0, 0, u64::MAX);
-    let mut keys = Some(Vec::new());
+/// What one pass of a sampled bracket `[lo, hi]` of keys finds: how many keys lie below it,
+/// are NaN, equal `lo`, equal `hi` (when `hi != lo`); the keys strictly inside (`None` once
+/// they pass half of what was read: the sample misjudged and the memory would grow); and the
+/// smallest key above it.
+struct Tally {
+    below: usize,
+    nan: usize,
+    at_lo: usize,
+    at_hi: usize,
+    inside: Option<Vec<u64>>,
+    above: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            below: 0,
+            nan: 0,
+            at_lo: 0,
+            at_hi: 0,
+            inside: Some(Vec::new()),
+            above: u64::MAX,
+        }
+    }
+
+    fn merge(mut self, other: Tally) -> Tally {
+        self.below += other.below;
+        self.nan += other.nan;
+        self.at_lo += other.at_lo;
+        self.at_hi += other.at_hi;
+        self.above = self.above.min(other.above);
+        self.inside = self.inside.zip(other.inside).map(|(mut a, b)| {
+            a.extend(b);
+            a
+        });
+        self
+    }
+}
+
+/// The bracket pass over one chunk (`hi` at most infinity's key).
+fn bracket<T: Magnitude>(x: &[T], lo: u64, hi: u64) -> Tally {
+    let mut t = Tally::new();
     let cap = x.len() / 2 + 1;
     for block in x.chunks(BLOCK) {
-        let (b, n, inside, a) = T::block_counts(block, lo, hi);
-        below += b as usize;
-        nan += n as usize;
-        above = above.min(a);
+        let ([below, nan, at_lo, inside, at_hi], above) = T::block_counts(block, lo, hi);
+        t.below += below as usize;
+        t.nan += nan as usize;
+        t.at_lo += at_lo as usize;
+        t.at_hi += at_hi as usize;
+        t.above = t.above.min(above);
         if inside > 0 {
-            keys = keys.filter(|k| k.len() + inside as usize <= cap);
-            if let Some(k) = keys.as_mut() {
+            t.inside = t.inside.filter(|k| k.len() + inside as usize <= cap);
+            if let Some(k) = t.inside.as_mut() {
                 T::gather_into(block, lo, hi, k);
             }
         }
     }
-    (below, nan, keys, above)
+    t
 }
 
 fn min_above<K: Keyed>(x: &[K], top: u64) -> u64 {
@@ -395,7 +439,8 @@ fn sampled_bracket<K: Keyed>(
             .select_nth_unstable(hi_at as usize - past_lo)
             .1
     };
-    let inside = keys.iter().filter(|&&k| k >= lo && k <= hi).count();
+    // ties at either end are counted, not gathered: only the keys strictly inside cost
+    let inside = keys.iter().filter(|&&k| k > lo && k < hi).count();
     (inside < m / 4).then_some((lo, hi))
 }
 
@@ -418,35 +463,70 @@ fn order_stats<T: Magnitude>(src: &[&[T]], rank: usize, pair: bool) -> Picked {
     };
     if n > SELECT_MAX {
         if let Some((lo, hi)) = sampled_bracket(src, n, rank, pair) {
-            let (mut below, mut nan, mut keys, mut above) = (0, 0, Some(Vec::new()), u64::MAX);
-            for (b, n, k, a) in chunk_partials(src, |c| bracket(c, lo, hi.min(inf)))
+            let hi = hi.min(inf);
+            let t = chunk_partials(src, |c| bracket(c, lo, hi))
                 .into_iter()
                 .flatten()
-            {
-                below += b;
-                nan += n;
-                above = above.min(a);
-                keys = keys.zip(k).map(|(mut all, k)| {
-                    all.extend(k);
-                    all
-                });
-            }
-            if nan > 0 {
+                .fold(Tally::new(), Tally::merge);
+            if t.nan > 0 {
                 return None;
             }
             start.first = false;
-            if let Some(keys) = keys.filter(|k| below <= rank && rank < below + k.len()) {
-                let inner = Target {
-                    rank: rank - below,
-                    count: keys.len(),
-                    above,
-                    ..start
-                };
-                return select_keys(keys, inner);
+            if let Some(picked) = from_bracket(t, (lo, hi), bits, rank, pair) {
+                return picked;
             }
         }
     }
     select(src, start, inf)
+}
+
+/// Ranks `rank` (and `rank + 1`) from a bracket's tally, if the bracket holds them. In
+/// ascending order the keys are: `below` unknown ones, `at_lo` times `lo`, the keys inside,
+/// `at_hi` times `hi`, then `above` and unknown ones.
+fn from_bracket(
+    t: Tally,
+    (lo, hi): (u64, u64),
+    bits: u32,
+    rank: usize,
+    pair: bool,
+) -> Option<Picked> {
+    let inside = t.inside?;
+    let start = t.below + t.at_lo;
+    let end = start + inside.len();
+    let (first_hi, after) = (end + t.at_hi, if t.at_hi > 0 { hi } else { t.above });
+    // a rank outside the inside keys, when the tally knows it
+    let known = |r: usize| match r {
+        r if r >= t.below && r < start => Some(lo),
+        r if r >= end && r < first_hi => Some(hi),
+        r if r == first_hi => Some(t.above),
+        _ => None,
+    };
+    let second = rank + pair as usize;
+    if rank < t.below || second > first_hi {
+        return None;
+    }
+    if (start..end).contains(&rank) {
+        let both = pair && second < end;
+        let inner = Target {
+            group: Group {
+                prefix: 0,
+                shift: bits,
+            },
+            rank: rank - start,
+            count: inside.len(),
+            pair: both,
+            above: after,
+            first: false,
+        };
+        let picked = select_keys(inside, inner);
+        return Some(picked.map(|(a, b)| (a, if pair && !both { after } else { b })));
+    }
+    let a = known(rank)?;
+    if (start..end).contains(&second) {
+        // `rank` is the last `lo`; the next is the smallest key inside
+        return Some(Some((a, inside.iter().copied().min().unwrap_or(after))));
+    }
+    Some(Some((a, known(second)?)))
 }
 
 /// `select` over keys already gathered, which are all of `t.group`.
@@ -697,6 +777,26 @@ mod tests {
         // percentile reproduces.
         check(&inf, &RATIOS);
         check(&[1.0, f64::INFINITY], &RATIOS);
+    }
+
+    #[test]
+    fn heavy_ties_at_the_ends_of_the_bracket() {
+        // Weights already 30% pruned (zeros), and a run of equal values past the middle.
+        let mut x = normal(200_000, 4, 1.0);
+        for (i, v) in x.iter_mut().enumerate() {
+            if i % 10 < 3 {
+                *v = 0.0;
+            } else if i % 10 == 5 {
+                *v = -0.8;
+            }
+        }
+        check(
+            &x,
+            &[
+                0.0, 0.2, 0.299, 0.3, 0.30001, 0.31, 0.5, 0.65, 0.7, 0.75, 1.0,
+            ],
+        );
+        check(&vec![0.0; 50_000], &[0.0, 0.3, 1.0]);
     }
 
     #[test]
