@@ -38,8 +38,10 @@ def _magnitudes(weights) -> dict:
 
 
 def _keep(magnitude: np.ndarray, threshold) -> np.ndarray:
-    """``magnitude > threshold`` (all False for an empty array or a NaN threshold)."""
-    return magnitude > (math.nan if threshold is None else threshold)
+    """``magnitude > threshold`` (all False for an empty array or a NaN threshold), as an
+    array even for a 0-d ``magnitude``."""
+    out = np.empty(magnitude.shape, dtype=bool)
+    return np.greater(magnitude, math.nan if threshold is None else threshold, out=out)
 
 
 def prune_network(weights, prune_ratio=0.3, *, scope="layer"):
