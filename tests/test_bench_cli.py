@@ -114,6 +114,8 @@ NOT_OPTIMIZERS: set = {"bf16"}
 NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
 # their baseline is gradfast.reference too (tests/test_nn.py, test_init.py, test_regularization.py)
 NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
+# its baseline is gradfast.reference's prune_network (tests/reference/test_prune_rule.py, tests/test_prune.py)
+NOT_OPTIMIZERS |= {"prune"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

@@ -2,7 +2,7 @@
 //! in-place step of gradual pruning. Each returns the thresholds it used (`None` for an
 //! empty array), which the Python API logs.
 
-use gradfast_kernels::bundle::Shared;
+use gradfast_kernels::bundle::Each;
 use gradfast_kernels::prune::{
     apply_masks as apply_kernel, layer_thresholds, mask_into, prune_in_place, prune_into,
     threshold, Magnitude, MaskInto, Masked, PruneInPlace, PruneInto,
@@ -119,7 +119,7 @@ fn prune_typed<'py, T: Float + Magnitude>(
                 .map(|((w, out), t)| PruneInto {
                     w,
                     out,
-                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                    threshold: Each(t.unwrap_or(f64::NAN)),
                 })
                 .collect(),
         );
@@ -172,7 +172,7 @@ fn masks_typed<'py, T: Float + Magnitude>(
                 .map(|((w, mask), t)| MaskInto {
                     w,
                     mask,
-                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                    threshold: Each(t.unwrap_or(f64::NAN)),
                 })
                 .collect(),
         );
@@ -326,7 +326,7 @@ fn gradual_typed<'py, T: Float + Magnitude>(
                 .map(|((p, mask), t)| PruneInPlace {
                     p,
                     mask,
-                    threshold: Shared(t.unwrap_or(f64::NAN)),
+                    threshold: Each(t.unwrap_or(f64::NAN)),
                 })
                 .collect(),
         );
