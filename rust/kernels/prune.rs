@@ -800,6 +800,21 @@ mod tests {
     }
 
     #[test]
+    fn random_ties_sizes_and_ratios() {
+        // Past SELECT_MAX, with few distinct magnitudes (ties at and inside every bracket).
+        let s = Stream::new(21, 0);
+        for case in 0..40u64 {
+            let n = 4097 + (s.bits(case) % 30_000) as usize;
+            let levels = 1 + s.bits(case + 100) % 40;
+            let x: Vec<f64> = (0..n as u64)
+                .map(|i| (s.bits(1000 * case + i + 7) % levels) as f64 * 0.25 - 2.0)
+                .collect();
+            let ratio = s.uniform(case + 200);
+            check(&x, &[ratio, ratio * ratio, 1.0 - ratio * ratio]);
+        }
+    }
+
+    #[test]
     fn two_large_runs_of_equal_keys_resolve_to_the_last_digit() {
         // The rank is the last of 5000 equal keys (more than SELECT_MAX, too many to gather),
         // the next rank the first of the other run: the selection narrows every digit.
