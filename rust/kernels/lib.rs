@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod clip;
 pub mod float;
 pub mod init;
+pub mod matmul;
 pub mod nn;
 pub mod optim;
 pub mod pack;
@@ -18,6 +19,7 @@ pub mod prune;
 pub mod random;
 pub mod reduce;
 pub mod regularization;
+pub mod rnn;
 pub mod simd;
 
 pub use float::Real;
