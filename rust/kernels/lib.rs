@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod clip;
 pub mod float;
 pub mod init;
+pub mod linear;
 pub mod matmul;
 pub mod nn;
 pub mod optim;

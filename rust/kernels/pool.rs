@@ -114,6 +114,15 @@ pub fn map_tasks<I: Send, R: Send>(
     }
 }
 
+/// Runs `f` on every task, over the pool when the call moves `bytes` bytes of memory, else
+/// on the calling thread. The caller fixes the tasks, so they do not depend on the threads.
+pub fn for_each_task<I: Send>(tasks: Vec<I>, bytes: usize, f: impl Fn(I) + Sync + Send) {
+    match parallel(bytes) {
+        Some(pool) => pool.install(|| tasks.into_par_iter().for_each(f)),
+        None => tasks.into_iter().for_each(f),
+    }
+}
+
 /// Maps every chunk of [`CHUNK`] elements of each slice to a partial result with `f`;
 /// returns one vector of partials per slice, in index order whatever order the chunks
 /// finish in. The chunking does not depend on the thread count, so neither do the partials.
