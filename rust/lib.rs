@@ -21,6 +21,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::init::register(m)?;
     bindings::regularization::register(m)?;
     bindings::prune::register(m)?;
+    bindings::rnn::register(m)?;
+    bindings::linear::register(m)?;
     bindings::threads::register(m)?;
     bindings::probe::register(m)?;
     Ok(())

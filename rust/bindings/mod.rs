@@ -8,12 +8,14 @@
 pub mod clip;
 pub mod distributed;
 pub mod init;
+pub mod linear;
 pub mod lock;
 pub mod nn;
 pub mod optim;
 pub mod probe;
 pub mod prune;
 pub mod regularization;
+pub mod rnn;
 pub mod threads;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -19,7 +19,7 @@ from . import _random
 def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
     """``a`` as an array of ``dtype``: ints/bools and non-arrays converted, float arrays must match."""
     if isinstance(a, np.ndarray):
-        arr = a
+        arr = _validate.ndarray(fn, name, a)
     else:
         try:
             arr = np.asarray(a)
@@ -33,7 +33,7 @@ def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
     return arr
 
 
-def _problem(fn: str, X, y, weights, learning_rate):
+def problem(fn: str, X, y, weights, learning_rate):
     """Validate a least-squares call; returns ``(X, y, lr)`` with ``X``, ``y`` of ``weights.dtype``."""
     _validate.float_array(fn, "weights", weights, writeable=True)
     if weights.ndim not in (1, 2):
@@ -65,7 +65,7 @@ def gradient_descent(X, y, weights, learning_rate=0.01, epochs=100):
     Each of the ``epochs`` steps: ``weights -= learning_rate * X^T (X weights - y) / n``.
     """
     fn = "gradient_descent"
-    X, y, lr = _problem(fn, X, y, weights, learning_rate)
+    X, y, lr = problem(fn, X, y, weights, learning_rate)
     epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     lr_t = weights.dtype.type(lr)
     with np.errstate(all="ignore"):
@@ -88,7 +88,7 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     ``velocity = momentum * velocity - lr * g``; ``weights += velocity`` (the seed's rule).
     """
     fn = "sgd_optimizer"
-    X, y, lr = _problem(fn, X, y, weights, learning_rate)
+    X, y, lr = problem(fn, X, y, weights, learning_rate)
     batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1)
     mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     epochs = _validate.integer(fn, "epochs", epochs, lo=0)

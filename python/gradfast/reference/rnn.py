@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _validate
 
-_KEYS = ("Wx", "Wh", "Wy")
+KEYS = ("Wx", "Wh", "Wy")
 
 
 def _steps(fn: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
@@ -38,44 +38,20 @@ def _steps(fn: str, name: str, value: object, dtype: np.dtype) -> np.ndarray:
     return np.stack(value)
 
 
-def bptt(inputs, targets, hidden_state, weights, sequence_length):
-    """Loss and exact gradients of a vanilla RNN over the first ``sequence_length`` steps.
-
-    With ``weights = {'Wx': (H, I), 'Wh': (H, H), 'Wy': (O, H)}`` and ``h_0 = hidden_state``::
-
-        h_t  = tanh(Wx x_t + Wh h_{t-1})        y_t = Wy h_t        t = 1..S (S = sequence_length)
-        loss = sum_t sum((y_t - target_t)^2) / (S * O * B)
-
-    Returns ``(grads, loss)``: ``grads`` has keys ``'Wx'``, ``'Wh'``, ``'Wy'`` with the
-    weights' shapes and dtype; ``loss`` is a Python float (accumulated in float64).
-    Backward: ``dy_t = 2 (y_t - target_t) / (S O B)``, ``dWy = sum dy_t h_t^T``,
-    ``dh_t = Wy^T dy_t + Wh^T da_{t+1}``, ``da_t = (1 - h_t^2) * dh_t``,
-    ``dWx = sum da_t x_t^T``, ``dWh = sum da_t h_{t-1}^T``; all in the weights' dtype.
-
-    Layouts: ``inputs`` is a ``(T, I, B)`` array or a sequence of ``T`` arrays ``(I, B)``;
-    ``targets`` likewise with ``O`` and the same ``T``; ``hidden_state`` is ``(H, B)``.
-    Vector form (``B = 1``): ``inputs`` may be a ``(T, I)`` array or a sequence of ``(I,)``
-    arrays; whenever ``B = 1`` the target steps may be ``(O,)`` or ``(O, 1)`` and
-    ``hidden_state`` ``(H,)`` or ``(H, 1)``. Every array must have the dtype of
-    ``weights['Wx']``; ``weights`` must have exactly the keys ``Wx``, ``Wh``, ``Wy``;
-    ``1 <= sequence_length <= T``; steps after ``sequence_length`` are ignored.
-
-    Seed deviations: the seed's backward read ``dh`` before assigning it and never fed the
-    output error into it, started from zeros instead of ``hidden_state``, returned
-    ``dWy`` as zeros, and mishandled ``(I,)`` steps (``x.T`` of a vector); all fixed here.
-    """
-    fn = "bptt"
+def arguments(fn, inputs, targets, hidden_state, weights, sequence_length):
+    """Check ``bptt``'s arguments; returns ``(X, Y, h0, Wx, Wh, Wy, S)`` with ``X`` ``(T, I, B)``,
+    ``Y`` ``(T, O, B)``, ``h0`` ``(H, B)`` (vector forms reshaped), every error named as ``fn``."""
     if not isinstance(weights, Mapping):
         raise TypeError(f"{fn}: weights must be a dict with keys 'Wx', 'Wh', 'Wy', got {type(weights).__name__}")
-    for k in _KEYS:
+    for k in KEYS:
         if k not in weights:
             raise ValueError(f"{fn}: weights must have key {k!r}, got it missing")
     for k in weights:
-        if k not in _KEYS:
+        if k not in KEYS:
             raise ValueError(f"{fn}: weights must have only the keys 'Wx', 'Wh', 'Wy', got extra key {k!r}")
-    Wx, Wh, Wy = (_validate.float_array(fn, f"weights[{k!r}]", weights[k]) for k in _KEYS)
+    Wx, Wh, Wy = (_validate.float_array(fn, f"weights[{k!r}]", weights[k]) for k in KEYS)
     dtype = Wx.dtype
-    for k, w in zip(_KEYS, (Wx, Wh, Wy)):
+    for k, w in zip(KEYS, (Wx, Wh, Wy)):
         _validate.same_dtype(fn, f"weights[{k!r}]", w, dtype)
         if w.ndim != 2:
             raise ValueError(f"{fn}: weights[{k!r}] must be a 2-D array, got shape {w.shape}")
@@ -122,6 +98,38 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
     elif h0.shape != (H, B):
         raise ValueError(f"{fn}: hidden_state must have shape ({H}, {B}){vec}, got {h0.shape}")
 
+    return X, Y, h0, Wx, Wh, Wy, S
+
+
+def bptt(inputs, targets, hidden_state, weights, sequence_length):
+    """Loss and exact gradients of a vanilla RNN over the first ``sequence_length`` steps.
+
+    With ``weights = {'Wx': (H, I), 'Wh': (H, H), 'Wy': (O, H)}`` and ``h_0 = hidden_state``::
+
+        h_t  = tanh(Wx x_t + Wh h_{t-1})        y_t = Wy h_t        t = 1..S (S = sequence_length)
+        loss = sum_t sum((y_t - target_t)^2) / (S * O * B)
+
+    Returns ``(grads, loss)``: ``grads`` has keys ``'Wx'``, ``'Wh'``, ``'Wy'`` with the
+    weights' shapes and dtype; ``loss`` is a Python float (accumulated in float64).
+    Backward: ``dy_t = 2 (y_t - target_t) / (S O B)``, ``dWy = sum dy_t h_t^T``,
+    ``dh_t = Wy^T dy_t + Wh^T da_{t+1}``, ``da_t = (1 - h_t^2) * dh_t``,
+    ``dWx = sum da_t x_t^T``, ``dWh = sum da_t h_{t-1}^T``; all in the weights' dtype.
+
+    Layouts: ``inputs`` is a ``(T, I, B)`` array or a sequence of ``T`` arrays ``(I, B)``;
+    ``targets`` likewise with ``O`` and the same ``T``; ``hidden_state`` is ``(H, B)``.
+    Vector form (``B = 1``): ``inputs`` may be a ``(T, I)`` array or a sequence of ``(I,)``
+    arrays; whenever ``B = 1`` the target steps may be ``(O,)`` or ``(O, 1)`` and
+    ``hidden_state`` ``(H,)`` or ``(H, 1)``. Every array must have the dtype of
+    ``weights['Wx']``; ``weights`` must have exactly the keys ``Wx``, ``Wh``, ``Wy``;
+    ``1 <= sequence_length <= T``; steps after ``sequence_length`` are ignored.
+
+    Seed deviations: the seed's backward read ``dh`` before assigning it and never fed the
+    output error into it, started from zeros instead of ``hidden_state``, returned
+    ``dWy`` as zeros, and mishandled ``(I,)`` steps (``x.T`` of a vector); all fixed here.
+    """
+    X, Y, h0, Wx, Wh, Wy, S = arguments("bptt", inputs, targets, hidden_state, weights, sequence_length)
+    H, B, O = Wx.shape[0], X.shape[2], Wy.shape[0]  # noqa: E741 (the docstring's names)
+    dtype = Wx.dtype
     t_ = dtype.type
     with np.errstate(all="ignore"):
         hs = np.empty((S + 1, H, B), dtype=dtype)
@@ -140,5 +148,5 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
             carry = Wh.T @ da[t]
         dWx = np.tensordot(da, X[:S], axes=([0, 2], [0, 2]))
         dWh = np.tensordot(da, hs[:S], axes=([0, 2], [0, 2]))
-    grads = {k: np.ascontiguousarray(g) for k, g in zip(_KEYS, (dWx, dWh, dWy))}
+    grads = {k: np.ascontiguousarray(g) for k, g in zip(KEYS, (dWx, dWh, dWy))}
     return grads, loss

@@ -1,0 +1,157 @@
+//! Linear least squares: gradient descent and mini-batch SGD, the whole loop in one call,
+//! `weights` updated in place.
+
+use gradfast_kernels::linear::{gradient_descent as gd_kernel, sgd as sgd_kernel, Problem};
+use gradfast_kernels::matmul::Gemm;
+use pyo3::prelude::*;
+
+use super::{guard, run};
+use crate::arrays::checks::shape_str;
+use crate::arrays::{float_dtype, Call, Float, Name};
+use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
+
+hyper_class! {
+    /// `gradfast.gradient_descent`'s hyper-parameters.
+    GradientDescentHyper {
+        learning_rate: f64,
+        epochs: u64,
+    }
+}
+
+hyper_class! {
+    /// `gradfast.sgd_optimizer`'s hyper-parameters (`seed` already drawn when it was None).
+    SgdHyper {
+        learning_rate: f64,
+        batch_size: usize,
+        momentum: f64,
+        epochs: u64,
+        seed: u64,
+    }
+}
+
+/// Checks `X (n, d)`, `y (n,) or (n, k)`, `weights (d,) or (d, k)` and runs `kernel` on them.
+fn with_problem<T: Float + Gemm>(
+    py: Python<'_>,
+    func: &str,
+    [x, y, w]: [&Bound<'_, PyAny>; 3],
+    epochs: u64,
+    kernel: impl FnOnce(Problem<T>, &mut [T]) + Send,
+) -> Result<()> {
+    let mut call = Call::new(func);
+    let x = call.input::<T>(Name::Arg("X"), x)?;
+    let y = call.input::<T>(Name::Arg("y"), y)?;
+    let mut w = call.output::<T>(Name::Arg("weights"), w)?;
+    let (n, d) = match *x.shape() {
+        [n, d] if n > 0 => (n, d),
+        _ => {
+            return Err(Error::Value(format!(
+                "{func}: X must be 2-D (n, d) with n >= 1, got shape {}",
+                shape_str(x.shape())
+            )))
+        }
+    };
+    let k = match *w.shape() {
+        [wd] if wd == d => 1,
+        [wd, k] if wd == d => k,
+        _ => {
+            return Err(Error::Value(format!(
+                "{func}: weights must be (d,) or (d, k) with d = {d} (X's columns), got shape {}",
+                shape_str(w.shape())
+            )))
+        }
+    };
+    let mut want_y = vec![n];
+    want_y.extend_from_slice(&w.shape()[1..]);
+    crate::arrays::same_shape(func, &Name::Arg("y"), y.shape(), &want_y)?;
+    let ok = call.check_overlaps()?;
+    let p = Problem {
+        x: x.slice(&ok),
+        y: y.slice(&ok),
+        n,
+        d,
+        k,
+    };
+    let w = w.slice(&ok);
+    let work = (n * d * k).saturating_mul(epochs.min(usize::MAX as u64) as usize);
+    run(py, work, move || kernel(p, w));
+    Ok(())
+}
+
+/// `hyper.epochs` steps of full-batch gradient descent on `weights`, in place.
+#[pyfunction]
+#[pyo3(signature = (func, x, y, weights, hyper))]
+pub fn gradient_descent(
+    py: Python<'_>,
+    func: &str,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    weights: &Bound<'_, PyAny>,
+    hyper: &Bound<'_, GradientDescentHyper>,
+) -> PyResult<()> {
+    guard(func, || {
+        let h = *hyper.get();
+        fn typed<T: Float + Gemm>(
+            py: Python<'_>,
+            func: &str,
+            a: [&Bound<'_, PyAny>; 3],
+            h: GradientDescentHyper,
+        ) -> Result<()> {
+            with_problem::<T>(py, func, a, h.epochs, |p, w| {
+                gd_kernel(p, w, h.learning_rate, h.epochs)
+            })
+        }
+        let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
+        Ok(dispatch!(dtype => typed(py, func, [x, y, weights], h))?)
+    })
+}
+
+/// Mini-batch SGD with momentum on `weights`, in place.
+#[pyfunction]
+#[pyo3(signature = (func, x, y, weights, hyper))]
+pub fn sgd_optimizer(
+    py: Python<'_>,
+    func: &str,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    weights: &Bound<'_, PyAny>,
+    hyper: &Bound<'_, SgdHyper>,
+) -> PyResult<()> {
+    guard(func, || {
+        let h = *hyper.get();
+        if h.batch_size == 0 || !(0.0..1.0).contains(&h.momentum) || !(h.learning_rate >= 0.0) {
+            return Err(Error::Value(format!(
+                "{func}: hyper-parameters must have batch_size >= 1, momentum in [0, 1) and \
+                 learning_rate >= 0, got {h:?}"
+            ))
+            .into());
+        }
+        fn typed<T: Float + Gemm>(
+            py: Python<'_>,
+            func: &str,
+            a: [&Bound<'_, PyAny>; 3],
+            h: SgdHyper,
+        ) -> Result<()> {
+            with_problem::<T>(py, func, a, h.epochs, |p, w| {
+                sgd_kernel(
+                    p,
+                    w,
+                    h.learning_rate,
+                    h.batch_size,
+                    h.momentum,
+                    h.epochs,
+                    h.seed,
+                )
+            })
+        }
+        let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
+        Ok(dispatch!(dtype => typed(py, func, [x, y, weights], h))?)
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<GradientDescentHyper>()?;
+    m.add_class::<SgdHyper>()?;
+    m.add_function(wrap_pyfunction!(gradient_descent, m)?)?;
+    m.add_function(wrap_pyfunction!(sgd_optimizer, m)?)
+}
