@@ -116,6 +116,8 @@ NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
 NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 # its baseline is gradfast.reference's prune_network (tests/reference/test_prune_rule.py, tests/test_prune.py)
 NOT_OPTIMIZERS |= {"prune"}
+# their baseline is gradfast.reference too (tests/test_rnn.py, tests/test_linear.py)
+NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "sgd_optimizer"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

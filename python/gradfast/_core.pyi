@@ -87,6 +87,39 @@ def momentum(
     gradients: Mapping[Any, np.ndarray],
     hyper: MomentumHyper,
 ) -> None: ...
+
+@final
+class GradientDescentHyper:
+    learning_rate: float
+    epochs: int
+    def __new__(cls, *, learning_rate: float, epochs: int) -> GradientDescentHyper: ...
+
+@final
+class SgdHyper:
+    learning_rate: float
+    batch_size: int
+    momentum: float
+    epochs: int
+    seed: int
+    def __new__(cls, *, learning_rate: float, batch_size: int, momentum: float, epochs: int, seed: int) -> SgdHyper: ...
+
+def bptt(
+    func: str,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    hidden_state: np.ndarray,
+    wx: np.ndarray,
+    wh: np.ndarray,
+    wy: np.ndarray,
+    sequence_length: int,
+    grad_wx: np.ndarray,
+    grad_wh: np.ndarray,
+    grad_wy: np.ndarray,
+) -> float: ...
+def gradient_descent(
+    func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: GradientDescentHyper
+) -> None: ...
+def sgd_optimizer(func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: SgdHyper) -> None: ...
 def clip_grad_norm(
     func: str,
     gradients: Mapping[Any, np.ndarray],

@@ -30,6 +30,15 @@ hyper_class! {
     }
 }
 
+fn check_learning_rate(func: &str, lr: f64) -> Result<()> {
+    if lr.is_nan() || lr < 0.0 {
+        return Err(Error::Value(format!(
+            "{func}: learning_rate must be a number >= 0, got {lr}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `X (n, d)`, `y (n,) or (n, k)`, `weights (d,) or (d, k)` and runs `kernel` on them.
 fn with_problem<T: Float + Gemm>(
     py: Python<'_>,
@@ -91,6 +100,7 @@ pub fn gradient_descent(
 ) -> PyResult<()> {
     guard(func, || {
         let h = *hyper.get();
+        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,
@@ -119,13 +129,13 @@ pub fn sgd_optimizer(
 ) -> PyResult<()> {
     guard(func, || {
         let h = *hyper.get();
-        if h.batch_size == 0 || !(0.0..1.0).contains(&h.momentum) || !(h.learning_rate >= 0.0) {
+        if h.batch_size == 0 || !(0.0..1.0).contains(&h.momentum) {
             return Err(Error::Value(format!(
-                "{func}: hyper-parameters must have batch_size >= 1, momentum in [0, 1) and \
-                 learning_rate >= 0, got {h:?}"
+                "{func}: hyper-parameters must have batch_size >= 1 and momentum in [0, 1), got {h:?}"
             ))
             .into());
         }
+        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,

@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import _core, clip, init, nn, optim, prune, regularization
+from .. import _core, clip, init, linear, nn, optim, prune, regularization, rnn
 from .. import reference as ref
 from . import numpy as baseline
 from . import peers
@@ -443,5 +443,98 @@ register(
         prepare=pruning(0.3),
         # the weights read for the threshold, then read again and copied
         traffic=lambda case: [(0, 1), (1, 1)],
+    )
+)
+
+
+#: bptt's sizes by case name: (T, B, I, H, O), the issue's small and medium RNNs
+RNN_SIZES = {"T=200 B=1 I=16 H=32 O=8": (200, 1, 16, 32, 8), "T=100 B=32 I=64 H=128 O=16": (100, 32, 64, 128, 16)}
+
+
+def _rnn_case(name: str, dtype: str, calls: int = 1) -> Case:
+    T, B, I, H, O = RNN_SIZES[name]  # noqa: E741
+    return Case(dtype, 1, T * B * (I + H + O), calls, name=name)
+
+
+def recurrent(case: Case, impl: str):
+    """Loss and gradients of a tanh RNN with a linear head over the whole sequence: ``bptt`` in
+    gradfast and the reference, ``nn.RNN`` (tanh, no bias) and ``nn.Linear`` forward and
+    backward in PyTorch."""
+    T, B, I, H, O = RNN_SIZES[case.label]  # noqa: E741
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, I, B)).astype(case.dtype)
+    y = rng.standard_normal((T, O, B)).astype(case.dtype)
+    h0 = (0.1 * rng.standard_normal((H, B))).astype(case.dtype)
+    w = {
+        "Wx": (rng.standard_normal((H, I)) / np.sqrt(I)).astype(case.dtype),
+        "Wh": (rng.standard_normal((H, H)) / np.sqrt(H)).astype(case.dtype),
+        "Wy": (rng.standard_normal((O, H)) / np.sqrt(H)).astype(case.dtype),
+    }
+    if impl != "torch":
+        fn = ref.bptt if impl == "numpy" else rnn.bptt
+        return partial(fn, x, y, h0, w, T), None
+    torch = peers.torch()
+    if torch is None:
+        return None
+    dtype = getattr(torch, case.dtype)
+    net = torch.nn.RNN(I, H, bias=False, nonlinearity="tanh").to(dtype)
+    head = torch.nn.Linear(H, O, bias=False).to(dtype)
+    xs = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1)))  # (T, B, I)
+    ys = torch.from_numpy(np.ascontiguousarray(y.transpose(0, 2, 1)))
+    hs = torch.from_numpy(np.ascontiguousarray(h0.T))[None]
+
+    def step():
+        net.zero_grad()
+        head.zero_grad()
+        out, _ = net(xs, hs)
+        ((head(out) - ys) ** 2).mean().backward()
+
+    return step, None
+
+
+register(
+    Kernel(
+        "bptt",
+        "bptt: loss and Wx, Wh, Wy gradients of a tanh RNN over the whole sequence (torch: nn.RNN + Linear)",
+        cases=tuple(_rnn_case(n, d) for n in RNN_SIZES for d in ("float32", "float64")),
+        quick=(_rnn_case("T=200 B=1 I=16 H=32 O=8", "float32"),),
+        prepare=recurrent,
+    )
+)
+
+
+def least_squares(name: str, **kwargs):
+    """``gradient_descent`` or ``sgd_optimizer`` on ``X`` ``(n, 64)``, ``w`` ``(64, 1)``, from zero
+    weights every call; no PyTorch peer (it has no such loop)."""
+
+    def prepare(case: Case, impl: str):
+        if impl == "torch":
+            return None
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((case.size // 64, 64)).astype(case.dtype)
+        y = X @ rng.standard_normal((64, 1)).astype(case.dtype)
+        w = np.zeros((64, 1), dtype=case.dtype)
+        fn = getattr(ref if impl == "numpy" else linear, name)
+        return partial(fn, X, y, w, 0.01, **kwargs), partial(w.fill, 0.0)
+
+    return prepare
+
+
+register(
+    Kernel(
+        "gradient_descent",
+        "gradient_descent(X, y, w, 0.01, epochs=50), X of 20,000 x 64: two passes over X per epoch in NumPy, one here",
+        cases=(Case("float64", 1, 20_000 * 64, name="20,000 x 64"),),
+        quick=(Case("float64", 1, 2_000 * 64, name="2,000 x 64"),),
+        prepare=least_squares("gradient_descent", epochs=50),
+    )
+)
+register(
+    Kernel(
+        "sgd_optimizer",
+        "sgd_optimizer(X, y, w, 0.01, 32, 0.9, epochs=1), X of 20,000 x 64: 625 mini-batches in one call",
+        cases=(Case("float64", 1, 20_000 * 64, name="20,000 x 64"),),
+        quick=(Case("float64", 1, 2_000 * 64, name="2,000 x 64"),),
+        prepare=least_squares("sgd_optimizer", batch_size=32, momentum=0.9, epochs=1, seed=0),
     )
 )
