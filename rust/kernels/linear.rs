@@ -10,7 +10,7 @@
 //! gives the same bits.
 
 use crate::matmul::{matmul, Gemm, View};
-use crate::pool::for_each_task;
+use crate::pool::{for_each_task, pays};
 use crate::random::Stream;
 use crate::Real;
 
@@ -154,7 +154,7 @@ impl<T: Gemm> Work<T> {
             None => {
                 let tasks: Vec<(usize, &mut [T])> =
                     self.partials.chunks_mut(k * d).enumerate().collect();
-                for_each_task(tasks, std::mem::size_of_val(x), |(b, part)| {
+                for_each_task(tasks, pays(std::mem::size_of_val(x)), |(b, part)| {
                     part.fill(T::ZERO);
                     (b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n)).for_each(|i| row(part, i));
                 });

@@ -7,11 +7,19 @@
 //! matrix-vector product): there both spend their time packing, so such products are the
 //! hand-written [`rows_times`] loop.
 //!
-//! Every call runs `matrixmultiply` single-threaded (its `threading` feature is off): each
-//! output element is then summed over the inner dimension in one fixed order, so results do
-//! not depend on the thread count.
+//! `matrixmultiply` runs single-threaded (its `threading` feature is off). A large product is
+//! cut into fixed blocks of [`BLOCK_ROWS`] output rows, run over the gradfast pool: never the
+//! summed dimension, so every output element is summed in one fixed order and the bits do not
+//! depend on the thread count.
 
+use crate::pool::for_each_task;
 use crate::Real;
+
+/// Output rows per parallel task: fixed, so the blocks do not depend on the thread count.
+pub const BLOCK_ROWS: usize = 64;
+/// Products of fewer multiply-adds run on the calling thread: about 0.1 ms of work, the
+/// scale at which waking the pool pays.
+const PARALLEL_MIN_FMAS: usize = 1 << 22;
 
 /// `f32` or `f64` with `matrixmultiply`'s product.
 pub trait Gemm: Real {
@@ -92,6 +100,19 @@ impl<'a, T> View<'a, T> {
         }
     }
 
+    /// Rows `start..start + rows` (no copy).
+    fn row_block(self, start: usize, rows: usize) -> Self {
+        View {
+            data: if rows == 0 {
+                &[]
+            } else {
+                &self.data[start * self.rs..]
+            },
+            rows,
+            ..self
+        }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         View {
@@ -104,8 +125,25 @@ impl<'a, T> View<'a, T> {
     }
 }
 
-/// `c = a b` (or `c += a b` when `accumulate`), `c` row-major with row stride `ldc`.
+/// `c = a b` (or `c += a b` when `accumulate`), `c` row-major with row stride `ldc`; large
+/// products in blocks of [`BLOCK_ROWS`] rows over the pool.
 pub fn matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m <= BLOCK_ROWS || m * k * n < PARALLEL_MIN_FMAS {
+        return matmul_serial(c, ldc, a, b, accumulate);
+    }
+    let tasks: Vec<(usize, &mut [T])> = c
+        .chunks_mut(BLOCK_ROWS * ldc)
+        .take(m.div_ceil(BLOCK_ROWS))
+        .enumerate()
+        .collect();
+    for_each_task(tasks, true, |(j, cj)| {
+        let rows = BLOCK_ROWS.min(m - j * BLOCK_ROWS);
+        matmul_serial(cj, ldc, a.row_block(j * BLOCK_ROWS, rows), b, accumulate)
+    });
+}
+
+fn matmul_serial<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k, "inner dimensions differ");
     if m == 0 || n == 0 {
@@ -191,6 +229,28 @@ mod tests {
         matmul(&mut g, 7, av.t(), av, true);
         let want = naive(av.t(), av);
         assert!(g.iter().zip(&want).all(|(x, w)| *x == w + 1.0));
+    }
+
+    #[test]
+    fn blocked_products_give_the_same_bits_for_every_thread_count() {
+        // 300 x 200 by 200 x 90: five row blocks of up to 64 rows, over the pool.
+        let a: Vec<f64> = (0..300 * 200)
+            .map(|x| ((x * 7919) % 1000) as f64 / 999.0 - 0.5)
+            .collect();
+        let b: Vec<f64> = (0..200 * 90)
+            .map(|x| ((x * 104729) % 1000) as f64 / 999.0 - 0.5)
+            .collect();
+        let (av, bv) = (View::new(&a, 300, 200), View::new(&b, 200, 90));
+        let run = |threads| {
+            crate::pool::set_num_threads(threads);
+            let mut c = vec![0.0; 300 * 90];
+            matmul(&mut c, 90, av, bv, false);
+            c
+        };
+        let one = run(1);
+        assert_eq!(one, run(3));
+        let want = naive(av, bv);
+        assert!(one.iter().zip(&want).all(|(x, w)| (x - w).abs() <= 1e-12));
     }
 
     #[test]

@@ -114,12 +114,18 @@ pub fn map_tasks<I: Send, R: Send>(
     }
 }
 
-/// Runs `f` on every task, over the pool when the call moves `bytes` bytes of memory, else
-/// on the calling thread. The caller fixes the tasks, so they do not depend on the threads.
-pub fn for_each_task<I: Send>(tasks: Vec<I>, bytes: usize, f: impl Fn(I) + Sync + Send) {
-    match parallel(bytes) {
-        Some(pool) => pool.install(|| tasks.into_par_iter().for_each(f)),
-        None => tasks.into_iter().for_each(f),
+/// Whether a call moving `bytes` bytes of memory is worth the pool.
+pub fn pays(bytes: usize) -> bool {
+    bytes >= PARALLEL_MIN_BYTES && num_threads() > 1
+}
+
+/// Runs `f` on every task, over the pool when `parallel` (the caller judged the work worth
+/// it), else on the calling thread. The caller fixes the tasks, so they do not depend on the
+/// thread count.
+pub fn for_each_task<I: Send>(tasks: Vec<I>, parallel: bool, f: impl Fn(I) + Sync + Send) {
+    match parallel.then(pool).flatten() {
+        Some(pool) if num_threads() > 1 => pool.install(|| tasks.into_par_iter().for_each(f)),
+        _ => tasks.into_iter().for_each(f),
     }
 }
 

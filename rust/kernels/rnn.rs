@@ -510,17 +510,18 @@ mod tests {
 
     #[test]
     fn the_same_bits_for_every_thread_count() {
+        // Large enough for the whole products to run in row blocks on the pool.
         let d = Dims {
-            s: 40,
-            b: 16,
-            i: 24,
-            h: 48,
+            s: 60,
+            b: 32,
+            i: 64,
+            h: 128,
             o: 8,
         };
         crate::pool::set_num_threads(1);
-        let one = run::<f32>(d, 40, 9);
+        let one = run::<f32>(d, 60, 9);
         crate::pool::set_num_threads(3);
-        let three = run::<f32>(d, 40, 9);
+        let three = run::<f32>(d, 60, 9);
         assert_eq!(one.0, three.0);
         assert_eq!(one.1.to_bits(), three.1.to_bits());
     }
