@@ -82,7 +82,9 @@ fn with_problem<T: Float + Gemm>(
         k,
     };
     let w = w.slice(&ok);
-    let work = (n * d * k).saturating_mul(epochs.min(usize::MAX as u64) as usize);
+    let work = (n * d)
+        .saturating_mul(k)
+        .saturating_mul(usize::try_from(epochs).unwrap_or(usize::MAX));
     run(py, work, move || kernel(p, w));
     Ok(())
 }

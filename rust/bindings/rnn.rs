@@ -96,7 +96,9 @@ fn bptt_typed<T: Float + Tanh + Gemm>(
         wh: gh.slice(&ok),
         wy: gy.slice(&ok),
     };
-    let work = sequence_length * b * h * (i + h + o);
+    let work = (sequence_length * b)
+        .saturating_mul(h)
+        .saturating_mul(i + h + o);
     Ok(run(py, work, move || bptt_kernel(d, x, y, h0, w, g)))
 }
 

@@ -30,42 +30,81 @@ pub struct Problem<'a, T> {
 }
 
 crate::simd! {
-    /// `gt += (x w_t^T - y)^T x` for one row: for each column `j` of `W` (row `j` of `wt`,
-    /// `k x d`), `r = x . wt_j - y_j` and `gt_j += r x`.
-    fn row_gradient<T: Real>(gt: &mut [T], x: &[T], y: &[T], wt: &[T]) {
-        let d = x.len();
-        for (j, &yj) in y.iter().enumerate() {
-            let r = dot(x, &wt[j * d..(j + 1) * d]) - yj;
-            for (g, &xv) in gt[j * d..(j + 1) * d].iter_mut().zip(x) {
-                *g = *g + r * xv;
+    /// `gt += sum_i (x_i W - y_i)^T x_i` over the rows `i` listed, `W` given as `wt` (`k x d`):
+    /// for each column `j`, `r_i = x_i . wt_j - y_ij` and `gt_j += r_i x_i`. Four rows at a
+    /// time: one pass over `gt_j` for four rows.
+    fn rows_gradient<T: Real>(gt: &mut [T], x: &[T], y: &[T], wt: &[T], idx: &[usize], k: usize) {
+        let d = wt.len() / k;
+        let quads = idx.chunks_exact(4);
+        let rest = quads.remainder();
+        for q in quads {
+            let xs = [q[0], q[1], q[2], q[3]].map(|i| &x[i * d..][..d]);
+            for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
+                let dots = dot4(xs, w);
+                let r: [T; 4] = std::array::from_fn(|m| dots[m] - y[q[m] * k + j]);
+                let rows = xs[0].iter().zip(xs[1]).zip(xs[2].iter().zip(xs[3]));
+                for (g, ((&a, &b), (&c, &e))) in g.iter_mut().zip(rows) {
+                    *g = *g + ((r[0] * a + r[1] * b) + (r[2] * c + r[3] * e));
+                }
+            }
+        }
+        for &i in rest {
+            let xi = &x[i * d..][..d];
+            for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
+                let r = dot4([xi; 4], w)[0] - y[i * k + j];
+                for (g, &xv) in g.iter_mut().zip(xi) {
+                    *g = *g + r * xv;
+                }
             }
         }
     }
 }
 
-/// A dot product in 16 independent lanes (so it vectorizes), folded in a fixed order.
+/// Lanes of the dot products: independent partial sums, so the loops vectorize.
+const L: usize = 16;
+
+/// Four dot products with one vector `w`, in [`L`] lanes each, folded in a fixed order.
 #[inline(always)]
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    const L: usize = 16;
-    let mut acc = [T::ZERO; L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = ([T::ZERO; L], [T::ZERO; L], [T::ZERO; L], [T::ZERO; L]);
+    let full = w.len() / L * L;
+    for s in (0..full).step_by(L) {
+        let wl = &w[s..s + L];
+        let (x0, x1, x2, x3) = (
+            &xs[0][s..s + L],
+            &xs[1][s..s + L],
+            &xs[2][s..s + L],
+            &xs[3][s..s + L],
+        );
         for l in 0..L {
-            acc[l] = acc[l] + x[l] * y[l];
+            a0[l] = a0[l] + x0[l] * wl[l];
+            a1[l] = a1[l] + x1[l] * wl[l];
+            a2[l] = a2[l] + x2[l] * wl[l];
+            a3[l] = a3[l] + x3[l] * wl[l];
         }
     }
-    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
-        acc[l] = acc[l] + *x * *y;
+    for (l, c) in (full..w.len()).enumerate() {
+        a0[l] = a0[l] + xs[0][c] * w[c];
+        a1[l] = a1[l] + xs[1][c] * w[c];
+        a2[l] = a2[l] + xs[2][c] * w[c];
+        a3[l] = a3[l] + xs[3][c] * w[c];
     }
-    let mut w = L;
-    while w > 1 {
-        w /= 2;
-        for l in 0..w {
-            acc[l] = acc[l] + acc[l + w];
-        }
+    [fold(a0), fold(a1), fold(a2), fold(a3)]
+}
+
+/// The sum of the lanes, halving: `a[l] + a[l + 8]`, then 4, 2, 1 apart.
+#[inline(always)]
+fn fold<T: Real>(mut a: [T; L]) -> T {
+    for l in 0..8 {
+        a[l] = a[l] + a[l + 8];
     }
-    acc[0]
+    for l in 0..4 {
+        a[l] = a[l] + a[l + 4];
+    }
+    for l in 0..2 {
+        a[l] = a[l] + a[l + 2];
+    }
+    a[0] + a[1]
 }
 
 /// `W` `(d, k)` transposed into `wt` `(k, d)`.
@@ -82,8 +121,9 @@ struct Work<T> {
     /// `W^T` and the summed `G^T` (`k x d`), row loop only.
     wt: Vec<T>,
     gt: Vec<T>,
-    /// One `G^T` per block of rows (gradient descent, row loop).
+    /// One `G^T` per block of rows, and the row indices `0..n` (gradient descent, row loop).
     partials: Vec<T>,
+    all: Vec<usize>,
     /// `X W - Y` (`rows x k`) and `G` (`d x k`), GEMM only.
     r: Vec<T>,
     g: Vec<T>,
@@ -108,6 +148,11 @@ impl<T: Gemm> Work<T> {
             wt: z(k * d, !gemm),
             gt: z(k * d, !gemm),
             partials: z(blocks * k * d, !gemm),
+            all: if gemm || batch.is_some() {
+                Vec::new()
+            } else {
+                (0..n).collect()
+            },
             r: z(rows * k, gemm),
             g: z(d * k, gemm),
             xb: z(rows * d, gemm && batch.is_some()),
@@ -147,16 +192,17 @@ impl<T: Gemm> Work<T> {
         }
         transpose_into(&mut self.wt, w, d, k);
         let wt = &self.wt;
-        let row = |g: &mut [T], i: usize| row_gradient(g, &x[i * d..][..d], &y[i * k..][..k], wt);
         self.gt.fill(T::ZERO);
         match rows {
-            Some(idx) => idx.iter().for_each(|&i| row(&mut self.gt, i)),
+            Some(idx) => rows_gradient(&mut self.gt, x, y, wt, idx, k),
             None => {
+                let all = &self.all;
                 let tasks: Vec<(usize, &mut [T])> =
                     self.partials.chunks_mut(k * d).enumerate().collect();
                 for_each_task(tasks, pays(std::mem::size_of_val(x)), |(b, part)| {
                     part.fill(T::ZERO);
-                    (b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n)).for_each(|i| row(part, i));
+                    let block = &all[b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n)];
+                    rows_gradient(part, x, y, wt, block, k);
                 });
                 for part in self.partials.chunks(k * d) {
                     self.gt.iter_mut().zip(part).for_each(|(g, &p)| *g = *g + p);

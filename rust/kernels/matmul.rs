@@ -129,7 +129,7 @@ impl<'a, T> View<'a, T> {
 /// products in blocks of [`BLOCK_ROWS`] rows over the pool.
 pub fn matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m <= BLOCK_ROWS || m * k * n < PARALLEL_MIN_FMAS {
+    if m <= BLOCK_ROWS || m.saturating_mul(k).saturating_mul(n) < PARALLEL_MIN_FMAS {
         return matmul_serial(c, ldc, a, b, accumulate);
     }
     let tasks: Vec<(usize, &mut [T])> = c
