@@ -178,16 +178,34 @@ fn matmul_serial<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accum
     }
 }
 
+/// Output elements [`rows_times`] keeps in registers across the whole sum.
+const TILE: usize = 32;
+
 crate::simd! {
-    /// `out += v m`, `m` row-major `v.len() x out.len()`: a vector times a matrix, one row
-    /// of `m` per element of `v`, every step a contiguous multiply-add that vectorizes.
+    /// `out += v m`, `m` row-major `v.len() x out.len()`: a vector times a matrix, summed
+    /// over the rows of `m` in order. Tiles of [`TILE`] outputs stay in registers while the
+    /// rows stream past; each step is a contiguous multiply-add that vectorizes.
     pub fn rows_times<T: Real>(out: &mut [T], v: &[T], m: &[T]) {
         let n = out.len();
         if n == 0 {
             return;
         }
+        let mut tiles = out.chunks_exact_mut(TILE);
+        for (t, tile) in tiles.by_ref().enumerate() {
+            let mut acc = [T::ZERO; TILE];
+            acc.copy_from_slice(tile);
+            for (&vk, row) in v.iter().zip(m.chunks_exact(n)) {
+                let r = &row[t * TILE..][..TILE];
+                for l in 0..TILE {
+                    acc[l] = acc[l] + vk * r[l];
+                }
+            }
+            tile.copy_from_slice(&acc);
+        }
+        let rest = tiles.into_remainder();
+        let start = n - rest.len();
         for (&vk, row) in v.iter().zip(m.chunks_exact(n)) {
-            for (o, &r) in out.iter_mut().zip(row) {
+            for (o, &r) in rest.iter_mut().zip(&row[start..]) {
                 *o = *o + vk * r;
             }
         }
@@ -261,6 +279,19 @@ mod tests {
         assert_eq!(c, vec![5.0; 6]);
         matmul(&mut c, 3, View::new(&e, 2, 0), View::new(&e, 0, 3), false);
         assert_eq!(c, vec![0.0; 6]);
+    }
+
+    #[test]
+    fn rows_times_tiles_and_tail_sum_in_row_order() {
+        // 70 outputs: two tiles of 32 and a tail of 6; small integers, so sums are exact.
+        let m: Vec<f64> = (0..5 * 70).map(|x| (x % 11) as f64 - 5.0).collect();
+        let v = [1.0, -2.0, 0.5, 3.0, -1.0];
+        let mut out = vec![2.0; 70];
+        rows_times(&mut out, &v, &m);
+        for (j, o) in out.iter().enumerate() {
+            let want: f64 = 2.0 + (0..5).map(|k| v[k] * m[k * 70 + j]).sum::<f64>();
+            assert_eq!(*o, want);
+        }
     }
 
     #[test]
