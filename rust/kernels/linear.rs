@@ -221,6 +221,63 @@ impl<T: Gemm> Work<T> {
     }
 }
 
+/// The rows of an epoch sorted by their keys, ties by index: the reference's stable argsort.
+/// The keys are uniform 64-bit words, so a counting pass on their top bits (at least as many
+/// buckets as rows) leaves buckets of a row or two, sorted in place: linear time, where a
+/// comparison sort of 20,000 rows took most of an SGD epoch.
+struct Shuffle {
+    keys: Vec<(u64, usize)>,
+    sorted: Vec<(u64, usize)>,
+    starts: Vec<usize>,
+    next: Vec<usize>,
+    order: Vec<usize>,
+    shift: u32,
+}
+
+impl Shuffle {
+    fn new(n: usize) -> Self {
+        let bits = n.next_power_of_two().trailing_zeros().max(1);
+        Shuffle {
+            keys: Vec::with_capacity(n),
+            sorted: vec![(0, 0); n],
+            starts: vec![0; (1 << bits) + 1],
+            next: vec![0; (1 << bits) + 1],
+            order: Vec::with_capacity(n),
+            shift: 64 - bits,
+        }
+    }
+
+    /// Rows `0..n` in the order of `(key(i), i)`.
+    fn order(&mut self, key: impl Fn(usize) -> u64) -> &[usize] {
+        let n = self.sorted.len();
+        self.keys.clear();
+        self.keys.extend((0..n).map(|i| (key(i), i)));
+        let bucket = |k: u64| (k >> self.shift) as usize;
+        self.starts.fill(0);
+        for &(k, _) in &self.keys {
+            self.starts[bucket(k) + 1] += 1;
+        }
+        for b in 1..self.starts.len() {
+            self.starts[b] += self.starts[b - 1];
+        }
+        // Rows enter their bucket in index order; each bucket is then sorted on (key, index).
+        self.next.copy_from_slice(&self.starts);
+        for &(k, i) in &self.keys {
+            let b = bucket(k);
+            self.sorted[self.next[b]] = (k, i);
+            self.next[b] += 1;
+        }
+        for w in self.starts.windows(2) {
+            if w[1] - w[0] > 1 {
+                self.sorted[w[0]..w[1]].sort_unstable();
+            }
+        }
+        self.order.clear();
+        self.order.extend(self.sorted.iter().map(|&(_, i)| i));
+        &self.order
+    }
+}
+
 /// `epochs` steps of `W -= lr X^T (X W - Y) / n`.
 pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
     let Problem { n, d, k, .. } = p;
@@ -260,17 +317,10 @@ pub fn sgd<T: Gemm>(
     let mut work = Work::new(&p, Some(batch));
     let (lr_t, mu_t) = (T::of(lr), T::of(mu));
     let mut velocity = vec![T::ZERO; d * k];
-    let mut order: Vec<usize> = Vec::with_capacity(n);
-    let mut keys: Vec<(u64, usize)> = Vec::with_capacity(n);
+    let mut shuffle = Shuffle::new(n);
     for epoch in 0..epochs {
         let stream = Stream::new(seed, epoch);
-        keys.clear();
-        keys.extend((0..n).map(|i| (stream.bits(i as u64), i)));
-        // Keys then index: the stable argsort of the reference.
-        keys.sort_unstable();
-        order.clear();
-        order.extend(keys.iter().map(|&(_, i)| i));
-        for idx in order.chunks(batch) {
+        for idx in shuffle.order(|i| stream.bits(i as u64)).chunks(batch) {
             work.gradient(&p, w, Some(idx));
             let m = T::of(idx.len() as f64);
             for c in 0..d {
@@ -377,6 +427,37 @@ mod tests {
                 77,
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k} {batch}");
+        }
+    }
+
+    #[test]
+    fn the_shuffle_is_the_stable_argsort_of_the_keys() {
+        // Crafted keys: equal keys (ties by index), equal top bits, extremes.
+        let keys = [
+            5u64 << 60,
+            3,
+            u64::MAX,
+            3,
+            5 << 60,
+            0,
+            (5 << 60) + 1,
+            u64::MAX,
+            7 << 59,
+        ];
+        let mut want: Vec<usize> = (0..keys.len()).collect();
+        want.sort_by_key(|&i| keys[i]);
+        assert_eq!(Shuffle::new(keys.len()).order(|i| keys[i]), &want[..]);
+        for n in [1, 2, 3, 1000, 4097] {
+            let st = Stream::new(9, n as u64);
+            let mut want: Vec<usize> = (0..n).collect();
+            want.sort_by_key(|&i| st.bits(i as u64));
+            let mut shuffle = Shuffle::new(n);
+            assert_eq!(shuffle.order(|i| st.bits(i as u64)), &want[..]);
+            // A second epoch reuses the buffers.
+            let st2 = Stream::new(10, 0);
+            let mut want: Vec<usize> = (0..n).collect();
+            want.sort_by_key(|&i| st2.bits(i as u64));
+            assert_eq!(shuffle.order(|i| st2.bits(i as u64)), &want[..]);
         }
     }
 
