@@ -4,8 +4,8 @@
 //! The gradient `X^T (X W - Y) / n` of `W` `(d, k)` is two matrix products. With `k` of at
 //! least [`GEMM_MIN_K`] columns they go through `matrixmultiply`; narrower `W` (a vector
 //! being the usual case) makes them matrix-vector products, where a GEMM spends its time
-//! packing `X` (measured: 5 GFLOP/s against 40 for this loop), so each row `x` is visited
-//! once: `r = x W - y`, then `G += x^T r`. Sums over rows run in fixed blocks of
+//! packing `X` (measured in `docs/benchmarks.md`), so each row `x` is read once instead:
+//! `r = x W - y`, then `G += x^T r`. Sums over rows run in fixed blocks of
 //! [`BLOCK_ROWS`] combined in index order (or as one serial product), so every thread count
 //! gives the same bits.
 
@@ -48,6 +48,7 @@ crate::simd! {
                 }
             }
         }
+        // The last rows one at a time (the four-row dot product on one row: the same lanes).
         for &i in rest {
             let xi = &x[i * d..][..d];
             for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
