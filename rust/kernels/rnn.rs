@@ -13,7 +13,7 @@ use crate::matmul::{matmul, rows_times, Gemm, View};
 use crate::Real;
 
 /// Batch sizes up to this run each step's product as `B` vector-matrix products: at such
-/// widths a GEMM spends its time packing `Wh` (measured: at H = 32 the GEMM steps are 2-3x
+/// widths a GEMM spends its time packing `Wh` (measured: at H = 32 the GEMM steps are 2x to 4x
 /// slower up to B = 4; at H = 128 they break even at B = 4 and win from B = 8).
 const VECTOR_STEP_MAX_B: usize = 4;
 
