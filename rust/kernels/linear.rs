@@ -10,7 +10,7 @@
 //! gives the same bits.
 
 use crate::matmul::{matmul, Gemm, View};
-use crate::pool::{for_each_task, pays};
+use crate::pool::map_tasks;
 use crate::random::Stream;
 use crate::Real;
 
@@ -200,7 +200,7 @@ impl<T: Gemm> Work<T> {
                 let all = &self.all;
                 let tasks: Vec<(usize, &mut [T])> =
                     self.partials.chunks_mut(k * d).enumerate().collect();
-                for_each_task(tasks, pays(std::mem::size_of_val(x)), |(b, part)| {
+                map_tasks(tasks, std::mem::size_of_val(x), |(b, part)| {
                     part.fill(T::ZERO);
                     let block = &all[b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n)];
                     rows_gradient(part, x, y, wt, block, k);

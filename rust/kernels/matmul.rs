@@ -137,7 +137,7 @@ pub fn matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumula
         .take(m.div_ceil(BLOCK_ROWS))
         .enumerate()
         .collect();
-    for_each_task(tasks, true, |(j, cj)| {
+    for_each_task(tasks, |(j, cj)| {
         let rows = BLOCK_ROWS.min(m - j * BLOCK_ROWS);
         matmul_serial(cj, ldc, a.row_block(j * BLOCK_ROWS, rows), b, accumulate)
     });

@@ -114,16 +114,10 @@ pub fn map_tasks<I: Send, R: Send>(
     }
 }
 
-/// Whether a call moving `bytes` bytes of memory is worth the pool.
-pub fn pays(bytes: usize) -> bool {
-    bytes >= PARALLEL_MIN_BYTES && num_threads() > 1
-}
-
-/// Runs `f` on every task, over the pool when `parallel` (the caller judged the work worth
-/// it), else on the calling thread. The caller fixes the tasks, so they do not depend on the
-/// thread count.
-pub fn for_each_task<I: Send>(tasks: Vec<I>, parallel: bool, f: impl Fn(I) + Sync + Send) {
-    match parallel.then(pool).flatten() {
+/// Runs `f` on every task over the pool: for compute-bound work that the caller judged worth
+/// the threads (the tasks are fixed by the caller, so they do not depend on the thread count).
+pub fn for_each_task<I: Send>(tasks: Vec<I>, f: impl Fn(I) + Sync + Send) {
+    match pool() {
         Some(pool) if num_threads() > 1 => pool.install(|| tasks.into_par_iter().for_each(f)),
         _ => tasks.into_iter().for_each(f),
     }
