@@ -2,17 +2,17 @@
 # install into: a virtual environment's python, or the machine's.
 PYTHON ?= python3
 
-.PHONY: install dev test bench lint-tools lint typecheck rust-test bench-smoke check ci
+.PHONY: install dev test bench demo lint-tools lint typecheck rust-test bench-smoke check ci
 
-# Build the release extension and install gradfast with its test tools and MPI (the tests of
-# gradfast.distributed run under the mpiexec of the mpich wheel).
+# Build the release extension and install gradfast with its test tools, MPI (the tests of
+# gradfast.distributed run under the mpiexec of the mpich wheel) and the demo's extra (it is tested).
 install:
-	$(PYTHON) -m pip install ".[test,mpi]"
+	$(PYTHON) -m pip install ".[test,mpi,demo]"
 
 # The edit loop: an editable install built without link-time optimisation (quick to rebuild;
 # run it again after changing Rust). Measure speed on `make install` builds only.
 dev:
-	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(PYTHON) -m pip install -e ".[test,mpi]"
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(PYTHON) -m pip install -e ".[test,mpi,demo]"
 
 # Install, then run the test suite (hypothesis profile "fast" unless told otherwise).
 test: install
@@ -22,6 +22,11 @@ test: install
 bench:
 	$(PYTHON) -m pip install .
 	$(PYTHON) -m gradfast bench
+
+# Install with the demo extra, then train the demo's models with every piece of gradfast.
+demo:
+	$(PYTHON) -m pip install ".[demo]"
+	$(PYTHON) -m gradfast demo
 
 # The linters come with the test extra (same bounds there); linting before installing needs them alone.
 lint-tools:

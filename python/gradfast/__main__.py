@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import bench, set_num_threads
+from . import bench, demo, set_num_threads
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_bench(subparsers)
+    demo.add_parser(subparsers)
     args = parser.parse_args(argv)
     return args.run(args)
 

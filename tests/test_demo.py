@@ -1,0 +1,132 @@
+"""``gradfast demo``: every mode trains to its accuracy line and writes a readable PNG."""
+
+import argparse
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import gradfast
+import numpy as np
+import pytest
+from gradfast import demo
+from gradfast.__main__ import main
+from matplotlib.image import imread
+
+EPOCH = re.compile(
+    r"^epoch +(\d+)/(\d+)  loss (\d+\.\d{4})  train acc ([01]\.\d{4})  test acc ([01]\.\d{4})  "
+    r"lr (\S+)  sparsity ([01]\.\d\d)  \d+\.\d\d s$"
+)
+RNN = re.compile(r"^rnn: 300 bptt updates, loss (\d+\.\d{4}) -> (\d+\.\d{4}) \(\d+x lower\)  \d+\.\d\d s$")
+
+
+def run_demo(capsys, out, *args) -> list[str]:
+    assert main(["demo", "--out", str(out), *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return captured.out.splitlines()
+
+
+def final_accuracy(lines: list[str]) -> float:
+    """The value of the last line, which must be ``test accuracy: 0.XXXX``."""
+    match = re.fullmatch(r"test accuracy: ([01]\.\d{4})", lines[-1])
+    assert match, lines[-1]
+    return float(match[1])
+
+
+def check_png(lines: list[str], out) -> None:
+    """The PNG is where the printed line says, of the expected size, and not blank."""
+    path = os.path.join(str(out), "gradfast-demo.png")
+    assert f"curves: {path}" in lines
+    image = imread(path)
+    assert image.shape[:2] == (600, 1040)  # 13 x 7.5 inches at 80 dpi
+    assert np.ptp(image[..., :3]) > 0.5 and (image[..., :3] < 0.5).mean() > 0.01  # drawn on, not blank
+
+
+def test_defaults_reach_95_percent_and_the_rnn_loss_falls_10x(capsys, tmp_path):
+    lines = run_demo(capsys, tmp_path)
+    assert lines[0] == "gradfast demo: gradfast, adamw, 30 epochs, seed 0"
+    epochs = [EPOCH.match(line) for line in lines if line.startswith("epoch")]
+    assert all(epochs) and [int(m[1]) for m in epochs] == list(range(1, 31))
+    assert float(epochs[-1][7]) == pytest.approx(demo.FINAL_SPARSITY, abs=0.01)
+    assert float(epochs[-1][5]) == final_accuracy(lines) >= 0.95
+    [rnn] = [RNN.match(line) for line in lines if line.startswith("rnn:")]
+    assert float(rnn[1]) >= 10 * float(rnn[2])
+    assert re.fullmatch(r"time: gradfast \d+\.\d\d s", lines[-3])
+    check_png(lines, tmp_path)
+
+
+def test_pruned_weights_stay_pruned_through_optimizer_steps():
+    """Between pruning rounds the optimizer's momentum would revive pruned weights; the masks
+    applied after each step keep the sparsity from ever falling."""
+    args = argparse.Namespace(epochs=3, seed=1, optimizer="adam", lr=3e-3)
+    history = demo.History()
+    demo.train_mlp(gradfast, args, None, history, log=lambda message: None)
+    sparsity = np.array(history.step_sparsity)
+    assert np.all(np.diff(sparsity) >= 0)
+    begin = len(sparsity) // 5  # the pruner's begin_step
+    assert np.all(sparsity[:begin] == 0.0) and sparsity[-1] == pytest.approx(demo.FINAL_SPARSITY, abs=0.01)
+    lr = np.array(history.step_lr)
+    assert lr.max() == pytest.approx(3e-3) and lr[0] == 0.0 and lr[-1] < 1e-5  # warmup, then cosine
+
+
+@pytest.mark.parametrize("optimizer", sorted(set(demo.OPTIMIZERS) - {"adamw"}))  # adamw: the default
+def test_every_optimizer_learns_with_its_default_rate(optimizer):
+    args = argparse.Namespace(epochs=4, seed=2, optimizer=optimizer, lr=demo.OPTIMIZERS[optimizer][1])
+    history = demo.History()
+    demo.train_mlp(gradfast, args, None, history, log=lambda message: None)
+    assert history.epoch_test_acc[-1] >= 0.9
+
+
+def test_reference_trains_the_same_and_reports_both_times(capsys, tmp_path):
+    lines = run_demo(capsys, tmp_path, "--impl", "reference", "--epochs", "3")
+    assert lines[0] == "gradfast demo: reference, adamw, 3 epochs, seed 0"
+    times = re.fullmatch(
+        r"time: gradfast \d+\.\d\d s \(test accuracy ([01]\.\d{4})\), reference \d+\.\d\d s \(\d+\.\dx\)", lines[-3]
+    )
+    assert times, lines[-3]
+    assert abs(float(times[1]) - final_accuracy(lines)) <= 0.02  # 9 of the 450 test images
+    check_png(lines, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "0"], "argument --epochs: must be an int >= 1, got '0'"),
+        (["--seed", "-1"], "argument --seed: must be an int >= 0, got '-1'"),
+        (["--lr", "nan"], "argument --lr: must be a number > 0, got 'nan'"),
+        (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+    ],
+)
+def test_bad_arguments_are_refused(capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def mpiexec() -> str:
+    """The mpiexec of the MPI that mpi4py loads: the mpich wheel's (the mpi extra), else PATH's."""
+    try:
+        for file in importlib.metadata.files("mpich") or ():
+            if file.name == "mpiexec":
+                return str(file.locate())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    path = shutil.which("mpiexec")
+    assert path, "the distributed demo test needs mpiexec: pip install 'gradfast[mpi]'"
+    return path
+
+
+def test_distributed_under_mpiexec_reaches_the_same_accuracy(tmp_path):
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "gradfast", "demo", "--distributed", "--out", str(tmp_path)]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # the two processes share the cores
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "gradfast demo: gradfast, adamw, 30 epochs, seed 0, 2 processes"
+    assert len([line for line in lines if EPOCH.match(line)]) == 30  # printed by rank 0 only
+    assert final_accuracy(lines) >= 0.95
+    check_png(lines, tmp_path)
