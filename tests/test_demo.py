@@ -14,12 +14,20 @@ import pytest
 from gradfast import demo
 from gradfast.__main__ import main
 from matplotlib.image import imread
+from threadpoolctl import threadpool_limits
 
 EPOCH = re.compile(
     r"^epoch +(\d+)/(\d+)  loss (\d+\.\d{4})  train acc ([01]\.\d{4})  test acc ([01]\.\d{4})  "
     r"lr (\S+)  sparsity ([01]\.\d\d)  \d+\.\d\d s$"
 )
 RNN = re.compile(r"^rnn: 300 bptt updates, loss (\d+\.\d{4}) -> (\d+\.\d{4}) \(\d+x lower\)  \d+\.\d\d s$")
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """As the command does (``demo.run``), for the tests that call its training directly."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def run_demo(capsys, out, *args) -> list[str]:
