@@ -92,7 +92,8 @@ def sine_batch(rng: np.random.Generator, steps: int, batch: int) -> tuple[np.nda
 class MLP:
     """``params`` holds the dense weights ``W{i}`` ``(out, in)`` and biases ``b{i}`` ``(out, 1)``
     of ``initialize_weights``, and every BatchNorm's ``gamma{i}``/``beta{i}``: the layers' own
-    arrays, so the optimizer updating ``params`` in place updates the layers."""
+    arrays, so the optimizer updating ``params`` in place updates the layers. (A hidden layer's
+    bias is cancelled by the BatchNorm after it; it stays, at zero, as ``initialize_weights`` made it.)"""
 
     def __init__(self, lib: ModuleType, sizes: tuple[int, ...], seed: int, dropout_seed: int) -> None:
         self.params = lib.initialize_weights(sizes, "he", seed=seed, dtype=DTYPE)
