@@ -20,6 +20,7 @@ of every batch and ``gradfast.distributed`` averages the gradients.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -418,15 +419,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.lr is None:
         args.lr = OPTIMIZERS[args.optimizer][1]
-    dist = None
-    if args.distributed:
-        from gradfast import distributed as dist
-
-        if dist.size() > BATCH // 2:
-            sys.stderr.write(
-                f"gradfast demo: --distributed takes at most {BATCH // 2} processes (BatchNorm needs 2 samples each)\n"
-            )
-            return 2
+    dist = importlib.import_module("gradfast.distributed") if args.distributed else None  # needs the mpi extra
+    if dist and dist.size() > BATCH // 2:
+        sys.stderr.write(f"gradfast demo: --distributed takes at most {BATCH // 2} processes (2 samples each)\n")
+        return 2
     rank = dist.rank() if dist else 0
 
     def log(message: str) -> None:
