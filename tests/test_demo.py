@@ -89,13 +89,14 @@ def test_every_optimizer_learns_with_its_default_rate(optimizer):
 
 
 def test_reference_trains_the_same_and_reports_both_times(capsys, tmp_path):
-    lines = run_demo(capsys, tmp_path, "--impl", "reference", "--epochs", "3")
-    assert lines[0] == "gradfast demo: reference, adamw, 3 epochs, seed 0"
+    lines = run_demo(capsys, tmp_path, "--impl", "reference")
+    assert lines[0] == "gradfast demo: reference, adamw, 30 epochs, seed 0"
     times = re.fullmatch(
         r"time: gradfast \d+\.\d\d s \(test accuracy ([01]\.\d{4})\), reference \d+\.\d\d s \(\d+\.\dx\)", lines[-3]
     )
     assert times, lines[-3]
-    assert abs(float(times[1]) - final_accuracy(lines)) <= 0.02  # 9 of the 450 test images
+    fast, reference = float(times[1]), final_accuracy(lines)
+    assert min(fast, reference) >= 0.95 and abs(fast - reference) <= 0.02  # 9 of the 450 test images
     check_png(lines, tmp_path)
 
 

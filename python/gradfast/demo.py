@@ -232,7 +232,7 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             step += 1
             history.step_lr.append(optimizer.learning_rate)
             history.step_sparsity.append(sparsity(weights))
-            loss_sum += (loss + penalty) * len(y)
+            loss_sum += (loss + penalty) * len(y)  # with --distributed: of this process's share
             correct += int((logits.argmax(axis=1) == y).sum())
             seen += len(y)
         if dist:
