@@ -1,12 +1,8 @@
 """``gradfast demo``: every mode trains to its accuracy line and writes a readable PNG."""
 
 import argparse
-import importlib.metadata
 import os
 import re
-import shutil
-import subprocess
-import sys
 
 import gradfast
 import numpy as np
@@ -14,6 +10,7 @@ import pytest
 from gradfast import demo
 from gradfast.__main__ import main
 from matplotlib.image import imread
+from test_distributed import run_mpi
 from threadpoolctl import threadpool_limits
 
 EPOCH = re.compile(
@@ -116,25 +113,9 @@ def test_bad_arguments_are_refused(capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def mpiexec() -> str:
-    """The mpiexec of the MPI that mpi4py loads: the mpich wheel's (the mpi extra), else PATH's."""
-    try:
-        for file in importlib.metadata.files("mpich") or ():
-            if file.name == "mpiexec":
-                return str(file.locate())
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    path = shutil.which("mpiexec")
-    assert path, "the distributed demo test needs mpiexec: pip install 'gradfast[mpi]'"
-    return path
-
-
 def test_distributed_under_mpiexec_reaches_the_same_accuracy(tmp_path):
-    command = [mpiexec(), "-n", "2", sys.executable, "-m", "gradfast", "demo", "--distributed", "--out", str(tmp_path)]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # the two processes share the cores
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    out = run_mpi(2, "-m", "gradfast", "demo", "--distributed", "--out", str(tmp_path))
+    lines = out.splitlines()
     assert lines[0] == "gradfast demo: gradfast, adamw, 30 epochs, seed 0, 2 processes"
     assert len([line for line in lines if EPOCH.match(line)]) == 30  # printed by rank 0 only
     assert final_accuracy(lines) >= 0.95

@@ -20,7 +20,6 @@ of every batch and ``gradfast.distributed`` averages the gradients.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -188,7 +187,7 @@ class History:
 
 
 def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History, log) -> None:
-    """Train the MLP with ``lib``'s pieces; ``dist`` is ``gradfast.distributed`` or None."""
+    """Train the MLP with ``lib``'s pieces; ``dist`` is ``lib.distributed`` (MPI) or None."""
     rank, size = (dist.rank(), dist.size()) if dist else (0, 1)
     X_train, y_train, X_test, y_test = load_digits()
     # Every process starts from the same weights; each drops out its own units.
@@ -419,7 +418,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.lr is None:
         args.lr = OPTIMIZERS[args.optimizer][1]
-    dist = importlib.import_module("gradfast.distributed") if args.distributed else None  # needs the mpi extra
+    lib = gradfast.reference if args.impl == "reference" else gradfast
+    dist = lib.distributed if args.distributed else None  # its first call needs the mpi extra
     if dist and dist.size() > BATCH // 2:
         sys.stderr.write(f"gradfast demo: --distributed takes at most {BATCH // 2} processes (2 samples each)\n")
         return 2
@@ -429,7 +429,6 @@ def run(args: argparse.Namespace) -> int:
         if rank == 0:
             print(message, flush=True)
 
-    lib = gradfast.reference if args.impl == "reference" else gradfast
     where = f", {dist.size()} processes" if dist else ""
     log(f"gradfast demo: {args.impl}, {args.optimizer}, {args.epochs} epochs, seed {args.seed}{where}")
     # These matrices are small: NumPy's BLAS threads would only wait for each other (20x slower
@@ -440,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
             log(f"time: gradfast {history.seconds:.2f} s")
         else:
             log("the same training on gradfast, for the time ...")
-            fast = train(gradfast, args, dist, log=lambda message: None)
+            fast = train(gradfast, args, gradfast.distributed if dist else None, log=lambda message: None)
             log(
                 f"time: gradfast {fast.seconds:.2f} s (test accuracy {fast.epoch_test_acc[-1]:.4f}), "
                 f"reference {history.seconds:.2f} s ({history.seconds / fast.seconds:.1f}x)"
