@@ -148,26 +148,6 @@ def accuracy(model: MLP, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(model.forward(X, training=False).argmax(axis=1) == y))
 
 
-# -- pruning ------------------------------------------------------------------------------
-
-
-def prune(lib, pruner, weights: dict[str, np.ndarray], masks: dict[str, np.ndarray], step: int):
-    """Prune ``weights`` in place to the pruner's target sparsity at ``step``; the masks
-    (True = kept) only shrink, so a pruned weight is never revived. Returns ``masks``."""
-    kept = lib.prune_network(weights, pruner.compute_sparsity(step))
-    for key in weights:
-        masks[key] &= kept[key] != 0
-    apply_masks(weights, masks)
-    return masks
-
-
-def apply_masks(params: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Zero the pruned entries of ``params`` in place."""
-    for key, p in params.items():
-        p[~masks[key]] = 0.0
-    return params
-
-
 # -- training -----------------------------------------------------------------------------
 
 
@@ -201,7 +181,6 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     schedule = lib.LRScheduler(args.lr)  # peak rate: linear warmup from 0, then cosine to 0
     pruner = lib.GradualPruning(0.0, FINAL_SPARSITY, begin_step=total // 5, end_step=3 * total // 4)
     weights = model.weights
-    masks = {key: np.ones(w.shape, dtype=bool) for key, w in weights.items()}
     rng = np.random.default_rng(args.seed)  # the same shuffle in every process
 
     step = 0
@@ -225,9 +204,9 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             )
             optimizer.update(model.params, grads)
             if step >= pruner.begin_step and step % PRUNE_EVERY == 0:
-                masks = prune(lib, pruner, weights, masks, step)
-            else:
-                apply_masks(weights, masks)  # the optimizer moved pruned weights: back to zero
+                pruner.update(weights, step)  # prunes in place; its masks (pruner.masks) only shrink
+            elif pruner.masks is not None:
+                lib.apply_masks(weights, pruner.masks)  # the optimizer moved pruned weights: back to zero
             step += 1
             history.step_lr.append(optimizer.learning_rate)
             history.step_sparsity.append(sparsity(weights))
