@@ -100,7 +100,7 @@ def _adam_call():
 
 
 def _batchnorm_call():
-    x = np.random.default_rng(0).standard_normal((2000, 1000), dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((8000, 1000), dtype=np.float32)
     bn = gf.BatchNorm(1000, dtype=np.float32)
     return lambda: bn.forward(x)
 
