@@ -70,27 +70,35 @@ fn lanes<T: Real>(
     acc
 }
 
+/// Accumulators of [`sum_squares`]: eight AVX-512 registers of float64 (sixteen AVX2 ones),
+/// enough independent additions to keep the floating-point units busy while memory streams.
+const SQUARE_LANES: usize = 64;
+
 crate::simd! {
     fn sum_squares<T: Real>(x: &[T]) -> f64 {
-        // Four quarters of the slice are walked together, one per lane group: more concurrent
-        // memory streams draw more bandwidth. Written out rather than through `lanes`: with
-        // closures the sum did not vectorize.
-        let q = x.len() / LANES * WIDTH;
-        let mut acc = [[0.0f64; WIDTH]; GROUPS];
-        for i in (0..q).step_by(WIDTH) {
-            for (k, group) in acc.iter_mut().enumerate() {
-                let c = &x[k * q + i..k * q + i + WIDTH];
-                for j in 0..WIDTH {
-                    let v = c[j].to_f64();
-                    group[j] += v * v;
-                }
+        // Element i goes to lane i % SQUARE_LANES and the lanes fold in a fixed tree, so the
+        // sum depends on the slice alone, not on the instruction set.
+        let mut acc = [0.0f64; SQUARE_LANES];
+        let blocks = x.chunks_exact(SQUARE_LANES);
+        let rest = blocks.remainder();
+        for block in blocks {
+            for (a, v) in acc.iter_mut().zip(block) {
+                let v = v.to_f64();
+                *a += v * v;
             }
         }
-        for (i, r) in x[GROUPS * q..].iter().enumerate() {
-            let v = r.to_f64();
-            acc[i / WIDTH % GROUPS][i % WIDTH] += v * v;
+        for (a, v) in acc.iter_mut().zip(rest) {
+            let v = v.to_f64();
+            *a += v * v;
         }
-        fold(acc)
+        let mut n = SQUARE_LANES;
+        while n > 1 {
+            n /= 2;
+            for j in 0..n {
+                acc[j] += acc[j + n];
+            }
+        }
+        acc[0]
     }
 }
 
