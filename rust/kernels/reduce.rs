@@ -70,35 +70,18 @@ fn lanes<T: Real>(
     acc
 }
 
-/// Accumulators of [`sum_squares`]: eight AVX-512 registers of float64 (sixteen AVX2 ones),
-/// enough independent additions to keep the floating-point units busy while memory streams.
-const SQUARE_LANES: usize = 64;
-
 crate::simd! {
     fn sum_squares<T: Real>(x: &[T]) -> f64 {
-        // Element i goes to lane i % SQUARE_LANES and the lanes fold in a fixed tree, so the
-        // sum depends on the slice alone, not on the instruction set.
-        let mut acc = [0.0f64; SQUARE_LANES];
-        let blocks = x.chunks_exact(SQUARE_LANES);
+        let mut s = Squares::ZERO;
+        let blocks = x.chunks_exact(Squares::LANES);
         let rest = blocks.remainder();
         for block in blocks {
-            for (a, v) in acc.iter_mut().zip(block) {
-                let v = v.to_f64();
-                *a += v * v;
-            }
+            s.add_block(block);
         }
-        for (a, v) in acc.iter_mut().zip(rest) {
-            let v = v.to_f64();
-            *a += v * v;
+        for (lane, &v) in rest.iter().enumerate() {
+            s.add(lane, v);
         }
-        let mut n = SQUARE_LANES;
-        while n > 1 {
-            n /= 2;
-            for j in 0..n {
-                acc[j] += acc[j + n];
-            }
-        }
-        acc[0]
+        s.sum()
     }
 }
 
@@ -115,15 +98,20 @@ fn sum_pow<T: Real>(x: &[T], p: f64) -> f64 {
     fold(lanes(x, 0.0, |v| v.abs().powf(p), |a, b| a + b))
 }
 
-/// A sum of squares fused into another kernel's loop over one chunk: element `i` of the chunk
-/// goes to lane `i % LANES` and the lanes fold in a fixed order, so the sum depends on the
-/// chunk alone. The lanes are float64 whatever the element type.
+/// Float64 accumulators of a sum of squares: eight AVX-512 registers (sixteen AVX2 ones),
+/// enough independent additions to keep the floating-point units busy while memory streams.
+const SQUARE_LANES: usize = 64;
+
+/// A sum of squares, also fused into another kernel's loop over one chunk: element `i` of the
+/// chunk goes to lane `i % LANES` and the lanes fold in a fixed tree, so the sum depends on
+/// the chunk alone, not on the thread count or the instruction set. The lanes are float64
+/// whatever the element type.
 #[derive(Clone, Copy, Debug)]
-pub struct Squares(pub [f64; LANES]);
+pub struct Squares(pub [f64; SQUARE_LANES]);
 
 impl Squares {
-    pub const LANES: usize = LANES;
-    pub const ZERO: Self = Squares([0.0; LANES]);
+    pub const LANES: usize = SQUARE_LANES;
+    pub const ZERO: Self = Squares([0.0; SQUARE_LANES]);
 
     /// Adds `x * x` to lane `lane` (`< LANES`).
     #[inline(always)]
@@ -135,19 +123,25 @@ impl Squares {
     /// Adds the squares of a block of exactly `LANES` elements, element `j` to lane `j`.
     #[inline(always)]
     pub fn add_block<T: Real>(&mut self, block: &[T]) {
-        let block = &block[..LANES];
+        let block = &block[..SQUARE_LANES];
         for (a, x) in self.0.iter_mut().zip(block) {
             let x = x.to_f64();
             *a += x * x;
         }
     }
 
+    /// The lanes summed pairwise: lane `j` with lane `j + n` for n = 32, 16, ..., 1.
+    #[inline(always)]
     pub fn sum(self) -> f64 {
-        let mut a = [[0.0; WIDTH]; GROUPS];
-        for (i, x) in self.0.into_iter().enumerate() {
-            a[i / WIDTH][i % WIDTH] = x;
+        let mut acc = self.0;
+        let mut n = SQUARE_LANES;
+        while n > 1 {
+            n /= 2;
+            for j in 0..n {
+                acc[j] += acc[j + n];
+            }
         }
-        fold(a)
+        acc[0]
     }
 }
 
