@@ -14,7 +14,6 @@ import numpy as np
 from .. import _validate
 from .optimizer import MAX_STEP, Hyper, Optimizer
 
-
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
