@@ -39,9 +39,7 @@ class MomentumHyper:
     momentum: float
     nesterov: bool
     bf16_state: bool
-    def __new__(
-        cls, *, learning_rate: float, momentum: float, nesterov: bool, bf16_state: bool
-    ) -> MomentumHyper: ...
+    def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool, bf16_state: bool) -> MomentumHyper: ...
 
 @final
 class BatchNormHyper:

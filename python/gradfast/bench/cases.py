@@ -159,16 +159,15 @@ register(
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 
-LOWPREC_N = 16_000_000
+#: the operating points: (params dtype, state_dtype, label)
+LOWPREC_POINTS = (
+    ("float32", None, "f32 state"),
+    ("float32", "bfloat16", "bf16 state"),
+    ("bfloat16", "bfloat16", "all bf16"),
+)
 #: each case's state_dtype (its params' dtype is the case's)
-LOWPREC = {
-    Case("float32", 1, LOWPREC_N, name="16,000,000 f32 state"): None,
-    Case("float32", 1, LOWPREC_N, name="16,000,000 bf16 state"): "bfloat16",
-    Case("bfloat16", 1, LOWPREC_N, name="16,000,000 all bf16"): "bfloat16",
-}
-LOWPREC_QUICK = {
-    Case(c.dtype, 1, 1_000_000, name=c.name.replace("16,000,000", "1,000,000")): sd for c, sd in LOWPREC.items()
-}
+LOWPREC = {Case(d, 1, 16_000_000, name=f"16,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
+LOWPREC_QUICK = {Case(d, 1, 1_000_000, name=f"1,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
 
 
 def _torch_tensor(torch, a: np.ndarray):
