@@ -23,8 +23,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,7 @@ PRUNE_EVERY = 10  # steps between two pruning rounds; the masks are applied afte
 RNN_HIDDEN, RNN_STEPS, RNN_BATCH, RNN_UPDATES = 32, 40, 32, 300
 
 #: per optimizer: how to build it from the peak learning rate, and that rate's default
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, tuple[Callable[..., Any], float]] = {
     "adamw": (lambda lib, lr, **state: lib.AdamW(lr, weight_decay=0.01, **state), 3e-3),
     "adam": (lambda lib, lr, **state: lib.Adam(lr, **state), 3e-3),
     "momentum": (lambda lib, lr, **state: lib.MomentumOptimizer(lr, momentum=0.9, nesterov=True, **state), 0.05),
