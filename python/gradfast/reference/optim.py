@@ -30,9 +30,10 @@ def _widened(arrays):
 
 def _store(arrays, work) -> None:
     """Round the float32 results of ``work`` into the bfloat16 arrays they were widened from."""
-    for a, w in zip(arrays, work):
-        if w is not a:
-            a[...] = w
+    with np.errstate(all="ignore"):  # a NaN propagates, as in the arithmetic, without a warning
+        for a, w in zip(arrays, work):
+            if w is not a:
+                a[...] = w
 
 
 def _adam_moments(g, m, v, beta1, beta2):
