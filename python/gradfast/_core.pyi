@@ -19,6 +19,7 @@ class AdamHyper:
     weight_decay: float
     decoupled: bool
     amsgrad: bool
+    bf16_state: bool
     def __new__(
         cls,
         *,
@@ -29,6 +30,7 @@ class AdamHyper:
         weight_decay: float,
         decoupled: bool,
         amsgrad: bool,
+        bf16_state: bool,
     ) -> AdamHyper: ...
 
 @final
@@ -36,7 +38,8 @@ class MomentumHyper:
     learning_rate: float
     momentum: float
     nesterov: bool
-    def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool) -> MomentumHyper: ...
+    bf16_state: bool
+    def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool, bf16_state: bool) -> MomentumHyper: ...
 
 @final
 class BatchNormHyper:

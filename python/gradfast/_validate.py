@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
 try:  # NumPy >= 2.0
@@ -18,6 +19,8 @@ except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy import byte_bounds as _byte_bounds  # type: ignore[attr-defined,no-redef]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: ``ml_dtypes.bfloat16``, which the optimizers with low-precision state also take
+BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def _describe(a: object) -> str:
@@ -43,11 +46,13 @@ def ndarray(fn: str, name: str, a: object) -> np.ndarray:
     return a
 
 
-def float_array(fn: str, name: str, a: object, *, writeable: bool = False) -> np.ndarray:
-    """Check that ``a`` is a float32/float64 ndarray; outputs must also be C-contiguous and writeable."""
+def float_array(fn: str, name: str, a: object, *, writeable: bool = False, bf16: bool = False) -> np.ndarray:
+    """Check that ``a`` is a float32/float64 ndarray (or bfloat16 where ``bf16``); outputs must
+    also be C-contiguous and writeable."""
     a = ndarray(fn, name, a)
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+    if a.dtype not in FLOAT_DTYPES and not (bf16 and a.dtype == BF16):
+        expected = "float32, float64 or bfloat16" if bf16 else "float32 or float64"
+        raise TypeError(f"{fn}: {name} must have dtype {expected}, got {a.dtype}")
     if writeable:
         if not a.flags.c_contiguous:
             raise ValueError(
@@ -152,9 +157,10 @@ def matching_keys(fn: str, name: str, d: Mapping, ref_name: str, ref: Mapping) -
 
 
 def params_and_grads(
-    fn: str, params: object, grads: object, pname: str = "params", gname: str = "gradients"
+    fn: str, params: object, grads: object, pname: str = "params", gname: str = "gradients", *, bf16: bool = False
 ) -> np.dtype | None:
-    """Validate a params dict (written in place) against its gradients dict.
+    """Validate a params dict (written in place) against its gradients dict (bfloat16 arrays
+    allowed where ``bf16``).
 
     Returns the common dtype, or None for an empty dict.
     """
@@ -164,8 +170,8 @@ def params_and_grads(
     dtype = None
     for key, p in params.items():
         g = grads[key]
-        float_array(fn, f"{pname}[{key!r}]", p, writeable=True)
-        float_array(fn, f"{gname}[{key!r}]", g)
+        float_array(fn, f"{pname}[{key!r}]", p, writeable=True, bf16=bf16)
+        float_array(fn, f"{gname}[{key!r}]", g, bf16=bf16)
         if dtype is None:
             dtype = p.dtype
         same_dtype(fn, f"{pname}[{key!r}]", p, dtype)

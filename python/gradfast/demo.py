@@ -23,8 +23,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -41,22 +43,22 @@ PRUNE_EVERY = 10  # steps between two pruning rounds; the masks are applied afte
 RNN_HIDDEN, RNN_STEPS, RNN_BATCH, RNN_UPDATES = 32, 40, 32, 300
 
 #: per optimizer: how to build it from the peak learning rate, and that rate's default
-OPTIMIZERS = {
-    "adamw": (lambda lib, lr: lib.AdamW(lr, weight_decay=0.01), 3e-3),
-    "adam": (lambda lib, lr: lib.Adam(lr), 3e-3),
-    "momentum": (lambda lib, lr: lib.MomentumOptimizer(lr, momentum=0.9, nesterov=True), 0.05),
+OPTIMIZERS: dict[str, tuple[Callable[..., Any], float]] = {
+    "adamw": (lambda lib, lr, **state: lib.AdamW(lr, weight_decay=0.01, **state), 3e-3),
+    "adam": (lambda lib, lr, **state: lib.Adam(lr, **state), 3e-3),
+    "momentum": (lambda lib, lr, **state: lib.MomentumOptimizer(lr, momentum=0.9, nesterov=True, **state), 0.05),
     "lamb": (lambda lib, lr: lib.LAMB(lr, weight_decay=0.01), 1e-2),
     "lars": (lambda lib, lr: lib.LARS(lr, momentum=0.9, trust_coefficient=0.02), 1.0),
 }
+#: the optimizers that can keep their state in bfloat16 (``--state-dtype bfloat16``)
+LOW_PRECISION = ("adamw", "adam", "momentum")
 
 
-def make_optimizer(lib: ModuleType, name: str, learning_rate: float):
-    """The optimizer ``name`` of ``lib`` (``gradfast`` or ``gradfast.reference``).
-
-    Options of the optimizer's own (a lower-precision state, say) belong here.
-    """
+def make_optimizer(lib: ModuleType, name: str, learning_rate: float, state_dtype: str | None = None):
+    """The optimizer ``name`` of ``lib`` (``gradfast`` or ``gradfast.reference``), its state in
+    float32 or, with ``state_dtype='bfloat16'`` (an optimizer of ``LOW_PRECISION``), in bfloat16."""
     build, _ = OPTIMIZERS[name]
-    return build(lib, learning_rate)
+    return build(lib, learning_rate, state_dtype=state_dtype) if state_dtype else build(lib, learning_rate)
 
 
 # -- data --------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     model = MLP(lib, (X_train.shape[1], *HIDDEN, 10), seed=args.seed, dropout_seed=args.seed + 1000 * (rank + 1))
     if dist:
         dist.broadcast_parameters(model.params)  # rank 0's starting point (equal here: same seed)
-    optimizer = make_optimizer(lib, args.optimizer, args.lr)
+    optimizer = make_optimizer(lib, args.optimizer, args.lr, args.state_dtype)
     steps_per_epoch = len(X_train) // BATCH  # the incomplete last batch is dropped: BatchNorm wants full ones
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 10)
@@ -353,6 +355,12 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--lr", type=_rate, metavar="RATE", help="peak learning rate (default: one per optimizer)")
     p.add_argument(
+        "--state-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help=f"the MLP optimizer's state: float32 (default) or bfloat16 (with {', '.join(LOW_PRECISION)})",
+    )
+    p.add_argument(
         "--impl",
         choices=("gradfast", "reference"),
         default="gradfast",
@@ -397,6 +405,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.lr is None:
         args.lr = OPTIMIZERS[args.optimizer][1]
+    args.state_dtype = None if args.state_dtype == "float32" else args.state_dtype
+    if args.state_dtype and args.optimizer not in LOW_PRECISION:
+        sys.stderr.write(f"gradfast demo: --state-dtype bfloat16 needs one of {', '.join(LOW_PRECISION)}\n")
+        return 2
     lib = gradfast.reference if args.impl == "reference" else gradfast
     dist = lib.distributed if args.distributed else None  # its first call needs the mpi extra
     if dist and dist.size() > BATCH // 2:
@@ -409,7 +421,8 @@ def run(args: argparse.Namespace) -> int:
             print(message, flush=True)
 
     where = f", {dist.size()} processes" if dist else ""
-    log(f"gradfast demo: {args.impl}, {args.optimizer}, {args.epochs} epochs, seed {args.seed}{where}")
+    state = f", {args.state_dtype} state" if args.state_dtype else ""
+    log(f"gradfast demo: {args.impl}, {args.optimizer}{state}, {args.epochs} epochs, seed {args.seed}{where}")
     # These matrices are small: NumPy's BLAS threads would only wait for each other (20x slower
     # on a busy machine). One BLAS thread, and gradfast's pool for its own kernels.
     with threadpool_limits(limits=1, user_api="blas"):

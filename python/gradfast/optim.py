@@ -90,7 +90,14 @@ def adam_optimizer(
         raise TypeError(f"{fn}: state must be a dict, got {type(state).__name__}")
     lr, b1, b2, eps, _ = adam_hypers(fn, learning_rate, beta1, beta2, epsilon)
     hyper = _core.AdamHyper(
-        learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps, weight_decay=0.0, decoupled=False, amsgrad=False
+        learning_rate=lr,
+        beta1=b1,
+        beta2=b2,
+        epsilon=eps,
+        weight_decay=0.0,
+        decoupled=False,
+        amsgrad=False,
+        bf16_state=False,
     )
     if "m" in state:
         if "v" not in state:

@@ -11,8 +11,7 @@
 
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE, NPY_TYPES};
 use numpy::{
-    dtype, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
-    PyUntypedArrayMethods,
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -298,7 +297,7 @@ pub fn c_copy<'py, T: Elem>(
         .bind(py);
     let kwargs = PyDict::new(py);
     let set = |k: &Bound<'py, pyo3::types::PyString>, v: Bound<'py, PyAny>| kwargs.set_item(k, v);
-    set(intern!(py, "dtype"), dtype::<T>(py).into_any()).map_err(Error::Python)?;
+    set(intern!(py, "dtype"), array.dtype().into_any()).map_err(Error::Python)?;
     set(intern!(py, "order"), intern!(py, "C").clone().into_any()).map_err(Error::Python)?;
     set(
         intern!(py, "copy"),

@@ -1,4 +1,5 @@
-//! The arrays kernels take: NumPy ndarrays of float32 or float64 in native byte order.
+//! The arrays kernels take: NumPy ndarrays of float32 or float64 in native byte order, and
+//! for the optimizers that store them, of `ml_dtypes.bfloat16` (borrowed as its bits, `u16`).
 //!
 //! Subclasses: an ndarray subclass whose arithmetic is ndarray's (`np.memmap`, a plain
 //! subclass) is used as the buffer it is. `np.ma.MaskedArray` (its mask would be written
@@ -50,17 +51,74 @@ impl<T: Float> Elem for T {
         element_dtype(arr) == Some(T::DTYPE)
     }
     fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error {
-        match element_dtype(arr) {
-            Some(_) => Error::Type(format!(
+        if element_dtype(arr).is_some() || is_bf16(arr) {
+            Error::Type(format!(
                 "{func}: {name} must have dtype {} like the other arrays of the call, got {}",
                 dtype::<T>(arr.py()),
                 arr.dtype()
-            )),
-            None => Error::Type(format!(
+            ))
+        } else {
+            Error::Type(format!(
                 "{func}: {name} must have dtype float32 or float64, got {}",
                 arr.dtype()
-            )),
+            ))
         }
+    }
+}
+
+/// `ml_dtypes.bfloat16`, borrowed as its bits.
+impl Elem for u16 {
+    fn holds(arr: &Bound<PyUntypedArray>) -> bool {
+        is_bf16(arr)
+    }
+    fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error {
+        Error::Type(format!(
+            "{func}: {name} must have dtype bfloat16 like the other arrays of the call, got {}",
+            arr.dtype()
+        ))
+    }
+}
+
+/// The storage types of optimizer arrays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Storage {
+    F32,
+    F64,
+    Bf16,
+}
+
+static BF16_NUM: PyOnceLock<Option<i32>> = PyOnceLock::new();
+
+/// Whether `arr` holds `ml_dtypes.bfloat16`. Its type number is given when ml_dtypes
+/// registers it; ml_dtypes is imported only once an array of a user-defined dtype is seen.
+fn is_bf16(arr: &Bound<PyUntypedArray>) -> bool {
+    let dt = arr.dtype();
+    let num = dt.num();
+    if num < NPY_TYPES::NPY_USERDEF as i32 || dt.is_native_byteorder() == Some(false) {
+        return false;
+    }
+    let py = arr.py();
+    let bf16 = BF16_NUM.get_or_init(py, || {
+        let dt = py
+            .import("ml_dtypes")
+            .and_then(|m| m.getattr("bfloat16"))
+            .and_then(|t| PyArrayDescr::new(py, &t));
+        dt.ok().map(|d| d.num())
+    });
+    *bf16 == Some(num)
+}
+
+/// The storage type of an optimizer array: float32, float64 or bfloat16.
+pub fn storage_dtype(func: &str, name: &Name, obj: &Bound<PyAny>) -> Result<Storage> {
+    let arr = ndarray(func, name, obj)?;
+    match element_dtype(arr) {
+        Some(Dtype::F32) => Ok(Storage::F32),
+        Some(Dtype::F64) => Ok(Storage::F64),
+        None if is_bf16(arr) => Ok(Storage::Bf16),
+        None => Err(Error::Type(format!(
+            "{func}: {name} must have dtype float32, float64 or bfloat16, got {}",
+            arr.dtype()
+        ))),
     }
 }
 

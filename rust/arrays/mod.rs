@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 
 pub use borrow::{c_copy, Call, Checked, In, Out};
 pub use checks::{same_shape, Items, Mapping};
-pub use dtype::{float_dtype, Dtype, Elem, Float, MaskByte};
+pub use dtype::{float_dtype, storage_dtype, Dtype, Elem, Float, MaskByte, Storage};
 
 /// The name of an argument in a message: `params`, `params['w']` or `state['w']['exp_avg']`.
 /// Formatted only when a message needs it.

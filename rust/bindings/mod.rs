@@ -67,6 +67,7 @@ macro_rules! hyper_class {
         impl $name {
             #[new]
             #[pyo3(signature = (*, $($field),+))]
+            #[allow(clippy::too_many_arguments)] // keyword-only: each named at the call
             fn new($($field: $ty),+) -> Self {
                 $name { $($field),+ }
             }

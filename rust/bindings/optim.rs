@@ -20,8 +20,11 @@ mod layerwise;
 
 use super::lock::{Held, StepLock};
 use super::{guard, run};
+use gradfast_kernels::{Real, Store};
+
 use crate::arrays::{
-    float_dtype, same_shape, Call, Checked, Dtype, Float, In, Items, Mapping, Name, Out,
+    float_dtype, same_shape, storage_dtype, Call, Checked, Dtype, Elem, Float, In, Items, Mapping,
+    Name, Out, Storage,
 };
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
@@ -36,6 +39,7 @@ hyper_class! {
         weight_decay: f64,
         decoupled: bool,
         amsgrad: bool,
+        bf16_state: bool,
     }
 }
 
@@ -59,14 +63,42 @@ hyper_class! {
         learning_rate: f64,
         momentum: f64,
         nesterov: bool,
+        bf16_state: bool,
     }
 }
 
-/// The arrays of one parameter: itself, its gradient and its state slots.
-struct Group<'py, T: Float> {
-    p: Out<'py, T>,
-    g: In<'py, T>,
-    slots: Vec<Out<'py, T>>,
+/// The arrays of one parameter: itself and its gradient stored as `P`, its state slots as `S`.
+struct Group<'py, P: Elem, S: Elem> {
+    p: Out<'py, P>,
+    g: In<'py, P>,
+    slots: Vec<Out<'py, S>>,
+}
+
+/// The storage of an Adam or momentum step: params and gradients, then state. The
+/// arithmetic is float64 for float64 params, float32 otherwise.
+#[derive(Clone, Copy)]
+enum Layout {
+    F32,
+    F64,
+    /// float32 params, bfloat16 state
+    F32Bf16,
+    /// bfloat16 params and state
+    Bf16,
+    /// bfloat16 params, float32 state
+    Bf16F32,
+}
+
+/// Calls `f::<C, P, S>(args)` with the types of a [`Layout`].
+macro_rules! layout_dispatch {
+    ($layout:expr => $f:ident($($arg:expr),* $(,)?)) => {
+        match $layout {
+            Layout::F32 => $f::<f32, f32, f32>($($arg),*),
+            Layout::F64 => $f::<f64, f64, f64>($($arg),*),
+            Layout::F32Bf16 => $f::<f32, f32, u16>($($arg),*),
+            Layout::Bf16 => $f::<f32, u16, u16>($($arg),*),
+            Layout::Bf16F32 => $f::<f32, u16, f32>($($arg),*),
+        }
+    };
 }
 
 /// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
@@ -126,6 +158,31 @@ impl<'a, 'py> Dicts<'a, 'py> {
         }
     }
 
+    /// The layout of a step with bfloat16 state or not, from the dtype of the first
+    /// parameter; `None` for an empty dict.
+    fn layout(&self, bf16_state: bool) -> Result<Option<Layout>> {
+        let Some((key, p)) = self.params.items.first() else {
+            return Ok(None);
+        };
+        let name = Name::Item("params", key.clone());
+        Ok(Some(
+            match (storage_dtype(self.func, &name, p)?, bf16_state) {
+                (Storage::F32, false) => Layout::F32,
+                (Storage::F64, false) => Layout::F64,
+                (Storage::F32, true) => Layout::F32Bf16,
+                (Storage::Bf16, true) => Layout::Bf16,
+                (Storage::Bf16, false) => Layout::Bf16F32,
+                (Storage::F64, true) => {
+                    return Err(Error::Type(format!(
+                    "{}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', \
+                     got float64 (bfloat16 state is computed in float32)",
+                    self.func
+                )))
+                }
+            },
+        ))
+    }
+
     /// The dtype of the first parameter; `None` for an empty dict.
     fn dtype(&self) -> Result<Option<Dtype>> {
         match self.params.items.first() {
@@ -138,18 +195,18 @@ impl<'a, 'py> Dicts<'a, 'py> {
 
     /// Validates every array; `slots` are the state slot names, as interned Python strings
     /// (looked up without building a string each time) and for messages.
-    fn groups<T: Float>(
+    fn groups<P: Elem, S: Elem>(
         &self,
         slots: &[(&Bound<'py, PyString>, &'static str)],
-    ) -> Result<(Vec<Group<'py, T>>, Checked)> {
+    ) -> Result<(Vec<Group<'py, P, S>>, Checked)> {
         let func = self.func;
         let mut call = Call::new(func);
         let mut out = Vec::with_capacity(self.params.len());
         for (key, p) in &self.params.items {
-            let p = call.output::<T>(Name::Item("params", key.clone()), p)?;
+            let p = call.output::<P>(Name::Item("params", key.clone()), p)?;
             let g = self.grads.get(key)?.ok_or_else(|| self.grads_key_error())?;
             let g_name = Name::Item("gradients", key.clone());
-            let g = call.input::<T>(g_name.clone(), &g)?;
+            let g = call.input::<P>(g_name.clone(), &g)?;
             same_shape(func, &g_name, g.shape(), p.shape())?;
             let s = self.state.get(key)?.ok_or_else(|| self.state_key_error())?;
             let s = Mapping::new(func, "each optimizer state entry", "state arrays", &s)?;
@@ -161,7 +218,7 @@ impl<'a, 'py> Dicts<'a, 'py> {
                         "{func}: {name} must be a state array, got it missing"
                     )));
                 };
-                let a = call.output::<T>(name.clone(), &a)?;
+                let a = call.output::<S>(name.clone(), &a)?;
                 same_shape(func, &name, a.shape(), p.shape())?;
                 arrays.push(a);
             }
@@ -217,7 +274,7 @@ impl<'l, 'py> Stepping<'l, 'py> {
     }
 }
 
-fn adam_typed<T: Float>(
+fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &adam_k::AdamHyper,
@@ -226,12 +283,12 @@ fn adam_typed<T: Float>(
     let m = (intern!(py, "exp_avg"), "exp_avg");
     let v = (intern!(py, "exp_avg_sq"), "exp_avg_sq");
     let (mut groups, ok) = if amsgrad {
-        dicts.groups::<T>(&[m, v, (intern!(py, "max_exp_avg_sq"), "max_exp_avg_sq")])?
+        dicts.groups::<P, S>(&[m, v, (intern!(py, "max_exp_avg_sq"), "max_exp_avg_sq")])?
     } else {
-        dicts.groups::<T>(&[m, v])?
+        dicts.groups::<P, S>(&[m, v])?
     };
     let mut total = 0;
-    let tensors: Vec<AdamTensor<T>> = groups
+    let tensors: Vec<AdamTensor<P, S>> = groups
         .iter_mut()
         .map(|gr| {
             let mut slots = gr.slots.iter_mut();
@@ -269,9 +326,9 @@ pub fn adam(
         let hyper = hyper.get();
         let s = Stepping::begin(opt, lock, params, gradients)?;
         let dicts = Dicts::new(func, params, gradients, &s.state)?;
-        if let Some(dtype) = dicts.dtype()? {
+        if let Some(layout) = dicts.layout(hyper.bf16_state)? {
             let h = hyper.kernel(s.step);
-            dispatch!(dtype => adam_typed(py, &dicts, &h, hyper.amsgrad))?;
+            layout_dispatch!(layout => adam_typed(py, &dicts, &h, hyper.amsgrad))?;
         }
         s.commit()
     })
@@ -330,14 +387,14 @@ pub fn adam_array(
     })
 }
 
-fn momentum_typed<T: Float>(
+fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &momentum_k::MomentumHyper,
 ) -> Result<()> {
-    let (mut groups, ok) = dicts.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
+    let (mut groups, ok) = dicts.groups::<P, S>(&[(intern!(py, "velocity"), "velocity")])?;
     let mut total = 0;
-    let tensors: Vec<MomentumTensor<T>> = groups
+    let tensors: Vec<MomentumTensor<P, S>> = groups
         .iter_mut()
         .map(|gr| {
             let p = gr.p.slice(&ok);
@@ -371,13 +428,13 @@ pub fn momentum(
         let hyper = hyper.get();
         let s = Stepping::begin(opt, lock, params, gradients)?;
         let dicts = Dicts::new(func, params, gradients, &s.state)?;
-        if let Some(dtype) = dicts.dtype()? {
+        if let Some(layout) = dicts.layout(hyper.bf16_state)? {
             let h = momentum_k::MomentumHyper {
                 lr: hyper.learning_rate,
                 momentum: hyper.momentum,
                 nesterov: hyper.nesterov,
             };
-            dispatch!(dtype => momentum_typed(py, &dicts, &h))?;
+            layout_dispatch!(layout => momentum_typed(py, &dicts, &h))?;
         }
         s.commit()
     })

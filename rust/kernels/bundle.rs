@@ -91,22 +91,22 @@ impl Part for Index {
     }
 }
 
-/// Declares a bundle struct, generic over a lifetime and an element type, and implements
+/// Declares a bundle struct, generic over a lifetime and element types, and implements
 /// [`Split`] for it: its length is that of the first field that holds a slice.
 #[macro_export]
 macro_rules! bundle {
     (
         $(#[$m:meta])*
-        $vis:vis struct $name:ident<$a:lifetime, $t:ident> {
+        $vis:vis struct $name:ident<$a:lifetime, $($t:ident),+> {
             $($(#[$fm:meta])* pub $f:ident: $ty:ty),+ $(,)?
         }
     ) => {
         $(#[$m])*
-        $vis struct $name<$a, $t> {
+        $vis struct $name<$a, $($t),+> {
             $($(#[$fm])* pub $f: $ty),+
         }
 
-        impl<$a, $t: Send + Sync> $crate::bundle::Split for $name<$a, $t> {
+        impl<$a, $($t: Send + Sync),+> $crate::bundle::Split for $name<$a, $($t),+> {
             fn len(&self) -> usize {
                 None$(.or_else(|| $crate::bundle::Part::elements(&self.$f)))+.unwrap_or(0)
             }

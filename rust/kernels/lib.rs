@@ -22,5 +22,7 @@ pub mod reduce;
 pub mod regularization;
 pub mod rnn;
 pub mod simd;
+pub mod store;
 
 pub use float::Real;
+pub use store::Store;

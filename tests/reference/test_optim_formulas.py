@@ -494,13 +494,13 @@ def _bad_update_cases():
             {"w": np.ones((2, 3), np.int32)},
             {"w": ok()},
             TypeError,
-            r"params\['w'\] must have dtype float32 or float64, got int32",
+            r"params\['w'\] must have dtype float32(, float64 or bfloat16| or float64), got int32",
         ),
         (
             {"w": ok()},
             {"w": np.ones((2, 3), np.float16)},
             TypeError,
-            r"gradients\['w'\] must have dtype float32 or float64, got float16",
+            r"gradients\['w'\] must have dtype float32(, float64 or bfloat16| or float64), got float16",
         ),
         (
             {"w": ok()},

@@ -14,14 +14,121 @@ import numpy as np
 from .. import _validate
 from .optimizer import MAX_STEP, Hyper, Optimizer
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-class AdamBase(Optimizer):
+
+class LowPrecisionState(Optimizer):
+    """Optimizers whose state may be stored as bfloat16, and whose params may be bfloat16.
+
+    ``state_dtype=None`` keeps the state in the dtype of the arithmetic: float64 for float64
+    params, float32 for float32 and ``ml_dtypes.bfloat16`` params. ``state_dtype='bfloat16'``
+    stores it as ``ml_dtypes.bfloat16`` (float32 or bfloat16 params; float64 params are
+    refused). Narrow values are widened to float32 exactly, the step is computed in float32
+    in the order of the float32 optimizer, and every stored value (state, and bfloat16 params)
+    is rounded to nearest even once, when written. The parameter update uses the state values
+    as computed, before they are rounded for storage; the next step reads the rounded ones.
+    """
+
+    def _init_state_dtype(self, state_dtype: object) -> None:
+        if state_dtype is None:
+            self._state_dtype = None
+            return
+        try:
+            dt = np.dtype(state_dtype)  # type: ignore[call-overload]
+        except TypeError:
+            dt = None
+        if dt != _validate.BF16:
+            raise ValueError(f"{self._name}: state_dtype must be None or 'bfloat16', got {state_dtype!r}")
+        self._state_dtype = "bfloat16"
+
+    @property
+    def state_dtype(self) -> str | None:
+        """``None`` (state in the arithmetic's dtype) or ``'bfloat16'``; fixed at construction."""
+        return self._state_dtype
+
+    def _state_dtype_for(self, fn: str, name: str, dtype: np.dtype) -> np.dtype:
+        """The dtype of the state for params of ``dtype`` (``name`` is one of them)."""
+        if self._state_dtype is None:
+            return _F64 if dtype == _F64 else _F32
+        if dtype == _F64:
+            raise TypeError(
+                f"{fn}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', "
+                f"got float64 (bfloat16 state is computed in float32)"
+            )
+        return _validate.BF16
+
+    def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
+        fn = self._update_name
+        dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
+        if dtype is None:
+            return {}
+        sd = self._state_dtype_for(fn, f"params[{next(iter(params))!r}]", dtype)
+        return {k: {s: np.zeros(p.shape, sd) for s in self.slots} for k, p in params.items()}
+
+    def _check_state(self, fn: str, params, gradients, state) -> None:
+        dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
+        _validate.matching_keys(fn, "params", params, "the optimizer state", state)
+        if dtype is None:
+            return
+        sd = self._state_dtype_for(fn, f"params[{next(iter(params))!r}]", dtype)
+        for key, p in params.items():
+            for slot in self.slots:
+                if slot not in state[key]:
+                    raise ValueError(
+                        f"{fn}: state[{key!r}]['{slot}'] must be a state array, got it missing "
+                        f"(a setting that needs it was switched on after the state was created)"
+                    )
+                a = state[key][slot]
+                if _validate.BF16 not in (a.dtype, p.dtype):
+                    _validate.like_state(fn, f"params[{key!r}]", p, a)
+                elif a.dtype != sd or a.shape != p.shape:
+                    raise ValueError(
+                        f"{fn}: params[{key!r}] must have shape {a.shape} and a dtype that goes with "
+                        f"{a.dtype} state as when the optimizer state was created, got shape {p.shape} "
+                        f"and dtype {p.dtype}"
+                    )
+        _validate.no_overlaps(
+            fn,
+            [(f"params[{k!r}]", p) for k, p in params.items()]
+            + [(f"state[{k!r}][{s!r}]", state[k][s]) for k in params for s in self.slots],
+            [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
+        )
+
+    def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
+        if self._state_dtype is None:
+            if isinstance(a, np.ndarray) and a.dtype == _validate.BF16:
+                raise TypeError(
+                    f"{fn}: {name} must have dtype float32 or float64 (this optimizer has state_dtype=None; "
+                    f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
+                )
+            return _validate.float_array(fn, name, a)
+        a = _validate.ndarray(fn, name, a)
+        if a.dtype != _validate.BF16:
+            raise TypeError(
+                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {a.dtype}"
+            )
+        return a
+
+    def _pack(self):
+        packed = self._packed = self._hyper_class(
+            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype is not None
+        )
+        return packed
+
+
+class AdamBase(LowPrecisionState):
     """Adam (Kingma and Ba, 2015) over a dict of arrays, in place.
 
     Matches ``torch.optim.Adam`` step for step; with ``decoupled=True`` the weight decay is
     AdamW's (Loshchilov and Hutter, 2019) and matches ``torch.optim.AdamW``. With
     ``amsgrad=True`` the maximum of the second moments is kept, as in PyTorch.
     State slots per parameter: ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+
+    Low precision: ``state_dtype='bfloat16'`` stores the moments as ``ml_dtypes.bfloat16``
+    (half the state memory, a third less traffic per step); params and gradients may be
+    ``ml_dtypes.bfloat16`` arrays too, with float32 (``state_dtype=None``) or bfloat16 state.
+    The step is computed in float32 and each stored value rounded to nearest even; the
+    parameter update uses the moments before they are rounded (see ``LowPrecisionState``).
     """
 
     hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "amsgrad")
@@ -42,8 +149,10 @@ class AdamBase(Optimizer):
         *,
         decoupled: bool = False,
         amsgrad: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
         super().__init__(learning_rate)
+        self._init_state_dtype(state_dtype)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.decoupled, self.amsgrad = weight_decay, decoupled, amsgrad
 
@@ -64,15 +173,21 @@ class AdamWBase(AdamBase):
         weight_decay: float = 0.01,
         *,
         amsgrad: bool = False,
+        state_dtype: str | None = None,
     ) -> None:
-        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay, decoupled=True, amsgrad=amsgrad)
+        super().__init__(
+            learning_rate, beta1, beta2, epsilon, weight_decay, decoupled=True, amsgrad=amsgrad, state_dtype=state_dtype
+        )
 
 
-class MomentumBase(Optimizer):
+class MomentumBase(LowPrecisionState):
     """The seed's momentum rule, in place: ``v = momentum*v - lr*g``, then
     ``p += v`` (classical) or ``p += momentum*v - lr*g`` (Nesterov).
 
     The velocities are the ``velocity`` state slot, also readable as ``velocities``.
+    ``state_dtype='bfloat16'`` stores them as ``ml_dtypes.bfloat16``; params and gradients may
+    be bfloat16 too. The step is computed in float32 and the parameter update uses the
+    velocity before it is rounded for storage (see ``LowPrecisionState``).
     """
 
     slots = ("velocity",)
@@ -80,8 +195,16 @@ class MomentumBase(Optimizer):
     momentum = Hyper(lo=0.0, hi=1.0, hi_open=True)
     nesterov = Hyper(flag=True)
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        *,
+        state_dtype: str | None = None,
+    ) -> None:
         super().__init__(learning_rate)
+        self._init_state_dtype(state_dtype)
         self.momentum, self.nesterov = momentum, nesterov
 
     @property

@@ -208,6 +208,10 @@ class Optimizer:
             self.step = step
             self.state = state
 
+    def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
+        """A state array of ``load_state_dict``, checked for the dtypes this optimizer keeps."""
+        return _validate.float_array(fn, name, a)
+
     def _load_state_arrays(self, fn: str, probe: Optimizer, loaded: object) -> dict:
         """The checked copy of ``d['state']``: for each key exactly the slots of the loaded
         hyper-parameters, float arrays of one shape per key and one dtype overall; and, when
@@ -227,7 +231,7 @@ class Optimizer:
             for s in probe.slots:
                 if s not in slots:
                     raise ValueError(f"{fn}: {where} must have slot {s!r}, got it missing")
-                a = _validate.float_array(fn, f"{where}[{s!r}]", slots[s])
+                a = self._loaded_array(fn, f"{where}[{s!r}]", slots[s])
                 dtype = dtype or a.dtype
                 _validate.same_dtype(fn, f"{where}[{s!r}]", a, dtype)
                 shape = a.shape if shape is None else shape

@@ -156,6 +156,63 @@ register(
         traffic=_state_traffic(1),
     )
 )
+# -- low-precision state: one Adam at three operating points, side by side. The NumPy column
+# is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
+
+#: the operating points: (params dtype, state_dtype, label)
+LOWPREC_POINTS = (
+    ("float32", None, "f32 state"),
+    ("float32", "bfloat16", "bf16 state"),
+    ("bfloat16", "bfloat16", "all bf16"),
+)
+#: each case's state_dtype (its params' dtype is the case's)
+LOWPREC = {Case(d, 1, 16_000_000, name=f"16,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
+LOWPREC_QUICK = {Case(d, 1, 1_000_000, name=f"1,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
+
+
+def _torch_tensor(torch, a: np.ndarray):
+    if a.dtype == np.float32:
+        return torch.from_numpy(a)
+    return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)  # bfloat16 bits, shared
+
+
+def lowprec_adam(case: Case, impl: str):
+    """``Adam(1e-3, state_dtype=...).update(params, grads)`` at the case's operating point."""
+    state_dtype = {**LOWPREC, **LOWPREC_QUICK}[case]
+    params, grads = case.arrays_of(0), case.arrays_of(1)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None or (state_dtype and case.dtype == "float32"):
+            return None  # torch keeps Adam's state in the params' dtype
+        tp = [torch.nn.Parameter(_torch_tensor(torch, p)) for p in params.values()]
+        for t, g in zip(tp, grads.values()):
+            t.grad = _torch_tensor(torch, g)
+        opt = torch.optim.Adam(tp, lr=1e-3, fused=True)
+        opt.step()
+        return opt.step, None
+    if impl == "numpy":
+        from ..reference import optim as ref_optim
+
+        return partial(ref_optim.Adam(1e-3, state_dtype=state_dtype).update, params, grads), None
+    return partial(optim.Adam(1e-3, state_dtype=state_dtype).update, params, grads), None
+
+
+def _lowprec_traffic(case: Case):
+    # in arrays of the params' dtype: p and g, and m and v (half as wide for f32 params with bf16 state)
+    narrow = LOWPREC.get(case, LOWPREC_QUICK.get(case)) and case.dtype == "float32"
+    return [(2, 1)] if narrow else [(3, 1)]
+
+
+register(
+    Kernel(
+        "adam_lowprec",
+        "Adam.update with float32 state, bfloat16 state, and all bfloat16 (28, 20, 12 bytes per param)",
+        cases=tuple(LOWPREC),
+        quick=tuple(LOWPREC_QUICK),
+        prepare=lowprec_adam,
+        traffic=_lowprec_traffic,
+    )
+)
 register(
     Kernel(
         "clip",

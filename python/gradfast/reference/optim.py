@@ -5,6 +5,11 @@ Adam's arithmetic (and LAMB's moments) follows PyTorch's single-tensor CPU code 
 (``torch.optim.Adam``/``AdamW`` with ``foreach=False``):
 scalars are formed in float64 and rounded once to the array's dtype, element-wise work is
 done in the array's dtype. NaN and inf propagate as they do in PyTorch.
+
+Adam and momentum also store bfloat16 (``ml_dtypes.bfloat16``) params, gradients and state:
+those arrays are widened to float32, the float32 step runs on the widened copies, and the
+results are rounded to nearest even (ml_dtypes' cast) once, when written back. So the
+update of the params uses the state before its rounding, exactly as the Rust kernels do.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ import numpy as np
 from .. import _validate
 from .._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
 from .clip import vector_norm
+
+
+def _widened(arrays):
+    """float32 working copies of the bfloat16 arrays among ``arrays`` (None stays None)."""
+    return [a.astype(np.float32) if a is not None and a.dtype == _validate.BF16 else a for a in arrays]
+
+
+def _store(arrays, work) -> None:
+    """Round the float32 results of ``work`` into the bfloat16 arrays they were widened from."""
+    with np.errstate(all="ignore"):  # a NaN propagates, as in the arithmetic, without a warning
+        for a, w in zip(arrays, work):
+            if w is not a:
+                a[...] = w
 
 
 def _adam_moments(g, m, v, beta1, beta2):
@@ -94,12 +112,13 @@ class Adam(AdamBase):
         self._check_state(f"{self._name}.update", params, gradients, state)
         for key, p in params.items():
             s = state[key]
+            written = [p, s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq")]
+            work = _widened(written)
+            (g,) = _widened([gradients[key]])
             _adam_arrays(
-                p,
-                gradients[key],
-                s["exp_avg"],
-                s["exp_avg_sq"],
-                s.get("max_exp_avg_sq"),
+                work[0],
+                g,
+                *work[1:],
                 step,
                 self.learning_rate,
                 self.beta1,
@@ -108,6 +127,7 @@ class Adam(AdamBase):
                 self.weight_decay,
                 self.decoupled,
             )
+            _store(written, work)
 
 
 class AdamW(AdamWBase, Adam):
@@ -119,9 +139,11 @@ class MomentumOptimizer(MomentumBase):
 
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
-        for key, p in params.items():
+        for key, p_stored in params.items():
+            written = [p_stored, state[key]["velocity"]]
+            p, v = _widened(written)
+            (g,) = _widened([gradients[key]])
             t = p.dtype.type
-            g, v = gradients[key], state[key]["velocity"]
             mu, lr = t(self.momentum), t(self.learning_rate)
             with np.errstate(all="ignore"):
                 v[...] = mu * v - lr * g
@@ -129,6 +151,7 @@ class MomentumOptimizer(MomentumBase):
                     p += mu * v - lr * g
                 else:
                     p += v
+            _store(written, [p, v])
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):

@@ -26,7 +26,7 @@ hyper_class! {
 fn lamb_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &kernel::LambHyper) -> Result<()> {
     let m = (intern!(py, "exp_avg"), "exp_avg");
     let v = (intern!(py, "exp_avg_sq"), "exp_avg_sq");
-    let (mut groups, ok) = dicts.groups::<T>(&[m, v])?;
+    let (mut groups, ok) = dicts.groups::<T, T>(&[m, v])?;
     let mut total = 0;
     let tensors: Vec<LambTensor<T>> = groups
         .iter_mut()

@@ -24,7 +24,7 @@ hyper_class! {
 }
 
 fn lars_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &kernel::LarsHyper) -> Result<()> {
-    let (mut groups, ok) = dicts.groups::<T>(&[(intern!(py, "velocity"), "velocity")])?;
+    let (mut groups, ok) = dicts.groups::<T, T>(&[(intern!(py, "velocity"), "velocity")])?;
     let mut total = 0;
     let tensors: Vec<LarsTensor<T>> = groups
         .iter_mut()

@@ -5,9 +5,14 @@
 //! `exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)`,
 //! `denom = sqrt(v) / sqrt(1 - beta2^t) + eps`, `p.addcdiv_(m, denom, -lr / (1 - beta1^t))`
 //! (that is `p + (-step_size * m) / denom`).
+//!
+//! Parameters and gradients (`P`) and state (`S`) may be stored narrower than the arithmetic
+//! type `C` (bfloat16 in float32, see [`crate::store`]): each element is widened on load and
+//! rounded to nearest even on store, in the same pass. The parameter update uses the moments
+//! as computed, before they are rounded for storage.
 
 use crate::pool::for_each_chunk;
-use crate::Real;
+use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
 #[derive(Clone, Copy, Debug)]
@@ -22,14 +27,14 @@ pub struct AdamHyper {
 }
 
 crate::bundle! {
-    /// One tensor: parameters, gradients and state, all of one length.
-    pub struct AdamTensor<'a, T> {
-        pub p: &'a mut [T],
-        pub g: &'a [T],
-        pub m: &'a mut [T],
-        pub v: &'a mut [T],
+    /// One tensor: parameters and gradients stored as `P`, state as `S`, all of one length.
+    pub struct AdamTensor<'a, P, S> {
+        pub p: &'a mut [P],
+        pub g: &'a [P],
+        pub m: &'a mut [S],
+        pub v: &'a mut [S],
         /// AMSGrad's running maximum of `v`.
-        pub vmax: Option<&'a mut [T]>,
+        pub vmax: Option<&'a mut [S]>,
     }
 }
 
@@ -105,16 +110,17 @@ impl<T: Real> Consts<T> {
     }
 }
 
-/// One Adam step over every tensor, in place.
-pub fn adam<T: Real>(tensors: Vec<AdamTensor<'_, T>>, h: &AdamHyper) {
-    let c = Consts::<T>::new(h);
-    // p, m, v (and vmax) read and written, g read
-    let streams = if tensors.iter().any(|t| t.vmax.is_some()) {
-        9
+/// One Adam step over every tensor, in place, computed in `C`.
+pub fn adam<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<AdamTensor<'_, P, S>>, h: &AdamHyper) {
+    let c = Consts::<C>::new(h);
+    // p read and written, g read; m, v (and vmax) read and written
+    let state_streams = if tensors.iter().any(|t| t.vmax.is_some()) {
+        6
     } else {
-        7
+        4
     };
-    for_each_chunk(tensors, streams * std::mem::size_of::<T>(), |t| {
+    let bytes = 3 * size_of::<P>() + state_streams * size_of::<S>();
+    for_each_chunk(tensors, bytes, |t| {
         adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), &c)
     });
 }
@@ -122,57 +128,68 @@ pub fn adam<T: Real>(tensors: Vec<AdamTensor<'_, T>>, h: &AdamHyper) {
 crate::simd! {
     /// The branches of the update are constants of the call; as const parameters they leave
     /// every loop free of branches, which lets it vectorize.
-    fn adam_slices<T: Real>(
-        p: &mut [T],
-        g: &[T],
-        m: &mut [T],
-        v: &mut [T],
-        vmax: &mut [T],
-        c: &Consts<T>,
+    fn adam_slices<C: Real, P: Store<C>, S: Store<C>>(
+        p: &mut [P],
+        g: &[P],
+        m: &mut [S],
+        v: &mut [S],
+        vmax: &mut [S],
+        c: &Consts<C>,
     ) {
         let ams = !vmax.is_empty();
         match (c.coupled, c.moments.low_weight, ams) {
-            (false, true, false) => adam_loop::<T, false, true, false>(p, g, m, v, vmax, c),
-            (false, true, true) => adam_loop::<T, false, true, true>(p, g, m, v, vmax, c),
-            (false, false, false) => adam_loop::<T, false, false, false>(p, g, m, v, vmax, c),
-            (false, false, true) => adam_loop::<T, false, false, true>(p, g, m, v, vmax, c),
-            (true, true, false) => adam_loop::<T, true, true, false>(p, g, m, v, vmax, c),
-            (true, true, true) => adam_loop::<T, true, true, true>(p, g, m, v, vmax, c),
-            (true, false, false) => adam_loop::<T, true, false, false>(p, g, m, v, vmax, c),
-            (true, false, true) => adam_loop::<T, true, false, true>(p, g, m, v, vmax, c),
+            (false, true, false) => adam_loop::<C, P, S, false, true, false>(p, g, m, v, vmax, c),
+            (false, true, true) => adam_loop::<C, P, S, false, true, true>(p, g, m, v, vmax, c),
+            (false, false, false) => adam_loop::<C, P, S, false, false, false>(p, g, m, v, vmax, c),
+            (false, false, true) => adam_loop::<C, P, S, false, false, true>(p, g, m, v, vmax, c),
+            (true, true, false) => adam_loop::<C, P, S, true, true, false>(p, g, m, v, vmax, c),
+            (true, true, true) => adam_loop::<C, P, S, true, true, true>(p, g, m, v, vmax, c),
+            (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, c),
+            (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, c),
         }
     }
 }
 
 #[inline(always)]
-fn adam_loop<T: Real, const COUPLED: bool, const LOW_WEIGHT: bool, const AMSGRAD: bool>(
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-    vmax: &mut [T],
-    c: &Consts<T>,
+fn adam_loop<
+    C: Real,
+    P: Store<C>,
+    S: Store<C>,
+    const COUPLED: bool,
+    const LOW_WEIGHT: bool,
+    const AMSGRAD: bool,
+>(
+    p: &mut [P],
+    g: &[P],
+    m: &mut [S],
+    v: &mut [S],
+    vmax: &mut [S],
+    c: &Consts<C>,
 ) {
     let n = p.len();
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
     let c = *c;
     for i in 0..n {
-        let mut pi = p[i];
-        let gi = if COUPLED { g[i] + c.l2 * pi } else { g[i] };
+        let mut pi = p[i].load();
+        let gi = if COUPLED {
+            g[i].load() + c.l2 * pi
+        } else {
+            g[i].load()
+        };
         if !COUPLED {
             pi = pi * c.decay;
         }
-        let (mi, mut vi) = moments::<T, LOW_WEIGHT>(gi, m[i], v[i], &c.moments);
-        m[i] = mi;
-        v[i] = vi;
+        let (mi, mut vi) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), v[i].load(), &c.moments);
+        m[i] = S::store(mi);
+        v[i] = S::store(vi);
         if AMSGRAD {
-            vi = vmax[i].nan_max(vi);
-            vmax[i] = vi;
+            vi = vmax[i].load().nan_max(vi);
+            vmax[i] = S::store(vi);
         }
         let denom = vi.sqrt() / c.bc2_sqrt + c.eps;
         // addcdiv's `self + value * t1 / t2`, evaluated left to right as ATen does
-        p[i] = pi + (c.neg_step_size * mi) / denom;
+        p[i] = P::store(pi + (c.neg_step_size * mi) / denom);
     }
 }
 
@@ -327,5 +344,107 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(4));
+    }
+
+    /// Values exactly representable in bfloat16, so that every storage starts equal.
+    fn bf16_values(n: usize, scale: f32) -> Vec<f32> {
+        use crate::pack::{bf16_from_f32, f32_from_bf16};
+        (0..n)
+            .map(|i| f32_from_bf16(bf16_from_f32(((i as f32) * 0.7).sin() * scale)))
+            .collect()
+    }
+
+    #[test]
+    fn bf16_storage_rounds_what_the_float32_step_computes() {
+        use crate::pack::bf16_from_f32;
+        let n = 67;
+        let (p0, g) = (bf16_values(n, 2.0), bf16_values(n + 3, 0.5)[3..].to_vec());
+        let (m0, v0) = (
+            bf16_values(n, 0.1),
+            bf16_values(n, 0.3)
+                .iter()
+                .map(|x| x.abs())
+                .collect::<Vec<_>>(),
+        );
+        let bits = |x: &[f32]| x.iter().map(|&y| bf16_from_f32(y)).collect::<Vec<u16>>();
+        for (weight_decay, decoupled, ams) in
+            [(0.0, false, false), (0.1, false, true), (0.1, true, false)]
+        {
+            let h = AdamHyper {
+                lr: 0.01,
+                weight_decay,
+                decoupled,
+                ..hyper(3)
+            };
+            // float32 throughout
+            let (mut p, mut m, mut v, mut x) = (p0.clone(), m0.clone(), v0.clone(), v0.clone());
+            adam(
+                vec![AdamTensor {
+                    p: &mut p,
+                    g: &g,
+                    m: &mut m,
+                    v: &mut v,
+                    vmax: ams.then_some(&mut x[..]),
+                }],
+                &h,
+            );
+            // float32 params, bfloat16 state: the same params, the state rounded
+            let (mut p2, mut m2, mut v2, mut x2) = (p0.clone(), bits(&m0), bits(&v0), bits(&v0));
+            adam(
+                vec![AdamTensor {
+                    p: &mut p2,
+                    g: &g,
+                    m: &mut m2,
+                    v: &mut v2,
+                    vmax: ams.then_some(&mut x2[..]),
+                }],
+                &h,
+            );
+            assert_eq!(p2, p);
+            assert_eq!((m2, v2), (bits(&m), bits(&v)));
+            if ams {
+                assert_eq!(x2, bits(&x));
+            }
+            // all bfloat16: the params rounded too
+            let (mut p3, g3, mut m3, mut v3, mut x3) =
+                (bits(&p0), bits(&g), bits(&m0), bits(&v0), bits(&v0));
+            adam(
+                vec![AdamTensor {
+                    p: &mut p3,
+                    g: &g3,
+                    m: &mut m3,
+                    v: &mut v3,
+                    vmax: ams.then_some(&mut x3[..]),
+                }],
+                &h,
+            );
+            assert_eq!((p3, m3, v3), (bits(&p), bits(&m), bits(&v)));
+        }
+    }
+
+    #[test]
+    fn bf16_one_thread_equals_many_threads_bitwise() {
+        let n = PARALLEL_MIN_BYTES / 14 + 2 * CHUNK + 5;
+        let g: Vec<u16> = (0..n)
+            .map(|i| crate::pack::bf16_from_f32(((i * 7919) % 1000) as f32 / 500.0 - 1.0))
+            .collect();
+        let run = |threads| {
+            set_num_threads(threads);
+            let (mut p, mut m, mut v) = (vec![0x3f00u16; n], vec![0u16; n], vec![0u16; n]);
+            for step in 1..=3 {
+                adam(
+                    vec![AdamTensor {
+                        p: &mut p,
+                        g: &g,
+                        m: &mut m,
+                        v: &mut v,
+                        vmax: None,
+                    }],
+                    &hyper(step),
+                );
+            }
+            (p, m, v)
+        };
+        assert_eq!(run(1), run(3));
     }
 }

@@ -1,8 +1,12 @@
 //! Momentum and Nesterov momentum with the seed's update rule:
 //! `v = momentum * v - lr * g`, then `p += v` or, for Nesterov, `p += momentum * v - lr * g`.
+//!
+//! As in Adam, parameters and gradients (`P`) and the velocity (`S`) may be stored narrower
+//! than the arithmetic type `C`; the parameter update uses the velocity as computed, before
+//! it is rounded for storage.
 
 use crate::pool::for_each_chunk;
-use crate::Real;
+use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
 pub struct MomentumHyper {
@@ -12,19 +16,22 @@ pub struct MomentumHyper {
 }
 
 crate::bundle! {
-    /// One tensor: parameters, gradients and velocity, all of one length.
-    pub struct MomentumTensor<'a, T> {
-        pub p: &'a mut [T],
-        pub g: &'a [T],
-        pub v: &'a mut [T],
+    /// One tensor: parameters and gradients stored as `P`, velocity as `S`, all of one length.
+    pub struct MomentumTensor<'a, P, S> {
+        pub p: &'a mut [P],
+        pub g: &'a [P],
+        pub v: &'a mut [S],
     }
 }
 
-/// One momentum step over every tensor, in place.
-pub fn momentum<T: Real>(tensors: Vec<MomentumTensor<'_, T>>, h: &MomentumHyper) {
-    let (lr, mu) = (T::of(h.lr), T::of(h.momentum));
+/// One momentum step over every tensor, in place, computed in `C`.
+pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
+    tensors: Vec<MomentumTensor<'_, P, S>>,
+    h: &MomentumHyper,
+) {
+    let (lr, mu) = (C::of(h.lr), C::of(h.momentum));
     // p and v read and written, g read
-    for_each_chunk(tensors, 5 * std::mem::size_of::<T>(), |t| {
+    for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
         if h.nesterov {
             nesterov_slices(t.p, t.g, t.v, lr, mu)
         } else {
@@ -34,24 +41,38 @@ pub fn momentum<T: Real>(tensors: Vec<MomentumTensor<'_, T>>, h: &MomentumHyper)
 }
 
 crate::simd! {
-    fn classical_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
+    fn classical_slices<C: Real, P: Store<C>, S: Store<C>>(
+        p: &mut [P],
+        g: &[P],
+        v: &mut [S],
+        lr: C,
+        mu: C,
+    ) {
         let n = p.len();
         let (g, v) = (&g[..n], &mut v[..n]);
         for i in 0..n {
-            v[i] = mu * v[i] - lr * g[i];
-            p[i] = p[i] + v[i];
+            let vi = mu * v[i].load() - lr * g[i].load();
+            v[i] = S::store(vi);
+            p[i] = P::store(p[i].load() + vi);
         }
     }
 }
 
 crate::simd! {
-    fn nesterov_slices<T: Real>(p: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T) {
+    fn nesterov_slices<C: Real, P: Store<C>, S: Store<C>>(
+        p: &mut [P],
+        g: &[P],
+        v: &mut [S],
+        lr: C,
+        mu: C,
+    ) {
         let n = p.len();
         let (g, v) = (&g[..n], &mut v[..n]);
         for i in 0..n {
-            let step = lr * g[i];
-            v[i] = mu * v[i] - step;
-            p[i] = p[i] + (mu * v[i] - step);
+            let step = lr * g[i].load();
+            let vi = mu * v[i].load() - step;
+            v[i] = S::store(vi);
+            p[i] = P::store(p[i].load() + (mu * vi - step));
         }
     }
 }
@@ -101,5 +122,49 @@ mod tests {
         );
         assert_eq!(v, vec![0.0, 0.5]);
         assert_eq!(p, vec![1.0, 0.5]);
+    }
+
+    #[test]
+    fn bf16_velocity_is_rounded_after_the_step_uses_it() {
+        use crate::pack::{bf16_from_f32, f32_from_bf16};
+        for nesterov in [false, true] {
+            let h = MomentumHyper {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov,
+            };
+            // v = 0.9 * 1 - 0.1 * 0.3125 = 0.86875, not a bfloat16 value
+            let (p0, g, v0) = (1.0f32, 0.3125f32, 1.0f32);
+            let (mut p, mut v) = (vec![p0], vec![v0]);
+            momentum(
+                vec![MomentumTensor {
+                    p: &mut p,
+                    g: &[g],
+                    v: &mut v,
+                }],
+                &h,
+            );
+            let (mut p2, mut v2) = (vec![p0], vec![bf16_from_f32(v0)]);
+            momentum(
+                vec![MomentumTensor {
+                    p: &mut p2,
+                    g: &[g],
+                    v: &mut v2,
+                }],
+                &h,
+            );
+            assert_ne!(f32_from_bf16(v2[0]), v[0]);
+            assert_eq!((p2[0], v2[0]), (p[0], bf16_from_f32(v[0])));
+            let (mut p3, mut v3) = (vec![bf16_from_f32(p0)], vec![v0]);
+            momentum(
+                vec![MomentumTensor {
+                    p: &mut p3,
+                    g: &[bf16_from_f32(g)],
+                    v: &mut v3,
+                }],
+                &h,
+            );
+            assert_eq!((p3[0], v3[0]), (bf16_from_f32(p[0]), v[0]));
+        }
     }
 }
