@@ -70,7 +70,8 @@ def clipping(max_norm: float):
             torch = peers.torch()
             if torch is None:
                 return None
-            tensors = [torch.from_numpy(g) for g in grads.values()]
+            # clip_grad_norm_ clips the .grad of the tensors it is given
+            tensors = _torch_params(torch, grads, grads)
             return partial(torch.nn.utils.clip_grad_norm_, tensors, max_norm, foreach=True), setup
         fn = baseline.numpy_clip_grad_norm if impl == "numpy" else clip.clip_grad_norm
         return partial(fn, grads, max_norm), setup
