@@ -5,6 +5,7 @@ Usage: python benches/thread_sweep.py
 """
 
 import timeit
+from functools import partial
 
 import gradfast as gf
 import numpy as np
@@ -23,14 +24,13 @@ def main() -> None:
         p, g = {"w": np.ones(size, np.float32)}, {"w": np.ones(size, np.float32)}
         small = {"w": np.full(size, 1e-3, np.float32)}
         calls = {
-            "adam": (gf.Adam(), lambda o: o.update(p, g)),
-            "nesterov": (gf.MomentumOptimizer(nesterov=True), lambda o: o.update(p, g)),
-            "clip": (None, lambda _: gf.clip_grad_norm(small, 1e9)),
+            "adam": partial(gf.Adam().update, p, g),
+            "nesterov": partial(gf.MomentumOptimizer(nesterov=True).update, p, g),
+            "clip": partial(gf.clip_grad_norm, small, 1e9),
         }
         number = max(3, 2_000_000 // size)
         cells = []
-        for name, (opt, call) in calls.items():
-            run = lambda: call(opt)  # noqa: E731
+        for name, run in calls.items():
             run()
             gf.set_num_threads(1)
             one = best(run, number)
