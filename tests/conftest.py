@@ -22,6 +22,10 @@ import gradfast  # noqa: E402
 import gradfast.reference  # noqa: E402
 import pytest  # noqa: E402
 
+# The threaded paths run from 1 MiB of traffic in the tests (32 MiB by default), so that the
+# determinism and GIL tests exercise them on inputs of modest size.
+gradfast._core._set_parallel_min_bytes(1 << 20)
+
 #: the two implementations of every name: properties are checked on both
 IMPLS = {"gradfast": gradfast, "reference": gradfast.reference}
 

@@ -68,7 +68,7 @@ def steps(threads, name, kw, params, grads):
 )
 def test_one_thread_equals_many_threads_bitwise(restore_threads, name, kw):
     rng = np.random.default_rng(0)
-    # big enough that every kernel uses the pool (it does above 8 MiB of traffic)
+    # big enough that every kernel uses the pool (the tests lower its threshold to 1 MiB)
     params = {"big": rng.standard_normal(500_007).astype(np.float32), "tiny": np.ones((2, 2), np.float32)}
     grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()} for _ in range(3)]
     one = steps(1, name, kw, params, grads)

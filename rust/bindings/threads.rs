@@ -40,6 +40,13 @@ pub fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
     }
 }
 
+/// Sets the memory traffic (bytes) from which a call uses the thread pool. Private: the tests
+/// lower it to run the threaded paths on small inputs.
+#[pyfunction]
+pub fn _set_parallel_min_bytes(bytes: usize) {
+    pool::set_parallel_min_bytes(bytes);
+}
+
 /// The number of threads gradfast kernels use.
 #[pyfunction]
 pub fn get_num_threads() -> usize {
@@ -49,5 +56,7 @@ pub fn get_num_threads() -> usize {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_THREADS", MAX_THREADS)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_parallel_min_bytes, m)?)?;
+    m.add("PARALLEL_MIN_BYTES", pool::PARALLEL_MIN_BYTES)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)
 }

@@ -527,7 +527,9 @@ mod tests {
 
     #[test]
     fn gradient_descent_gives_the_same_bits_for_every_thread_count() {
-        // 10 MB of X: above PARALLEL_MIN_BYTES, so the blocks run on the pool.
+        // 10 MB of X: above a lowered threshold, so the blocks run on the pool (other tests
+        // running meanwhile may use the pool too; no result depends on it).
+        crate::pool::set_parallel_min_bytes(1 << 20);
         let (n, d) = (20_000, 64);
         let (x, y) = (data(n * d, 7), data(n, 8));
         let run = |threads| {

@@ -18,9 +18,19 @@ use crate::bundle::Split;
 pub const CHUNK: usize = 1 << 16;
 /// The largest thread count [`set_num_threads`] takes.
 pub const MAX_THREADS: usize = 1024;
-/// Bytes of memory traffic below which a call runs on the calling thread: waking the pool
-/// and handing it the chunks costs tens of microseconds, the time such a call takes alone.
-pub const PARALLEL_MIN_BYTES: usize = 8 << 20;
+/// Bytes of memory traffic below which a call runs on the calling thread, by default. Up to
+/// about a last-level cache of data (32 MiB here), one core streams it from cache about as
+/// fast as two that must first be woken and handed the chunks, and often faster (measured with
+/// `benches/thread_sweep.py`); beyond it, memory bandwidth grows with the threads.
+pub const PARALLEL_MIN_BYTES: usize = 32 << 20;
+
+static PARALLEL_MIN: AtomicUsize = AtomicUsize::new(PARALLEL_MIN_BYTES);
+
+/// Sets the traffic threshold of the pool (tests lower it to run the threaded paths on
+/// small data; results do not depend on it).
+pub fn set_parallel_min_bytes(bytes: usize) {
+    PARALLEL_MIN.store(bytes, Ordering::Relaxed);
+}
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// `available_parallelism` reads cgroup files on every call, so it is asked once.
@@ -68,7 +78,7 @@ fn pool() -> Option<Arc<ThreadPool>> {
 
 /// The pool, when a call moving `bytes` bytes of memory should use it.
 fn parallel(bytes: usize) -> Option<Arc<ThreadPool>> {
-    if bytes >= PARALLEL_MIN_BYTES && num_threads() > 1 {
+    if bytes >= PARALLEL_MIN.load(Ordering::Relaxed) && num_threads() > 1 {
         pool()
     } else {
         None
