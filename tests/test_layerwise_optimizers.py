@@ -9,38 +9,10 @@ import numpy as np
 import optax
 import pytest
 import test_errors
-from conftest import TOL
 from hypothesis import given
 from hypothesis import strategies as st
-
-SHAPES = st.sampled_from([(), (0,), (1,), (7,), (3, 5), (2, 3, 4), (33,), (1000,)])
-
-
-@st.composite
-def problems(draw):
-    """A dict of params and a list of gradient dicts, one per step."""
-    dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
-    shapes = draw(st.lists(SHAPES, min_size=1, max_size=4))
-    steps = draw(st.integers(1, 4))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    params = {f"w{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(shapes)}
-    grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(steps)]
-    return params, grads
-
-
-def run(opt, params, grads):
-    params = {k: p.copy() for k, p in params.items()}
-    for g in grads:
-        opt.update(params, g)
-    return params, opt
-
-
-def assert_close(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype
-        np.testing.assert_allclose(a[k], b[k], **TOL[a[k].dtype])
-
+from test_optim import assert_same as assert_close
+from test_optim import problems, run
 
 LAMB_HYPER = {
     "learning_rate": st.floats(0.0, 0.1),
