@@ -274,6 +274,25 @@ impl<'l, 'py> Stepping<'l, 'py> {
     }
 }
 
+/// The body of every stateful optimizer binding: under `opt`'s lock, its state and step read
+/// (fresh zeros asked for when it has none), the dicts checked, `step(dicts, step_number)`
+/// run, then the step committed.
+fn optimizer_step<'py>(
+    func: &str,
+    opt: &Bound<'py, PyAny>,
+    lock: &Bound<'py, StepLock>,
+    params: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    step: impl FnOnce(&Dicts<'_, 'py>, u64) -> Result<()>,
+) -> PyResult<()> {
+    guard(func, || {
+        let s = Stepping::begin(opt, lock, params, gradients)?;
+        let dicts = Dicts::new(func, params, gradients, &s.state)?;
+        step(&dicts, s.step)?;
+        s.commit()
+    })
+}
+
 fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
@@ -322,15 +341,13 @@ pub fn adam(
     gradients: &Bound<'_, PyAny>,
     hyper: &Bound<'_, AdamHyper>,
 ) -> PyResult<()> {
-    guard(func, || {
-        let hyper = hyper.get();
-        let s = Stepping::begin(opt, lock, params, gradients)?;
-        let dicts = Dicts::new(func, params, gradients, &s.state)?;
+    let hyper = hyper.get();
+    optimizer_step(func, opt, lock, params, gradients, |dicts, step| {
         if let Some(layout) = dicts.layout(hyper.bf16_state)? {
-            let h = hyper.kernel(s.step);
-            layout_dispatch!(layout => adam_typed(py, &dicts, &h, hyper.amsgrad))?;
+            let h = hyper.kernel(step);
+            layout_dispatch!(layout => adam_typed(py, dicts, &h, hyper.amsgrad))?;
         }
-        s.commit()
+        Ok(())
     })
 }
 
@@ -424,19 +441,17 @@ pub fn momentum(
     gradients: &Bound<'_, PyAny>,
     hyper: &Bound<'_, MomentumHyper>,
 ) -> PyResult<()> {
-    guard(func, || {
-        let hyper = hyper.get();
-        let s = Stepping::begin(opt, lock, params, gradients)?;
-        let dicts = Dicts::new(func, params, gradients, &s.state)?;
+    let hyper = hyper.get();
+    optimizer_step(func, opt, lock, params, gradients, |dicts, _| {
         if let Some(layout) = dicts.layout(hyper.bf16_state)? {
             let h = momentum_k::MomentumHyper {
                 lr: hyper.learning_rate,
                 momentum: hyper.momentum,
                 nesterov: hyper.nesterov,
             };
-            layout_dispatch!(layout => momentum_typed(py, &dicts, &h))?;
+            layout_dispatch!(layout => momentum_typed(py, dicts, &h))?;
         }
-        s.commit()
+        Ok(())
     })
 }
 

@@ -5,10 +5,10 @@ use gradfast_kernels::optim::lamb::LambTensor;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use super::{Dicts, Stepping};
+use super::{optimizer_step, Dicts};
 use crate::arrays::Float;
 use crate::bindings::lock::StepLock;
-use crate::bindings::{guard, run};
+use crate::bindings::run;
 use crate::error::Result;
 use crate::{dispatch, hyper_class};
 
@@ -60,10 +60,8 @@ pub fn lamb(
     gradients: &Bound<'_, PyAny>,
     hyper: &Bound<'_, LambHyper>,
 ) -> PyResult<()> {
-    guard(func, || {
-        let hyper = hyper.get();
-        let s = Stepping::begin(opt, lock, params, gradients)?;
-        let dicts = Dicts::new(func, params, gradients, &s.state)?;
+    let hyper = hyper.get();
+    optimizer_step(func, opt, lock, params, gradients, |dicts, step| {
         if let Some(dtype) = dicts.dtype()? {
             let h = kernel::LambHyper {
                 lr: hyper.learning_rate,
@@ -71,11 +69,11 @@ pub fn lamb(
                 beta2: hyper.beta2,
                 eps: hyper.epsilon,
                 weight_decay: hyper.weight_decay,
-                step: s.step,
+                step,
             };
-            dispatch!(dtype => lamb_typed(py, &dicts, &h))?;
+            dispatch!(dtype => lamb_typed(py, dicts, &h))?;
         }
-        s.commit()
+        Ok(())
     })
 }
 

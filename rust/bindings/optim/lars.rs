@@ -5,10 +5,10 @@ use gradfast_kernels::optim::lars::LarsTensor;
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use super::{Dicts, Stepping};
+use super::{optimizer_step, Dicts};
 use crate::arrays::Float;
 use crate::bindings::lock::StepLock;
-use crate::bindings::{guard, run};
+use crate::bindings::run;
 use crate::error::Result;
 use crate::{dispatch, hyper_class};
 
@@ -56,10 +56,8 @@ pub fn lars(
     gradients: &Bound<'_, PyAny>,
     hyper: &Bound<'_, LarsHyper>,
 ) -> PyResult<()> {
-    guard(func, || {
-        let hyper = hyper.get();
-        let s = Stepping::begin(opt, lock, params, gradients)?;
-        let dicts = Dicts::new(func, params, gradients, &s.state)?;
+    let hyper = hyper.get();
+    optimizer_step(func, opt, lock, params, gradients, |dicts, _| {
         if let Some(dtype) = dicts.dtype()? {
             let h = kernel::LarsHyper {
                 lr: hyper.learning_rate,
@@ -68,9 +66,9 @@ pub fn lars(
                 trust_coefficient: hyper.trust_coefficient,
                 eps: hyper.epsilon,
             };
-            dispatch!(dtype => lars_typed(py, &dicts, &h))?;
+            dispatch!(dtype => lars_typed(py, dicts, &h))?;
         }
-        s.commit()
+        Ok(())
     })
 }
 
