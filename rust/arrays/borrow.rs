@@ -19,6 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use super::dtype::{ndarray, typed, Elem};
+use super::fresh;
 use super::Name;
 use crate::error::{Error, Result};
 
@@ -61,11 +62,10 @@ pub struct Out<'py, T: Elem> {
 impl<'py, T: Elem> Out<'py, T> {
     /// A new, uninitialized C-ordered array for the kernel to fill: no other array of a
     /// call can overlap it, so it needs no registering.
-    pub fn new(py: Python<'py>, shape: &[usize]) -> Self {
+    pub fn new(py: Python<'py>, shape: &[usize]) -> Result<Self> {
         // SAFETY: the kernel writes every element before the array reaches Python.
-        Out {
-            array: unsafe { PyArrayDyn::<T>::new(py, shape, false) },
-        }
+        let array = unsafe { fresh::empty::<T>(py, shape) }?;
+        Ok(Out { array })
     }
 
     pub fn array(&self) -> &Bound<'py, PyArrayDyn<T>> {

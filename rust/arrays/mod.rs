@@ -5,11 +5,13 @@
 //!   and the one float32/float64 dispatch of the bindings;
 //! - [`borrow`]: registering the arrays of a call, copying inputs that need it (by NumPy),
 //!   the overlap sweep, and slices only after it;
-//! - [`checks`]: shapes, and dict arguments read through the mapping protocol.
+//! - [`checks`]: shapes, and dict arguments read through the mapping protocol;
+//! - [`fresh`]: new arrays for results, large ones on recycled memory.
 
 pub mod borrow;
 pub mod checks;
 pub mod dtype;
+pub mod fresh;
 
 use std::fmt;
 

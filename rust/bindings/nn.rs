@@ -16,7 +16,7 @@ use pyo3::types::{PyFloat, PyString, PyTuple};
 use super::lock::StepLock;
 use super::{guard, run};
 use crate::arrays::checks::shape_str;
-use crate::arrays::{c_copy, float_dtype, same_shape, Call, Dtype, Float, In, Name, Out};
+use crate::arrays::{c_copy, float_dtype, fresh, same_shape, Call, Dtype, Float, In, Name, Out};
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
 
@@ -178,7 +178,7 @@ fn bn_forward<'py, T: Float>(
         )?);
     }
     let ok = call.check_overlaps()?;
-    let mut out = Out::<T>::new(py, &shape);
+    let mut out = Out::<T>::new(py, &shape)?;
     let (xs, os) = (x.slice(&ok), out.slice(&ok));
     let (g, b) = (gamma.slice(&ok), beta.slice(&ok));
     let hyper = Hyper {
@@ -264,9 +264,9 @@ fn bn_backward<'py, T: Float>(
     let ok = call.check_overlaps()?;
     let c = cache.layout.c;
     let (mut gx, mut gg, mut gb) = (
-        Out::<T>::new(py, x.shape()),
-        Out::<T>::new(py, &[c]),
-        Out::<T>::new(py, &[c]),
+        Out::<T>::new(py, x.shape())?,
+        Out::<T>::new(py, &[c])?,
+        Out::<T>::new(py, &[c])?,
     );
     let (gs, xs) = (g.slice(&ok), x.slice(&ok));
     let (gxs, ggs, gbs) = (gx.slice(&ok), gg.slice(&ok), gb.slice(&ok));
@@ -353,9 +353,9 @@ fn dropout_train<'py, T: Float>(
     let x = call.input::<T>(Name::Arg("x"), x_obj)?;
     let ok = call.check_overlaps()?;
     let shape = x.shape().to_vec();
-    let mut out = Out::<T>::new(py, &shape);
+    let mut out = Out::<T>::new(py, &shape)?;
     // SAFETY: filled with 0 and 1 bytes, valid bools, by the kernel before it is read.
-    let kept = unsafe { PyArrayDyn::<bool>::new(py, &shape[..], false) };
+    let kept = unsafe { fresh::empty::<bool>(py, &shape) }?;
     let len = kept.len();
     let kept_bytes: &mut [u8] = if len == 0 {
         &mut []
@@ -442,7 +442,7 @@ fn dropout_grad<'py, T: Float>(
             std::slice::from_raw_parts(arr.data().cast::<u8>(), len)
         }
     };
-    let mut out = Out::<T>::new(py, g.shape());
+    let mut out = Out::<T>::new(py, g.shape())?;
     let (gs, os) = (g.slice(&ok), out.slice(&ok));
     run(py, gs.len(), || dropout::backward(gs, kept_bytes, os, p));
     Ok(out.array().clone().into_any())

@@ -20,7 +20,7 @@ fn reg_typed<'py, T: Float>(
     let mut arrays: Vec<(In<T>, Out<T>)> = Vec::with_capacity(weights.len());
     for (key, w) in &weights.items {
         let w = call.input::<T>(Name::Item("weights", key.clone()), w)?;
-        let g = Out::<T>::new(py, w.shape());
+        let g = Out::<T>::new(py, w.shape())?;
         arrays.push((w, g));
     }
     let ok = call.check_overlaps()?;

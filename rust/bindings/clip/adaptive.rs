@@ -4,12 +4,11 @@
 
 use gradfast_kernels::clip::{scale_into, Adaptive};
 use gradfast_kernels::reduce::{norms, Order};
-use numpy::{IxDyn, PyArrayDyn};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{float_dtype, Call, Float, In, Items, Name, Out};
+use crate::arrays::{float_dtype, fresh, Call, Float, In, Items, Name, Out};
 use crate::bindings::{guard, run};
 use crate::error::Result;
 use crate::{dispatch, hyper_class};
@@ -48,9 +47,9 @@ fn adaptive_typed<'py, T: Float>(
     let mut outs: Vec<(Out<T>, usize)> = Vec::new();
     for (i, ((key, _), (a, &norm))) in grads.items.iter().zip(arrays.iter().zip(&n)).enumerate() {
         if norm.is_finite() && norm > clip {
-            // SAFETY: NumPy allocates it (as np.empty); `scale_into` writes every element
-            // before the array reaches Python, and nothing reads it before.
-            let copy = unsafe { PyArrayDyn::<T>::new(py, IxDyn(a.shape()), false) }.into_any();
+            // SAFETY: `scale_into` writes every element before the array reaches Python, and
+            // nothing reads it before.
+            let copy = unsafe { fresh::empty::<T>(py, a.shape()) }?.into_any();
             outs.push((
                 results.output::<T>(Name::Item("result", key.clone()), &copy)?,
                 i,

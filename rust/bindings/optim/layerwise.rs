@@ -10,12 +10,11 @@
 use gradfast_kernels::bundle::Each;
 use gradfast_kernels::optim::layerwise as kernel;
 use gradfast_kernels::optim::layerwise::{LayerwiseTensor, Write};
-use numpy::{IxDyn, PyArrayDyn};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{float_dtype, same_shape, Call, Float, In, Items, Mapping, Name, Out};
+use crate::arrays::{float_dtype, fresh, same_shape, Call, Float, In, Items, Mapping, Name, Out};
 use crate::bindings::{guard, run};
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
@@ -139,9 +138,9 @@ fn new_array<'py, T: Float>(
     shape: &[usize],
     fresh: &mut Vec<Bound<'py, PyAny>>,
 ) -> Result<Out<'py, T>> {
-    // SAFETY: NumPy allocates it (as np.empty); the kernel writes every element before the
-    // array reaches Python, and nothing reads it before. Zeroing it would cost a write pass.
-    let a = unsafe { PyArrayDyn::<T>::new(py, IxDyn(shape), false) }.into_any();
+    // SAFETY: the kernel writes every element before the array reaches Python, and nothing
+    // reads it before. Zeroing it would cost a write pass.
+    let a = unsafe { fresh::empty::<T>(py, shape) }?.into_any();
     let out = call.output::<T>(Name::Item("result", key.clone()), &a)?;
     fresh.push(a);
     Ok(out)
