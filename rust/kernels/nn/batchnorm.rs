@@ -1,8 +1,9 @@
 //! Batch normalization over `x` of shape `(N, C, L)` (`L = 1` for `(N, C)`), per channel `c`
 //! over the `n = N * L` values of the other axes, as `torch.nn.BatchNorm1d`.
 //!
-//! All arithmetic is float64, each result rounded once to the element type, with the
-//! reference's formulas operation by operation. Statistics and gradient sums are taken over
+//! All arithmetic is float64, each result rounded once to the element type: the reference's
+//! formulas operation by operation, except that float32 outputs come from fused
+//! multiply-adds (see [`narrow`]). Statistics and gradient sums are taken over
 //! blocks of whole rows (about [`CHUNK`] elements, fixed by the shape), each block's result
 //! combined in index order, so they do not depend on the thread count.
 //!
@@ -250,36 +251,66 @@ fn moments<T: Real>(x: &[T], lay: Layout) -> Moments {
 
 crate::simd! {
     /// `out = (x - mean) * a + beta` per channel (`a = gamma * inv_std`), rounded once.
-    fn normalize_block<T: Real>(x: &[T], out: &mut [T], l: usize, mean: &[f64], a: &[f64], beta: &[f64]) {
+    fn normalize_block<T: Real>(x: &[T], out: &mut [T], l: usize, mean: &[f64], a: &[f64], beta: &[f64], shift: &[f64]) {
         let c = mean.len();
-        let (a, beta) = (&a[..c], &beta[..c]);
-        for (xr, or) in x.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
-            if l == 1 {
-                // re-sliced to `c` so that the loop has no bounds checks and vectorizes
+        let (a, beta, shift) = (&a[..c], &beta[..c], &shift[..c]);
+        let one = |v: T, ch: usize| {
+            if narrow::<T>() {
+                T::of(v.to_f64().mul_add(a[ch], shift[ch]))
+            } else {
+                T::of((v.to_f64() - mean[ch]) * a[ch] + beta[ch])
+            }
+        };
+        if l == 1 {
+            // four rows per load of the channel constants; re-sliced to `c` so that the loops
+            // have no bounds checks and vectorize
+            let quads = x.chunks_exact(ROWS * c).zip(out.chunks_exact_mut(ROWS * c));
+            for (xq, oq) in quads {
+                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
+                let (o0, oq) = oq.split_at_mut(c);
+                let (o1, oq) = oq.split_at_mut(c);
+                let (o2, o3) = oq.split_at_mut(c);
+                let (o1, o2, o3) = (&mut o1[..c], &mut o2[..c], &mut o3[..c]);
+                for ch in 0..c {
+                    (o0[ch], o1[ch], o2[ch], o3[ch]) = (one(x0[ch], ch), one(x1[ch], ch), one(x2[ch], ch), one(x3[ch], ch));
+                }
+            }
+            let done = x.len() / (ROWS * c) * (ROWS * c);
+            for (xr, or) in x[done..].chunks_exact(c).zip(out[done..].chunks_exact_mut(c)) {
                 let (xr, or) = (&xr[..c], &mut or[..c]);
                 for ch in 0..c {
-                    or[ch] = T::of((xr[ch].to_f64() - mean[ch]) * a[ch] + beta[ch]);
+                    or[ch] = one(xr[ch], ch);
                 }
-                continue;
             }
+            return;
+        }
+        for (xr, or) in x.chunks_exact(c * l).zip(out.chunks_exact_mut(c * l)) {
             for (ch, (xs, os)) in xr.chunks_exact(l).zip(or.chunks_exact_mut(l)).enumerate() {
-                let (m, k, b) = (mean[ch], a[ch], beta[ch]);
-                for (o, v) in os.iter_mut().zip(xs) {
-                    *o = T::of((v.to_f64() - m) * k + b);
+                for (o, &v) in os.iter_mut().zip(xs) {
+                    *o = one(v, ch);
                 }
             }
         }
     }
 }
 
+/// Whether `T` is float32: its per-element maps then take one float64 fused multiply-add per
+/// term (`x a + (beta - mean a)`), whose cancellation float64 keeps far below float32's
+/// rounding unless `|mean| / std` nears 1e8; float64 keeps the reference's order of operations.
+#[inline(always)]
+fn narrow<T: Real>() -> bool {
+    std::mem::size_of::<T>() < 8
+}
+
 fn normalize<T: Real>(x: &[T], out: &mut [T], lay: Layout, s: &Saved, beta: &[f64]) {
     let a: Vec<f64> = s.gamma.iter().zip(&s.inv_std).map(|(g, i)| g * i).collect();
+    let shift: Vec<f64> = (0..lay.c).map(|ch| beta[ch] - s.mean[ch] * a[ch]).collect();
     // x read, out written
     map_chunks(
         vec![RowsOut { x, out }],
         lay.block(),
         2 * std::mem::size_of::<T>(),
-        |b| normalize_block(b.x, b.out, lay.l, &s.mean, &a, beta),
+        |b| normalize_block(b.x, b.out, lay.l, &s.mean, &a, beta, &shift),
     );
 }
 
@@ -418,35 +449,61 @@ struct Coef {
     a: Vec<f64>,
     b: Vec<f64>,
     d: Vec<f64>,
+    /// `d - b mean`, for float32 (see [`narrow`])
+    shift: Vec<f64>,
 }
 
 crate::simd! {
     /// Training: `grad_x = a g + b (x - mean) + d` per channel, rounded once.
     fn grad_x_block<T: Real>(g: &[T], x: &[T], out: &mut [T], l: usize, mean: &[f64], k: &Coef) {
         let c = mean.len();
-        let (ka, kb, kd) = (&k.a[..c], &k.b[..c], &k.d[..c]);
-        let one = |gv: T, xv: T, m: f64, a: f64, b: f64, d: f64| T::of(a * gv.to_f64() + b * (xv.to_f64() - m) + d);
+        let (ka, kb, kd, ks) = (&k.a[..c], &k.b[..c], &k.d[..c], &k.shift[..c]);
+        let one = |gv: T, xv: T, ch: usize| {
+            let (g, x) = (gv.to_f64(), xv.to_f64());
+            if narrow::<T>() {
+                T::of(ka[ch].mul_add(g, kb[ch].mul_add(x, ks[ch])))
+            } else {
+                T::of(ka[ch] * g + kb[ch] * (x - mean[ch]) + kd[ch])
+            }
+        };
+        if l == 1 {
+            // four rows per load of the channel constants (as `normalize_block`)
+            let at = |gr: &[T], xr: &[T], ch: usize| one(gr[ch], xr[ch], ch);
+            let quads = g.chunks_exact(ROWS * c).zip(x.chunks_exact(ROWS * c)).zip(out.chunks_exact_mut(ROWS * c));
+            for ((gq, xq), oq) in quads {
+                let (g0, g1, g2, g3) = (&gq[..c], &gq[c..2 * c], &gq[2 * c..3 * c], &gq[3 * c..4 * c]);
+                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
+                let (o0, oq) = oq.split_at_mut(c);
+                let (o1, oq) = oq.split_at_mut(c);
+                let (o2, o3) = oq.split_at_mut(c);
+                let (o1, o2, o3) = (&mut o1[..c], &mut o2[..c], &mut o3[..c]);
+                for ch in 0..c {
+                    (o0[ch], o1[ch], o2[ch], o3[ch]) = (at(g0, x0, ch), at(g1, x1, ch), at(g2, x2, ch), at(g3, x3, ch));
+                }
+            }
+            let done = g.len() / (ROWS * c) * (ROWS * c);
+            let rows = g[done..].chunks_exact(c).zip(x[done..].chunks_exact(c)).zip(out[done..].chunks_exact_mut(c));
+            for ((gr, xr), or) in rows {
+                let (gr, xr) = (&gr[..c], &xr[..c]);
+                for (ch, o) in or[..c].iter_mut().enumerate() {
+                    *o = at(gr, xr, ch);
+                }
+            }
+            return;
+        }
         for ((gr, xr), or) in g
             .chunks_exact(c * l)
             .zip(x.chunks_exact(c * l))
             .zip(out.chunks_exact_mut(c * l))
         {
-            if l == 1 {
-                let (gr, xr, or) = (&gr[..c], &xr[..c], &mut or[..c]);
-                for ch in 0..c {
-                    or[ch] = one(gr[ch], xr[ch], mean[ch], ka[ch], kb[ch], kd[ch]);
-                }
-                continue;
-            }
             for (ch, ((gs, xs), os)) in gr
                 .chunks_exact(l)
                 .zip(xr.chunks_exact(l))
                 .zip(or.chunks_exact_mut(l))
                 .enumerate()
             {
-                let (m, a, b, d) = (mean[ch], ka[ch], kb[ch], kd[ch]);
                 for ((o, &gv), &xv) in os.iter_mut().zip(gs).zip(xs) {
-                    *o = one(gv, xv, m, a, b, d);
+                    *o = one(gv, xv, ch);
                 }
             }
         }
@@ -500,12 +557,15 @@ pub fn backward<T: Real>(
     // expanded per channel into a g + b (x - mean) + d
     let n = lay.count() as f64;
     let q: Vec<f64> = scale.iter().map(|s| s / n).collect();
+    let b: Vec<f64> = (0..c)
+        .map(|ch| -(q[ch] * saved.inv_std[ch] * gg[ch]))
+        .collect();
+    let d: Vec<f64> = (0..c).map(|ch| -(q[ch] * gb[ch])).collect();
     let k = Coef {
         a: q.iter().map(|q| q * n).collect(),
-        b: (0..c)
-            .map(|ch| -(q[ch] * saved.inv_std[ch] * gg[ch]))
-            .collect(),
-        d: (0..c).map(|ch| -(q[ch] * gb[ch])).collect(),
+        shift: (0..c).map(|ch| d[ch] - b[ch] * saved.mean[ch]).collect(),
+        b,
+        d,
     };
     // g and x read, grad_x written
     map_chunks(
