@@ -169,8 +169,23 @@ crate::simd! {
 }
 
 /// Rows of `c` values taken four at a time by the `(N, C)` loops: each channel's accumulator
-/// is then read and written once per four rows.
+/// or constant is then loaded once per four rows.
 const ROWS: usize = 4;
+
+/// The four rows of `c` values of `q`, each sliced to exactly `c` (no bounds checks after).
+#[inline(always)]
+fn quad<T>(q: &[T], c: usize) -> (&[T], &[T], &[T], &[T]) {
+    (&q[..c], &q[c..2 * c], &q[2 * c..3 * c], &q[3 * c..4 * c])
+}
+
+/// [`quad`] of a block being written.
+#[inline(always)]
+fn quad_mut<T>(q: &mut [T], c: usize) -> (&mut [T], &mut [T], &mut [T], &mut [T]) {
+    let (r0, q) = q.split_at_mut(c);
+    let (r1, q) = q.split_at_mut(c);
+    let (r2, r3) = q.split_at_mut(c);
+    (r0, r1, r2, &mut r3[..c])
+}
 
 crate::simd! {
     /// `(N, C)` rows: each channel's mean, then centred sum of squares, over the block's rows
@@ -182,7 +197,7 @@ crate::simd! {
         let quads = x.chunks_exact(ROWS * c);
         let rest = quads.remainder();
         for q in quads {
-            let (r0, r1, r2, r3) = (&q[..c], &q[c..2 * c], &q[2 * c..3 * c], &q[3 * c..4 * c]);
+            let (r0, r1, r2, r3) = quad(q, c);
             for ch in 0..c {
                 mean[ch] += (r0[ch].to_f64() + r1[ch].to_f64()) + (r2[ch].to_f64() + r3[ch].to_f64());
             }
@@ -198,7 +213,7 @@ crate::simd! {
         }
         let sq = |v: T, m: f64| (v.to_f64() - m) * (v.to_f64() - m);
         for q in x.chunks_exact(ROWS * c) {
-            let (r0, r1, r2, r3) = (&q[..c], &q[c..2 * c], &q[2 * c..3 * c], &q[3 * c..4 * c]);
+            let (r0, r1, r2, r3) = quad(q, c);
             for ch in 0..c {
                 let m = mean[ch];
                 m2[ch] += (sq(r0[ch], m) + sq(r1[ch], m)) + (sq(r2[ch], m) + sq(r3[ch], m));
@@ -266,11 +281,8 @@ crate::simd! {
             // have no bounds checks and vectorize
             let quads = x.chunks_exact(ROWS * c).zip(out.chunks_exact_mut(ROWS * c));
             for (xq, oq) in quads {
-                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
-                let (o0, oq) = oq.split_at_mut(c);
-                let (o1, oq) = oq.split_at_mut(c);
-                let (o2, o3) = oq.split_at_mut(c);
-                let (o1, o2, o3) = (&mut o1[..c], &mut o2[..c], &mut o3[..c]);
+                let (x0, x1, x2, x3) = quad(xq, c);
+                let (o0, o1, o2, o3) = quad_mut(oq, c);
                 for ch in 0..c {
                     (o0[ch], o1[ch], o2[ch], o3[ch]) = (one(x0[ch], ch), one(x1[ch], ch), one(x2[ch], ch), one(x3[ch], ch));
                 }
@@ -380,8 +392,8 @@ crate::simd! {
             let (gq, xq) = (g.chunks_exact(ROWS * c), x.chunks_exact(ROWS * c));
             let (g_rest, x_rest) = (gq.remainder(), xq.remainder());
             for (gq, xq) in gq.zip(xq) {
-                let (g0, g1, g2, g3) = (&gq[..c], &gq[c..2 * c], &gq[2 * c..3 * c], &gq[3 * c..4 * c]);
-                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
+                let (g0, g1, g2, g3) = quad(gq, c);
+                let (x0, x1, x2, x3) = quad(xq, c);
                 for ch in 0..c {
                     sg[ch] += (g0[ch].to_f64() + g1[ch].to_f64()) + (g2[ch].to_f64() + g3[ch].to_f64());
                     sgx[ch] += (gx(g0, x0, ch) + gx(g1, x1, ch)) + (gx(g2, x2, ch) + gx(g3, x3, ch));
@@ -471,12 +483,9 @@ crate::simd! {
             let at = |gr: &[T], xr: &[T], ch: usize| one(gr[ch], xr[ch], ch);
             let quads = g.chunks_exact(ROWS * c).zip(x.chunks_exact(ROWS * c)).zip(out.chunks_exact_mut(ROWS * c));
             for ((gq, xq), oq) in quads {
-                let (g0, g1, g2, g3) = (&gq[..c], &gq[c..2 * c], &gq[2 * c..3 * c], &gq[3 * c..4 * c]);
-                let (x0, x1, x2, x3) = (&xq[..c], &xq[c..2 * c], &xq[2 * c..3 * c], &xq[3 * c..4 * c]);
-                let (o0, oq) = oq.split_at_mut(c);
-                let (o1, oq) = oq.split_at_mut(c);
-                let (o2, o3) = oq.split_at_mut(c);
-                let (o1, o2, o3) = (&mut o1[..c], &mut o2[..c], &mut o3[..c]);
+                let (g0, g1, g2, g3) = quad(gq, c);
+                let (x0, x1, x2, x3) = quad(xq, c);
+                let (o0, o1, o2, o3) = quad_mut(oq, c);
                 for ch in 0..c {
                     (o0[ch], o1[ch], o2[ch], o3[ch]) = (at(g0, x0, ch), at(g1, x1, ch), at(g2, x2, ch), at(g3, x3, ch));
                 }
