@@ -4,9 +4,9 @@
 //! Uniform: `(2u - 1) * limit` in float64, rounded once: bitwise the reference's. Normal:
 //! `std * sqrt(-2 ln(1 - u1)) * cos((2 pi) u2)` in float64, rounded once, with `ln` and `cos`
 //! written branch-free below so that the loop vectorizes: fdlibm's algorithms, compensated for
-//! float64 output (which then lies within a few ulp of the reference's, nearly always within
-//! 2), shortened for float32 output (still far inside float32's half ulp: the draws come out
-//! equal to the reference's).
+//! float64 output, operation for operation the reference's (`reference/_libm.py`), so the
+//! draws are bitwise its own; shortened for float32 output (still far inside float32's half
+//! ulp: the draws come out equal to the reference's).
 
 use crate::bundle::Index;
 use crate::pool::for_each_chunk;

@@ -22,8 +22,9 @@ kernels reproduce this module bit for bit. All integer arithmetic is modulo 2**6
 Elements of an array are numbered in C order. ``1.0 - u1`` is exact and lies in
 (0, 1], so the logarithm is finite; ``2.0 * pi`` is the float64 constant 2*math.pi and
 is multiplied by ``u2`` afterwards. The uniforms are exact integers scaled by a power of
-two; the normals go through ``log`` and ``cos`` and so match another implementation to
-the last bit only where both use correctly rounded (or the same) ``log``/``cos``.
+two; ``log`` and ``cos`` are those of ``_libm`` (fdlibm's, nearly always correctly rounded),
+written out in float64 operations rather than taken from NumPy or the C library, whose last
+bits vary between builds: every number of the stream is reproducible bit for bit.
 
 ``seed`` and ``stream`` are ints in [0, 2**64). Which stream each routine uses is
 documented with the routine (``initialize_weights``: the layer index; ``Dropout``: the
@@ -35,6 +36,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from . import _libm
 
 MASK = 2**64 - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -97,10 +100,16 @@ def uniform(seed: int, stream: int, n: int) -> np.ndarray:
     return (bits(seed, stream, n) >> _S11).astype(np.float64) * 2.0**-53
 
 
+#: normals computed per block of this many: the temporaries of ``_libm`` stay in cache
+_BLOCK = 1 << 16
+
+
 def normal(seed: int, stream: int, n: int) -> np.ndarray:
     """``n`` float64 standard normals by Box-Muller from counters ``2i`` (u1) and ``2i+1`` (u2)."""
     n = _u64_arg("normal", "n", n)
     u = uniform(seed, stream, 2 * n)
-    u1, u2 = u[0::2], u[1::2]
-    with np.errstate(all="ignore"):
-        return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos((2.0 * math.pi) * u2)
+    out = np.empty(n)
+    for i in range(0, n, _BLOCK):
+        u1, u2 = u[2 * i : 2 * (i + _BLOCK) : 2], u[2 * i + 1 : 2 * (i + _BLOCK) : 2]
+        out[i : i + _BLOCK] = np.sqrt(-2.0 * _libm.log(1.0 - u1)) * _libm.cos((2.0 * math.pi) * u2)
+    return out
