@@ -97,6 +97,43 @@ fn as_dict<'py, E: Elem>(
     Ok(d)
 }
 
+/// New arrays of `E` shaped as the weights of `items`, filled by `fill` with each array's
+/// weights, its `E` elements seen as `S` (by `slice`) and its threshold (NaN for an empty
+/// array); returns them as a dict, and the thresholds.
+fn by_threshold<'py, T, E, S>(
+    py: Python<'py>,
+    func: &str,
+    items: &Items<'py>,
+    ratio: f64,
+    is_global: bool,
+    slice: impl Fn(&mut [E]) -> &mut [S],
+    fill: impl for<'a> FnOnce(Vec<(&'a [T], &'a mut [S], f64)>) + Send,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)>
+where
+    T: Float + Magnitude,
+    E: Elem,
+    S: Send,
+{
+    let mut call = Call::new(func);
+    let ins = weights_in::<T>(&mut call, items)?;
+    let (arrays, mut outs) = fresh::<E, T>(py, &mut call, &ins)?;
+    let ok = call.check_overlaps()?;
+    let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
+    let slices: Vec<&mut [S]> = outs.iter_mut().map(|o| slice(o.slice(&ok))).collect();
+    let total = views.iter().map(|v| v.len()).sum();
+    let ts = run(py, total, move || {
+        let ts = thresholds(&views, ratio, is_global);
+        let layers = views.iter().zip(slices).zip(&ts);
+        fill(
+            layers
+                .map(|((w, out), t)| (*w, out, t.unwrap_or(f64::NAN)))
+                .collect(),
+        );
+        ts
+    });
+    Ok((as_dict(py, items, arrays)?, ts))
+}
+
 fn prune_typed<'py, T: Float + Magnitude>(
     py: Python<'py>,
     func: &str,
@@ -104,28 +141,22 @@ fn prune_typed<'py, T: Float + Magnitude>(
     ratio: f64,
     is_global: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    let mut call = Call::new(func);
-    let ins = weights_in::<T>(&mut call, items)?;
-    let (arrays, mut outs) = fresh::<T, T>(py, &mut call, &ins)?;
-    let ok = call.check_overlaps()?;
-    let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
-    let slices: Vec<&mut [T]> = outs.iter_mut().map(|o| o.slice(&ok)).collect();
-    let total = views.iter().map(|v| v.len()).sum();
-    let ts = run(py, total, move || {
-        let ts = thresholds(&views, ratio, is_global);
-        let layers = views.iter().zip(slices).zip(&ts);
-        prune_into(
-            layers
-                .map(|((w, out), t)| PruneInto {
-                    w,
-                    out,
-                    threshold: Each(t.unwrap_or(f64::NAN)),
-                })
-                .collect(),
-        );
-        ts
-    });
-    Ok((as_dict(py, items, arrays)?, ts))
+    by_threshold::<T, T, T>(
+        py,
+        func,
+        items,
+        ratio,
+        is_global,
+        |s| s,
+        |layers| {
+            let layers = layers.into_iter().map(|(w, out, t)| PruneInto {
+                w,
+                out,
+                threshold: Each(t),
+            });
+            prune_into(layers.collect())
+        },
+    )
 }
 
 /// Pruned copies of a dict of arrays, and the thresholds.
@@ -154,31 +185,15 @@ fn masks_typed<'py, T: Float + Magnitude>(
     ratio: f64,
     is_global: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    let mut call = Call::new(func);
-    let ins = weights_in::<T>(&mut call, items)?;
-    let (arrays, mut outs) = fresh::<MaskByte, T>(py, &mut call, &ins)?;
-    let ok = call.check_overlaps()?;
-    let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
-    let masks: Vec<&mut [u8]> = outs
-        .iter_mut()
-        .map(|o| MaskByte::bytes_mut(o.slice(&ok)))
-        .collect();
-    let total = views.iter().map(|v| v.len()).sum();
-    let ts = run(py, total, move || {
-        let ts = thresholds(&views, ratio, is_global);
-        let layers = views.iter().zip(masks).zip(&ts);
-        mask_into(
-            layers
-                .map(|((w, mask), t)| MaskInto {
-                    w,
-                    mask,
-                    threshold: Each(t.unwrap_or(f64::NAN)),
-                })
-                .collect(),
-        );
-        ts
-    });
-    Ok((as_dict(py, items, arrays)?, ts))
+    let bytes = MaskByte::bytes_mut;
+    by_threshold::<T, MaskByte, u8>(py, func, items, ratio, is_global, bytes, |layers| {
+        let layers = layers.into_iter().map(|(w, mask, t)| MaskInto {
+            w,
+            mask,
+            threshold: Each(t),
+        });
+        mask_into(layers.collect())
+    })
 }
 
 /// The masks of what `prune_network` keeps, and the thresholds.
