@@ -100,6 +100,21 @@ fn channel_input<'py, T: Float>(
     Ok(a)
 }
 
+/// What the last forward left in `layer.<name>`, or the error of a backward before any forward.
+fn last_forward<'py>(
+    func: &str,
+    layer: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> Result<Bound<'py, PyAny>> {
+    let last = attr(layer, name)?;
+    if last.is_none() {
+        return Err(Error::Value(format!(
+            "{func}: forward must be called before backward, got no forward call yet"
+        )));
+    }
+    Ok(last)
+}
+
 fn channel_output<'py, T: Float>(
     call: &mut Call<'_, 'py>,
     layer: &Bound<'py, PyAny>,
@@ -289,13 +304,7 @@ pub fn batchnorm_backward<'py>(
     let func = "BatchNorm.backward";
     guard(func, || {
         let _held = lock.get().hold(py);
-        let cache = attr(layer, intern!(py, "_cache"))?;
-        if cache.is_none() {
-            return Err(Error::Value(format!(
-                "{func}: forward must be called before backward, got no forward call yet"
-            ))
-            .into());
-        }
+        let cache = last_forward(func, layer, intern!(py, "_cache"))?;
         let cache = cache.cast::<BatchNormCache>().map_err(|_| {
             Error::Type(format!(
                 "{func}: self._cache must be what forward left there, got another object"
@@ -460,13 +469,7 @@ pub fn dropout_backward<'py>(
     let func = "Dropout.backward";
     guard(func, || {
         let _held = lock.get().hold(py);
-        let last = attr(layer, intern!(py, "_last"))?;
-        if last.is_none() {
-            return Err(Error::Value(format!(
-                "{func}: forward must be called before backward, got no forward call yet"
-            ))
-            .into());
-        }
+        let last = last_forward(func, layer, intern!(py, "_last"))?;
         let (shape, dtype, p): (Bound<PyAny>, Bound<PyAny>, f64) =
             last.extract().map_err(|_| {
                 Error::Type(format!(
