@@ -210,19 +210,24 @@ mod tests {
         }
     }
 
+    /// One step of a single tensor (float32/float64 or bfloat16 storage, as `adam` takes).
+    fn step<C: Real, P: Store<C>, S: Store<C>>(
+        p: &mut [P],
+        g: &[P],
+        m: &mut [S],
+        v: &mut [S],
+        vmax: Option<&mut [S]>,
+        h: &AdamHyper,
+    ) {
+        adam(vec![AdamTensor { p, g, m, v, vmax }], h);
+    }
+
     #[test]
     fn first_step_moves_each_weight_by_lr_against_the_gradient_sign() {
         // At t = 1, m_hat = g and v_hat = g^2, so the step is lr * g / (|g| + eps).
         let (mut p, g) = (vec![1.0f64, -2.0, 0.5], vec![0.3, -4.0, 1e-3]);
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        let t = AdamTensor {
-            p: &mut p,
-            g: &g,
-            m: &mut m,
-            v: &mut v,
-            vmax: None,
-        };
-        adam(vec![t], &hyper(1));
+        step(&mut p, &g, &mut m, &mut v, None, &hyper(1));
         for (pi, (p0, gi)) in p.iter().zip([1.0, -2.0, 0.5].iter().zip(&g)) {
             let expected = p0 - 1e-3 * gi / (gi.abs() + 1e-8);
             assert!((pi - expected).abs() < 1e-12, "{pi} vs {expected}");
@@ -240,16 +245,7 @@ mod tests {
             decoupled: true,
             ..hyper(1)
         };
-        adam(
-            vec![AdamTensor {
-                p: &mut p,
-                g: &g,
-                m: &mut m,
-                v: &mut v,
-                vmax: None,
-            }],
-            &h,
-        );
+        step(&mut p, &g, &mut m, &mut v, None, &h);
         assert!(p.iter().all(|&x| x == 2.0 * (1.0 - 0.05f32)));
     }
 
@@ -269,16 +265,7 @@ mod tests {
             eps,
             ..hyper(1)
         };
-        adam(
-            vec![AdamTensor {
-                p: &mut p,
-                g: &g,
-                m: &mut m,
-                v: &mut v,
-                vmax: None,
-            }],
-            &h,
-        );
+        step(&mut p, &g, &mut m, &mut v, None, &h);
         for i in 0..3 {
             let want = p0[i] * (1.0 - lr * wd) - lr * g[i] / (g[i].abs() + eps);
             assert!((p[i] - want).abs() < 1e-12, "{} vs {want}", p[i]);
@@ -291,14 +278,7 @@ mod tests {
         let mut p = vec![0.0f64; 2];
         let (mut m, mut v, mut vmax) = (vec![0.0; 2], vec![0.0; 2], vec![5.0, 0.0]);
         let g = vec![1.0, 1.0];
-        let t = AdamTensor {
-            p: &mut p,
-            g: &g,
-            m: &mut m,
-            v: &mut v,
-            vmax: Some(&mut vmax),
-        };
-        adam(vec![t], &hyper(1));
+        step(&mut p, &g, &mut m, &mut v, Some(&mut vmax), &hyper(1));
         assert_eq!(vmax[0], 5.0);
         assert_eq!(vmax[1], v[1]);
     }
@@ -378,26 +358,15 @@ mod tests {
             };
             // float32 throughout
             let (mut p, mut m, mut v, mut x) = (p0.clone(), m0.clone(), v0.clone(), v0.clone());
-            adam(
-                vec![AdamTensor {
-                    p: &mut p,
-                    g: &g,
-                    m: &mut m,
-                    v: &mut v,
-                    vmax: ams.then_some(&mut x[..]),
-                }],
-                &h,
-            );
+            step(&mut p, &g, &mut m, &mut v, ams.then_some(&mut x[..]), &h);
             // float32 params, bfloat16 state: the same params, the state rounded
             let (mut p2, mut m2, mut v2, mut x2) = (p0.clone(), bits(&m0), bits(&v0), bits(&v0));
-            adam(
-                vec![AdamTensor {
-                    p: &mut p2,
-                    g: &g,
-                    m: &mut m2,
-                    v: &mut v2,
-                    vmax: ams.then_some(&mut x2[..]),
-                }],
+            step(
+                &mut p2,
+                &g,
+                &mut m2,
+                &mut v2,
+                ams.then_some(&mut x2[..]),
                 &h,
             );
             assert_eq!(p2, p);
@@ -408,14 +377,12 @@ mod tests {
             // all bfloat16: the params rounded too
             let (mut p3, g3, mut m3, mut v3, mut x3) =
                 (bits(&p0), bits(&g), bits(&m0), bits(&v0), bits(&v0));
-            adam(
-                vec![AdamTensor {
-                    p: &mut p3,
-                    g: &g3,
-                    m: &mut m3,
-                    v: &mut v3,
-                    vmax: ams.then_some(&mut x3[..]),
-                }],
+            step(
+                &mut p3,
+                &g3,
+                &mut m3,
+                &mut v3,
+                ams.then_some(&mut x3[..]),
                 &h,
             );
             assert_eq!((p3, m3, v3), (bits(&p), bits(&m), bits(&v)));
@@ -431,17 +398,8 @@ mod tests {
         let run = |threads| {
             set_num_threads(threads);
             let (mut p, mut m, mut v) = (vec![0x3f00u16; n], vec![0u16; n], vec![0u16; n]);
-            for step in 1..=3 {
-                adam(
-                    vec![AdamTensor {
-                        p: &mut p,
-                        g: &g,
-                        m: &mut m,
-                        v: &mut v,
-                        vmax: None,
-                    }],
-                    &hyper(step),
-                );
+            for t in 1..=3 {
+                step(&mut p, &g, &mut m, &mut v, None, &hyper(t));
             }
             (p, m, v)
         };
