@@ -134,29 +134,71 @@ where
     Ok((as_dict(py, items, arrays)?, ts))
 }
 
-fn prune_typed<'py, T: Float + Magnitude>(
+/// Pruned copies (`masks` false) or masks of the arrays of `items`, and the thresholds.
+fn select_typed<'py, T: Float + Magnitude>(
     py: Python<'py>,
     func: &str,
     items: &Items<'py>,
     ratio: f64,
     is_global: bool,
+    masks: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    by_threshold::<T, T, T>(
-        py,
-        func,
-        items,
-        ratio,
-        is_global,
-        |s| s,
-        |layers| {
-            let layers = layers.into_iter().map(|(w, out, t)| PruneInto {
-                w,
-                out,
-                threshold: Each(t),
-            });
-            prune_into(layers.collect())
-        },
-    )
+    if masks {
+        let bytes = MaskByte::bytes_mut;
+        by_threshold::<T, MaskByte, u8>(py, func, items, ratio, is_global, bytes, |layers| {
+            let layers = layers.into_iter();
+            mask_into(
+                layers
+                    .map(|(w, mask, t)| MaskInto {
+                        w,
+                        mask,
+                        threshold: Each(t),
+                    })
+                    .collect(),
+            )
+        })
+    } else {
+        by_threshold::<T, T, T>(
+            py,
+            func,
+            items,
+            ratio,
+            is_global,
+            |s| s,
+            |layers| {
+                let layers = layers.into_iter();
+                prune_into(
+                    layers
+                        .map(|(w, out, t)| PruneInto {
+                            w,
+                            out,
+                            threshold: Each(t),
+                        })
+                        .collect(),
+                )
+            },
+        )
+    }
+}
+
+/// [`select_typed`] on a dict argument `weights` of any float dtype.
+fn select<'py>(
+    py: Python<'py>,
+    func: &str,
+    weights: &Bound<'py, PyAny>,
+    ratio: f64,
+    is_global: bool,
+    masks: bool,
+) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
+    guard(func, || {
+        let items = Items::read(func, "weights", "numpy arrays", weights)?;
+        match first_dtype(func, "weights", &items)? {
+            None => Ok((PyDict::new(py), vec![])),
+            Some(dtype) => {
+                dispatch!(dtype => select_typed(py, func, &items, ratio, is_global, masks))
+            }
+        }
+    })
 }
 
 /// Pruned copies of a dict of arrays, and the thresholds.
@@ -169,31 +211,7 @@ pub fn prune_network<'py>(
     ratio: f64,
     is_global: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    guard(func, || {
-        let items = Items::read(func, "weights", "numpy arrays", weights)?;
-        match first_dtype(func, "weights", &items)? {
-            None => Ok((PyDict::new(py), vec![])),
-            Some(dtype) => dispatch!(dtype => prune_typed(py, func, &items, ratio, is_global)),
-        }
-    })
-}
-
-fn masks_typed<'py, T: Float + Magnitude>(
-    py: Python<'py>,
-    func: &str,
-    items: &Items<'py>,
-    ratio: f64,
-    is_global: bool,
-) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    let bytes = MaskByte::bytes_mut;
-    by_threshold::<T, MaskByte, u8>(py, func, items, ratio, is_global, bytes, |layers| {
-        let layers = layers.into_iter().map(|(w, mask, t)| MaskInto {
-            w,
-            mask,
-            threshold: Each(t),
-        });
-        mask_into(layers.collect())
-    })
+    select(py, func, weights, ratio, is_global, false)
 }
 
 /// The masks of what `prune_network` keeps, and the thresholds.
@@ -206,13 +224,7 @@ pub fn magnitude_masks<'py>(
     sparsity: f64,
     is_global: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    guard(func, || {
-        let items = Items::read(func, "weights", "numpy arrays", weights)?;
-        match first_dtype(func, "weights", &items)? {
-            None => Ok((PyDict::new(py), vec![])),
-            Some(dtype) => dispatch!(dtype => masks_typed(py, func, &items, sparsity, is_global)),
-        }
-    })
+    select(py, func, weights, sparsity, is_global, true)
 }
 
 /// Params (written) and, under the same keys and of the same shapes, masks (borrowed as
