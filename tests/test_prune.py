@@ -416,3 +416,48 @@ def test_results_are_new_writeable_arrays_of_their_own(impl):
             assert not np.shares_memory(a, w[key])
         for i, a in enumerate(arrays):
             assert not any(np.shares_memory(a, b) for b in arrays[i + 1 :])
+
+
+def test_concurrent_updates_of_one_pruner_take_turns():
+    import threading
+
+    def params():
+        return {"w": np.linspace(-1, 1, 2_000_000).astype(np.float32), "v": np.arange(1.0, 50.0, dtype=np.float32)}
+
+    shared, p = gf.GradualPruning(0.0, 0.9, 0, 12), params()
+    start, returned, order = threading.Barrier(2), [], iter(range(12))
+    take = threading.Lock()
+
+    def work():
+        start.wait()  # both threads start with no masks yet: the first updates race
+        for _ in range(6):
+            with take:
+                t = next(order)
+            returned.append(shared.update(p, t))
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    # one set of masks, made by the first update and narrowed by the others in turn
+    assert all(m is shared.masks for m in returned)
+    serial, q = gf.GradualPruning(0.0, 0.9, 0, 12), params()
+    for t in range(12):
+        serial.update(q, t)
+    # masks only shrink, so whatever order the steps took, the end state is the largest target's
+    for k in q:
+        np.testing.assert_array_equal(p[k], q[k])
+        np.testing.assert_array_equal(shared.masks[k], serial.masks[k])
+
+
+def test_a_pruner_can_be_deep_copied_and_pickled(impl):
+    import copy
+    import pickle
+
+    g = impl.GradualPruning(0.2, 0.6, begin_step=0, end_step=4)
+    g.update({"w": np.linspace(-1, 1, 40)}, 1)
+    for twin in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        a, b = {"w": np.linspace(-1, 1, 40)}, {"w": np.linspace(-1, 1, 40)}
+        np.testing.assert_array_equal(twin.update(a, 3)["w"], copy.deepcopy(g).update(b, 3)["w"])
+        np.testing.assert_array_equal(a["w"], b["w"])

@@ -36,6 +36,7 @@ def apply_masks(params, masks):
 
 class GradualPruning(_base.GradualPruning):
     __doc__ = _base.GradualPruning.__doc__
+    _new_lock = _core.StepLock
 
     def _prune(self, fn, params, masks, sparsity, is_global):
         return _core.gradual_prune(fn, params, masks, sparsity, is_global)

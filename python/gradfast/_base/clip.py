@@ -6,17 +6,17 @@ NumPy) implement ``clip_gradients``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from .. import _validate
+from .locked import Locked
 from .optimizer import Hyper
 
 
-class AdaptiveClipperBase:
+class AdaptiveClipperBase(Locked):
     """Per-tensor L2 clipping against a threshold that follows the largest per-tensor norm.
 
     Each ``clip_gradients(gradients)`` call, in this order:
@@ -43,15 +43,12 @@ class AdaptiveClipperBase:
     save and restore ``running_max`` and ``running_weight``.
     """
 
-    #: makes the lock that serializes calls (the Rust-backed class takes ``_core.StepLock``,
-    #: which waits without the GIL)
-    _new_lock: ClassVar[Any] = threading.Lock
-
     init_clip_value = Hyper(lo=0.0, lo_open=True)
     adaptation_rate = Hyper(lo=0.0, hi=1.0)
     min_clip_value = Hyper(lo=0.0, lo_open=True)
 
     def __init__(self, init_clip_value=1.0, adaptation_rate=0.01, *, min_clip_value=None) -> None:
+        super().__init__()
         fn = "AdaptiveClipper"
         self.init_clip_value = init_clip_value
         self.adaptation_rate = adaptation_rate
@@ -62,7 +59,6 @@ class AdaptiveClipperBase:
             )
         self.running_max = 0.0
         self.running_weight = 0.0
-        self._lock = self._new_lock()  # one call at a time per clipper (a second thread waits)
 
     @property
     def clip_value(self) -> float:
@@ -80,15 +76,6 @@ class AdaptiveClipperBase:
     def _clip(self, fn: str, gradients) -> dict[Any, np.ndarray]:
         """Validate ``gradients``, then observe, clip and commit the new state."""
         raise NotImplementedError
-
-    def __getstate__(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        del d["_lock"]  # a lock cannot be copied; a copy gets a lock of its own
-        return d
-
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        self.__dict__.update(d)
-        self._lock = self._new_lock()
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:

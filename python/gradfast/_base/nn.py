@@ -6,16 +6,16 @@ implement ``forward`` and ``backward``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import _validate
+from .locked import Locked
 from .optimizer import Hyper
 
 
-class _Layer:
+class _Layer(Locked):
     """What the layers share: their hyper-parameters handed to Rust as one ``_core`` object,
     built when a value changes (``Hyper`` drops the cached one on assignment), and a lock that
     serializes the calls on one layer object (a second thread waits), so that the running
@@ -24,26 +24,12 @@ class _Layer:
     #: the ``_core`` class that carries the hyper-parameters, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
     _hyper_names: ClassVar[tuple[str, ...]] = ()
-    #: makes the lock (a Rust-backed class takes ``_core.StepLock``, held by its binding)
-    _new_lock: ClassVar[Any] = threading.Lock
     _packed: Any = None
-
-    def __init__(self) -> None:
-        self._lock = self._new_lock()
+    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
 
     def _pack(self):
         packed = self._packed = self._hyper_class(**{h: getattr(self, h) for h in self._hyper_names})
         return packed
-
-    #: attributes a copy does not take: the lock (a copy gets its own) and caches
-    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in self._not_copied}
-
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        self.__dict__.update(d)
-        self._lock = self._new_lock()
 
 
 class BatchNormBase(_Layer):

@@ -13,13 +13,13 @@ could not resume correctly.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import _validate
+from .locked import Locked
 
 #: the largest step count a state may hold (far beyond any run; ``beta**step`` is 0 long before)
 MAX_STEP = 2**62
@@ -47,7 +47,7 @@ class Hyper:
         obj.__dict__.pop("_packed", None)
 
 
-class Optimizer:
+class Optimizer(Locked):
     """Base class: settable ``learning_rate``, ``state_dict()`` and ``load_state_dict()``.
 
     ``state_dict()`` returns plain numbers and copies of the state arrays::
@@ -67,14 +67,12 @@ class Optimizer:
     _state_follows_step: ClassVar[bool] = True
     #: the ``_core`` class that carries the hyper-parameters into Rust, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
-    #: makes the lock that serializes updates (a Rust-backed class takes ``_core.StepLock``,
-    #: which its binding holds from reading ``step`` to committing the next one)
-    _new_lock: ClassVar[Any] = threading.Lock
+    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
 
     learning_rate = Hyper(lo=0.0)
 
     def __init__(self, learning_rate: float) -> None:
-        self._lock = self._new_lock()
+        super().__init__()  # the lock, held from reading ``step`` to committing the next one
         self.learning_rate = learning_rate
         self.step = 0
         self.state: dict[Any, dict[str, np.ndarray]] = {}
@@ -136,18 +134,6 @@ class Optimizer:
             + [(f"state[{k!r}][{s!r}]", state[k][s]) for k in params for s in self.slots],
             [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
         )
-
-    # -- copying -------------------------------------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        del d["_lock"]  # a lock cannot be copied; a copy gets a lock of its own
-        d.pop("_packed", None)  # a cache, rebuilt on the next update
-        return d
-
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        self.__dict__.update(d)
-        self._lock = self._new_lock()
 
     # -- saving and resuming -----------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate
+from .locked import Locked
 
 logger = logging.getLogger("gradfast")
 
@@ -54,7 +55,7 @@ def log_pruned(fn: str, pruned: Mapping[Any, np.ndarray], thresholds) -> None:
             )
 
 
-class GradualPruning:
+class GradualPruning(Locked):
     """Target sparsity as a function of the training step, and the pruning that follows it.
 
     Before ``begin_step`` it is ``initial_sparsity``, from ``end_step`` on ``final_sparsity``;
@@ -80,6 +81,7 @@ class GradualPruning:
     def __init__(
         self, initial_sparsity=0.0, final_sparsity=0.9, begin_step=0, end_step=100, *, schedule="linear"
     ) -> None:
+        super().__init__()
         fn = "GradualPruning"
         s_i = fraction(fn, "initial_sparsity", initial_sparsity)
         s_f = fraction(fn, "final_sparsity", final_sparsity)
@@ -111,6 +113,10 @@ class GradualPruning:
 
     def update(self, params, step, *, scope="layer") -> dict[Any, np.ndarray]:
         fn = "GradualPruning.update"
+        with self._lock:
+            return self._update(fn, params, step, scope)
+
+    def _update(self, fn: str, params, step, scope) -> dict[Any, np.ndarray]:
         sparsity = self._sparsity(fn, step)
         is_global = scope_is_global(fn, scope)
         params = _validate.array_dict(fn, "params", params)
