@@ -86,6 +86,28 @@ crate::simd! {
 }
 
 crate::simd! {
+    /// The sums of squares of two slices of one length, walked together: the same bits as
+    /// [`sum_squares`] of each.
+    pub fn sum_squares2<T: Real>(x: &[T], y: &[T]) -> (f64, f64) {
+        let (mut s, mut t) = (Squares::ZERO, Squares::ZERO);
+        let n = x.len();
+        let y = &y[..n];
+        let bx = x.chunks_exact(Squares::LANES);
+        let by = y.chunks_exact(Squares::LANES);
+        let (rx, ry) = (bx.remainder(), by.remainder());
+        for (a, b) in bx.zip(by) {
+            s.add_block(a);
+            t.add_block(b);
+        }
+        for (lane, (&v, &w)) in rx.iter().zip(ry).enumerate() {
+            s.add(lane, v);
+            t.add(lane, w);
+        }
+        (s.sum(), t.sum())
+    }
+}
+
+crate::simd! {
     fn max_abs<T: Real>(x: &[T]) -> f64 {
         lanes(x, 0.0, f64::abs, f64::nan_max)
             .iter()
@@ -217,6 +239,19 @@ mod tests {
         let a = [1.0f64, f64::NAN, 2.0];
         for order in [Order::Two, Order::Inf, Order::P(3.0)] {
             assert!(norms(&[&a[..]], order)[0].is_nan(), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn two_slices_walked_together_give_each_one_s_bits() {
+        for n in [0, 5, Squares::LANES, 3 * Squares::LANES + 7] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 101) as f32 / 7.0).collect();
+            let y: Vec<f32> = (0..n).map(|i| 1.0 / (1.0 + i as f32)).collect();
+            let (sx, sy) = sum_squares2(&x, &y);
+            assert_eq!(
+                (sx.to_bits(), sy.to_bits()),
+                (sum_squares(&x).to_bits(), sum_squares(&y).to_bits())
+            );
         }
     }
 
