@@ -3,9 +3,9 @@
 //! `matrixmultiply` was chosen for the kernels' GEMM-shaped products (BPTT's) by measuring
 //! it against `gemm` 0.18 on those shapes: 1.3x to 1.7x faster in float64 and up to 1.7x in
 //! float32 on the machine of `docs/benchmarks.md` (`gemm` uses AVX-512 only on nightly Rust),
-//! with one small dependency. Neither crate suits a product with one or two columns (a
-//! matrix-vector product): there both spend their time packing, so such products are the
-//! hand-written [`rows_times`] loop.
+//! with one small dependency. Neither crate suits the small products of a recurrence, one per
+//! step with the same right operand: there both spend their time packing it again on every
+//! call, so those are the hand-written [`small_matmul`], which reads it in place.
 //!
 //! `matrixmultiply` runs single-threaded (its `threading` feature is off). A large product is
 //! cut into fixed blocks of [`BLOCK_ROWS`] output rows, run over the gradfast pool: never the
@@ -19,7 +19,7 @@ use crate::Real;
 pub const BLOCK_ROWS: usize = 64;
 /// Products of fewer multiply-adds run on the calling thread: about 0.1 ms of work, the
 /// scale at which waking the pool pays.
-const PARALLEL_MIN_FMAS: usize = 1 << 22;
+pub const PARALLEL_MIN_FMAS: usize = 1 << 22;
 
 /// `f32` or `f64` with `matrixmultiply`'s product.
 pub trait Gemm: Real {
@@ -41,6 +41,9 @@ pub trait Gemm: Real {
         c: *mut Self,
         rsc: isize,
     );
+
+    /// `self * a + b` rounded once (an FMA instruction where the target has one).
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
 macro_rules! gemm_impl {
@@ -59,6 +62,11 @@ macro_rules! gemm_impl {
                 rsc: isize,
             ) {
                 $f(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1)
+            }
+
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
         }
     };
@@ -178,39 +186,92 @@ fn matmul_serial<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accum
     }
 }
 
-/// Output elements [`rows_times`] keeps in registers across the whole sum.
-const TILE: usize = 32;
+/// Output columns of a [`small_matmul`] tile: four AVX-512 vectors of `f64`, two of `f32`.
+const PANEL: usize = 32;
+/// Output rows of a [`small_matmul`] tile: with [`PANEL`], 16 `f64` accumulators.
+const TILE_ROWS: usize = 4;
 
 crate::simd! {
-    /// `out += v m`, `m` row-major `v.len() x out.len()`: a vector times a matrix, summed
-    /// over the rows of `m` in order. Tiles of [`TILE`] outputs stay in registers while the
-    /// rows stream past; each step is a contiguous multiply-add that vectorizes.
-    pub fn rows_times<T: Real>(out: &mut [T], v: &[T], m: &[T]) {
-        let n = out.len();
-        if n == 0 {
+    /// `c += a b` without packing, for the small products of a recurrence, where a GEMM crate
+    /// would pack `b` on every call. Both operands must have contiguous rows: `b` is read in
+    /// place, a panel of [`PANEL`] columns at a time, and `a` one element at a time. Tiles of
+    /// [`TILE_ROWS`] x [`PANEL`] outputs stay in registers. Every output is summed over the
+    /// inner dimension in order, with the same operations whichever rows share its tile.
+    pub fn small_matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>) {
+        let fma = multiversion::target::target_cfg_f!(target_feature = "fma");
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        assert!(b.rows == k && a.cs == 1 && b.cs == 1, "a and b must have contiguous rows");
+        if m == 0 || n == 0 {
             return;
         }
-        let mut tiles = out.chunks_exact_mut(TILE);
-        for (t, tile) in tiles.by_ref().enumerate() {
-            let mut acc = [T::ZERO; TILE];
-            acc.copy_from_slice(tile);
-            for (&vk, row) in v.iter().zip(m.chunks_exact(n)) {
-                let r = &row[t * TILE..][..TILE];
-                for l in 0..TILE {
-                    acc[l] = acc[l] + vk * r[l];
-                }
+        assert!((m - 1) * ldc + n <= c.len(), "product out of bounds");
+        let panels = n / PANEL;
+        for j in 0..panels {
+            let mut r = 0;
+            while r + TILE_ROWS <= m {
+                tile4(fma, &mut c[r * ldc + j * PANEL..], ldc, a, r, b, j * PANEL);
+                r += TILE_ROWS;
             }
-            tile.copy_from_slice(&acc);
+            for r in r..m {
+                tile1(fma, &mut c[r * ldc + j * PANEL..], ldc, a, r, b, j * PANEL);
+            }
         }
-        let rest = tiles.into_remainder();
-        let start = n - rest.len();
-        for (&vk, row) in v.iter().zip(m.chunks_exact(n)) {
-            for (o, &r) in rest.iter_mut().zip(&row[start..]) {
-                *o = *o + vk * r;
+        let c0 = panels * PANEL;
+        if c0 == n {
+            return;
+        }
+        for r in 0..m {
+            let out = &mut c[r * ldc + c0..r * ldc + n];
+            for (p, &x) in a.data[r * a.rs..][..k].iter().enumerate() {
+                let row = &b.data[p * b.rs + c0..][..n - c0];
+                for (o, &y) in out.iter_mut().zip(row) {
+                    *o = madd(fma, x, y, *o);
+                }
             }
         }
     }
 }
+
+/// `x y + z`, fused when the target has FMA (a call to `fma` in software otherwise).
+#[inline(always)]
+fn madd<T: Gemm>(fma: bool, x: T, y: T, z: T) -> T {
+    if fma {
+        x.mul_add(y, z)
+    } else {
+        z + x * y
+    }
+}
+
+/// Defines `$name`: rows `r..` of `a` (one per accumulator `$acc`, at row offset `$i`) times
+/// the panel of `b` at column `c0`, added to the block at the start of `c` (row stride
+/// `ldc`). One named accumulator and one lane loop per row, not a loop over rows: each lane
+/// loop is then unrolled into vector registers on its own (a loop over rows is not, and
+/// leaves the tile in memory).
+macro_rules! tile {
+    ($name:ident, $($acc:ident $i:literal),+) => {
+        #[inline(always)]
+        fn $name<T: Gemm>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, r: usize, b: View<T>, c0: usize) {
+            let (k, lda) = (a.cols, a.rs);
+            let a = &a.data[r * lda..];
+            $(
+                let $acc: &[T] = &a[$i * lda..][..k];
+                let mut $acc: ([T; PANEL], &[T]) = (c[$i * ldc..][..PANEL].try_into().unwrap(), $acc);
+            )+
+            for p in 0..k {
+                let panel: &[T; PANEL] = b.data[p * b.rs + c0..][..PANEL].try_into().unwrap();
+                $(
+                    let x = $acc.1[p];
+                    for (o, &y) in $acc.0.iter_mut().zip(panel) {
+                        *o = madd(fma, x, y, *o);
+                    }
+                )+
+            }
+            $( c[$i * ldc..][..PANEL].copy_from_slice(&$acc.0); )+
+        }
+    };
+}
+tile!(tile4, r0 0, r1 1, r2 2, r3 3);
+tile!(tile1, r0 0);
 
 #[cfg(test)]
 mod tests {
@@ -282,24 +343,41 @@ mod tests {
     }
 
     #[test]
-    fn rows_times_tiles_and_tail_sum_in_row_order() {
-        // 70 outputs: two tiles of 32 and a tail of 6; small integers, so sums are exact.
-        let m: Vec<f64> = (0..5 * 70).map(|x| (x % 11) as f64 - 5.0).collect();
-        let v = [1.0, -2.0, 0.5, 3.0, -1.0];
-        let mut out = vec![2.0; 70];
-        rows_times(&mut out, &v, &m);
-        for (j, o) in out.iter().enumerate() {
-            let want: f64 = 2.0 + (0..5).map(|k| v[k] * m[k * 70 + j]).sum::<f64>();
-            assert_eq!(*o, want);
+    fn small_matmul_tiles_and_tails_sum_in_order() {
+        // 7 x 5 by 5 x 70: a tile of 4 rows and 3 single rows, two panels of 32 columns and a
+        // tail of 6; small integers, so every order gives the same exact sums.
+        let a: Vec<f64> = (0..7 * 5).map(|x| (x % 7) as f64 - 3.0).collect();
+        let b: Vec<f64> = (0..5 * 72).map(|x| (x % 11) as f64 - 5.0).collect();
+        let (av, bv) = (View::new(&a, 7, 5), View::strided(&b, 5, 70, 72, 1));
+        let mut c = vec![2.0; 7 * 71];
+        small_matmul(&mut c, 71, av, bv);
+        let want = naive(av, bv);
+        for i in 0..7 {
+            let row = &c[i * 71..][..71];
+            assert!(row[..70]
+                .iter()
+                .zip(&want[i * 70..])
+                .all(|(x, w)| *x == w + 2.0));
+            assert_eq!(row[70], 2.0, "column past n written");
         }
     }
 
     #[test]
-    fn rows_times_is_a_vector_matrix_product() {
-        let m: Vec<f32> = (0..12).map(|x| x as f32).collect();
-        let mut out = vec![1.0f32; 4];
-        rows_times(&mut out, &[1.0, -1.0, 2.0], &m);
-        // rows 0..4, 4..8, 8..12 weighted 1, -1, 2, plus the ones
-        assert_eq!(out, vec![13.0, 15.0, 17.0, 19.0]);
+    fn small_matmul_rows_do_not_depend_on_their_tile() {
+        // Every row computed with six others equals it computed alone, bit for bit.
+        let a: Vec<f32> = (0..7 * 40)
+            .map(|x| ((x * 37) % 101) as f32 / 7.0 - 6.0)
+            .collect();
+        let b: Vec<f32> = (0..40 * 45)
+            .map(|x| ((x * 53) % 97) as f32 / 9.0 - 5.0)
+            .collect();
+        let bv = View::new(&b, 40, 45);
+        let mut all = vec![0.5f32; 7 * 45];
+        small_matmul(&mut all, 45, View::new(&a, 7, 40), bv);
+        for i in 0..7 {
+            let mut one = vec![0.5f32; 45];
+            small_matmul(&mut one, 45, View::new(&a[i * 40..], 1, 40), bv);
+            assert_eq!(&all[i * 45..][..45], &one[..]);
+        }
     }
 }
