@@ -182,13 +182,10 @@ fn for_each_block<I: Send>(blocks: Vec<I>, parallel: bool, f: impl Fn(I) + Sync 
 
 /// `(S, D, B)` steps to `(S B, D)` rows.
 fn transpose_steps<T: Real>(x: &[T], dim: usize, b: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.len());
-    if dim == 0 {
-        return out;
-    }
-    for step in x.chunks_exact(dim * b) {
-        for c in 0..b {
-            out.extend((0..dim).map(|k| step[k * b + c]));
+    let mut out = vec![T::ZERO; x.len()];
+    if dim > 0 {
+        for (step, rows) in x.chunks_exact(dim * b).zip(out.chunks_exact_mut(dim * b)) {
+            transpose_into(rows, step, dim, b);
         }
     }
     out
@@ -196,11 +193,27 @@ fn transpose_steps<T: Real>(x: &[T], dim: usize, b: usize) -> Vec<T> {
 
 /// The transpose of a row-major `rows x cols` matrix.
 fn transpose<T: Real>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(m.len());
-    for j in 0..cols {
-        out.extend((0..rows).map(|r| m[r * cols + j]));
-    }
+    let mut out = vec![T::ZERO; m.len()];
+    transpose_into(&mut out, m, rows, cols);
     out
+}
+
+/// Square tiles a transpose moves at a time: both sides of a tile stay in cache.
+const TRANSPOSE_TILE: usize = 32;
+
+/// `out` = the transpose of the row-major `rows x cols` matrix `m`, tile by tile (a large
+/// matrix read down its columns would miss the cache on every element).
+fn transpose_into<T: Real>(out: &mut [T], m: &[T], rows: usize, cols: usize) {
+    for r0 in (0..rows).step_by(TRANSPOSE_TILE) {
+        let r1 = rows.min(r0 + TRANSPOSE_TILE);
+        for c0 in (0..cols).step_by(TRANSPOSE_TILE) {
+            for c in c0..cols.min(c0 + TRANSPOSE_TILE) {
+                for r in r0..r1 {
+                    out[c * rows + r] = m[r * cols + c];
+                }
+            }
+        }
+    }
 }
 
 /// `dy -= targets` (targets `(S, O, B)`, dy as rows `t B + b`); returns the mean square
