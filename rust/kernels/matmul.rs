@@ -186,47 +186,57 @@ fn matmul_serial<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accum
     }
 }
 
-/// Output columns of a [`small_matmul`] tile: four AVX-512 vectors of `f64`, two of `f32`.
-const PANEL: usize = 32;
-/// Output rows of a [`small_matmul`] tile: with [`PANEL`], 16 `f64` accumulators.
+/// Bytes of the output columns of a [`small_matmul`] tile: four AVX-512 vectors (32 `f64`, 64
+/// `f32`), which with [`TILE_ROWS`] rows make 16 accumulator registers.
+const PANEL_BYTES: usize = 256;
+/// Output rows of a [`small_matmul`] tile.
 const TILE_ROWS: usize = 4;
 
 crate::simd! {
     /// `c += a b` without packing, for the small products of a recurrence, where a GEMM crate
     /// would pack `b` on every call. Both operands must have contiguous rows: `b` is read in
-    /// place, a panel of [`PANEL`] columns at a time, and `a` one element at a time. Tiles of
-    /// [`TILE_ROWS`] x [`PANEL`] outputs stay in registers. Every output is summed over the
-    /// inner dimension in order, with the same operations whichever rows share its tile.
+    /// place, a panel of [`PANEL_BYTES`] of columns at a time, and `a` one element at a time.
+    /// Tiles of [`TILE_ROWS`] rows and a panel stay in registers. Every output is summed over
+    /// the inner dimension in order, with the same operations whichever rows share its tile.
     pub fn small_matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>) {
         let fma = multiversion::target::target_cfg_f!(target_feature = "fma");
-        let (m, k, n) = (a.rows, a.cols, b.cols);
-        assert!(b.rows == k && a.cs == 1 && b.cs == 1, "a and b must have contiguous rows");
-        if m == 0 || n == 0 {
+        assert!(b.rows == a.cols && a.cs == 1 && b.cs == 1, "a and b must have contiguous rows");
+        if a.rows == 0 || b.cols == 0 {
             return;
         }
-        assert!((m - 1) * ldc + n <= c.len(), "product out of bounds");
-        let panels = n / PANEL;
-        for j in 0..panels {
-            let mut r = 0;
-            while r + TILE_ROWS <= m {
-                tile4(fma, &mut c[r * ldc + j * PANEL..], ldc, a, r, b, j * PANEL);
-                r += TILE_ROWS;
-            }
-            for r in r..m {
-                tile1(fma, &mut c[r * ldc + j * PANEL..], ldc, a, r, b, j * PANEL);
-            }
+        assert!((a.rows - 1) * ldc + b.cols <= c.len(), "product out of bounds");
+        // An array's length cannot depend on `T`, so the panel width is chosen here.
+        match std::mem::size_of::<T>() {
+            4 => panels::<T, { PANEL_BYTES / 4 }>(fma, c, ldc, a, b),
+            _ => panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b),
         }
-        let c0 = panels * PANEL;
-        if c0 == n {
-            return;
+    }
+}
+
+/// [`small_matmul`] with panels of `W` columns.
+#[inline(always)]
+fn panels<T: Gemm, const W: usize>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, b: View<T>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    for c0 in (0..n - n % W).step_by(W) {
+        let mut r = 0;
+        while r + TILE_ROWS <= m {
+            tile4::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
+            r += TILE_ROWS;
         }
-        for r in 0..m {
-            let out = &mut c[r * ldc + c0..r * ldc + n];
-            for (p, &x) in a.data[r * a.rs..][..k].iter().enumerate() {
-                let row = &b.data[p * b.rs + c0..][..n - c0];
-                for (o, &y) in out.iter_mut().zip(row) {
-                    *o = madd(fma, x, y, *o);
-                }
+        for r in r..m {
+            tile1::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
+        }
+    }
+    let c0 = n - n % W;
+    if c0 == n {
+        return;
+    }
+    for r in 0..m {
+        let out = &mut c[r * ldc + c0..r * ldc + n];
+        for (p, &x) in a.data[r * a.rs..][..k].iter().enumerate() {
+            let row = &b.data[p * b.rs + c0..][..n - c0];
+            for (o, &y) in out.iter_mut().zip(row) {
+                *o = madd(fma, x, y, *o);
             }
         }
     }
@@ -243,22 +253,22 @@ fn madd<T: Gemm>(fma: bool, x: T, y: T, z: T) -> T {
 }
 
 /// Defines `$name`: rows `r..` of `a` (one per accumulator `$acc`, at row offset `$i`) times
-/// the panel of `b` at column `c0`, added to the block at the start of `c` (row stride
+/// the panel of `W` columns of `b` at column `c0`, added to the block at the start of `c` (row stride
 /// `ldc`). One named accumulator and one lane loop per row, not a loop over rows: each lane
 /// loop is then unrolled into vector registers on its own (a loop over rows is not, and
 /// leaves the tile in memory).
 macro_rules! tile {
     ($name:ident, $($acc:ident $i:literal),+) => {
         #[inline(always)]
-        fn $name<T: Gemm>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, r: usize, b: View<T>, c0: usize) {
+        fn $name<T: Gemm, const W: usize>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, r: usize, b: View<T>, c0: usize) {
             let (k, lda) = (a.cols, a.rs);
             let a = &a.data[r * lda..];
             $(
                 let $acc: &[T] = &a[$i * lda..][..k];
-                let mut $acc: ([T; PANEL], &[T]) = (c[$i * ldc..][..PANEL].try_into().unwrap(), $acc);
+                let mut $acc: ([T; W], &[T]) = (c[$i * ldc..][..W].try_into().unwrap(), $acc);
             )+
             for p in 0..k {
-                let panel: &[T; PANEL] = b.data[p * b.rs + c0..][..PANEL].try_into().unwrap();
+                let panel: &[T; W] = b.data[p * b.rs + c0..][..W].try_into().unwrap();
                 $(
                     let x = $acc.1[p];
                     for (o, &y) in $acc.0.iter_mut().zip(panel) {
@@ -266,7 +276,7 @@ macro_rules! tile {
                     }
                 )+
             }
-            $( c[$i * ldc..][..PANEL].copy_from_slice(&$acc.0); )+
+            $( c[$i * ldc..][..W].copy_from_slice(&$acc.0); )+
         }
     };
 }
@@ -344,8 +354,8 @@ mod tests {
 
     #[test]
     fn small_matmul_tiles_and_tails_sum_in_order() {
-        // 7 x 5 by 5 x 70: a tile of 4 rows and 3 single rows, two panels of 32 columns and a
-        // tail of 6; small integers, so every order gives the same exact sums.
+        // 7 x 5 by 5 x 70: a tile of 4 rows and 3 single rows, in float64 two panels of 32
+        // columns and a tail of 6; small integers, so every order gives the same exact sums.
         let a: Vec<f64> = (0..7 * 5).map(|x| (x % 7) as f64 - 3.0).collect();
         let b: Vec<f64> = (0..5 * 72).map(|x| (x % 11) as f64 - 5.0).collect();
         let (av, bv) = (View::new(&a, 7, 5), View::strided(&b, 5, 70, 72, 1));
@@ -364,20 +374,29 @@ mod tests {
 
     #[test]
     fn small_matmul_rows_do_not_depend_on_their_tile() {
-        // Every row computed with six others equals it computed alone, bit for bit.
+        // Every row computed with six others equals it computed alone, bit for bit; in
+        // float32, 70 columns are a panel of 64 and a tail of 6.
         let a: Vec<f32> = (0..7 * 40)
             .map(|x| ((x * 37) % 101) as f32 / 7.0 - 6.0)
             .collect();
-        let b: Vec<f32> = (0..40 * 45)
+        let b: Vec<f32> = (0..40 * 70)
             .map(|x| ((x * 53) % 97) as f32 / 9.0 - 5.0)
             .collect();
-        let bv = View::new(&b, 40, 45);
-        let mut all = vec![0.5f32; 7 * 45];
-        small_matmul(&mut all, 45, View::new(&a, 7, 40), bv);
+        let bv = View::new(&b, 40, 70);
+        let mut all = vec![0.5f32; 7 * 70];
+        small_matmul(&mut all, 70, View::new(&a, 7, 40), bv);
         for i in 0..7 {
-            let mut one = vec![0.5f32; 45];
-            small_matmul(&mut one, 45, View::new(&a[i * 40..], 1, 40), bv);
-            assert_eq!(&all[i * 45..][..45], &one[..]);
+            let mut one = vec![0.5f32; 70];
+            small_matmul(&mut one, 70, View::new(&a[i * 40..], 1, 40), bv);
+            assert_eq!(&all[i * 70..][..70], &one[..]);
         }
+        let want = naive(
+            View::new(&a.iter().map(|&x| x as f64).collect::<Vec<_>>(), 7, 40),
+            View::new(&b.iter().map(|&x| x as f64).collect::<Vec<_>>(), 40, 70),
+        );
+        assert!(all
+            .iter()
+            .zip(&want)
+            .all(|(x, w)| (*x as f64 - 0.5 - w).abs() <= 1e-4 * (1.0 + w.abs())));
     }
 }
