@@ -205,19 +205,36 @@ crate::simd! {
             return;
         }
         assert!((a.rows - 1) * ldc + b.cols <= c.len(), "product out of bounds");
-        // An array's length cannot depend on `T`, so the panel width is chosen here.
-        match std::mem::size_of::<T>() {
-            4 => panels::<T, { PANEL_BYTES / 4 }>(fma, c, ldc, a, b),
-            _ => panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b),
-        }
+        // An array's length cannot depend on `T`, so the panel widths are chosen here: whole
+        // panels, then a half panel where one fits (H = 32 in float32), then single columns.
+        let c0 = match std::mem::size_of::<T>() {
+            4 => {
+                let c0 = panels::<T, { PANEL_BYTES / 4 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b, c0)
+            }
+            _ => {
+                let c0 = panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES / 16 }>(fma, c, ldc, a, b, c0)
+            }
+        };
+        columns(fma, c, ldc, a, b, c0);
     }
 }
 
-/// [`small_matmul`] with panels of `W` columns.
+/// The part of [`small_matmul`] in panels of `W` columns from column `c0`; returns the first
+/// column left.
 #[inline(always)]
-fn panels<T: Gemm, const W: usize>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, b: View<T>) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    for c0 in (0..n - n % W).step_by(W) {
+fn panels<T: Gemm, const W: usize>(
+    fma: bool,
+    c: &mut [T],
+    ldc: usize,
+    a: View<T>,
+    b: View<T>,
+    c0: usize,
+) -> usize {
+    let m = a.rows;
+    let end = c0 + (b.cols - c0) / W * W;
+    for c0 in (c0..end).step_by(W) {
         let mut r = 0;
         while r + TILE_ROWS <= m {
             tile4::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
@@ -227,7 +244,13 @@ fn panels<T: Gemm, const W: usize>(fma: bool, c: &mut [T], ldc: usize, a: View<T
             tile1::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
         }
     }
-    let c0 = n - n % W;
+    end
+}
+
+/// The part of [`small_matmul`] from column `c0` on, one row at a time.
+#[inline(always)]
+fn columns<T: Gemm>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, b: View<T>, c0: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     if c0 == n {
         return;
     }
@@ -354,45 +377,46 @@ mod tests {
 
     #[test]
     fn small_matmul_tiles_and_tails_sum_in_order() {
-        // 7 x 5 by 5 x 70: a tile of 4 rows and 3 single rows, in float64 two panels of 32
-        // columns and a tail of 6; small integers, so every order gives the same exact sums.
+        // 7 x 5 by 5 x 86: a tile of 4 rows and 3 single rows; in float64 two panels of 32
+        // columns, a half panel and 6 single columns. Small integers, so every order gives the
+        // same exact sums.
         let a: Vec<f64> = (0..7 * 5).map(|x| (x % 7) as f64 - 3.0).collect();
-        let b: Vec<f64> = (0..5 * 72).map(|x| (x % 11) as f64 - 5.0).collect();
-        let (av, bv) = (View::new(&a, 7, 5), View::strided(&b, 5, 70, 72, 1));
-        let mut c = vec![2.0; 7 * 71];
-        small_matmul(&mut c, 71, av, bv);
+        let b: Vec<f64> = (0..5 * 88).map(|x| (x % 11) as f64 - 5.0).collect();
+        let (av, bv) = (View::new(&a, 7, 5), View::strided(&b, 5, 86, 88, 1));
+        let mut c = vec![2.0; 7 * 87];
+        small_matmul(&mut c, 87, av, bv);
         let want = naive(av, bv);
         for i in 0..7 {
-            let row = &c[i * 71..][..71];
-            assert!(row[..70]
+            let row = &c[i * 87..][..87];
+            assert!(row[..86]
                 .iter()
-                .zip(&want[i * 70..])
+                .zip(&want[i * 86..])
                 .all(|(x, w)| *x == w + 2.0));
-            assert_eq!(row[70], 2.0, "column past n written");
+            assert_eq!(row[86], 2.0, "column past n written");
         }
     }
 
     #[test]
     fn small_matmul_rows_do_not_depend_on_their_tile() {
         // Every row computed with six others equals it computed alone, bit for bit; in
-        // float32, 70 columns are a panel of 64 and a tail of 6.
+        // float32, 102 columns are a panel of 64, a half panel and 6 single columns.
         let a: Vec<f32> = (0..7 * 40)
             .map(|x| ((x * 37) % 101) as f32 / 7.0 - 6.0)
             .collect();
-        let b: Vec<f32> = (0..40 * 70)
+        let b: Vec<f32> = (0..40 * 102)
             .map(|x| ((x * 53) % 97) as f32 / 9.0 - 5.0)
             .collect();
-        let bv = View::new(&b, 40, 70);
-        let mut all = vec![0.5f32; 7 * 70];
-        small_matmul(&mut all, 70, View::new(&a, 7, 40), bv);
+        let bv = View::new(&b, 40, 102);
+        let mut all = vec![0.5f32; 7 * 102];
+        small_matmul(&mut all, 102, View::new(&a, 7, 40), bv);
         for i in 0..7 {
-            let mut one = vec![0.5f32; 70];
-            small_matmul(&mut one, 70, View::new(&a[i * 40..], 1, 40), bv);
-            assert_eq!(&all[i * 70..][..70], &one[..]);
+            let mut one = vec![0.5f32; 102];
+            small_matmul(&mut one, 102, View::new(&a[i * 40..], 1, 40), bv);
+            assert_eq!(&all[i * 102..][..102], &one[..]);
         }
         let want = naive(
             View::new(&a.iter().map(|&x| x as f64).collect::<Vec<_>>(), 7, 40),
-            View::new(&b.iter().map(|&x| x as f64).collect::<Vec<_>>(), 40, 70),
+            View::new(&b.iter().map(|&x| x as f64).collect::<Vec<_>>(), 40, 102),
         );
         assert!(all
             .iter()
