@@ -265,7 +265,7 @@ fn columns<T: Gemm>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, b: View<T>, 
     }
 }
 
-/// `x y + z`, fused when the target has FMA (a call to `fma` in software otherwise).
+/// `x y + z`: fused when the target has FMA, else a multiply and an add (not a software `fma`).
 #[inline(always)]
 fn madd<T: Gemm>(fma: bool, x: T, y: T, z: T) -> T {
     if fma {
@@ -276,10 +276,10 @@ fn madd<T: Gemm>(fma: bool, x: T, y: T, z: T) -> T {
 }
 
 /// Defines `$name`: rows `r..` of `a` (one per accumulator `$acc`, at row offset `$i`) times
-/// the panel of `W` columns of `b` at column `c0`, added to the block at the start of `c` (row stride
-/// `ldc`). One named accumulator and one lane loop per row, not a loop over rows: each lane
-/// loop is then unrolled into vector registers on its own (a loop over rows is not, and
-/// leaves the tile in memory).
+/// the panel of `W` columns of `b` at column `c0`, added to the block at the start of `c`
+/// (row stride `ldc`). One named accumulator and one lane loop per row, not a loop over rows:
+/// each lane loop is then unrolled into vector registers on its own (a loop over rows is not,
+/// and leaves the tile in memory).
 macro_rules! tile {
     ($name:ident, $($acc:ident $i:literal),+) => {
         #[inline(always)]
