@@ -249,10 +249,12 @@ fn block_moments<T: Real>(x: &[T], lay: Layout) -> Moments {
 
 /// Per channel: mean and centred sum of squares of `x`.
 fn moments<T: Real>(x: &[T], lay: Layout) -> Moments {
+    // x is read once, but each block takes two passes of float64 arithmetic: weighed as four
+    // streams, the threads start where they pay (4096 x 1024 float32 forward: 1.3 -> 1.1 ms)
     let parts = map_chunks(
         vec![Rows { x }],
         lay.block(),
-        std::mem::size_of::<T>(),
+        4 * std::mem::size_of::<T>(),
         |b| block_moments(b.x, lay),
     );
     let mut total = Moments::new(lay.c);
