@@ -7,14 +7,15 @@ use gradfast_kernels::prune::{
     apply_masks as apply_kernel, layer_thresholds, mask_into, prune_in_place, prune_into,
     threshold, Magnitude, MaskInto, Masked, PruneInPlace, PruneInto,
 };
-use numpy::{PyArray1, PyArrayDyn};
+use numpy::PyArrayDyn;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySlice, PyTuple};
 
 use super::{guard, run};
 use crate::arrays::{
-    float_dtype, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name, Out,
+    float_dtype, fresh, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name,
+    Out,
 };
 use crate::dispatch;
 use crate::error::{Error, Result};
@@ -44,17 +45,19 @@ fn first_dtype(func: &str, arg: &'static str, items: &Items) -> Result<Option<Dt
         .transpose()
 }
 
-/// Fresh C-contiguous arrays shaped as `inputs`, registered as outputs of `call`: views
-/// into one zeroed buffer. One large allocation gets huge pages and is faulted in a few
-/// times; one per array costs a page fault every 4 KiB, more than the pruning itself for
-/// many small arrays.
-fn fresh<'py, E: Elem, T: Float>(
+/// New C-contiguous arrays shaped as `inputs`, registered as outputs of `call`: views into
+/// one buffer (from the cache of [`fresh`](crate::arrays::fresh) when large), left
+/// uninitialized: the kernels write every element. One allocation instead of one per array,
+/// which for many small arrays cost more than the pruning itself.
+fn result_views<'py, E: Elem, T: Float>(
     py: Python<'py>,
     call: &mut Call<'_, 'py>,
     inputs: &[In<'py, T>],
 ) -> Result<Fresh<'py, E>> {
     let sizes: Vec<usize> = inputs.iter().map(|i| i.shape().iter().product()).collect();
-    let buffer = PyArray1::<E>::zeros(py, sizes.iter().sum::<usize>(), false);
+    // SAFETY: every element of every view is written by the kernel before the arrays reach
+    // Python (the views cover the buffer; nothing reads it before).
+    let buffer = unsafe { fresh::empty::<E>(py, &[sizes.iter().sum::<usize>()]) }?;
     let mut start = 0;
     let mut arrays = Vec::with_capacity(inputs.len());
     for (i, &n) in inputs.iter().zip(&sizes) {
@@ -116,7 +119,7 @@ where
 {
     let mut call = Call::new(func);
     let ins = weights_in::<T>(&mut call, items)?;
-    let (arrays, mut outs) = fresh::<E, T>(py, &mut call, &ins)?;
+    let (arrays, mut outs) = result_views::<E, T>(py, &mut call, &ins)?;
     let ok = call.check_overlaps()?;
     let views: Vec<&[T]> = ins.iter().map(|i| i.slice(&ok)).collect();
     let slices: Vec<&mut [S]> = outs.iter_mut().map(|o| slice(o.slice(&ok))).collect();
