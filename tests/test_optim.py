@@ -37,6 +37,18 @@ def assert_same(a, b):
         np.testing.assert_allclose(a[k], b[k], **TOL[a[k].dtype])
 
 
+def assert_runs_agree(make, problem):
+    """``make(module)``'s optimizer from gradfast and from the reference, run over ``problem``:
+    the same params and state (within ``TOL``); returns both optimizers."""
+    params, grads = problem
+    p_gf, o_gf = run(make(gf), params, grads)
+    p_ref, o_ref = run(make(ref), params, grads)
+    assert_same(p_gf, p_ref)
+    for k in params:
+        assert_same(o_gf.state[k], o_ref.state[k])
+    return o_gf, o_ref
+
+
 ADAM_HYPER = {
     "learning_rate": st.floats(0.0, 0.1),
     "beta1": st.floats(0.0, 0.999),
@@ -50,12 +62,7 @@ ADAM_HYPER = {
 
 @given(problems(), st.fixed_dictionaries(ADAM_HYPER))
 def test_adam_matches_reference(problem, hyper):
-    params, grads = problem
-    p_gf, o_gf = run(gf.Adam(**hyper), params, grads)
-    p_ref, o_ref = run(ref.Adam(**hyper), params, grads)
-    assert_same(p_gf, p_ref)
-    for k in params:
-        assert_same(o_gf.state[k], o_ref.state[k])
+    assert_runs_agree(lambda m: m.Adam(**hyper), problem)
 
 
 @given(problems(), st.floats(0.0, 0.1), st.floats(0.0, 0.2))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_optim import ADAM_HYPER
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F32 = np.dtype(np.float32)
@@ -51,17 +52,6 @@ def assert_runs_agree(make, problem):
     for k in params:
         assert all(a.dtype == expected for a in o_gf.state[k].values())
         assert_bitwise(o_gf.state[k], o_ref.state[k])
-
-
-ADAM_HYPER = {
-    "learning_rate": st.floats(0.0, 0.1),
-    "beta1": st.floats(0.0, 0.999),
-    "beta2": st.floats(0.0, 0.9999),
-    "epsilon": st.floats(1e-10, 1e-3),
-    "weight_decay": st.floats(0.0, 0.1),
-    "decoupled": st.booleans(),
-    "amsgrad": st.booleans(),
-}
 
 
 @given(problems(), st.fixed_dictionaries(ADAM_HYPER))
