@@ -466,62 +466,24 @@ mod tests {
     fn empty_weights_and_zero_epochs_change_nothing() {
         let x = data(6, 1);
         let mut w: Vec<f64> = vec![];
-        gradient_descent(
-            Problem {
-                x: &x,
-                y: &[],
-                n: 3,
-                d: 2,
-                k: 0,
-            },
-            &mut w,
-            0.1,
-            3,
-        );
-        sgd(
-            Problem {
-                x: &x,
-                y: &[],
-                n: 3,
-                d: 2,
-                k: 0,
-            },
-            &mut w,
-            0.1,
-            2,
-            0.5,
-            3,
-            0,
-        );
+        let no_columns = Problem {
+            x: &x,
+            y: &[],
+            n: 3,
+            d: 2,
+            k: 0,
+        };
+        gradient_descent(no_columns, &mut w, 0.1, 3);
+        sgd(no_columns, &mut w, 0.1, 2, 0.5, 3, 0);
         let y = data(3, 2);
         let mut w = vec![0.5, -0.5];
-        gradient_descent(
-            Problem {
-                x: &x,
-                y: &y,
-                n: 3,
-                d: 2,
-                k: 1,
-            },
-            &mut w,
-            0.1,
-            0,
-        );
-        sgd(
-            Problem {
-                x: &x,
-                y: &y,
-                n: 3,
-                d: 2,
-                k: 1,
-            },
-            &mut w,
-            0.1,
-            2,
-            0.5,
-            0,
-            0,
-        );
+        let p = Problem {
+            y: &y,
+            k: 1,
+            ..no_columns
+        };
+        gradient_descent(p, &mut w, 0.1, 0);
+        sgd(p, &mut w, 0.1, 2, 0.5, 0, 0);
         assert_eq!(w, vec![0.5, -0.5]);
     }
 
