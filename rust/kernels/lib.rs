@@ -21,6 +21,7 @@ pub mod random;
 pub mod reduce;
 pub mod regularization;
 pub mod rnn;
+pub mod scratch;
 pub mod simd;
 pub mod store;
 

@@ -14,7 +14,8 @@
 //!   `grad_x`. It needs `x` and, per channel, the mean, `1 / sqrt(var + eps)` and `gamma` of
 //!   the forward ([`Saved`]), never the normalized input.
 
-use crate::pool::{map_chunks, CHUNK};
+use crate::pool::{map_chunks, map_tasks, CHUNK};
+use crate::scratch::with_scratch;
 use crate::Real;
 
 /// The shape of `x`: rows `n`, channels `c`, length `l` of each channel's run in a row.
@@ -68,22 +69,9 @@ pub struct Params<'a, T, R = &'a mut [T]> {
 }
 
 crate::bundle! {
-    struct Rows<'a, T> {
-        pub x: &'a [T],
-    }
-}
-
-crate::bundle! {
     struct RowsOut<'a, T> {
         pub x: &'a [T],
         pub out: &'a mut [T],
-    }
-}
-
-crate::bundle! {
-    struct GradRows<'a, T> {
-        pub g: &'a [T],
-        pub x: &'a [T],
     }
 }
 
@@ -95,36 +83,26 @@ crate::bundle! {
     }
 }
 
-/// Count, mean and centred sum of squares of each channel over some values.
+/// Mean and centred sum of squares of each channel.
 struct Moments {
-    count: Vec<f64>,
     mean: Vec<f64>,
     m2: Vec<f64>,
 }
 
-impl Moments {
-    fn new(c: usize) -> Self {
-        Moments {
-            count: vec![0.0; c],
-            mean: vec![0.0; c],
-            m2: vec![0.0; c],
-        }
-    }
+/// The weights that add the moments of `n` more values to those of `na` (Chan, Golub and
+/// LeVeque): `n / total` for the mean, `na * n / total` for the centred sum of squares.
+#[inline(always)]
+fn weights(na: f64, n: f64) -> (f64, f64) {
+    let total = na + n;
+    (n / total, na * n / total)
+}
 
-    /// Adds `(n, mean, m2)` of more values to channel `ch` (Chan, Golub and LeVeque).
-    #[inline(always)]
-    fn merge(&mut self, ch: usize, n: f64, mean: f64, m2: f64) {
-        let na = self.count[ch];
-        if na == 0.0 {
-            (self.count[ch], self.mean[ch], self.m2[ch]) = (n, mean, m2);
-            return;
-        }
-        let total = na + n;
-        let d = mean - self.mean[ch];
-        self.mean[ch] += d * (n / total);
-        self.m2[ch] += m2 + d * d * (na * n / total);
-        self.count[ch] = total;
-    }
+/// Adds the moments `(mean_b, m2_b)` of more values to `(mean, m2)`, with [`weights`].
+#[inline(always)]
+fn merge(mean: &mut f64, m2: &mut f64, mean_b: f64, m2_b: f64, (wm, wq): (f64, f64)) {
+    let d = mean_b - *mean;
+    *mean += d * wm;
+    *m2 += m2_b + d * d * wq;
 }
 
 /// Independent float64 sums per slice: enough to vectorize and hide the add latency.
@@ -228,42 +206,71 @@ crate::simd! {
     }
 }
 
-/// The moments of one block of rows.
-fn block_moments<T: Real>(x: &[T], lay: Layout) -> Moments {
-    let mut m = Moments::new(lay.c);
+/// The moments of one block of rows into `mean` and `m2` (`c` values each).
+fn block_moments<T: Real>(x: &[T], lay: Layout, mean: &mut [f64], m2: &mut [f64]) {
+    mean.fill(0.0);
+    m2.fill(0.0);
     if lay.l == 1 {
-        m.count.fill((x.len() / lay.c) as f64);
-        row_moments(x, &mut m.mean, &mut m.m2);
-        return m;
+        row_moments(x, mean, m2);
+        return;
     }
-    for row in x.chunks_exact(lay.row()) {
-        for (ch, run) in row.chunks_exact(lay.l).enumerate() {
-            for s in run.chunks(STRETCH) {
-                let (mean, m2) = stretch_moments(s);
-                m.merge(ch, s.len() as f64, mean, m2);
+    // channel by channel: each merges its stretches in row order
+    for (ch, (mean, m2)) in mean.iter_mut().zip(m2.iter_mut()).enumerate() {
+        let mut count = 0.0;
+        for row in x.chunks_exact(lay.row()) {
+            for s in row[ch * lay.l..][..lay.l].chunks(STRETCH) {
+                let (mean_s, m2_s) = stretch_moments(s);
+                let n = s.len() as f64;
+                if count == 0.0 {
+                    (*mean, *m2) = (mean_s, m2_s);
+                } else {
+                    merge(mean, m2, mean_s, m2_s, weights(count, n));
+                }
+                count += n;
             }
         }
     }
-    m
 }
 
 /// Per channel: mean and centred sum of squares of `x`.
 fn moments<T: Real>(x: &[T], lay: Layout) -> Moments {
+    let (c, block) = (lay.c, lay.block());
     // x is read once, but each block takes two passes of float64 arithmetic: weighed as four
     // streams, the threads start where they pay (4096 x 1024 float32 forward: 1.3 -> 1.1 ms)
-    let parts = map_chunks(
-        vec![Rows { x }],
-        lay.block(),
-        4 * std::mem::size_of::<T>(),
-        |b| block_moments(b.x, lay),
-    );
-    let mut total = Moments::new(lay.c);
-    for part in parts.into_iter().flatten() {
-        for ch in 0..lay.c {
-            total.merge(ch, part.count[ch], part.mean[ch], part.m2[ch]);
+    let bytes = std::mem::size_of_val(x) * 4;
+    with_scratch(x.len().div_ceil(block) * 2 * c, |parts| {
+        let tasks: Vec<_> = x.chunks(block).zip(parts.chunks_mut(2 * c)).collect();
+        map_tasks(tasks, bytes, |(b, part)| {
+            let (mean, m2) = part.split_at_mut(c);
+            block_moments(b, lay, mean, m2);
+        });
+        let mut total = Moments {
+            mean: vec![0.0; c],
+            m2: vec![0.0; c],
+        };
+        // every channel of a block has its `len / c` values: one set of weights per block
+        let mut count = 0.0;
+        for (b, part) in x.chunks(block).zip(parts.chunks(2 * c)) {
+            let (mean, m2) = part.split_at(c);
+            let n = (b.len() / c) as f64;
+            if count == 0.0 {
+                total.mean.copy_from_slice(mean);
+                total.m2.copy_from_slice(m2);
+            } else {
+                let w = weights(count, n);
+                let all = total
+                    .mean
+                    .iter_mut()
+                    .zip(&mut total.m2)
+                    .zip(mean.iter().zip(m2));
+                for ((tm, tq), (&mb, &qb)) in all {
+                    merge(tm, tq, mb, qb, w);
+                }
+            }
+            count += n;
         }
-    }
-    total
+        total
+    })
 }
 
 crate::simd! {
@@ -534,18 +541,26 @@ pub fn backward<T: Real>(
 ) {
     let c = lay.c;
     let size = std::mem::size_of::<T>();
-    let parts = map_chunks(vec![GradRows { g, x }], lay.block(), 2 * size, |b| {
-        let (mut sg, mut sgx) = (vec![0.0; c], vec![0.0; c]);
-        grad_sums_block(b.g, b.x, lay.l, &saved.mean, &mut sg, &mut sgx);
-        (sg, sgx)
-    });
+    let block = lay.block();
     let (mut gb, mut gg) = (vec![0.0f64; c], vec![0.0f64; c]);
-    for (sg, sgx) in parts.into_iter().flatten() {
-        for ch in 0..c {
-            gb[ch] += sg[ch];
-            gg[ch] += sgx[ch];
+    with_scratch(g.len().div_ceil(block) * 2 * c, |parts| {
+        let tasks: Vec<_> = (g.chunks(block).zip(x.chunks(block)))
+            .zip(parts.chunks_mut(2 * c))
+            .collect();
+        // g and x read
+        map_tasks(tasks, std::mem::size_of_val(g) * 2, |((g, x), part)| {
+            part.fill(0.0);
+            let (sg, sgx) = part.split_at_mut(c);
+            grad_sums_block(g, x, lay.l, &saved.mean, sg, sgx);
+        });
+        for part in parts.chunks(2 * c) {
+            let (sg, sgx) = part.split_at(c);
+            for ch in 0..c {
+                gb[ch] += sg[ch];
+                gg[ch] += sgx[ch];
+            }
         }
-    }
+    });
     for ch in 0..c {
         gg[ch] *= saved.inv_std[ch];
         grad_gamma[ch] = T::of(gg[ch]);
