@@ -12,6 +12,7 @@
 use crate::matmul::{matmul, Gemm, View};
 use crate::pool::map_tasks;
 use crate::random::Stream;
+use crate::scratch::{with_kept, Scratch};
 use crate::Real;
 
 /// From this many columns of `W` the products are GEMMs.
@@ -226,6 +227,7 @@ impl<T: Gemm> Work<T> {
 /// The keys are uniform 64-bit words, so a counting pass on their top bits (at least as many
 /// buckets as rows) leaves buckets of a row or two, sorted in place: linear time, where a
 /// comparison sort of 20,000 rows took most of an SGD epoch.
+#[derive(Default)]
 struct Shuffle {
     keys: Vec<(u64, usize)>,
     sorted: Vec<(u64, usize)>,
@@ -235,17 +237,23 @@ struct Shuffle {
     shift: u32,
 }
 
+/// Kept between calls: its buffers take some 64 bytes a row.
+impl Scratch for Shuffle {
+    fn bytes(&self) -> usize {
+        let pairs = self.keys.capacity() + self.sorted.capacity();
+        let words = self.starts.capacity() + self.next.capacity() + self.order.capacity();
+        pairs * std::mem::size_of::<(u64, usize)>() + words * std::mem::size_of::<usize>()
+    }
+}
+
 impl Shuffle {
-    fn new(n: usize) -> Self {
+    /// Sizes the buffers for `n` rows.
+    fn resize(&mut self, n: usize) {
         let bits = n.next_power_of_two().trailing_zeros().max(1);
-        Shuffle {
-            keys: Vec::with_capacity(n),
-            sorted: vec![(0, 0); n],
-            starts: vec![0; (1 << bits) + 1],
-            next: vec![0; (1 << bits) + 1],
-            order: Vec::with_capacity(n),
-            shift: 64 - bits,
-        }
+        self.sorted.resize(n, (0, 0));
+        self.starts.resize((1 << bits) + 1, 0);
+        self.next.resize((1 << bits) + 1, 0);
+        self.shift = 64 - bits;
     }
 
     /// Rows `0..n` in the order of `(key(i), i)`.
@@ -318,21 +326,23 @@ pub fn sgd<T: Gemm>(
     let mut work = Work::new(&p, Some(batch));
     let (lr_t, mu_t) = (T::of(lr), T::of(mu));
     let mut velocity = vec![T::ZERO; d * k];
-    let mut shuffle = Shuffle::new(n);
-    for epoch in 0..epochs {
-        let stream = Stream::new(seed, epoch);
-        for idx in shuffle.order(|i| stream.bits(i as u64)).chunks(batch) {
-            work.gradient(&p, w, Some(idx));
-            let m = T::of(idx.len() as f64);
-            for c in 0..d {
-                for j in 0..k {
-                    let v = &mut velocity[c * k + j];
-                    *v = *v * mu_t - work.grad(c, j, d, k) / m * lr_t;
-                    w[c * k + j] = w[c * k + j] + *v;
+    with_kept(|shuffle: &mut Shuffle| {
+        shuffle.resize(n);
+        for epoch in 0..epochs {
+            let stream = Stream::new(seed, epoch);
+            for idx in shuffle.order(|i| stream.bits(i as u64)).chunks(batch) {
+                work.gradient(&p, w, Some(idx));
+                let m = T::of(idx.len() as f64);
+                for c in 0..d {
+                    for j in 0..k {
+                        let v = &mut velocity[c * k + j];
+                        *v = *v * mu_t - work.grad(c, j, d, k) / m * lr_t;
+                        w[c * k + j] = w[c * k + j] + *v;
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -447,12 +457,15 @@ mod tests {
         ];
         let mut want: Vec<usize> = (0..keys.len()).collect();
         want.sort_by_key(|&i| keys[i]);
-        assert_eq!(Shuffle::new(keys.len()).order(|i| keys[i]), &want[..]);
-        for n in [1, 2, 3, 1000, 4097] {
+        let mut shuffle = Shuffle::default();
+        shuffle.resize(keys.len());
+        assert_eq!(shuffle.order(|i| keys[i]), &want[..]);
+        // one Shuffle resized for every n, smaller after larger too (as kept between calls)
+        for n in [1, 2, 3, 1000, 4097, 5] {
             let st = Stream::new(9, n as u64);
             let mut want: Vec<usize> = (0..n).collect();
             want.sort_by_key(|&i| st.bits(i as u64));
-            let mut shuffle = Shuffle::new(n);
+            shuffle.resize(n);
             assert_eq!(shuffle.order(|i| st.bits(i as u64)), &want[..]);
             // A second epoch reuses the buffers.
             let st2 = Stream::new(10, 0);
