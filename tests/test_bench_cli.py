@@ -119,7 +119,7 @@ NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 # its baseline is gradfast.reference's prune_network (tests/reference/test_prune_rule.py, tests/test_prune.py)
 NOT_OPTIMIZERS |= {"prune"}
 # their baseline is gradfast.reference too (tests/test_rnn.py, tests/test_linear.py)
-NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "sgd_optimizer"}
+NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "gradient_descent_narrow", "sgd_optimizer"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

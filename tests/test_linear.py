@@ -38,7 +38,7 @@ def assert_close(a, b):
 @given(
     st.sampled_from([np.float32, np.float64]),
     st.integers(1, 40),
-    st.integers(1, 12),
+    st.integers(1, 48),  # under 32 columns down the columns of X, from 32 the row loop
     WIDTHS,
     st.floats(0.0, 0.1),
     st.integers(0, 6),
@@ -67,11 +67,14 @@ def test_sgd_matches_reference(dtype, n, d, k, batch, mu, epochs, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_many_blocks_and_epochs_match_reference(dtype):
-    # 1300 rows: three row blocks summed in order; the GEMM at 9 columns.
+    # 1300 rows: three row blocks summed in order; the GEMM at 9 columns. Gradient descent on
+    # 20 columns works down the columns: 4100 rows are two or three blocks.
     for k in (None, 9):
-        X, y, w = problem(5, 1300, 20, k, dtype)
+        X, y, w = problem(5, 1300, 40, k, dtype)
         assert_close(*both("gradient_descent", X, y, w, 0.05, 30))
         assert_close(*both("sgd_optimizer", X, y, w, 0.01, 32, 0.9, epochs=2, seed=7))
+        X, y, w = problem(6, 4100, 20, k, dtype)
+        assert_close(*both("gradient_descent", X, y, w, 0.02, 30))
 
 
 def test_integer_data_and_lists_as_in_the_seeds_example():
@@ -177,9 +180,11 @@ def test_the_binding_checks_its_arrays_and_hyper_parameters_itself():
     assert repr(gd) == "GradientDescentHyper(learning_rate=0.1, epochs=2)"
 
 
-def test_gradient_descent_gives_the_same_bits_for_every_thread_count():
-    # 20,000 x 64 float64: 10 MB of X, so the row blocks run on the pool.
-    X, y, w = problem(2, 20_000, 64)
+@pytest.mark.parametrize("d", [64, 8])
+def test_gradient_descent_gives_the_same_bits_for_every_thread_count(d):
+    # 20,000 rows of float64: 10 MB of X at d = 64 (the row loop), 1.3 MB at d = 8 (down the
+    # columns), past the 1 MiB the tests set, so the blocks run on the pool.
+    X, y, w = problem(2, 20_000, d)
     n = gf.get_num_threads()
     try:
         runs = []

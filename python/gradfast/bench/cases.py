@@ -561,38 +561,50 @@ register(
 )
 
 
-def least_squares(name: str, **kwargs):
-    """``gradient_descent`` or ``sgd_optimizer`` on ``X`` ``(n, 64)``, ``w`` ``(64, 1)``, from zero
-    weights every call; no PyTorch peer (it has no such loop)."""
+def least_squares(kernel: str, fn: str, title: str, dtype: str, rows: tuple[int, int], d: int = 64, **kwargs):
+    """Registers ``fn`` (``gradient_descent`` or ``sgd_optimizer``) on ``X`` ``(n, d)``, ``w``
+    ``(d, 1)``, from zero weights every call, with ``n`` of ``rows`` (full run, quick run);
+    no PyTorch peer (it has no such loop)."""
 
     def prepare(case: Case, impl: str):
         if impl == "torch":
             return None
         rng = np.random.default_rng(0)
-        X = rng.standard_normal((case.size // 64, 64)).astype(case.dtype)
-        y = X @ rng.standard_normal((64, 1)).astype(case.dtype)
-        w = np.zeros((64, 1), dtype=case.dtype)
-        fn = getattr(ref if impl == "numpy" else linear, name)
-        return partial(fn, X, y, w, 0.01, **kwargs), partial(w.fill, 0.0)
+        X = rng.standard_normal((case.size // d, d)).astype(case.dtype)
+        y = X @ rng.standard_normal((d, 1)).astype(case.dtype)
+        w = np.zeros((d, 1), dtype=case.dtype)
+        run = getattr(ref if impl == "numpy" else linear, fn)
+        return partial(run, X, y, w, 0.01, **kwargs), partial(w.fill, 0.0)
 
-    return prepare
+    full, quick = (Case(dtype, 1, n * d, name=f"{n:,} x {d}") for n in rows)
+    register(Kernel(kernel, title, cases=(full,), quick=(quick,), prepare=prepare))
 
 
-register(
-    Kernel(
-        "gradient_descent",
-        "gradient_descent(X, y, w, 0.01, epochs=50), X of 20,000 x 64: two passes over X per epoch in NumPy, one here",
-        cases=(Case("float64", 1, 20_000 * 64, name="20,000 x 64"),),
-        quick=(Case("float64", 1, 2_000 * 64, name="2,000 x 64"),),
-        prepare=least_squares("gradient_descent", epochs=50),
-    )
+least_squares(
+    "gradient_descent",
+    "gradient_descent",
+    "gradient_descent(X, y, w, 0.01, epochs=50), X of 20,000 x 64: two passes over X per epoch in NumPy, one here",
+    "float64",
+    (20_000, 2_000),
+    epochs=50,
 )
-register(
-    Kernel(
-        "sgd_optimizer",
-        "sgd_optimizer(X, y, w, 0.01, 32, 0.9, epochs=1), X of 20,000 x 64: 625 mini-batches in one call",
-        cases=(Case("float64", 1, 20_000 * 64, name="20,000 x 64"),),
-        quick=(Case("float64", 1, 2_000 * 64, name="2,000 x 64"),),
-        prepare=least_squares("sgd_optimizer", batch_size=32, momentum=0.9, epochs=1, seed=0),
-    )
+least_squares(
+    "gradient_descent_narrow",
+    "gradient_descent",
+    "gradient_descent(X, y, w, 0.01, epochs=50), X of 5,000 x 8: down the columns of X transposed",
+    "float32",
+    (5_000, 1_000),
+    d=8,
+    epochs=50,
+)
+least_squares(
+    "sgd_optimizer",
+    "sgd_optimizer",
+    "sgd_optimizer(X, y, w, 0.01, 32, 0.9, epochs=1), X of 20,000 x 64: 625 mini-batches in one call",
+    "float64",
+    (20_000, 2_000),
+    batch_size=32,
+    momentum=0.9,
+    epochs=1,
+    seed=0,
 )
