@@ -95,7 +95,9 @@ fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
     // The rest: half a block of lanes at once, then the last columns into sums of their own,
     // so that the lanes are indexed by constants only and stay in registers (a loop putting
     // column `full + l` in lane `l` kept them on the stack: d = 40 ran at 0.6 times the
-    // reference's speed). A lane sum is never -0, so adding a zero leaves it as it is.
+    // reference's speed). A lane sum is never -0, so adding a zero leaves it as it is. Written
+    // out like the loop above: one helper for both, over an array of the four rows' lanes,
+    // compiled four times slower.
     let mut s = full;
     if w.len() - s >= L / 2 {
         let h = L / 2;
