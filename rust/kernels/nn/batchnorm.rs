@@ -214,11 +214,16 @@ fn block_moments<T: Real>(x: &[T], lay: Layout, mean: &mut [f64], m2: &mut [f64]
         row_moments(x, mean, m2);
         return;
     }
-    // channel by channel: each merges its stretches in row order
-    for (ch, (mean, m2)) in mean.iter_mut().zip(m2.iter_mut()).enumerate() {
-        let mut count = 0.0;
-        for row in x.chunks_exact(lay.row()) {
-            for s in row[ch * lay.l..][..lay.l].chunks(STRETCH) {
+    // each channel merges its stretches in row order; every channel has `done` values before
+    // a row
+    let mut done = 0.0;
+    for row in x.chunks_exact(lay.row()) {
+        let runs = row
+            .chunks_exact(lay.l)
+            .zip(mean.iter_mut().zip(m2.iter_mut()));
+        for (run, (mean, m2)) in runs {
+            let mut count = done;
+            for s in run.chunks(STRETCH) {
                 let (mean_s, m2_s) = stretch_moments(s);
                 let n = s.len() as f64;
                 if count == 0.0 {
@@ -229,6 +234,7 @@ fn block_moments<T: Real>(x: &[T], lay: Layout, mean: &mut [f64], m2: &mut [f64]
                 count += n;
             }
         }
+        done += lay.l as f64;
     }
 }
 
