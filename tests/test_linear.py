@@ -38,7 +38,7 @@ def assert_close(a, b):
 @given(
     st.sampled_from([np.float32, np.float64]),
     st.integers(1, 40),
-    st.integers(1, 48),  # under 32 columns down the columns of X, from 32 the row loop
+    st.integers(1, 48),  # narrow X down its columns, wider X by the row loop
     WIDTHS,
     st.floats(0.0, 0.1),
     st.integers(0, 6),

@@ -5,8 +5,8 @@
 //! least [`GEMM_MIN_K`] columns they go through `matrixmultiply`; narrower `W` (a vector
 //! being the usual case) makes them matrix-vector products, where a GEMM spends its time
 //! packing `X` (measured in `docs/benchmarks.md`), so each row `x` is read once instead:
-//! `r = x W - y`, then `G += x^T r`. Full-batch descent on `X` of fewer than
-//! [`COLUMNS_MAX_D`] columns works down the columns of `X` transposed instead
+//! `r = x W - y`, then `G += x^T r`. Full-batch descent on narrow `X` that fits in cache
+//! (see [`COLUMNS_MAX_D`]) works down the columns of `X` transposed instead
 //! ([`descend_columns`]). Sums over rows run in fixed blocks combined in index order (or as
 //! one serial product), so every thread count gives the same bits.
 
@@ -20,10 +20,15 @@ use crate::Real;
 pub const GEMM_MIN_K: usize = 8;
 /// Rows per block of the row loop's sums: fixed, so the sums do not depend on the threads.
 pub const BLOCK_ROWS: usize = 512;
-/// Below this many columns of `X`, full-batch descent works down the columns of `X`
-/// transposed ([`descend_columns`]), in blocks of at most [`COLUMN_ROWS`] rows and
-/// [`COLUMN_BYTES`] of `X`, which the block's second pass reads back from L2.
+/// Full-batch descent works down the columns of `X` transposed ([`descend_columns`]) for
+/// `X` of fewer than this many columns, rows of fewer than [`COLUMNS_MAX_ROW_BYTES`] and at
+/// most [`COLUMNS_MAX_BYTES`] in all; the row loop was faster beyond (measured over 5,000 to
+/// 200,000 rows of 2 to 24 columns, float32 and float64).
 const COLUMNS_MAX_D: usize = 32;
+const COLUMNS_MAX_ROW_BYTES: usize = 192;
+const COLUMNS_MAX_BYTES: usize = 8 << 20;
+/// Blocks of the column path: at most this many rows and [`COLUMN_BYTES`] of `X`, which the
+/// block's second pass reads back from L2.
 const COLUMN_ROWS: usize = 4096;
 const COLUMN_BYTES: usize = 256 << 10;
 
@@ -329,7 +334,9 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
     if d * k == 0 {
         return;
     }
-    if d < COLUMNS_MAX_D && k < GEMM_MIN_K {
+    let row_bytes = d * std::mem::size_of::<T>();
+    let narrow = d < COLUMNS_MAX_D && row_bytes < COLUMNS_MAX_ROW_BYTES;
+    if narrow && k < GEMM_MIN_K && n * row_bytes <= COLUMNS_MAX_BYTES {
         return descend_columns(p, w, lr, epochs);
     }
     let mut work = Work::new(&p, None);
@@ -345,9 +352,8 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
     }
 }
 
-/// [`gradient_descent`] for `X` of fewer than [`COLUMNS_MAX_D`] columns, where the row
-/// loop's dot products run mostly in their scalar tail (5,000 x 8 float32: 2.5 times the
-/// reference's time; now 0.45 times). `X` is transposed once, and each block of rows takes
+/// [`gradient_descent`] for narrow `X` that fits in cache (see [`COLUMNS_MAX_D`]), where the
+/// row loop's dot products are short (5,000 x 8 float32: 0.72 ms by rows, 0.26 ms here). `X` is transposed once, and each block of rows takes
 /// `r = X W - y` as axpys down the columns of `X` and `G = X^T r` as dot products along them,
 /// both vectorized across rows. The blocks are fixed by the shape and combined in index
 /// order: the same bits for every thread count.
@@ -507,10 +513,9 @@ mod tests {
 
     #[test]
     fn gradient_descent_matches_a_sample_by_sample_loop() {
-        // k = 1 and 3 take the row loop, k = 8 the GEMM; n = 1100 spans three blocks.
-        // d < COLUMNS_MAX_D works down columns, with several blocks at n = 9000 for d = 5
-        // (2 at k = 3); d = 40 and 45 take the row loop: full lane blocks, a half block, and
-        // at 45 five columns more.
+        // k = 8 takes the GEMM. d = 1 to 6 work down columns, with several blocks at n = 9000
+        // (2 at k = 3); d = 40 and 45 take the row loop (n = 1100: three blocks): full lane
+        // blocks, a half block, and at 45 five columns more.
         for (n, d, k) in [
             (1, 1, 1),
             (9000, 5, 1),
