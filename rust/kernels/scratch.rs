@@ -3,8 +3,8 @@
 //! Buffers of a few hundred KiB and more, allocated and freed on every call, go back to the
 //! OS (the allocator trims anything past 128 KiB) and fault in again, zeroed, on the next
 //! call: about 330 page faults per BatchNorm forward and backward of 4096 x 1024 float32, a
-//! fifth of its time, and a fifth of an SGD epoch over 20,000 rows. Buffers the calling
-//! thread keeps fault in once.
+//! fifth of its time, and half of an SGD epoch over 20,000 rows in a fresh process. Buffers
+//! the calling thread keeps fault in once.
 
 use std::any::Any;
 use std::cell::RefCell;
