@@ -1,7 +1,7 @@
 //! Global-norm gradient clipping over a dict, in place.
 
 use gradfast_kernels::clip::{combine, scale};
-use gradfast_kernels::reduce::{norms, Order};
+use gradfast_kernels::runtime::reduce::{norms, Order};
 use pyo3::prelude::*;
 
 mod adaptive;

@@ -2,7 +2,8 @@
 //! collective call and copied back (divided by the number of contributions for a mean),
 //! as floats or as bfloat16 bits, and the bfloat16 sum MPI applies to such buckets.
 
-use gradfast_kernels::pack::{self as kernel, Bf16};
+use gradfast_kernels::distributed as kernel;
+use gradfast_kernels::runtime::bf16::Bf16;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 

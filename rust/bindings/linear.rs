@@ -2,7 +2,7 @@
 //! `weights` updated in place.
 
 use gradfast_kernels::linear::{gradient_descent as gd_kernel, sgd as sgd_kernel, Problem};
-use gradfast_kernels::matmul::Gemm;
+use gradfast_kernels::runtime::matmul::Gemm;
 use pyo3::prelude::*;
 
 use super::{guard, run};

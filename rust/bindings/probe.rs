@@ -1,6 +1,6 @@
 //! The bandwidth probe used by `gradfast bench` for its roofline.
 
-use gradfast_kernels::probe::{stream, Streams};
+use gradfast_kernels::runtime::probe::{stream, Streams};
 use pyo3::prelude::*;
 
 use super::run;

@@ -2,11 +2,11 @@
 //! in-place step of gradual pruning. Each returns the thresholds it used (`None` for an
 //! empty array), which the Python API logs.
 
-use gradfast_kernels::bundle::Each;
 use gradfast_kernels::prune::{
     apply_masks as apply_kernel, layer_thresholds, mask_into, prune_in_place, prune_into,
     threshold, Magnitude, MaskInto, Masked, PruneInPlace, PruneInto,
 };
+use gradfast_kernels::runtime::bundle::Each;
 use numpy::PyArrayDyn;
 use pyo3::intern;
 use pyo3::prelude::*;

@@ -5,8 +5,8 @@
 //! checks every array again (dtype, layout, shapes, no overlap with the outputs) so that the
 //! kernel can only ever read in bounds.
 
-use gradfast_kernels::matmul::Gemm;
 use gradfast_kernels::rnn::{bptt as bptt_kernel, Dims, Grads, Tanh, Weights};
+use gradfast_kernels::runtime::matmul::Gemm;
 use pyo3::prelude::*;
 
 use super::{guard, run};

@@ -1,6 +1,6 @@
 //! `set_num_threads` and `get_num_threads`.
 
-use gradfast_kernels::pool::{self, MAX_THREADS};
+use gradfast_kernels::runtime::pool::{self, MAX_THREADS};
 use pyo3::prelude::*;
 
 use crate::error::Error;

@@ -1,10 +1,10 @@
 //! Gradient clipping: the global norm of many tensors (from the per-tensor norms of
-//! [`reduce`](crate::reduce)) and the in-place scaling that clips them; unit-wise adaptive
+//! [`reduce`](crate::runtime::reduce)) and the in-place scaling that clips them; unit-wise adaptive
 //! clipping (AGC); the threshold of the seed's adaptive per-tensor clipper.
 
-use crate::bundle::Each;
-use crate::pool::for_each_chunk;
-use crate::reduce::{row_norms, Order};
+use crate::runtime::bundle::Each;
+use crate::runtime::pool::for_each_chunk;
+use crate::runtime::reduce::{row_norms, Order};
 use crate::Real;
 
 /// The norm of the per-tensor norms: the global norm of all tensors together.
@@ -152,7 +152,7 @@ impl Adaptive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::CHUNK;
+    use crate::runtime::pool::CHUNK;
 
     #[test]
     fn combine_is_the_norm_of_the_norms() {

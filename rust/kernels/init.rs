@@ -8,9 +8,9 @@
 //! draws are bitwise its own; shortened for float32 output (still far inside float32's half
 //! ulp: the draws come out equal to the reference's).
 
-use crate::bundle::Index;
-use crate::pool::for_each_chunk;
-use crate::random::Stream;
+use crate::runtime::bundle::Index;
+use crate::runtime::pool::for_each_chunk;
+use crate::runtime::random::Stream;
 use crate::Real;
 
 /// The distribution of the draws.
@@ -280,7 +280,7 @@ fn kernel_sin<const EXACT: bool>(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     /// Distance in ulp between two finite doubles of one sign.
     fn ulps(a: f64, b: f64) -> u64 {

@@ -3,27 +3,18 @@
 //!
 //! Kernels receive validated input (equal lengths, no aliasing) and never fail. They split
 //! their work into fixed-size chunks run on the gradfast thread pool, so every thread count
-//! gives the same bits, and pick AVX-512/AVX2 code paths at run time (see [`simd`]).
+//! gives the same bits, and pick AVX-512/AVX2 code paths at run time (see [`runtime`]).
 
-pub mod bundle;
 pub mod clip;
-pub mod float;
+pub mod distributed;
 pub mod init;
 pub mod linear;
-pub mod matmul;
 pub mod nn;
 pub mod optim;
-pub mod pack;
-pub mod pool;
-pub mod probe;
 pub mod prune;
-pub mod random;
-pub mod reduce;
 pub mod regularization;
 pub mod rnn;
-pub mod scratch;
-pub mod simd;
-pub mod store;
+pub mod runtime;
 
-pub use float::Real;
-pub use store::Store;
+pub use runtime::float::Real;
+pub use runtime::store::Store;

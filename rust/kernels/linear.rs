@@ -10,10 +10,10 @@
 //! ([`descend_columns`]). Sums over rows run in fixed blocks combined in index order (or as
 //! one serial product), so every thread count gives the same bits.
 
-use crate::matmul::{matmul, Gemm, View};
-use crate::pool::map_tasks;
-use crate::random::Stream;
-use crate::scratch::{with_kept, Scratch};
+use crate::runtime::matmul::{matmul, Gemm, View};
+use crate::runtime::pool::map_tasks;
+use crate::runtime::random::Stream;
+use crate::runtime::scratch::{with_kept, Scratch};
 use crate::Real;
 
 /// From this many columns of `W` the products are GEMMs.
@@ -651,12 +651,12 @@ mod tests {
         // X of 10 MB (row loop) and 1.3 MB (columns): above a lowered threshold, so the blocks
         // run on the pool (other tests running meanwhile may use the pool too; no result
         // depends on it).
-        crate::pool::set_parallel_min_bytes(1 << 20);
+        crate::runtime::pool::set_parallel_min_bytes(1 << 20);
         for d in [64, 8] {
             let n = 20_000;
             let (x, y) = (data(n * d, 7), data(n, 8));
             let run = |threads| {
-                crate::pool::set_num_threads(threads);
+                crate::runtime::pool::set_num_threads(threads);
                 let mut w = vec![0.0; d];
                 gradient_descent(
                     Problem {

@@ -10,8 +10,8 @@
 //! never concatenates them, and counts, minima and the selected keys are exact integers:
 //! the result is the same for every thread count.
 
-use crate::bundle::Each;
-use crate::pool::{chunk_partials, for_each_chunk, CHUNK};
+use crate::runtime::bundle::Each;
+use crate::runtime::pool::{chunk_partials, for_each_chunk, CHUNK};
 use crate::Real;
 
 /// A float whose magnitude has an order-preserving integer key.
@@ -708,8 +708,8 @@ pub fn prune_in_place<T: Magnitude>(layers: Vec<PruneInPlace<'_, T>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, PARALLEL_MIN_BYTES};
-    use crate::random::Stream;
+    use crate::runtime::pool::{set_num_threads, PARALLEL_MIN_BYTES};
+    use crate::runtime::random::Stream;
 
     /// The percentile by sorting, as NumPy's documentation defines it.
     fn sorted_percentile(x: &[f64], ratio: f64) -> f64 {

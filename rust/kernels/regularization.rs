@@ -5,7 +5,7 @@
 //! the array's type (scalars rounded once to it), so it matches the reference bit for bit.
 //! The sums are float64, over fixed pieces combined in index order.
 
-use crate::pool::{map_chunks, CHUNK};
+use crate::runtime::pool::{map_chunks, CHUNK};
 use crate::Real;
 
 crate::bundle! {
@@ -85,7 +85,7 @@ pub fn regularization<T: Real>(tensors: Vec<RegTensor<'_, T>>, l1: f64, l2: f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, PARALLEL_MIN_BYTES};
 
     fn run<T: Real>(w: &[T], l1: f64, l2: f64) -> (f64, Vec<T>) {
         let mut g = vec![T::ZERO; w.len()];

@@ -11,8 +11,8 @@
 //! through all its steps, with products that read `Wh` in place instead of packing it again
 //! every step. All scratch memory is allocated before the time loops.
 
-use crate::matmul::{matmul, small_matmul, Gemm, View, PARALLEL_MIN_FMAS};
-use crate::pool::for_each_task;
+use crate::runtime::matmul::{matmul, small_matmul, Gemm, View, PARALLEL_MIN_FMAS};
+use crate::runtime::pool::for_each_task;
 use crate::Real;
 
 /// Batch columns a task of the recurrences takes through every step. The columns of a batch
@@ -453,7 +453,7 @@ mod tests {
     }
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
-        let st = crate::random::Stream::new(seed, 0);
+        let st = crate::runtime::random::Stream::new(seed, 0);
         (0..n).map(|j| st.uniform(j as u64) * 2.0 - 1.0).collect()
     }
 
@@ -561,9 +561,9 @@ mod tests {
                 o: 3,
             },
         ] {
-            crate::pool::set_num_threads(1);
+            crate::runtime::pool::set_num_threads(1);
             let one = run::<f32>(d, d.s, 9);
-            crate::pool::set_num_threads(3);
+            crate::runtime::pool::set_num_threads(3);
             let three = run::<f32>(d, d.s, 9);
             assert!(one.0.iter().flatten().all(|g| g.is_finite()), "{d:?}");
             assert_eq!(one.0, three.0, "{d:?}");

@@ -3,7 +3,7 @@
 //! by the binding before it returns.
 
 use gradfast_kernels::clip::{scale_into, Adaptive};
-use gradfast_kernels::reduce::{norms, Order};
+use gradfast_kernels::runtime::reduce::{norms, Order};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

@@ -7,9 +7,9 @@
 //! has run, the binding sets them on the optimizer, with `step` when the call counts one,
 //! before returning: no Python code runs between the kernel and the commit.
 
-use gradfast_kernels::bundle::Each;
 use gradfast_kernels::optim::layerwise as kernel;
 use gradfast_kernels::optim::layerwise::{LayerwiseTensor, Write};
+use gradfast_kernels::runtime::bundle::Each;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

@@ -14,8 +14,8 @@
 //!   `grad_x`. It needs `x` and, per channel, the mean, `1 / sqrt(var + eps)` and `gamma` of
 //!   the forward ([`Saved`]), never the normalized input.
 
-use crate::pool::{map_chunks, map_tasks, CHUNK};
-use crate::scratch::with_scratch;
+use crate::runtime::pool::{map_chunks, map_tasks, CHUNK};
+use crate::runtime::scratch::with_scratch;
 use crate::Real;
 
 /// The shape of `x`: rows `n`, channels `c`, length `l` of each channel's run in a row.
@@ -611,7 +611,7 @@ pub fn backward<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, PARALLEL_MIN_BYTES};
 
     /// The reference's formulas, two-pass, element by element.
     fn naive(x: &[f64], lay: Layout, ch: usize) -> (f64, f64) {

@@ -6,9 +6,9 @@
 //! output and gradient are `value * m` with `m` the scale or zero in the element type, as the
 //! reference multiplies by its mask (so a dropped NaN or inf gives NaN).
 
-use crate::bundle::Index;
-use crate::pool::for_each_chunk;
-use crate::random::Stream;
+use crate::runtime::bundle::Index;
+use crate::runtime::pool::for_each_chunk;
+use crate::runtime::random::Stream;
 use crate::Real;
 
 crate::bundle! {
@@ -89,7 +89,7 @@ pub fn backward<T: Real>(g: &[T], keep: &[u8], out: &mut [T], p: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     #[test]
     fn threshold_is_the_float_comparison() {

@@ -7,11 +7,11 @@
 //! (that is `p + (-step_size * m) / denom`).
 //!
 //! Parameters and gradients (`P`) and state (`S`) may be stored narrower than the arithmetic
-//! type `C` (bfloat16 in float32, see [`crate::store`]): each element is widened on load and
+//! type `C` (bfloat16 in float32, see [`crate::runtime::store`]): each element is widened on load and
 //! rounded to nearest even on store, in the same pass. The parameter update uses the moments
 //! as computed, before they are rounded for storage.
 
-use crate::pool::for_each_chunk;
+use crate::runtime::pool::for_each_chunk;
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -196,7 +196,7 @@ fn adam_loop<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     fn hyper(step: u64) -> AdamHyper {
         AdamHyper {
@@ -328,7 +328,7 @@ mod tests {
 
     /// Values exactly representable in bfloat16, so that every storage starts equal.
     fn bf16_values(n: usize, scale: f32) -> Vec<f32> {
-        use crate::pack::{bf16_from_f32, f32_from_bf16};
+        use crate::runtime::bf16::{bf16_from_f32, f32_from_bf16};
         (0..n)
             .map(|i| f32_from_bf16(bf16_from_f32(((i as f32) * 0.7).sin() * scale)))
             .collect()
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn bf16_storage_rounds_what_the_float32_step_computes() {
-        use crate::pack::bf16_from_f32;
+        use crate::runtime::bf16::bf16_from_f32;
         let n = 67;
         let (p0, g) = (bf16_values(n, 2.0), bf16_values(n + 3, 0.5)[3..].to_vec());
         let (m0, v0) = (
@@ -393,7 +393,7 @@ mod tests {
     fn bf16_one_thread_equals_many_threads_bitwise() {
         let n = PARALLEL_MIN_BYTES / 14 + 2 * CHUNK + 5;
         let g: Vec<u16> = (0..n)
-            .map(|i| crate::pack::bf16_from_f32(((i * 7919) % 1000) as f32 / 500.0 - 1.0))
+            .map(|i| crate::runtime::bf16::bf16_from_f32(((i * 7919) % 1000) as f32 / 500.0 - 1.0))
             .collect();
         let run = |threads| {
             set_num_threads(threads);

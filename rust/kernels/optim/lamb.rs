@@ -6,10 +6,10 @@
 //! from the new moments and moves `p`. Both read `p` before it is written, so `r` is the
 //! same in both. The sums are per chunk, combined in index order (see [`Squares`]).
 
-use crate::bundle::Each;
 use crate::optim::adam::{moments, Moments};
-use crate::pool::{bundle_partials, for_each_chunk};
-use crate::reduce::Squares;
+use crate::runtime::bundle::Each;
+use crate::runtime::pool::{bundle_partials, for_each_chunk};
+use crate::runtime::reduce::Squares;
 use crate::Real;
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -214,7 +214,7 @@ fn apply_loop<T: Real, const DECAY: bool>(p: &mut [T], m: &[T], v: &[T], scale: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     fn hyper(step: u64, weight_decay: f64) -> LambHyper {
         LambHyper {

@@ -2,13 +2,13 @@
 //! norms of `p` and `g`, then a momentum step.
 //!
 //! The norms are one read of `p` and `g` (per chunk, combined in index order as
-//! [`reduce::norms`](crate::reduce::norms) does); the step is one fused pass like
+//! [`reduce::norms`](crate::runtime::reduce::norms) does); the step is one fused pass like
 //! momentum's. The local rate follows the paper:
 //! `trust_coefficient * ||p|| / (||g|| + weight_decay * ||p|| + eps)`.
 
-use crate::bundle::Each;
-use crate::pool::{bundle_partials, for_each_chunk};
-use crate::reduce::sum_squares2;
+use crate::runtime::bundle::Each;
+use crate::runtime::pool::{bundle_partials, for_each_chunk};
+use crate::runtime::reduce::sum_squares2;
 use crate::Real;
 
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +109,7 @@ crate::simd! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     const H: LarsHyper = LarsHyper {
         lr: 0.1,

@@ -3,8 +3,8 @@
 //! with `n` the layer's own step count. One fused pass, which either moves the parameters in
 //! place, writes `p - rate * g` to a new array, or writes the rates themselves.
 
-use crate::bundle::Each;
-use crate::pool::for_each_chunk;
+use crate::runtime::bundle::Each;
+use crate::runtime::pool::for_each_chunk;
 use crate::Real;
 
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +117,7 @@ crate::simd! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     const H: LayerwiseHyper = LayerwiseHyper {
         lr: 0.1,

@@ -5,7 +5,7 @@
 //! than the arithmetic type `C`; the parameter update uses the velocity as computed, before
 //! it is rounded for storage.
 
-use crate::pool::for_each_chunk;
+use crate::runtime::pool::for_each_chunk;
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn bf16_velocity_is_rounded_after_the_step_uses_it() {
-        use crate::pack::{bf16_from_f32, f32_from_bf16};
+        use crate::runtime::bf16::{bf16_from_f32, f32_from_bf16};
         for nesterov in [false, true] {
             let h = MomentumHyper {
                 lr: 0.1,

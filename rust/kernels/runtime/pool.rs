@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use crate::bundle::Split;
+use crate::runtime::bundle::Split;
 
 /// Elements a parallel task handles: large enough to amortise scheduling, small enough
 /// to balance two to a few dozen cores.

@@ -106,12 +106,12 @@ macro_rules! bundle {
             $($(#[$fm])* pub $f: $ty),+
         }
 
-        impl<$a, $($t: Send + Sync),+> $crate::bundle::Split for $name<$a, $($t),+> {
+        impl<$a, $($t: Send + Sync),+> $crate::runtime::bundle::Split for $name<$a, $($t),+> {
             fn len(&self) -> usize {
-                None$(.or_else(|| $crate::bundle::Part::elements(&self.$f)))+.unwrap_or(0)
+                None$(.or_else(|| $crate::runtime::bundle::Part::elements(&self.$f)))+.unwrap_or(0)
             }
             fn split_at(self, mid: usize) -> (Self, Self) {
-                $(let $f = $crate::bundle::Part::cut(self.$f, mid);)+
+                $(let $f = $crate::runtime::bundle::Part::cut(self.$f, mid);)+
                 ($name { $($f: $f.0),+ }, $name { $($f: $f.1),+ })
             }
         }

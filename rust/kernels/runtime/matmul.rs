@@ -12,7 +12,7 @@
 //! summed dimension, so every output element is summed in one fixed order and the bits do not
 //! depend on the thread count.
 
-use crate::pool::for_each_task;
+use crate::runtime::pool::for_each_task;
 use crate::Real;
 
 /// Output rows per parallel task: fixed, so the blocks do not depend on the thread count.
@@ -354,7 +354,7 @@ mod tests {
             .collect();
         let (av, bv) = (View::new(&a, 300, 200), View::new(&b, 200, 90));
         let run = |threads| {
-            crate::pool::set_num_threads(threads);
+            crate::runtime::pool::set_num_threads(threads);
             let mut c = vec![0.0; 300 * 90];
             matmul(&mut c, 90, av, bv, false);
             c

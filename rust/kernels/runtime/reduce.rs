@@ -2,7 +2,7 @@
 //! chunks in index order, so the result does not depend on the thread count. Shared by
 //! clipping and by every layer-wise optimizer.
 
-use crate::pool::{chunk_partials, map_tasks, CHUNK};
+use crate::runtime::pool::{chunk_partials, map_tasks, CHUNK};
 use crate::Real;
 
 /// The order of a vector norm.
@@ -222,7 +222,7 @@ pub fn norms<T: Real>(tensors: &[&[T]], order: Order) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
     #[test]
     fn norms_of_known_vectors() {

@@ -5,7 +5,7 @@
 //! Loading widens exactly; storing rounds to nearest even. For `C` itself both are the
 //! identity, so one generic loop serves every combination and compiles to the plain one.
 
-use crate::pack::{bf16_from_f32, f32_from_bf16};
+use crate::runtime::bf16::{bf16_from_f32, f32_from_bf16};
 use crate::Real;
 
 /// An element stored as `Self`, computed with as `C`.

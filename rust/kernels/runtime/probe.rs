@@ -2,8 +2,8 @@
 //! the bytes a given kernel moves (reads every input, reads and writes every output) with
 //! almost no arithmetic, on the same threads and chunks.
 
-use crate::bundle::Split;
-use crate::pool::for_each_chunk;
+use crate::runtime::bundle::Split;
+use crate::runtime::pool::for_each_chunk;
 use crate::Real;
 
 crate::bundle! {
