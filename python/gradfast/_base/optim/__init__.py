@@ -1,0 +1,23 @@
+"""Declarations of the optimizers, one file each: hyper-parameters, state slots, docstrings.
+
+The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
+``gradfast.reference.optim`` (the step in NumPy); neither subclasses the other.
+"""
+
+from .adam import AdamBase, AdamWBase, adam_hypers
+from .lamb import LAMBBase
+from .lars import LARSBase
+from .layer_adaptive_lr import LayerAdaptiveLRBase
+from .low_precision import LowPrecisionState
+from .momentum import MomentumBase
+
+__all__ = [
+    "AdamBase",
+    "AdamWBase",
+    "LAMBBase",
+    "LARSBase",
+    "LayerAdaptiveLRBase",
+    "LowPrecisionState",
+    "MomentumBase",
+    "adam_hypers",
+]

@@ -1,0 +1,111 @@
+"""Optimizers whose state may be stored as bfloat16, and whose params may be bfloat16."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ... import _validate
+from ..optimizer import Optimizer
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+class LowPrecisionState(Optimizer):
+    """Optimizers whose state may be stored as bfloat16, and whose params may be bfloat16.
+
+    ``state_dtype=None`` keeps the state in the dtype of the arithmetic: float64 for float64
+    params, float32 for float32 and ``ml_dtypes.bfloat16`` params. ``state_dtype='bfloat16'``
+    stores it as ``ml_dtypes.bfloat16`` (float32 or bfloat16 params; float64 params are
+    refused). Narrow values are widened to float32 exactly, the step is computed in float32
+    in the order of the float32 optimizer, and every stored value (state, and bfloat16 params)
+    is rounded to nearest even once, when written. The parameter update uses the state values
+    as computed, before they are rounded for storage; the next step reads the rounded ones.
+    """
+
+    def _init_state_dtype(self, state_dtype: object) -> None:
+        if state_dtype is None:
+            self._state_dtype = None
+            return
+        try:
+            dt = np.dtype(state_dtype)  # type: ignore[call-overload]
+        except TypeError:
+            dt = None
+        if dt != _validate.BF16:
+            raise ValueError(f"{self._name}: state_dtype must be None or 'bfloat16', got {state_dtype!r}")
+        self._state_dtype = "bfloat16"
+
+    @property
+    def state_dtype(self) -> str | None:
+        """``None`` (state in the arithmetic's dtype) or ``'bfloat16'``; fixed at construction."""
+        return self._state_dtype
+
+    def _state_dtype_for(self, fn: str, name: str, dtype: np.dtype) -> np.dtype:
+        """The dtype of the state for params of ``dtype`` (``name`` is one of them)."""
+        if self._state_dtype is None:
+            return _F64 if dtype == _F64 else _F32
+        if dtype == _F64:
+            raise TypeError(
+                f"{fn}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', "
+                f"got float64 (bfloat16 state is computed in float32)"
+            )
+        return _validate.BF16
+
+    def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
+        fn = self._update_name
+        dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
+        if dtype is None:
+            return {}
+        sd = self._state_dtype_for(fn, f"params[{next(iter(params))!r}]", dtype)
+        return {k: {s: np.zeros(p.shape, sd) for s in self.slots} for k, p in params.items()}
+
+    def _check_state(self, fn: str, params, gradients, state) -> None:
+        dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
+        _validate.matching_keys(fn, "params", params, "the optimizer state", state)
+        if dtype is None:
+            return
+        sd = self._state_dtype_for(fn, f"params[{next(iter(params))!r}]", dtype)
+        for key, p in params.items():
+            for slot in self.slots:
+                if slot not in state[key]:
+                    raise ValueError(
+                        f"{fn}: state[{key!r}]['{slot}'] must be a state array, got it missing "
+                        f"(a setting that needs it was switched on after the state was created)"
+                    )
+                a = state[key][slot]
+                if _validate.BF16 not in (a.dtype, p.dtype):
+                    _validate.like_state(fn, f"params[{key!r}]", p, a)
+                elif a.dtype != sd or a.shape != p.shape:
+                    raise ValueError(
+                        f"{fn}: params[{key!r}] must have shape {a.shape} and a dtype that goes with "
+                        f"{a.dtype} state as when the optimizer state was created, got shape {p.shape} "
+                        f"and dtype {p.dtype}"
+                    )
+        _validate.no_overlaps(
+            fn,
+            [(f"params[{k!r}]", p) for k, p in params.items()]
+            + [(f"state[{k!r}][{s!r}]", state[k][s]) for k in params for s in self.slots],
+            [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
+        )
+
+    def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
+        if self._state_dtype is None:
+            if isinstance(a, np.ndarray) and a.dtype == _validate.BF16:
+                raise TypeError(
+                    f"{fn}: {name} must have dtype float32 or float64 (this optimizer has state_dtype=None; "
+                    f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
+                )
+            return _validate.float_array(fn, name, a)
+        a = _validate.ndarray(fn, name, a)
+        if a.dtype != _validate.BF16:
+            raise TypeError(
+                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {a.dtype}"
+            )
+        return a
+
+    def _pack(self):
+        packed = self._packed = self._hyper_class(
+            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype is not None
+        )
+        return packed

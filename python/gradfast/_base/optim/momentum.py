@@ -1,0 +1,40 @@
+"""The declaration of the momentum optimizer (classical and Nesterov)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..optimizer import Hyper
+from .low_precision import LowPrecisionState
+
+
+class MomentumBase(LowPrecisionState):
+    """The seed's momentum rule, in place: ``v = momentum*v - lr*g``, then
+    ``p += v`` (classical) or ``p += momentum*v - lr*g`` (Nesterov).
+
+    The velocities are the ``velocity`` state slot, also readable as ``velocities``.
+    ``state_dtype='bfloat16'`` stores them as ``ml_dtypes.bfloat16``; params and gradients may
+    be bfloat16 too. The step is computed in float32 and the parameter update uses the
+    velocity before it is rounded for storage (see ``LowPrecisionState``).
+    """
+
+    slots = ("velocity",)
+    hyperparams = ("learning_rate", "momentum", "nesterov")
+    momentum = Hyper(lo=0.0, hi=1.0, hi_open=True)
+    nesterov = Hyper(flag=True)
+
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        *,
+        state_dtype: str | None = None,
+    ) -> None:
+        super().__init__(learning_rate)
+        self._init_state_dtype(state_dtype)
+        self.momentum, self.nesterov = momentum, nesterov
+
+    @property
+    def velocities(self) -> dict[str, np.ndarray]:
+        return {k: s["velocity"] for k, s in self.state.items()}

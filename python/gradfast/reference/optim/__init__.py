@@ -1,0 +1,9 @@
+"""Reference optimizers in plain NumPy, one file each."""
+
+from .adam import Adam, AdamW, adam_optimizer
+from .lamb import LAMB
+from .lars import LARS
+from .layer_adaptive_lr import LayerAdaptiveLR
+from .momentum import MomentumOptimizer
+
+__all__ = ["LAMB", "LARS", "Adam", "AdamW", "LayerAdaptiveLR", "MomentumOptimizer", "adam_optimizer"]

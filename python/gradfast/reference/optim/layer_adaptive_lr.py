@@ -1,0 +1,36 @@
+"""Reference layer-wise adaptive learning rates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..._base.optim import LayerAdaptiveLRBase
+
+
+class LayerAdaptiveLR(LayerAdaptiveLRBase):
+    __doc__ = LayerAdaptiveLRBase.__doc__
+
+    def _advance(self, fn, params, gradients, write):
+        state, steps = self._next(gradients)
+        out = {}
+        for key, g in gradients.items():
+            sq = state[key]["square_avg"]
+            t = sq.dtype.type
+            with np.errstate(all="ignore"):
+                sq *= t(self.beta)
+                sq += t(1.0 - self.beta) * (g * g)
+                corrected = sq / t(1.0 - self.beta ** steps[key])
+                # np.asarray: a 0-d layer gives a 0-d array, not a NumPy scalar
+                rate = np.asarray(t(self.learning_rate) / (np.sqrt(corrected) + t(self.epsilon)))
+                if write == "rates":
+                    out[key] = rate
+                elif write == "stepped":
+                    p = params[key]
+                    out[key] = np.subtract(p, rate * g, out=np.empty(p.shape, p.dtype))
+                else:
+                    p = params[key]  # in place, never through the mapping's item assignment
+                    p -= rate * g
+        self.state, self.layer_steps = state, steps
+        if write != "rates":
+            self.step += 1
+        return out

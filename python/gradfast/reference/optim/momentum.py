@@ -1,0 +1,28 @@
+"""Reference momentum optimizer (the original rule, classical and Nesterov)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..._base.optim import MomentumBase
+from ._bf16 import _store, _widened
+
+
+class MomentumOptimizer(MomentumBase):
+    __doc__ = MomentumBase.__doc__
+
+    def _apply(self, params, gradients, state, step):
+        self._check_state(f"{self._name}.update", params, gradients, state)
+        for key, p_stored in params.items():
+            written = [p_stored, state[key]["velocity"]]
+            p, v = _widened(written)
+            (g,) = _widened([gradients[key]])
+            t = p.dtype.type
+            mu, lr = t(self.momentum), t(self.learning_rate)
+            with np.errstate(all="ignore"):
+                v[...] = mu * v - lr * g
+                if self.nesterov:
+                    p += mu * v - lr * g
+                else:
+                    p += v
+            _store(written, [p, v])
