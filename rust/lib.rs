@@ -14,6 +14,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // so that a KeyboardInterrupt during a later call cannot land in it (it would panic).
     numpy::dtype::<f64>(m.py());
     bindings::lock::register(m)?;
+    bindings::steps::register(m)?;
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
     bindings::distributed::register(m)?;

@@ -59,6 +59,16 @@ class DropoutHyper:
     def __new__(cls, *, drop_rate: float) -> DropoutHyper: ...
 
 @final
+class StepState:
+    state: Any
+    step: int
+    extra: Any
+    def __new__(cls, state: Any, step: int, extra: Any = None) -> StepState: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *_exc: object) -> None: ...
+    def locked(self) -> bool: ...
+
+@final
 class StepLock:
     def __new__(cls) -> StepLock: ...
     def __enter__(self) -> None: ...
@@ -67,10 +77,10 @@ class StepLock:
 
 def adam(
     func: str,
-    opt: Any,
-    lock: StepLock,
+    steps: StepState,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamHyper,
 ) -> None: ...
 def adam_array(
@@ -85,10 +95,10 @@ def adam_array(
 ) -> None: ...
 def momentum(
     func: str,
-    opt: Any,
-    lock: StepLock,
+    steps: StepState,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
 ) -> None: ...
 
@@ -188,11 +198,11 @@ class LarsHyper:
     ) -> LarsHyper: ...
 
 @final
-class LayerAdaptiveHyper:
+class LayerAdaptiveLRHyper:
     learning_rate: float
     beta: float
     epsilon: float
-    def __new__(cls, *, learning_rate: float, beta: float, epsilon: float) -> LayerAdaptiveHyper: ...
+    def __new__(cls, *, learning_rate: float, beta: float, epsilon: float) -> LayerAdaptiveLRHyper: ...
 
 @final
 class AdaptiveClipHyper:
@@ -203,29 +213,29 @@ class AdaptiveClipHyper:
 
 def lamb(
     func: str,
-    opt: Any,
-    lock: StepLock,
+    steps: StepState,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LambHyper,
 ) -> None: ...
 def lars(
     func: str,
-    opt: Any,
-    lock: StepLock,
+    steps: StepState,
     params: Mapping[Any, np.ndarray],
     gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LarsHyper,
 ) -> None: ...
-def layer_adaptive(
+def layer_adaptive_lr(
     func: str,
-    opt: Any,
+    steps: StepState,
     params: Mapping[Any, np.ndarray] | None,
     gradients: Mapping[Any, np.ndarray],
     state: Mapping[Any, Mapping[str, np.ndarray]],
     layer_steps: Mapping[Any, int],
     step: int | None,
-    hyper: LayerAdaptiveHyper,
+    hyper: LayerAdaptiveLRHyper,
     write: str,
 ) -> dict[Any, np.ndarray]: ...
 def adaptive_grad_clip(

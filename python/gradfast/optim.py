@@ -1,4 +1,4 @@
-"""Rust-backed optimizers: the classes of ``gradfast._base.optim`` with their arithmetic done by
+"""Rust-backed optimizers: the declarations of ``gradfast._base.optim`` with their step done by
 ``_core``. Each step is one call into Rust that validates every array of the dict, updates
 them all in one fused pass with the GIL released, and commits the step (``state`` and
 ``step``) before returning, so that an interrupt cannot separate the arrays from the counter.
@@ -13,67 +13,64 @@ import numpy as np
 
 from . import _core, _validate
 from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
-from .reference import optim as _ref
 
 
-class Adam(AdamBase):
-    __doc__ = AdamBase.__doc__
-    _hyper_class = _core.AdamHyper
-    _new_lock = _core.StepLock
+class RustStep:
+    """The update of a Rust-backed optimizer: one ``_core`` step (``_step``) that validates
+    every array, updates the whole dict in one fused pass with the GIL released, and commits
+    the state and step count to ``self._steps`` before returning. Python makes the state of a
+    first step (``_fresh_state``); the binding keeps it only if the step succeeds."""
+
+    _new_steps = _core.StepState
+    _step: Any = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ is None:  # the declaration's docstring, for help() and the API docs
+            cls.__doc__ = next(b.__doc__ for b in cls.__mro__[1:] if b.__doc__ and b is not RustStep)
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        _core.adam(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
+        fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+        hyper = self._packed or self._pack()  # type: ignore[attr-defined]
+        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
         return params
+
+
+class Adam(RustStep, AdamBase):
+    _step = _core.adam
+    _hyper_class = _core.AdamHyper
 
 
 class AdamW(AdamWBase, Adam):
-    __doc__ = AdamWBase.__doc__
+    pass
 
 
-class MomentumOptimizer(MomentumBase):
-    __doc__ = MomentumBase.__doc__
+class MomentumOptimizer(RustStep, MomentumBase):
+    _step = _core.momentum
     _hyper_class = _core.MomentumHyper
-    _new_lock = _core.StepLock
-
-    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
-        """Apply one step in place to ``params``; returns ``params``."""
-        _core.momentum(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
-        return params
 
 
-class LAMB(LAMBBase):
-    __doc__ = LAMBBase.__doc__
+class LAMB(RustStep, LAMBBase):
+    _step = _core.lamb
     _hyper_class = _core.LambHyper
-    _new_lock = _core.StepLock
-
-    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
-        """Apply one step in place to ``params``; returns ``params``."""
-        _core.lamb(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
-        return params
 
 
-class LARS(LARSBase):
-    __doc__ = LARSBase.__doc__
+class LARS(RustStep, LARSBase):
+    _step = _core.lars
     _hyper_class = _core.LarsHyper
-    _new_lock = _core.StepLock
-
-    def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
-        """Apply one step in place to ``params``; returns ``params``."""
-        _core.lars(self._update_name, self, self._lock, params, gradients, self._packed or self._pack())
-        return params
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):
     __doc__ = LayerAdaptiveLRBase.__doc__
-    _hyper_class = _core.LayerAdaptiveHyper
-    _new_lock = _core.StepLock
+    _new_steps = _core.StepState
+    _hyper_class = _core.LayerAdaptiveLRHyper
 
     def _advance(self, fn, params, gradients, write):
         state, steps = self._next(gradients)
         step = None if write == "rates" else self.step + 1
         hyper = self._packed or self._pack()
-        return _core.layer_adaptive(fn, self, params, gradients, state, steps, step, hyper, write)
+        return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write)
 
 
 def adam_optimizer(
@@ -85,6 +82,12 @@ def adam_optimizer(
     beta2: float = 0.999,
     epsilon: float = 1e-8,
 ) -> tuple[np.ndarray, dict]:
+    """The original functional Adam: one array, ``state`` holds ``m``, ``v`` and the step ``t``.
+
+    Updates ``params`` and ``state['m']``, ``state['v']`` in place (the state arrays are
+    created on the first call) and returns ``(params, state)``. Same numbers as
+    ``torch.optim.Adam`` without weight decay.
+    """
     fn = "adam_optimizer"
     if not isinstance(state, dict):
         raise TypeError(f"{fn}: state must be a dict, got {type(state).__name__}")
@@ -114,5 +117,3 @@ def adam_optimizer(
 
 #: the largest step count ``state['t']`` may reach
 MAX_T = 2**62
-
-adam_optimizer.__doc__ = _ref.adam_optimizer.__doc__

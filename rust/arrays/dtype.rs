@@ -164,7 +164,9 @@ impl MaskByte {
 }
 
 /// Calls a function generic over the element type with the type `dtype` names:
-/// `dispatch!(dtype => adam_typed(py, &dicts))` is `adam_typed::<f32>(...)` or `::<f64>`.
+/// `dispatch!(dtype => f(args))` is `f::<f32>(args)` or `f::<f64>(args)`;
+/// `dispatch!(storage layout => f(args))` is `f::<C, P, S>(args)` with the layout's arithmetic,
+/// params and state types (bfloat16 as its `u16` bits).
 #[macro_export]
 macro_rules! dispatch {
     ($dtype:expr => $f:ident($($arg:expr),* $(,)?)) => {
@@ -173,6 +175,29 @@ macro_rules! dispatch {
             $crate::arrays::Dtype::F64 => $f::<f64>($($arg),*),
         }
     };
+    (storage $layout:expr => $f:ident($($arg:expr),* $(,)?)) => {
+        match $layout {
+            $crate::arrays::Layout::F32 => $f::<f32, f32, f32>($($arg),*),
+            $crate::arrays::Layout::F64 => $f::<f64, f64, f64>($($arg),*),
+            $crate::arrays::Layout::F32Bf16 => $f::<f32, f32, u16>($($arg),*),
+            $crate::arrays::Layout::Bf16 => $f::<f32, u16, u16>($($arg),*),
+            $crate::arrays::Layout::Bf16F32 => $f::<f32, u16, f32>($($arg),*),
+        }
+    };
+}
+
+/// The storage of a step whose params, gradients and state may be bfloat16: params and
+/// gradients, then state. The arithmetic is float64 for float64 params, float32 otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    F32,
+    F64,
+    /// float32 params, bfloat16 state
+    F32Bf16,
+    /// bfloat16 params and state
+    Bf16,
+    /// bfloat16 params, float32 state
+    Bf16F32,
 }
 
 static MASKED: PyOnceLock<Py<PyType>> = PyOnceLock::new();

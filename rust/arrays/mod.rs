@@ -2,7 +2,8 @@
 //! `"{function}: {argument} must be {expected}, got {actual}"`.
 //!
 //! - [`dtype`]: which arrays a kernel takes (float32/float64 ndarrays, the subclass policy)
-//!   and the one float32/float64 dispatch of the bindings;
+//!   and the one dispatch of the bindings onto typed code (`dispatch!`: a float dtype, or a
+//!   storage layout with bfloat16);
 //! - [`borrow`]: registering the arrays of a call, copying inputs that need it (by NumPy),
 //!   the overlap sweep, and slices only after it;
 //! - [`checks`]: shapes, and dict arguments read through the mapping protocol;
@@ -17,9 +18,9 @@ use std::fmt;
 
 use pyo3::prelude::*;
 
-pub use borrow::{c_copy, Call, Checked, In, Out};
+pub use borrow::{c_copy, Call, In, Out};
 pub use checks::{same_shape, Items, Mapping};
-pub use dtype::{float_dtype, storage_dtype, Dtype, Elem, Float, MaskByte, Storage};
+pub use dtype::{float_dtype, storage_dtype, Dtype, Elem, Float, Layout, MaskByte, Storage};
 
 /// The name of an argument in a message: `params`, `params['w']` or `state['w']['exp_avg']`.
 /// Formatted only when a message needs it.

@@ -49,7 +49,11 @@ impl StepLock {
         Held(self)
     }
 
-    fn release(&self) {
+    pub fn is_held(&self) -> bool {
+        *self.state()
+    }
+
+    pub fn release(&self) {
         *self.state() = false;
         self.freed.notify_one();
     }
@@ -73,7 +77,7 @@ impl StepLock {
 
     /// Whether some thread holds the lock.
     fn locked(&self) -> bool {
-        *self.state()
+        self.is_held()
     }
 }
 

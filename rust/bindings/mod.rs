@@ -16,6 +16,7 @@ pub mod probe;
 pub mod prune;
 pub mod regularization;
 pub mod rnn;
+pub mod steps;
 pub mod threads;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,10 +1,11 @@
 """The runtime every optimizer class shares, reference and Rust-backed alike.
 
 An optimizer owns per-parameter state arrays (``self.state[key][slot]``) created lazily at
-the first ``update`` from the parameters' shapes and dtype, plus a global ``step`` count.
-Subclasses declare their slots and hyper-parameters (``Hyper`` attributes, checked on every
-assignment) and implement ``_apply``; a Rust-backed class overrides ``update`` with one call
-into ``_core`` that also commits the step.
+the first ``update`` from the parameters' shapes and dtype, plus a global ``step`` count, both
+kept in its ``StepState`` (``self._steps``) with the lock that serializes its steps.
+Declarations (``_base/optim/``) name the slots and hyper-parameters (``Hyper`` attributes,
+checked on every assignment); a reference class implements ``_apply`` in NumPy, a Rust-backed
+class names the ``_core`` step that validates, updates and commits in one call.
 
 Promises kept here: updates of one optimizer object are serialized (a second thread waits),
 and ``load_state_dict`` refuses, naming what is wrong and changing nothing, every state that
@@ -13,16 +14,37 @@ could not resume correctly.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import _validate
-from .locked import Locked
 
 #: the largest step count a state may hold (far beyond any run; ``beta**step`` is 0 long before)
 MAX_STEP = 2**62
+
+
+class StepState:
+    """What an optimizer's step commits: ``state`` (the per-key state dicts), ``step`` (the
+    count of steps taken) and ``extra`` (one more object some optimizers commit with them),
+    and the lock that serializes steps (held with ``with``). ``_core.StepState`` is the same
+    for the Rust-backed classes: their binding takes its lock without the GIL and commits
+    before returning."""
+
+    def __init__(self, state, step: int, extra=None) -> None:
+        self._lock = threading.Lock()
+        self.state, self.step, self.extra = state, step, extra
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
 
 
 class Hyper:
@@ -47,7 +69,7 @@ class Hyper:
         obj.__dict__.pop("_packed", None)
 
 
-class Optimizer(Locked):
+class Optimizer:
     """Base class: settable ``learning_rate``, ``state_dict()`` and ``load_state_dict()``.
 
     ``state_dict()`` returns plain numbers and copies of the state arrays::
@@ -67,15 +89,48 @@ class Optimizer(Locked):
     _state_follows_step: ClassVar[bool] = True
     #: the ``_core`` class that carries the hyper-parameters into Rust, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
-    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
+    #: the class of ``self._steps``: ``StepState``, or ``_core.StepState`` for Rust-backed classes
+    _new_steps: ClassVar[Any] = StepState
+    #: attributes a copy does not take as they are: the step state (copied by value) and the
+    #: cached hyper-parameters
+    _not_copied: ClassVar[tuple[str, ...]] = ("_steps", "_packed")
 
     learning_rate = Hyper(lo=0.0)
 
     def __init__(self, learning_rate: float) -> None:
-        super().__init__()  # the lock, held from reading ``step`` to committing the next one
+        self._steps = self._new_steps({}, 0)
         self.learning_rate = learning_rate
-        self.step = 0
-        self.state: dict[Any, dict[str, np.ndarray]] = {}
+
+    @property
+    def state(self) -> dict[Any, dict[str, np.ndarray]]:
+        """The per-parameter state arrays, ``{key: {slot: ndarray}}``."""
+        return self._steps.state
+
+    @state.setter
+    def state(self, value: dict[Any, dict[str, np.ndarray]]) -> None:
+        self._steps.state = value
+
+    @property
+    def step(self) -> int:
+        """The number of steps taken."""
+        return self._steps.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._steps.step = _validate.integer(self._name, "step", value, lo=0, hi=MAX_STEP)
+
+    # -- copies and pickles: a new lock, the committed values kept -------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in self._not_copied}
+        d["_committed"] = (self._steps.state, self._steps.step, self._steps.extra)
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        d = dict(d)
+        state, step, extra = d.pop("_committed")
+        self.__dict__.update(d)
+        self._steps = self._new_steps(state, step, extra)
 
     @property
     def _name(self) -> str:
@@ -92,8 +147,13 @@ class Optimizer(Locked):
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        with self._lock:
+        with self._steps:
             state = self.state or self._fresh_state(params, gradients)
+            if self.step >= MAX_STEP:
+                raise ValueError(
+                    f"{self._update_name}: the step count must stay at most 2**62, got a step past it "
+                    f"(load a state with a smaller step to go on)"
+                )
             step = self.step + 1
             self._apply(params, gradients, state, step)
             self.state, self.step = state, step
@@ -138,7 +198,8 @@ class Optimizer(Locked):
     # -- saving and resuming -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        with self._lock:
+        """The step count, hyper-parameters and copies of the state arrays, as plain data."""
+        with self._steps:
             return {
                 "step": self.step,
                 "hyperparams": {h: getattr(self, h) for h in self.hyperparams},
@@ -185,12 +246,14 @@ class Optimizer(Locked):
                 f"{fn}: d must have state arrays exactly when its step is > 0 (the moments and the "
                 f"step count go together), got {got}"
             )
-        probe.__dict__.update(self._load_extra_state(fn, d, state))
-        with self._lock:
-            lock = self._lock
+        extra = self._load_extra_state(fn, d, state)
+        with self._steps:
+            steps = self._steps
             self.__dict__.update(probe.__dict__)
-            self._lock = lock
+            self._steps = steps
             self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
+            for name, value in extra.items():
+                setattr(self, name, value)
             self.step = step
             self.state = state
 

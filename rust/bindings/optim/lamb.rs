@@ -1,16 +1,12 @@
-//! LAMB over a whole dict of layers in one call (the engine of `LAMB.update`).
+//! `LAMB` (the engine of its `update`).
 
-use gradfast_kernels::optim::lamb as kernel;
-use gradfast_kernels::optim::lamb::LambTensor;
-use pyo3::intern;
+use gradfast_kernels::optim::lamb::{lamb as kernel, LambArgs, LambTensor};
 use pyo3::prelude::*;
 
-use super::{optimizer_step, Dicts};
+use super::Dicts;
 use crate::arrays::Float;
-use crate::bindings::lock::StepLock;
-use crate::bindings::run;
 use crate::error::Result;
-use crate::{dispatch, hyper_class};
+use crate::{hyper_class, step_binding};
 
 hyper_class! {
     /// `gradfast.LAMB`'s hyper-parameters.
@@ -23,58 +19,32 @@ hyper_class! {
     }
 }
 
-fn lamb_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &kernel::LambHyper) -> Result<()> {
-    let m = (intern!(py, "exp_avg"), "exp_avg");
-    let v = (intern!(py, "exp_avg_sq"), "exp_avg_sq");
-    let (mut groups, ok) = dicts.groups::<T, T>(&[m, v])?;
-    let mut total = 0;
-    let tensors: Vec<LambTensor<T>> = groups
-        .iter_mut()
-        .map(|gr| {
-            let mut slots = gr.slots.iter_mut();
-            let (m, v) = (slots.next(), slots.next());
-            let p = gr.p.slice(&ok);
-            total += p.len();
+fn lamb_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LambHyper, step: u64) -> Result<()> {
+    let args = LambArgs {
+        learning_rate: h.learning_rate,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        epsilon: h.epsilon,
+        weight_decay: h.weight_decay,
+        step,
+    };
+    dicts.run::<T, T, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {
+        let tensors = arrays.into_iter().map(|a| {
+            let [m, v] = a.slots;
             LambTensor {
-                p,
-                g: gr.g.slice(&ok),
-                m: m.map_or(&mut [], |a| a.slice(&ok)),
-                v: v.map_or(&mut [], |a| a.slice(&ok)),
+                p: a.p,
+                g: a.g,
+                m,
+                v,
             }
-        })
-        .collect();
-    run(py, total, || kernel::lamb(tensors, h));
-    Ok(())
+        });
+        kernel(tensors.collect(), &args)
+    })
 }
 
-/// One LAMB step of the optimizer `opt` (under its lock `lock`, from its `state` and `step`)
-/// over a dict of layers, in place, then committed to `opt` (the engine of `LAMB.update`).
-#[pyfunction]
-#[pyo3(signature = (func, opt, lock, params, gradients, hyper))]
-pub fn lamb(
-    py: Python<'_>,
-    func: &str,
-    opt: &Bound<'_, PyAny>,
-    lock: &Bound<'_, StepLock>,
-    params: &Bound<'_, PyAny>,
-    gradients: &Bound<'_, PyAny>,
-    hyper: &Bound<'_, LambHyper>,
-) -> PyResult<()> {
-    let hyper = hyper.get();
-    optimizer_step(func, opt, lock, params, gradients, |dicts, step| {
-        if let Some(dtype) = dicts.dtype()? {
-            let h = kernel::LambHyper {
-                lr: hyper.learning_rate,
-                beta1: hyper.beta1,
-                beta2: hyper.beta2,
-                eps: hyper.epsilon,
-                weight_decay: hyper.weight_decay,
-                step,
-            };
-            dispatch!(dtype => lamb_typed(py, dicts, &h))?;
-        }
-        Ok(())
-    })
+step_binding! {
+    /// One LAMB step over a dict of layers, in place, committed to `steps`.
+    lamb(LambHyper) => lamb_typed
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

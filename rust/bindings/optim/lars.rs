@@ -1,16 +1,12 @@
-//! LARS over a whole dict of layers in one call (the engine of `LARS.update`).
+//! `LARS` (the engine of its `update`).
 
-use gradfast_kernels::optim::lars as kernel;
-use gradfast_kernels::optim::lars::LarsTensor;
-use pyo3::intern;
+use gradfast_kernels::optim::lars::{lars as kernel, LarsArgs, LarsTensor};
 use pyo3::prelude::*;
 
-use super::{optimizer_step, Dicts};
+use super::Dicts;
 use crate::arrays::Float;
-use crate::bindings::lock::StepLock;
-use crate::bindings::run;
 use crate::error::Result;
-use crate::{dispatch, hyper_class};
+use crate::{hyper_class, step_binding};
 
 hyper_class! {
     /// `gradfast.LARS`'s hyper-parameters.
@@ -23,53 +19,26 @@ hyper_class! {
     }
 }
 
-fn lars_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &kernel::LarsHyper) -> Result<()> {
-    let (mut groups, ok) = dicts.groups::<T, T>(&[(intern!(py, "velocity"), "velocity")])?;
-    let mut total = 0;
-    let tensors: Vec<LarsTensor<T>> = groups
-        .iter_mut()
-        .map(|gr| {
-            let p = gr.p.slice(&ok);
-            total += p.len();
-            let v = gr.slots.first_mut().map_or(&mut [][..], |a| a.slice(&ok));
-            LarsTensor {
-                p,
-                g: gr.g.slice(&ok),
-                v,
-            }
-        })
-        .collect();
-    run(py, total, || kernel::lars(tensors, h));
-    Ok(())
+fn lars_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LarsHyper, _step: u64) -> Result<()> {
+    let args = LarsArgs {
+        learning_rate: h.learning_rate,
+        momentum: h.momentum,
+        weight_decay: h.weight_decay,
+        trust_coefficient: h.trust_coefficient,
+        epsilon: h.epsilon,
+    };
+    dicts.run::<T, T, 1>(py, ["velocity"], |arrays| {
+        let tensors = arrays.into_iter().map(|a| {
+            let [v] = a.slots;
+            LarsTensor { p: a.p, g: a.g, v }
+        });
+        kernel(tensors.collect(), &args)
+    })
 }
 
-/// One LARS step of the optimizer `opt` (under its lock `lock`, from its `state` and `step`)
-/// over a dict of layers, in place, then committed to `opt` (the engine of `LARS.update`).
-#[pyfunction]
-#[pyo3(signature = (func, opt, lock, params, gradients, hyper))]
-pub fn lars(
-    py: Python<'_>,
-    func: &str,
-    opt: &Bound<'_, PyAny>,
-    lock: &Bound<'_, StepLock>,
-    params: &Bound<'_, PyAny>,
-    gradients: &Bound<'_, PyAny>,
-    hyper: &Bound<'_, LarsHyper>,
-) -> PyResult<()> {
-    let hyper = hyper.get();
-    optimizer_step(func, opt, lock, params, gradients, |dicts, _| {
-        if let Some(dtype) = dicts.dtype()? {
-            let h = kernel::LarsHyper {
-                lr: hyper.learning_rate,
-                momentum: hyper.momentum,
-                weight_decay: hyper.weight_decay,
-                trust_coefficient: hyper.trust_coefficient,
-                eps: hyper.epsilon,
-            };
-            dispatch!(dtype => lars_typed(py, dicts, &h))?;
-        }
-        Ok(())
-    })
+step_binding! {
+    /// One LARS step over a dict of layers, in place, committed to `steps`.
+    lars(LarsHyper) => lars_typed
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

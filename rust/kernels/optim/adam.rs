@@ -16,11 +16,11 @@ use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
 #[derive(Clone, Copy, Debug)]
-pub struct AdamHyper {
-    pub lr: f64,
+pub struct AdamArgs {
+    pub learning_rate: f64,
     pub beta1: f64,
     pub beta2: f64,
-    pub eps: f64,
+    pub epsilon: f64,
     pub weight_decay: f64,
     pub decoupled: bool,
     pub step: u64,
@@ -91,12 +91,12 @@ struct Consts<T> {
 }
 
 impl<T: Real> Consts<T> {
-    fn new(h: &AdamHyper) -> Self {
+    fn new(h: &AdamArgs) -> Self {
         let t = h.step as f64;
         let coupled = !h.decoupled && h.weight_decay != 0.0;
         Consts {
             decay: T::of(if h.decoupled {
-                1.0 - h.lr * h.weight_decay
+                1.0 - h.learning_rate * h.weight_decay
             } else {
                 1.0
             }),
@@ -104,14 +104,14 @@ impl<T: Real> Consts<T> {
             coupled,
             moments: Moments::new(h.beta1, h.beta2),
             bc2_sqrt: T::of((1.0 - h.beta2.powf(t)).sqrt()),
-            eps: T::of(h.eps),
-            neg_step_size: T::of(-(h.lr / (1.0 - h.beta1.powf(t)))),
+            eps: T::of(h.epsilon),
+            neg_step_size: T::of(-(h.learning_rate / (1.0 - h.beta1.powf(t)))),
         }
     }
 }
 
 /// One Adam step over every tensor, in place, computed in `C`.
-pub fn adam<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<AdamTensor<'_, P, S>>, h: &AdamHyper) {
+pub fn adam<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<AdamTensor<'_, P, S>>, h: &AdamArgs) {
     let c = Consts::<C>::new(h);
     // p read and written, g read; m, v (and vmax) read and written
     let state_streams = if tensors.iter().any(|t| t.vmax.is_some()) {
@@ -198,12 +198,12 @@ mod tests {
     use super::*;
     use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
-    fn hyper(step: u64) -> AdamHyper {
-        AdamHyper {
-            lr: 1e-3,
+    fn hyper(step: u64) -> AdamArgs {
+        AdamArgs {
+            learning_rate: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
-            eps: 1e-8,
+            epsilon: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
             step,
@@ -217,7 +217,7 @@ mod tests {
         m: &mut [S],
         v: &mut [S],
         vmax: Option<&mut [S]>,
-        h: &AdamHyper,
+        h: &AdamArgs,
     ) {
         adam(vec![AdamTensor { p, g, m, v, vmax }], h);
     }
@@ -239,8 +239,8 @@ mod tests {
         let mut p = vec![2.0f32; 4];
         let g = vec![0.0f32; 4];
         let (mut m, mut v) = (vec![0.0; 4], vec![0.0; 4]);
-        let h = AdamHyper {
-            lr: 0.1,
+        let h = AdamArgs {
+            learning_rate: 0.1,
             weight_decay: 0.5,
             decoupled: true,
             ..hyper(1)
@@ -258,11 +258,11 @@ mod tests {
         let g = [0.5f64, -3.0, 1e-4];
         let mut p = p0.to_vec();
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        let h = AdamHyper {
-            lr,
+        let h = AdamArgs {
+            learning_rate: lr,
             weight_decay: wd,
             decoupled: true,
-            eps,
+            epsilon: eps,
             ..hyper(1)
         };
         step(&mut p, &g, &mut m, &mut v, None, &h);
@@ -302,7 +302,7 @@ mod tests {
                     v: &mut v,
                     vmax: Some(&mut x),
                 };
-                let h = AdamHyper {
+                let h = AdamArgs {
                     weight_decay: 0.01,
                     ..hyper(step)
                 };
@@ -350,8 +350,8 @@ mod tests {
         for (weight_decay, decoupled, ams) in
             [(0.0, false, false), (0.1, false, true), (0.1, true, false)]
         {
-            let h = AdamHyper {
-                lr: 0.01,
+            let h = AdamArgs {
+                learning_rate: 0.01,
                 weight_decay,
                 decoupled,
                 ..hyper(3)

@@ -14,11 +14,11 @@ use crate::Real;
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
 #[derive(Clone, Copy, Debug)]
-pub struct LambHyper {
-    pub lr: f64,
+pub struct LambArgs {
+    pub learning_rate: f64,
     pub beta1: f64,
     pub beta2: f64,
-    pub eps: f64,
+    pub epsilon: f64,
     pub weight_decay: f64,
     pub step: u64,
 }
@@ -65,13 +65,13 @@ struct Consts<T> {
 }
 
 impl<T: Real> Consts<T> {
-    fn new(h: &LambHyper) -> Self {
+    fn new(h: &LambArgs) -> Self {
         let t = h.step as f64;
         Consts {
             moments: Moments::new(h.beta1, h.beta2),
             inv_bc1: T::of(1.0 / (1.0 - h.beta1.powf(t))),
             inv_bc2_sqrt: T::of(1.0 / (1.0 - h.beta2.powf(t)).sqrt()),
-            eps: T::of(h.eps),
+            eps: T::of(h.epsilon),
             wd: T::of(h.weight_decay),
             decay: h.weight_decay != 0.0,
         }
@@ -100,7 +100,7 @@ fn trust(p_squares: f64, r_squares: f64) -> f64 {
 }
 
 /// One LAMB step over every layer, in place.
-pub fn lamb<T: Real>(mut tensors: Vec<LambTensor<'_, T>>, h: &LambHyper) {
+pub fn lamb<T: Real>(mut tensors: Vec<LambTensor<'_, T>>, h: &LambArgs) {
     let c = Consts::<T>::new(h);
     let size = std::mem::size_of::<T>();
     let measure = tensors
@@ -124,7 +124,7 @@ pub fn lamb<T: Real>(mut tensors: Vec<LambTensor<'_, T>>, h: &LambHyper) {
                 .iter()
                 .fold((0.0, 0.0), |(a, b), &(p, r)| (a + p, b + r));
             Apply {
-                scale: Each(h.lr * trust(p2, r2)),
+                scale: Each(h.learning_rate * trust(p2, r2)),
                 p: t.p,
                 m: &*t.m,
                 v: &*t.v,
@@ -216,18 +216,18 @@ mod tests {
     use super::*;
     use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
-    fn hyper(step: u64, weight_decay: f64) -> LambHyper {
-        LambHyper {
-            lr: 0.01,
+    fn hyper(step: u64, weight_decay: f64) -> LambArgs {
+        LambArgs {
+            learning_rate: 0.01,
             beta1: 0.9,
             beta2: 0.999,
-            eps: 1e-6,
+            epsilon: 1e-6,
             weight_decay,
             step,
         }
     }
 
-    fn step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], h: &LambHyper) {
+    fn step<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], h: &LambArgs) {
         lamb(vec![LambTensor { p, g, m, v }], h);
     }
 

@@ -12,12 +12,12 @@ use crate::runtime::reduce::sum_squares2;
 use crate::Real;
 
 #[derive(Clone, Copy, Debug)]
-pub struct LarsHyper {
-    pub lr: f64,
+pub struct LarsArgs {
+    pub learning_rate: f64,
     pub momentum: f64,
     pub weight_decay: f64,
     pub trust_coefficient: f64,
-    pub eps: f64,
+    pub epsilon: f64,
 }
 
 crate::bundle! {
@@ -46,11 +46,11 @@ crate::bundle! {
     }
 }
 
-impl LarsHyper {
+impl LarsArgs {
     /// The layer's local rate from its norms, in float64; 1 when either norm is zero or NaN.
     pub fn local_lr(&self, p_norm: f64, g_norm: f64) -> f64 {
         if p_norm > 0.0 && g_norm > 0.0 {
-            self.trust_coefficient * p_norm / (g_norm + self.weight_decay * p_norm + self.eps)
+            self.trust_coefficient * p_norm / (g_norm + self.weight_decay * p_norm + self.epsilon)
         } else {
             1.0
         }
@@ -58,7 +58,7 @@ impl LarsHyper {
 }
 
 /// One LARS step over every layer, in place.
-pub fn lars<T: Real>(tensors: Vec<LarsTensor<'_, T>>, h: &LarsHyper) {
+pub fn lars<T: Real>(tensors: Vec<LarsTensor<'_, T>>, h: &LarsArgs) {
     // p and g read together, chunk by chunk: two streams at once keep more reads in flight
     // than one after the other (5-7% faster on one thread)
     let pairs = tensors.iter().map(|t| Pair { p: &*t.p, g: t.g }).collect();
@@ -75,7 +75,7 @@ pub fn lars<T: Real>(tensors: Vec<LarsTensor<'_, T>>, h: &LarsHyper) {
             (t, p2.sqrt(), g2.sqrt())
         })
         .map(|(t, p_norm, g_norm)| Step {
-            rate: Each(h.lr * h.local_lr(p_norm, g_norm)),
+            rate: Each(h.learning_rate * h.local_lr(p_norm, g_norm)),
             p: t.p,
             g: t.g,
             v: t.v,
@@ -111,15 +111,15 @@ mod tests {
     use super::*;
     use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
-    const H: LarsHyper = LarsHyper {
-        lr: 0.1,
+    const H: LarsArgs = LarsArgs {
+        learning_rate: 0.1,
         momentum: 0.5,
         weight_decay: 0.0,
         trust_coefficient: 0.01,
-        eps: 0.0,
+        epsilon: 0.0,
     };
 
-    fn step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], h: &LarsHyper) {
+    fn step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], h: &LarsArgs) {
         lars(vec![LarsTensor { p, g, v }], h);
     }
 
@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn weight_decay_by_the_paper_norm_convention() {
         // ||g|| + wd ||p|| = 1 + 0.5 * 5 = 3.5, d = g + wd p
-        let h = LarsHyper {
+        let h = LarsArgs {
             weight_decay: 0.5,
             ..H
         };
@@ -164,7 +164,7 @@ mod tests {
         let g: Vec<f32> = (0..n)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
-        let h = LarsHyper {
+        let h = LarsArgs {
             weight_decay: 1e-4,
             ..H
         };

@@ -3,5 +3,5 @@
 pub mod adam;
 pub mod lamb;
 pub mod lars;
-pub mod layerwise;
+pub mod layer_adaptive_lr;
 pub mod momentum;

@@ -9,8 +9,8 @@ use crate::runtime::pool::for_each_chunk;
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
-pub struct MomentumHyper {
-    pub lr: f64,
+pub struct MomentumArgs {
+    pub learning_rate: f64,
     pub momentum: f64,
     pub nesterov: bool,
 }
@@ -27,9 +27,9 @@ crate::bundle! {
 /// One momentum step over every tensor, in place, computed in `C`.
 pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     tensors: Vec<MomentumTensor<'_, P, S>>,
-    h: &MomentumHyper,
+    h: &MomentumArgs,
 ) {
-    let (lr, mu) = (C::of(h.lr), C::of(h.momentum));
+    let (lr, mu) = (C::of(h.learning_rate), C::of(h.momentum));
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
         if h.nesterov {
@@ -84,8 +84,8 @@ mod tests {
     #[test]
     fn two_nesterov_steps_by_hand() {
         let (mut p, g, mut v) = (vec![1.0f64], vec![2.0], vec![0.0]);
-        let h = MomentumHyper {
-            lr: 0.1,
+        let h = MomentumArgs {
+            learning_rate: 0.1,
             momentum: 0.5,
             nesterov: true,
         };
@@ -107,8 +107,8 @@ mod tests {
     #[test]
     fn classical_adds_the_velocity() {
         let (mut p, g, mut v) = (vec![1.0f32, 0.0], vec![1.0, -1.0], vec![1.0, 0.0]);
-        let h = MomentumHyper {
-            lr: 0.5,
+        let h = MomentumArgs {
+            learning_rate: 0.5,
             momentum: 0.5,
             nesterov: false,
         };
@@ -128,8 +128,8 @@ mod tests {
     fn bf16_velocity_is_rounded_after_the_step_uses_it() {
         use crate::runtime::bf16::{bf16_from_f32, f32_from_bf16};
         for nesterov in [false, true] {
-            let h = MomentumHyper {
-                lr: 0.1,
+            let h = MomentumArgs {
+                learning_rate: 0.1,
                 momentum: 0.9,
                 nesterov,
             };

@@ -47,7 +47,16 @@ class LayerAdaptiveLRBase(Optimizer):
     def __init__(self, base_lr: float = 0.01, beta: float = 0.999, *, epsilon: float = 1e-8) -> None:
         super().__init__(_validate.number(self._name, "base_lr", base_lr, lo=0.0))
         self.beta, self.epsilon = beta, epsilon
-        self.layer_steps: dict[str, int] = {}
+        self.layer_steps = {}
+
+    @property
+    def layer_steps(self) -> dict[str, int]:
+        """Each layer's step count ``n``, committed with every step (the ``extra`` of the step state)."""
+        return self._steps.extra
+
+    @layer_steps.setter
+    def layer_steps(self, value: dict[str, int]) -> None:
+        self._steps.extra = value
 
     @property
     def base_lr(self) -> float:
@@ -72,7 +81,7 @@ class LayerAdaptiveLRBase(Optimizer):
         if not isinstance(layer_name, str):
             raise TypeError(f"{fn}: layer_name must be a str, got {type(layer_name).__name__}")
         _validate.float_array(fn, "gradient", gradient)
-        with self._lock:
+        with self._steps:
             self._check_against_state(fn, "gradient", layer_name, gradient)
             _validate.no_overlaps(fn, _state_arrays(self.state, [layer_name]), [("gradient", gradient)])
             return self._advance(fn, None, {layer_name: gradient}, "rates")[layer_name]
@@ -80,14 +89,14 @@ class LayerAdaptiveLRBase(Optimizer):
     def apply_gradients(self, params, gradients) -> dict[str, np.ndarray]:
         """The seed's step: returns ``{key: params[key] - rate * gradients[key]}`` as new arrays."""
         fn = f"{self._name}.apply_gradients"
-        with self._lock:
+        with self._steps:
             self._check_call(fn, params, gradients, in_place=False)
             return self._advance(fn, params, gradients, "stepped")
 
     def update(self, params, gradients):
         """Apply one step in place to ``params``; returns ``params``."""
         fn = self._update_name
-        with self._lock:
+        with self._steps:
             self._check_call(fn, params, gradients, in_place=True)
             self._advance(fn, params, gradients, "in_place")
         return params

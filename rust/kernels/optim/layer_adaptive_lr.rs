@@ -8,10 +8,10 @@ use crate::runtime::pool::for_each_chunk;
 use crate::Real;
 
 #[derive(Clone, Copy, Debug)]
-pub struct LayerwiseHyper {
-    pub lr: f64,
+pub struct LayerAdaptiveLRArgs {
+    pub learning_rate: f64,
     pub beta: f64,
-    pub eps: f64,
+    pub epsilon: f64,
 }
 
 /// What a step writes.
@@ -27,7 +27,7 @@ pub enum Write {
 
 crate::bundle! {
     /// One layer. `p` is given only for [`Write::Stepped`].
-    pub struct LayerwiseTensor<'a, T> {
+    pub struct LayerAdaptiveLRTensor<'a, T> {
         pub out: &'a mut [T],
         pub g: &'a [T],
         pub sq: &'a mut [T],
@@ -38,9 +38,13 @@ crate::bundle! {
 }
 
 /// Advances every layer by one step and writes what `write` says.
-pub fn layerwise<T: Real>(tensors: Vec<LayerwiseTensor<'_, T>>, h: &LayerwiseHyper, write: Write) {
+pub fn layer_adaptive_lr<T: Real>(
+    tensors: Vec<LayerAdaptiveLRTensor<'_, T>>,
+    h: &LayerAdaptiveLRArgs,
+    write: Write,
+) {
     let (beta, one_minus_beta) = (T::of(h.beta), T::of(1.0 - h.beta));
-    let (lr, eps) = (T::of(h.lr), T::of(h.eps));
+    let (lr, eps) = (T::of(h.learning_rate), T::of(h.epsilon));
     let size = std::mem::size_of::<T>();
     // sq read and written, g read, out written (and read in place, or p read)
     let bytes = if write == Write::Rates { 4 } else { 5 } * size;
@@ -119,10 +123,10 @@ mod tests {
     use super::*;
     use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
 
-    const H: LayerwiseHyper = LayerwiseHyper {
-        lr: 0.1,
+    const H: LayerAdaptiveLRArgs = LayerAdaptiveLRArgs {
+        learning_rate: 0.1,
         beta: 0.5,
-        eps: 0.0,
+        epsilon: 0.0,
     };
 
     #[test]
@@ -132,21 +136,21 @@ mod tests {
         let (g, mut out) = (vec![2.0f64], vec![0.0]);
         let (mut sq1, mut sq2) = (vec![0.0], vec![2.0]);
         let mut out2 = vec![0.0];
-        let a = LayerwiseTensor {
+        let a = LayerAdaptiveLRTensor {
             out: &mut out,
             g: &g,
             sq: &mut sq1,
             p: None,
             step: Each(1),
         };
-        let b = LayerwiseTensor {
+        let b = LayerAdaptiveLRTensor {
             out: &mut out2,
             g: &g,
             sq: &mut sq2,
             p: None,
             step: Each(2),
         };
-        layerwise(vec![a, b], &H, Write::Rates);
+        layer_adaptive_lr(vec![a, b], &H, Write::Rates);
         assert_eq!((out[0], sq1[0]), (0.05, 2.0));
         assert_eq!((out2[0], sq2[0]), (0.05, 3.0));
     }
@@ -157,15 +161,15 @@ mod tests {
         let g = vec![0.5f32, 0.25, -4.0];
         let (mut p, mut out) = (p0.clone(), vec![0.0; 3]);
         let (mut sq1, mut sq2) = (vec![0.1f32; 3], vec![0.1f32; 3]);
-        let t = |out, sq, p| LayerwiseTensor {
+        let t = |out, sq, p| LayerAdaptiveLRTensor {
             out,
             g: &g,
             sq,
             p,
             step: Each(3),
         };
-        layerwise(vec![t(&mut out, &mut sq1, Some(&p0))], &H, Write::Stepped);
-        layerwise(vec![t(&mut p, &mut sq2, None)], &H, Write::InPlace);
+        layer_adaptive_lr(vec![t(&mut out, &mut sq1, Some(&p0))], &H, Write::Stepped);
+        layer_adaptive_lr(vec![t(&mut p, &mut sq2, None)], &H, Write::InPlace);
         assert_eq!((&out, &sq1), (&p, &sq2));
         assert_ne!(out, p0);
     }
@@ -181,14 +185,14 @@ mod tests {
             set_num_threads(threads);
             let (mut out, mut sq) = (vec![0.0f32; n], vec![0.0f32; n]);
             for step in 1..=3 {
-                let empty = LayerwiseTensor {
+                let empty = LayerAdaptiveLRTensor {
                     out: &mut [],
                     g: &[],
                     sq: &mut [],
                     p: Some(&[]),
                     step: Each(1),
                 };
-                let t = LayerwiseTensor {
+                let t = LayerAdaptiveLRTensor {
                     out: &mut out,
                     g: &g,
                     sq: &mut sq,
@@ -196,8 +200,8 @@ mod tests {
                     step: Each(step),
                 };
                 // eps > 0: zero gradients would give 0 * inf = NaN, which no assert_eq! equals
-                let h = LayerwiseHyper { eps: 1e-8, ..H };
-                layerwise(vec![empty, t], &h, Write::Stepped);
+                let h = LayerAdaptiveLRArgs { epsilon: 1e-8, ..H };
+                layer_adaptive_lr(vec![empty, t], &h, Write::Stepped);
             }
             (out, sq)
         };

@@ -1,27 +1,30 @@
-//! The seed's `LayerAdaptiveLR` over a dict of layers in one call: the engine of its
-//! `update`, `apply_gradients` and `compute_lr`.
+//! `LayerAdaptiveLR` over a dict of layers in one call: the engine of its `update`,
+//! `apply_gradients` and `compute_lr`.
 //!
-//! Python, holding the optimizer's `StepLock` (a call may name any subset of the layers, new
-//! ones included, so the base class validates and prepares it), hands over the state and
-//! per-layer step counts the step leads to (new layers with fresh zero state); once the kernel
-//! has run, the binding sets them on the optimizer, with `step` when the call counts one,
-//! before returning: no Python code runs between the kernel and the commit.
+//! Python, holding the lock of the optimizer's `StepState` (a call may name any subset of the
+//! layers, new ones included, so the base class validates and prepares it), hands over the
+//! state and per-layer step counts the step leads to (new layers with fresh zero state); once
+//! the kernel has run, the binding commits them to the `StepState` (the per-layer counts as
+//! its `extra`), with the step count when the call counts one, before returning: no Python
+//! code runs between the kernel and the commit.
 
-use gradfast_kernels::optim::layerwise as kernel;
-use gradfast_kernels::optim::layerwise::{LayerwiseTensor, Write};
+use gradfast_kernels::optim::layer_adaptive_lr::{
+    layer_adaptive_lr as kernel, LayerAdaptiveLRArgs, LayerAdaptiveLRTensor, Write,
+};
 use gradfast_kernels::runtime::bundle::Each;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::{float_dtype, fresh, same_shape, Call, Float, In, Items, Mapping, Name, Out};
+use crate::bindings::steps::StepState;
 use crate::bindings::{guard, run};
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
 
 hyper_class! {
     /// `gradfast.LayerAdaptiveLR`'s hyper-parameters.
-    LayerAdaptiveHyper {
+    LayerAdaptiveLRHyper {
         learning_rate: f64,
         beta: f64,
         epsilon: f64,
@@ -48,11 +51,11 @@ struct Layer<'py, T: Float> {
     step: u64,
 }
 
-fn layerwise_typed<'py, T: Float>(
+fn layer_adaptive_lr_typed<'py, T: Float>(
     py: Python<'py>,
     func: &str,
     a: &Args<'py>,
-    h: &kernel::LayerwiseHyper,
+    h: &LayerAdaptiveLRArgs,
 ) -> Result<Vec<Bound<'py, PyAny>>> {
     let mut call = Call::new(func);
     let mut layers: Vec<Layer<T>> = Vec::with_capacity(a.grads.len());
@@ -111,12 +114,12 @@ fn layerwise_typed<'py, T: Float>(
     }
     let ok = call.check_overlaps()?;
     let mut total = 0;
-    let tensors: Vec<LayerwiseTensor<T>> = layers
+    let tensors: Vec<LayerAdaptiveLRTensor<T>> = layers
         .iter_mut()
         .map(|l| {
             let out = l.out.slice(&ok);
             total += out.len();
-            LayerwiseTensor {
+            LayerAdaptiveLRTensor {
                 out,
                 g: l.g.slice(&ok),
                 sq: l.sq.slice(&ok),
@@ -126,7 +129,7 @@ fn layerwise_typed<'py, T: Float>(
         })
         .collect();
     let write = a.write;
-    run(py, total, || kernel::layerwise(tensors, h, write));
+    run(py, total, || kernel(tensors, h, write));
     Ok(fresh)
 }
 
@@ -151,18 +154,18 @@ fn new_array<'py, T: Float>(
 /// `{key: rate}`, `params` is None). `step` is the optimizer's new step count, None when the
 /// call does not count one.
 #[pyfunction]
-#[pyo3(signature = (func, opt, params, gradients, state, layer_steps, step, hyper, write))]
+#[pyo3(signature = (func, steps, params, gradients, state, layer_steps, step, hyper, write))]
 #[allow(clippy::too_many_arguments)]
-pub fn layer_adaptive<'py>(
+pub fn layer_adaptive_lr<'py>(
     py: Python<'py>,
     func: &str,
-    opt: &Bound<'py, PyAny>,
+    steps: &Bound<'py, StepState>,
     params: Option<&Bound<'py, PyAny>>,
     gradients: &Bound<'py, PyAny>,
     state: &Bound<'py, PyAny>,
     layer_steps: &Bound<'py, PyAny>,
     step: Option<u64>,
-    hyper: &Bound<'py, LayerAdaptiveHyper>,
+    hyper: &Bound<'py, LayerAdaptiveLRHyper>,
     write: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     guard(func, || {
@@ -196,31 +199,27 @@ pub fn layer_adaptive<'py>(
             grads,
             write,
         };
-        let h = kernel::LayerwiseHyper {
-            lr: hyper.get().learning_rate,
+        let h = LayerAdaptiveLRArgs {
+            learning_rate: hyper.get().learning_rate,
             beta: hyper.get().beta,
-            eps: hyper.get().epsilon,
+            epsilon: hyper.get().epsilon,
         };
         let out = PyDict::new(py);
         if let Some((key, g)) = args.grads.items.first() {
             let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
-            let arrays = dispatch!(dtype => layerwise_typed(py, func, &args, &h))?;
+            let arrays = dispatch!(dtype => layer_adaptive_lr_typed(py, func, &args, &h))?;
             if write != Write::InPlace {
                 for ((key, _), a) in args.grads.items.iter().zip(arrays) {
                     out.set_item(key, a)?;
                 }
             }
         }
-        opt.setattr(intern!(py, "state"), state)?;
-        opt.setattr(intern!(py, "layer_steps"), layer_steps)?;
-        if let Some(step) = step {
-            opt.setattr(intern!(py, "step"), step)?;
-        }
+        steps.get().commit_held(state, step, layer_steps);
         Ok(out)
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<LayerAdaptiveHyper>()?;
-    m.add_function(wrap_pyfunction!(layer_adaptive, m)?)
+    m.add_class::<LayerAdaptiveLRHyper>()?;
+    m.add_function(wrap_pyfunction!(layer_adaptive_lr, m)?)
 }

@@ -1,0 +1,264 @@
+//! The optimizers' steps over a whole dict of parameters in one call, one file each.
+//!
+//! Every stateful step has one shape, declared with [`step_binding!`]: the binding takes the
+//! optimizer's [`StepState`], its parameters and gradients, the fresh state Python made for a
+//! first step (or `None`), and its hyper-parameters. Under the state's lock it reads the state
+//! and the step count, checks every array ([`Dicts::run`]), runs the kernel and commits the
+//! state and the count before returning (see [`StepState`]). An optimizer file supplies the
+//! hyper-parameter class, the storage layouts it takes and a typed function that maps the
+//! checked slices onto its kernel's tensors.
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+mod adam;
+mod lamb;
+mod lars;
+mod layer_adaptive_lr;
+mod momentum;
+
+use super::run;
+use super::steps::{StepState, MAX_STEP};
+use crate::arrays::{
+    float_dtype, same_shape, storage_dtype, Call, Dtype, Elem, Items, Layout, Mapping, Name,
+    Storage,
+};
+use crate::error::{Error, Result};
+
+/// The checked slices of one parameter: itself and its gradient stored as `P`, its `N`
+/// state slots as `S`.
+pub struct Arrays<'a, P, S, const N: usize> {
+    pub p: &'a mut [P],
+    pub g: &'a [P],
+    pub slots: [&'a mut [S]; N],
+}
+
+/// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
+/// `state` looked up by its keys.
+pub struct Dicts<'a, 'py> {
+    func: &'a str,
+    params: Items<'py>,
+    grads: Mapping<'py>,
+    state: Mapping<'py>,
+}
+
+impl<'a, 'py> Dicts<'a, 'py> {
+    fn new(
+        func: &'a str,
+        params: &Bound<'py, PyAny>,
+        grads: &Bound<'py, PyAny>,
+        state: &Bound<'py, PyAny>,
+    ) -> Result<Self> {
+        let params = Items::read(func, "params", "numpy arrays", params)?;
+        let grads = Mapping::new(func, "gradients", "numpy arrays", grads)?;
+        let state = Mapping::new(func, "the optimizer state", "state dicts", state)?;
+        let dicts = Dicts {
+            func,
+            params,
+            grads,
+            state,
+        };
+        // With equal lengths, finding every key of `params` (in `run`) proves equal keys.
+        if dicts.grads.len()? != dicts.params.len() {
+            return Err(dicts.grads_key_error());
+        }
+        if dicts.state.len()? != dicts.params.len() {
+            return Err(dicts.state_key_error());
+        }
+        Ok(dicts)
+    }
+
+    fn grads_key_error(&self) -> Error {
+        self.grads
+            .key_error(self.func, "gradients", "params", &self.params)
+    }
+
+    /// Keys of the state unlike those of `params` are named as `params` missing or having
+    /// keys: the state is the optimizer's, the params are the caller's.
+    fn state_key_error(&self) -> Error {
+        match self.state.items() {
+            Ok(items) => {
+                let state = Items {
+                    map: self.state.clone(),
+                    items,
+                };
+                self.params
+                    .map
+                    .key_error(self.func, "params", "the optimizer state", &state)
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// The storage layout of the step, from the dtype of the first parameter and whether the
+    /// optimizer keeps bfloat16 state; `None` for an empty dict.
+    pub fn layout(&self, bf16_state: bool) -> Result<Option<Layout>> {
+        let Some((key, p)) = self.params.items.first() else {
+            return Ok(None);
+        };
+        let name = Name::Item("params", key.clone());
+        Ok(Some(
+            match (storage_dtype(self.func, &name, p)?, bf16_state) {
+                (Storage::F32, false) => Layout::F32,
+                (Storage::F64, false) => Layout::F64,
+                (Storage::F32, true) => Layout::F32Bf16,
+                (Storage::Bf16, true) => Layout::Bf16,
+                (Storage::Bf16, false) => Layout::Bf16F32,
+                (Storage::F64, true) => {
+                    return Err(Error::Type(format!(
+                    "{}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', \
+                     got float64 (bfloat16 state is computed in float32)",
+                    self.func
+                )))
+                }
+            },
+        ))
+    }
+
+    /// The dtype of the first parameter, for optimizers of float32/float64 only; `None` for
+    /// an empty dict.
+    pub fn dtype(&self) -> Result<Option<Dtype>> {
+        match self.params.items.first() {
+            None => Ok(None),
+            Some((key, p)) => {
+                float_dtype(self.func, &Name::Item("params", key.clone()), p).map(Some)
+            }
+        }
+    }
+
+    /// Checks every array of the step (the state slots named `slots`), then runs `kernel` on
+    /// their slices, without the GIL when the step is large.
+    pub fn run<P: Elem, S: Elem, const N: usize>(
+        &self,
+        py: Python<'py>,
+        slots: [&'static str; N],
+        kernel: impl FnOnce(Vec<Arrays<'_, P, S, N>>) + Send,
+    ) -> Result<()> {
+        let func = self.func;
+        let slot_keys = slots.map(|s| PyString::new(py, s));
+        let mut call = Call::new(func);
+        let mut checked = Vec::with_capacity(self.params.len());
+        for (key, p) in &self.params.items {
+            let p = call.output::<P>(Name::Item("params", key.clone()), p)?;
+            let g = self.grads.get(key)?.ok_or_else(|| self.grads_key_error())?;
+            let g_name = Name::Item("gradients", key.clone());
+            let g = call.input::<P>(g_name.clone(), &g)?;
+            same_shape(func, &g_name, g.shape(), p.shape())?;
+            let s = self.state.get(key)?.ok_or_else(|| self.state_key_error())?;
+            let s = Mapping::new(func, "each optimizer state entry", "state arrays", &s)?;
+            let mut arrays = Vec::with_capacity(N);
+            for (slot, &slot_name) in slot_keys.iter().zip(&slots) {
+                let name = Name::Slot("state", key.clone(), slot_name);
+                let Some(a) = s.get(slot.as_any())? else {
+                    return Err(Error::Value(format!(
+                        "{func}: {name} must be a state array, got it missing"
+                    )));
+                };
+                let a = call.output::<S>(name.clone(), &a)?;
+                same_shape(func, &name, a.shape(), p.shape())?;
+                arrays.push(a);
+            }
+            checked.push((p, g, arrays));
+        }
+        let ok = call.check_overlaps()?;
+        let mut total = 0;
+        let tensors = checked
+            .iter_mut()
+            .map(|(p, g, slots)| {
+                let p = p.slice(&ok);
+                total += p.len();
+                let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
+                Arrays {
+                    p,
+                    g: g.slice(&ok),
+                    slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
+                }
+            })
+            .collect();
+        run(py, total, || kernel(tensors));
+        Ok(())
+    }
+}
+
+/// The body of every step binding: under the lock of `steps`, its state (or `fresh` when it
+/// has none) and the next step number; the dicts read; `step(dicts, step_number)` run; then
+/// the state and the count committed.
+pub fn take_step<'py>(
+    func: &str,
+    steps: &Bound<'py, StepState>,
+    params: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    fresh: Option<Bound<'py, PyAny>>,
+    step: impl FnOnce(&Dicts<'_, 'py>, u64) -> Result<()>,
+) -> PyResult<()> {
+    super::guard(func, || {
+        let mut taking = steps.get().take(steps.py());
+        if !taking.state.is_truthy()? {
+            if let Some(fresh) = fresh {
+                taking.state = fresh;
+            }
+        }
+        if taking.step >= MAX_STEP {
+            return Err(Error::Value(format!(
+                "{func}: the step count must stay at most 2**62, got a step past it (load a state \
+                 with a smaller step to go on)"
+            ))
+            .into());
+        }
+        taking.step += 1;
+        let dicts = Dicts::new(func, params, gradients, &taking.state)?;
+        step(&dicts, taking.step)?;
+        taking.commit();
+        Ok(())
+    })
+}
+
+/// Declares the `#[pyfunction]` of one optimizer's step: its name, its hyper-parameter
+/// class and the typed function it dispatches to. `typed::<T>(py, dicts, hyper, step)` serves
+/// float32 and float64; with `bf16_state: field`, `typed::<C, P, S>` serves every storage
+/// layout (bfloat16 params and state too) and the class's `field` says whether the state is
+/// bfloat16.
+#[macro_export]
+macro_rules! step_binding {
+    (@fn $(#[$m:meta])* $name:ident($hyper:ty) |$py:ident, $dicts:ident, $h:ident, $step:ident| $body:expr) => {
+        $(#[$m])*
+        #[pyo3::pyfunction]
+        #[pyo3(signature = (func, steps, params, gradients, fresh, hyper))]
+        pub fn $name<'py>(
+            $py: pyo3::Python<'py>,
+            func: &str,
+            steps: &pyo3::Bound<'py, $crate::bindings::steps::StepState>,
+            params: &pyo3::Bound<'py, pyo3::PyAny>,
+            gradients: &pyo3::Bound<'py, pyo3::PyAny>,
+            fresh: Option<pyo3::Bound<'py, pyo3::PyAny>>,
+            hyper: &pyo3::Bound<'py, $hyper>,
+        ) -> pyo3::PyResult<()> {
+            let $h = hyper.get();
+            $crate::bindings::optim::take_step(func, steps, params, gradients, fresh, |$dicts, $step| $body)
+        }
+    };
+    ($(#[$m:meta])* $name:ident($hyper:ty, bf16_state: $field:ident) => $typed:ident) => {
+        $crate::step_binding!(@fn $(#[$m])* $name($hyper) |py, dicts, h, step| {
+            if let Some(layout) = dicts.layout(h.$field)? {
+                $crate::dispatch!(storage layout => $typed(py, dicts, h, step))?;
+            }
+            Ok(())
+        });
+    };
+    ($(#[$m:meta])* $name:ident($hyper:ty) => $typed:ident) => {
+        $crate::step_binding!(@fn $(#[$m])* $name($hyper) |py, dicts, h, step| {
+            if let Some(dtype) = dicts.dtype()? {
+                $crate::dispatch!(dtype => $typed(py, dicts, h, step))?;
+            }
+            Ok(())
+        });
+    };
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    adam::register(m)?;
+    momentum::register(m)?;
+    lamb::register(m)?;
+    lars::register(m)?;
+    layer_adaptive_lr::register(m)
+}
