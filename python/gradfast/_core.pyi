@@ -134,13 +134,15 @@ def gradient_descent(
     func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: GradientDescentHyper
 ) -> None: ...
 def sgd_optimizer(func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: SgdHyper) -> None: ...
-def clip_grad_norm(
-    func: str,
-    gradients: Mapping[Any, np.ndarray],
-    max_norm: float,
-    norm_type: float,
-    error_if_nonfinite: bool,
-) -> float: ...
+
+@final
+class ClipGradNormHyper:
+    max_norm: float
+    norm_type: float
+    error_if_nonfinite: bool
+    def __new__(cls, *, max_norm: float, norm_type: float, error_if_nonfinite: bool) -> ClipGradNormHyper: ...
+
+def clip_grad_norm(func: str, gradients: Mapping[Any, np.ndarray], hyper: ClipGradNormHyper) -> float: ...
 def pack(func: str, tensors: list[np.ndarray], bucket: np.ndarray) -> None: ...
 def unpack(func: str, bucket: np.ndarray, tensors: list[np.ndarray], divisor: float | None = None) -> None: ...
 def divide(func: str, tensors: list[np.ndarray], divisor: float) -> None: ...
@@ -205,11 +207,19 @@ class LayerAdaptiveLRHyper:
     def __new__(cls, *, learning_rate: float, beta: float, epsilon: float) -> LayerAdaptiveLRHyper: ...
 
 @final
-class AdaptiveClipHyper:
+class AdaptiveClipperHyper:
     init_clip_value: float
     adaptation_rate: float
     min_clip_value: float
-    def __new__(cls, *, init_clip_value: float, adaptation_rate: float, min_clip_value: float) -> AdaptiveClipHyper: ...
+    def __new__(
+        cls, *, init_clip_value: float, adaptation_rate: float, min_clip_value: float
+    ) -> AdaptiveClipperHyper: ...
+
+@final
+class AdaptiveGradClipHyper:
+    clipping: float
+    eps: float
+    def __new__(cls, *, clipping: float, eps: float) -> AdaptiveGradClipHyper: ...
 
 def lamb(
     func: str,
@@ -242,12 +252,12 @@ def adaptive_grad_clip(
     func: str,
     gradients: Mapping[Any, np.ndarray],
     params: Mapping[Any, np.ndarray],
-    clipping: float,
-    eps: float,
+    hyper: AdaptiveGradClipHyper,
 ) -> None: ...
-def adaptive_clip(
+def adaptive_clipper(
     func: str,
-    clipper: Any,
     gradients: Mapping[Any, np.ndarray],
-    hyper: AdaptiveClipHyper,
-) -> dict[Any, np.ndarray]: ...
+    running_max: float,
+    running_weight: float,
+    hyper: AdaptiveClipperHyper,
+) -> tuple[dict[Any, np.ndarray], float, float]: ...

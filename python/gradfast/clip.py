@@ -1,5 +1,5 @@
-"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the seed's adaptive
-per-tensor clipping, each over a whole dict in one call."""
+"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the adaptive
+per-tensor clipper, each over a whole dict in one call."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 
 from . import _core, _validate
 from ._base.clip import AdaptiveClipperBase
-from .reference import clip as _ref
 
 
 def clip_grad_norm(
@@ -20,14 +19,22 @@ def clip_grad_norm(
     *,
     error_if_nonfinite: bool = False,
 ) -> float:
+    """Scale all gradients in place so that their global norm is at most ``max_norm``.
+
+    The global norm is the ``norm_type``-norm of the per-array norms (``inf``: the largest
+    absolute value), accumulated in float64 (the same bits for any thread count). The scale
+    is ``min(1, max_norm / (norm + 1e-6))`` and is applied to every array, as
+    ``torch.nn.utils.clip_grad_norm_`` does. Returns the global norm before clipping. With
+    ``error_if_nonfinite=True`` a NaN or infinite norm raises ``ValueError`` and nothing is
+    changed.
+    """
     fn = "clip_grad_norm"
-    max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
-    p = _validate.norm_type(fn, norm_type)
-    error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
-    return _core.clip_grad_norm(fn, gradients, max_norm, p, error_if_nonfinite)
-
-
-clip_grad_norm.__doc__ = _ref.clip_grad_norm.__doc__
+    hyper = _core.ClipGradNormHyper(
+        max_norm=_validate.number(fn, "max_norm", max_norm, lo=0.0),
+        norm_type=_validate.norm_type(fn, norm_type),
+        error_if_nonfinite=_validate.flag(fn, "error_if_nonfinite", error_if_nonfinite),
+    )
+    return _core.clip_grad_norm(fn, gradients, hyper)
 
 
 def adaptive_grad_clip(
@@ -36,14 +43,22 @@ def adaptive_grad_clip(
     clipping: float = 0.01,
     eps: float = 1e-3,
 ) -> Mapping[Any, np.ndarray]:
+    """Unit-wise adaptive gradient clipping (Brock et al., 2021, "High-Performance
+    Large-Scale Image Recognition Without Normalization"), in place on ``gradients``.
+
+    A unit is a row along axis 0 of an array of two or more dimensions (an output unit), or
+    the whole array for 0-d and 1-d arrays. A unit whose gradient norm exceeds
+    ``clipping * max(||w||, eps)`` (``w``: its parameters) is scaled to that norm; the others
+    are not written. Norms and factors are float64, the factor rounded once to the dtype.
+    Same numbers as optax's ``adaptive_grad_clip``. Returns ``gradients``.
+    """
     fn = "adaptive_grad_clip"
-    clipping = _validate.number(fn, "clipping", clipping, lo=0.0)
-    eps = _validate.number(fn, "eps", eps, lo=0.0)
-    _core.adaptive_grad_clip(fn, gradients, params, clipping, eps)
+    hyper = _core.AdaptiveGradClipHyper(
+        clipping=_validate.number(fn, "clipping", clipping, lo=0.0),
+        eps=_validate.number(fn, "eps", eps, lo=0.0),
+    )
+    _core.adaptive_grad_clip(fn, gradients, params, hyper)
     return gradients
-
-
-adaptive_grad_clip.__doc__ = _ref.adaptive_grad_clip.__doc__
 
 
 class AdaptiveClipper(AdaptiveClipperBase):
@@ -51,9 +66,12 @@ class AdaptiveClipper(AdaptiveClipperBase):
     _new_lock = _core.StepLock
 
     def _clip(self, fn, gradients):
-        hyper = _core.AdaptiveClipHyper(
+        hyper = _core.AdaptiveClipperHyper(
             init_clip_value=self.init_clip_value,
             adaptation_rate=self.adaptation_rate,
             min_clip_value=self.min_clip_value,
         )
-        return _core.adaptive_clip(fn, self, gradients, hyper)
+        out, self.running_max, self.running_weight = _core.adaptive_clipper(
+            fn, gradients, self.running_max, self.running_weight, hyper
+        )
+        return out

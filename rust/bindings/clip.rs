@@ -1,25 +1,38 @@
-//! Global-norm gradient clipping over a dict, in place.
+//! Gradient clipping over a dict: the global norm (`clip_grad_norm`, here), unit-wise
+//! (`adaptive_grad_clip`) and the adaptive per-tensor clipper (`AdaptiveClipper`).
 
-use gradfast_kernels::clip::{combine, scale};
-use gradfast_kernels::runtime::reduce::{norms, Order};
+use gradfast_kernels::clip::{clip_to_norm, total_norm};
+use gradfast_kernels::runtime::reduce::Order;
 use pyo3::prelude::*;
 
-mod adaptive;
-mod agc;
+mod adaptive_clipper;
+mod adaptive_grad_clip;
 
 use super::{guard, run};
 use crate::arrays::{float_dtype, Call, Float, Items, Name, Out};
-use crate::dispatch;
 use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
 
-fn clip_typed<T: Float>(
+hyper_class! {
+    /// `gradfast.clip_grad_norm`'s arguments besides the gradients.
+    ClipGradNormHyper {
+        max_norm: f64,
+        norm_type: f64,
+        error_if_nonfinite: bool,
+    }
+}
+
+fn clip_grad_norm_typed<T: Float>(
     py: Python<'_>,
     func: &str,
     grads: &Items,
-    max_norm: f64,
-    norm_type: f64,
-    error_if_nonfinite: bool,
+    h: &ClipGradNormHyper,
 ) -> Result<f64> {
+    let ClipGradNormHyper {
+        max_norm,
+        norm_type,
+        error_if_nonfinite,
+    } = *h;
     let order = Order::new(norm_type);
     let mut call = Call::new(func);
     let mut arrays: Vec<Out<T>> = Vec::with_capacity(grads.len());
@@ -31,36 +44,26 @@ fn clip_typed<T: Float>(
     let total_len = slices.iter().map(|s| s.len()).sum();
     run(py, total_len, move || {
         let views: Vec<&[T]> = slices.iter().map(|s| &s[..]).collect();
-        let total = combine(&norms(&views, order), order);
+        let total = total_norm(&views, order);
         if error_if_nonfinite && !total.is_finite() {
             return Err(Error::Value(format!(
                 "{func}: gradients must have a finite total norm of order {norm_type} when \
                  error_if_nonfinite=True, got {total}"
             )));
         }
-        let coef = if total.is_nan() {
-            f64::NAN
-        } else {
-            (max_norm / (total + 1e-6)).min(1.0)
-        };
-        // Multiplying by one changes no bit, so that pass is skipped.
-        if coef != 1.0 {
-            scale(slices, T::of(coef));
-        }
+        clip_to_norm(slices, total, max_norm);
         Ok(total)
     })
 }
 
 /// Clips a dict of gradients to a global norm of at most `max_norm`; returns the norm.
 #[pyfunction]
-#[pyo3(signature = (func, gradients, max_norm, norm_type, error_if_nonfinite))]
+#[pyo3(signature = (func, gradients, hyper))]
 pub fn clip_grad_norm(
     py: Python<'_>,
     func: &str,
     gradients: &Bound<'_, PyAny>,
-    max_norm: f64,
-    norm_type: f64,
-    error_if_nonfinite: bool,
+    hyper: &Bound<'_, ClipGradNormHyper>,
 ) -> PyResult<f64> {
     guard(func, || {
         let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
@@ -68,14 +71,13 @@ pub fn clip_grad_norm(
             return Ok(0.0);
         };
         let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
-        Ok(
-            dispatch!(dtype => clip_typed(py, func, &grads, max_norm, norm_type, error_if_nonfinite))?,
-        )
+        Ok(dispatch!(dtype => clip_grad_norm_typed(py, func, &grads, hyper.get()))?)
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ClipGradNormHyper>()?;
     m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)?;
-    m.add_function(wrap_pyfunction!(agc::adaptive_grad_clip, m)?)?;
-    adaptive::register(m)
+    adaptive_grad_clip::register(m)?;
+    adaptive_clipper::register(m)
 }

@@ -1,10 +1,11 @@
 //! Gradient clipping: the global norm of many tensors (from the per-tensor norms of
-//! [`reduce`](crate::runtime::reduce)) and the in-place scaling that clips them; unit-wise adaptive
-//! clipping (AGC); the threshold of the seed's adaptive per-tensor clipper.
+//! [`reduce`](crate::runtime::reduce)) and the in-place scaling that clips them; unit-wise
+//! adaptive clipping (`adaptive_grad_clip`); the threshold of the adaptive per-tensor clipper
+//! (`AdaptiveClipper`).
 
 use crate::runtime::bundle::Each;
 use crate::runtime::pool::for_each_chunk;
-use crate::runtime::reduce::{row_norms, Order};
+use crate::runtime::reduce::{norms, row_norms, Order};
 use crate::Real;
 
 /// The norm of the per-tensor norms: the global norm of all tensors together.
@@ -27,6 +28,33 @@ crate::simd! {
         for v in x {
             *v = *v * c;
         }
+    }
+}
+
+/// The global norm of order `order` of all `tensors` together, in float64: deterministic for
+/// any thread count.
+pub fn total_norm<T: Real>(tensors: &[&[T]], order: Order) -> f64 {
+    combine(&norms(tensors, order), order)
+}
+
+/// The factor that clips tensors of global norm `total` to at most `max_norm`, as
+/// `torch.nn.utils.clip_grads_with_norm_` forms it: `min(max_norm / (total + 1e-6), 1)`; NaN
+/// for a NaN norm.
+pub fn clip_coefficient(total: f64, max_norm: f64) -> f64 {
+    if total.is_nan() {
+        f64::NAN
+    } else {
+        (max_norm / (total + 1e-6)).min(1.0)
+    }
+}
+
+/// Clips `tensors`, whose global norm is `total`, to at most `max_norm` in place (the factor of
+/// [`clip_coefficient`] rounded once to `T`). A factor of one changes no bit: that pass is
+/// skipped.
+pub fn clip_to_norm<T: Real>(tensors: Vec<&mut [T]>, total: f64, max_norm: f64) {
+    let coef = clip_coefficient(total, max_norm);
+    if coef != 1.0 {
+        scale(tensors, T::of(coef));
     }
 }
 
@@ -75,7 +103,7 @@ pub fn scale_into<T: Real>(pairs: Vec<(&[T], &mut [T], f64)>) {
 
 /// Unit-wise adaptive gradient clipping (Brock et al., 2021) of one tensor: its gradient
 /// and parameters, cut into units (rows) of `unit` elements.
-pub struct AgcTensor<'a, T> {
+pub struct AdaptiveGradClipTensor<'a, T> {
     pub g: &'a mut [T],
     pub p: &'a [T],
     pub unit: usize,
@@ -91,11 +119,22 @@ crate::bundle! {
     }
 }
 
+/// `adaptive_grad_clip`'s hyper-parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct AdaptiveGradClipArgs {
+    pub clipping: f64,
+    pub eps: f64,
+}
+
 /// Clips every unit whose gradient norm exceeds `clipping * max(||w||, eps)` to that norm,
 /// in place; other units are not written. Norms and factors are float64, the factor is
 /// rounded once to `T`. A NaN norm never clips.
-pub fn adaptive_grad_clip<T: Real>(tensors: Vec<AgcTensor<'_, T>>, clipping: f64, eps: f64) {
-    let tensors: Vec<AgcTensor<T>> = tensors
+pub fn adaptive_grad_clip<T: Real>(
+    tensors: Vec<AdaptiveGradClipTensor<'_, T>>,
+    args: &AdaptiveGradClipArgs,
+) {
+    let AdaptiveGradClipArgs { clipping, eps } = *args;
+    let tensors: Vec<AdaptiveGradClipTensor<T>> = tensors
         .into_iter()
         .filter(|t| t.unit > 0 && !t.g.is_empty())
         .collect();
@@ -120,15 +159,15 @@ pub fn adaptive_grad_clip<T: Real>(tensors: Vec<AgcTensor<'_, T>>, clipping: f64
     });
 }
 
-/// The state of the seed's adaptive clipper: a bias-corrected running average of the
-/// largest finite per-tensor norm.
+/// The state of the adaptive clipper: a bias-corrected running average of the largest finite
+/// per-tensor norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Adaptive {
+pub struct AdaptiveClipperState {
     pub running_max: f64,
     pub running_weight: f64,
 }
 
-impl Adaptive {
+impl AdaptiveClipperState {
     /// Observes one call's per-tensor norms (their largest finite one, if any).
     pub fn observe(&mut self, norms: &[f64], rate: f64) {
         let finite = norms.iter().copied().filter(|n| n.is_finite());
@@ -177,24 +216,26 @@ mod tests {
         let mut g2 = [6.0f32, 8.0];
         adaptive_grad_clip(
             vec![
-                AgcTensor {
+                AdaptiveGradClipTensor {
                     g: &mut g,
                     p: &p,
                     unit: 2,
                 },
-                AgcTensor {
+                AdaptiveGradClipTensor {
                     g: &mut g2,
                     p: &p[..2],
                     unit: 2,
                 },
-                AgcTensor {
+                AdaptiveGradClipTensor {
                     g: &mut [],
                     p: &[],
                     unit: 0,
                 },
             ],
-            0.1,
-            1.0,
+            &AdaptiveGradClipArgs {
+                clipping: 0.1,
+                eps: 1.0,
+            },
         );
         // unit 0 has norm 0.5, not over; unit 1 norm 1 > 0.1 is scaled by 0.1; NaN passes
         assert_eq!(g[..2], [0.3, 0.4]);
@@ -208,20 +249,22 @@ mod tests {
         // clipping 0 makes every nonzero unit exceed its bound of 0, factor 0 / max(n, 1e-6)
         let mut g = [1e-9f64];
         adaptive_grad_clip(
-            vec![AgcTensor {
+            vec![AdaptiveGradClipTensor {
                 g: &mut g,
                 p: &[1.0],
                 unit: 1,
             }],
-            0.0,
-            0.0,
+            &AdaptiveGradClipArgs {
+                clipping: 0.0,
+                eps: 0.0,
+            },
         );
         assert_eq!(g, [0.0]);
     }
 
     #[test]
     fn adaptive_threshold_by_hand() {
-        let mut a = Adaptive {
+        let mut a = AdaptiveClipperState {
             running_max: 0.0,
             running_weight: 0.0,
         };

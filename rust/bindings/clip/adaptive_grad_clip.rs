@@ -1,20 +1,29 @@
 //! Unit-wise adaptive gradient clipping over a dict, in place on the gradients.
 
-use gradfast_kernels::clip::{adaptive_grad_clip as agc_kernel, AgcTensor};
+use gradfast_kernels::clip::{
+    adaptive_grad_clip as kernel, AdaptiveGradClipArgs, AdaptiveGradClipTensor,
+};
 use pyo3::prelude::*;
 
 use crate::arrays::{float_dtype, same_shape, Call, Float, In, Items, Mapping, Name, Out};
 use crate::bindings::{guard, run};
-use crate::dispatch;
 use crate::error::Result;
+use crate::{dispatch, hyper_class};
 
-fn agc_typed<T: Float>(
+hyper_class! {
+    /// `gradfast.adaptive_grad_clip`'s hyper-parameters.
+    AdaptiveGradClipHyper {
+        clipping: f64,
+        eps: f64,
+    }
+}
+
+fn adaptive_grad_clip_typed<T: Float>(
     py: Python<'_>,
     func: &str,
     grads: &Items,
     params: &[Bound<'_, PyAny>],
-    clipping: f64,
-    eps: f64,
+    args: &AdaptiveGradClipArgs,
 ) -> Result<()> {
     let mut call = Call::new(func);
     let mut arrays: Vec<(Out<T>, In<T>)> = Vec::with_capacity(grads.len());
@@ -27,7 +36,7 @@ fn agc_typed<T: Float>(
     }
     let ok = call.check_overlaps()?;
     let mut total = 0;
-    let tensors: Vec<AgcTensor<T>> = arrays
+    let tensors: Vec<AdaptiveGradClipTensor<T>> = arrays
         .iter_mut()
         .map(|(g, p)| {
             // a unit is a row along axis 0 when ndim > 1, else the whole array
@@ -35,29 +44,33 @@ fn agc_typed<T: Float>(
             let rows = if shape.len() > 1 { shape[0] } else { 1 };
             let g = g.slice(&ok);
             total += g.len();
-            AgcTensor {
+            AdaptiveGradClipTensor {
                 unit: g.len().checked_div(rows).unwrap_or(0),
                 g,
                 p: p.slice(&ok),
             }
         })
         .collect();
-    run(py, total, || agc_kernel(tensors, clipping, eps));
+    run(py, total, || kernel(tensors, args));
     Ok(())
 }
 
 /// Clips every unit of every gradient against its parameters' norm, in place.
 #[pyfunction]
-#[pyo3(signature = (func, gradients, params, clipping, eps))]
+#[pyo3(signature = (func, gradients, params, hyper))]
 pub fn adaptive_grad_clip(
     py: Python<'_>,
     func: &str,
     gradients: &Bound<'_, PyAny>,
     params: &Bound<'_, PyAny>,
-    clipping: f64,
-    eps: f64,
+    hyper: &Bound<'_, AdaptiveGradClipHyper>,
 ) -> PyResult<()> {
     guard(func, || {
+        let h = hyper.get();
+        let args = AdaptiveGradClipArgs {
+            clipping: h.clipping,
+            eps: h.eps,
+        };
         let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
         let p = Mapping::new(func, "params", "numpy arrays", params)?;
         p.check_keys(func, "params", "gradients", &grads)?;
@@ -71,8 +84,13 @@ pub fn adaptive_grad_clip(
             .collect::<Result<Vec<_>>>()?;
         if let Some((key, g)) = grads.items.first() {
             let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
-            dispatch!(dtype => agc_typed(py, func, &grads, &p, clipping, eps))?;
+            dispatch!(dtype => adaptive_grad_clip_typed(py, func, &grads, &p, &args))?;
         }
         Ok(())
     })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AdaptiveGradClipHyper>()?;
+    m.add_function(wrap_pyfunction!(adaptive_grad_clip, m)?)
 }

@@ -1,10 +1,10 @@
-//! The seed's adaptive per-tensor clipper (`AdaptiveClipper.clip_gradients`) in one call:
-//! one pass to measure, one to write the clipped copies. The clipper's state is committed
-//! by the binding before it returns.
+//! The adaptive per-tensor clipper (`AdaptiveClipper.clip_gradients`) in one call: one pass
+//! to measure, one to write the clipped copies. The running state goes in and comes back out
+//! with the result; the gradients are only read, so a call that does not return changed
+//! nothing.
 
-use gradfast_kernels::clip::{scale_into, Adaptive};
+use gradfast_kernels::clip::{scale_into, AdaptiveClipperState};
 use gradfast_kernels::runtime::reduce::{norms, Order};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -15,7 +15,7 @@ use crate::{dispatch, hyper_class};
 
 hyper_class! {
     /// `gradfast.AdaptiveClipper`'s hyper-parameters.
-    AdaptiveClipHyper {
+    AdaptiveClipperHyper {
         init_clip_value: f64,
         adaptation_rate: f64,
         min_clip_value: f64,
@@ -23,12 +23,12 @@ hyper_class! {
 }
 
 /// Measures, updates `state`, and returns each tensor's clipped copy (None: passed through).
-fn adaptive_typed<'py, T: Float>(
+fn adaptive_clipper_typed<'py, T: Float>(
     py: Python<'py>,
     func: &str,
     grads: &Items<'py>,
-    state: &mut Adaptive,
-    h: &AdaptiveClipHyper,
+    state: &mut AdaptiveClipperState,
+    h: &AdaptiveClipperHyper,
 ) -> Result<Vec<Option<Bound<'py, PyAny>>>> {
     let mut call = Call::new(func);
     let mut arrays: Vec<In<T>> = Vec::with_capacity(grads.len());
@@ -74,38 +74,40 @@ fn adaptive_typed<'py, T: Float>(
 
 /// One `clip_gradients` call of `clipper` (see `AdaptiveClipper`): a new dict, with the
 /// clipper's `running_max` and `running_weight` updated.
+/// One `clip_gradients` call from the running state `(running_max, running_weight)`: the
+/// clipped dict (clipped tensors as new arrays, the others as they were) and the new state.
 #[pyfunction]
-#[pyo3(signature = (func, clipper, gradients, hyper))]
-pub fn adaptive_clip<'py>(
+#[pyo3(signature = (func, gradients, running_max, running_weight, hyper))]
+#[allow(clippy::type_complexity)]
+pub fn adaptive_clipper<'py>(
     py: Python<'py>,
     func: &str,
-    clipper: &Bound<'py, PyAny>,
     gradients: &Bound<'py, PyAny>,
-    hyper: &Bound<'py, AdaptiveClipHyper>,
-) -> PyResult<Bound<'py, PyDict>> {
+    running_max: f64,
+    running_weight: f64,
+    hyper: &Bound<'py, AdaptiveClipperHyper>,
+) -> PyResult<(Bound<'py, PyDict>, f64, f64)> {
     guard(func, || {
         let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
-        let (rm, rw) = (intern!(py, "running_max"), intern!(py, "running_weight"));
-        let mut state = Adaptive {
-            running_max: clipper.getattr(rm)?.extract()?,
-            running_weight: clipper.getattr(rw)?.extract()?,
+        let mut state = AdaptiveClipperState {
+            running_max,
+            running_weight,
         };
         let out = PyDict::new(py);
         if let Some((key, g)) = grads.items.first() {
             let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
+            let h = hyper.get();
             let copies =
-                dispatch!(dtype => adaptive_typed(py, func, &grads, &mut state, hyper.get()))?;
+                dispatch!(dtype => adaptive_clipper_typed(py, func, &grads, &mut state, h))?;
             for ((key, g), copy) in grads.items.iter().zip(copies) {
                 out.set_item(key, copy.as_ref().unwrap_or(g))?;
             }
         }
-        clipper.setattr(rm, state.running_max)?;
-        clipper.setattr(rw, state.running_weight)?;
-        Ok(out)
+        Ok((out, state.running_max, state.running_weight))
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<AdaptiveClipHyper>()?;
-    m.add_function(wrap_pyfunction!(adaptive_clip, m)?)
+    m.add_class::<AdaptiveClipperHyper>()?;
+    m.add_function(wrap_pyfunction!(adaptive_clipper, m)?)
 }
