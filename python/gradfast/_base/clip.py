@@ -78,10 +78,12 @@ class AdaptiveClipperBase(Locked):
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
+        """The clipper's state as plain numbers: ``running_max`` and ``running_weight``."""
         with self._lock:
             return {"running_max": self.running_max, "running_weight": self.running_weight}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Resume from ``d`` (a ``state_dict()``); a bad ``d`` raises ``ValueError`` and changes nothing."""
         fn = "AdaptiveClipper.load_state_dict"
         if not isinstance(d, Mapping) or not {"running_max", "running_weight"} <= set(d):
             raise ValueError(f"{fn}: d must be a dict with keys 'running_max', 'running_weight', got {d!r:.80}")

@@ -96,20 +96,28 @@ class BatchNormBase(_Layer):
 
     @property
     def num_features(self) -> int:
+        """The number of channels ``C`` (read-only)."""
         return self._num_features
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the parameters, the statistics and the inputs (read-only)."""
         return self._dtype
 
     @property
     def float64(self) -> bool:
+        """Whether the layer's dtype is float64."""
         return self._dtype == np.float64
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        """Normalize ``x`` (``(N, C)`` or ``(N, C, L)``, the layer's dtype) per channel: with
+        the batch statistics, updating the running ones, when ``training``; with the running
+        statistics otherwise. Returns a new array."""
         raise NotImplementedError
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """The gradient with respect to the last forward's ``x``, from ``grad_output`` (its
+        output's shape and dtype); sets ``grad_gamma`` and ``grad_beta``. Needs a forward first."""
         raise NotImplementedError
 
 
@@ -163,7 +171,11 @@ class DropoutBase(_Layer):
         return np.where(self.kept, t(1.0 / (1.0 - p)), t(0.0))
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        """``x`` with a fresh mask applied when ``training`` (the next stream of ``seed``), or a
+        copy of ``x`` otherwise. Returns a new array of ``x``'s shape and dtype."""
         raise NotImplementedError
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """``grad_output`` times the last training forward's mask (a copy of it after an eval
+        forward). Needs a forward first."""
         raise NotImplementedError

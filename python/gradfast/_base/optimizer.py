@@ -138,6 +138,9 @@ class Optimizer(Locked):
     # -- saving and resuming -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: ``{'step': int, 'hyperparams': {name: value}, 'state':
+        {key: {slot: array}}}`` (copies of the state arrays), plus any entries the optimizer
+        adds; ``load_state_dict`` of it continues bitwise identically."""
         with self._lock:
             return {
                 "step": self.step,

@@ -112,6 +112,9 @@ class GradualPruning(Locked):
         return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t1 - t0)) ** 3
 
     def update(self, params, step, *, scope="layer") -> dict[Any, np.ndarray]:
+        """Prune ``params`` in place to ``compute_sparsity(step)`` and return the masks (also
+        kept in ``masks``). Already pruned weights stay pruned: masks only shrink. ``scope``
+        is ``'layer'`` (one threshold per array) or ``'global'`` (one over all of them)."""
         fn = "GradualPruning.update"
         with self._lock:
             return self._update(fn, params, step, scope)
