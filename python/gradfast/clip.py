@@ -1,4 +1,4 @@
-"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the seed's adaptive
+"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the original design's adaptive
 per-tensor clipping, each over a whole dict in one call."""
 
 from __future__ import annotations

@@ -378,7 +378,7 @@ fn adam_array_typed<T: Float>(
     Ok(())
 }
 
-/// Step number `t` of the seed's functional Adam on one array with state arrays `m` and
+/// Step number `t` of the original design's functional Adam on one array with state arrays `m` and
 /// `v`; then `state['m']`, `state['v']` and `state['t']` are set.
 #[pyfunction]
 #[pyo3(signature = (func, params, gradients, state, m, v, t, hyper))]

@@ -1,6 +1,6 @@
 //! Gradient clipping: the global norm of many tensors (from the per-tensor norms of
 //! [`reduce`](crate::runtime::reduce)) and the in-place scaling that clips them; unit-wise adaptive
-//! clipping (AGC); the threshold of the seed's adaptive per-tensor clipper.
+//! clipping (AGC); the threshold of the original design's adaptive per-tensor clipper.
 
 use crate::runtime::bundle::Each;
 use crate::runtime::pool::for_each_chunk;
@@ -120,7 +120,7 @@ pub fn adaptive_grad_clip<T: Real>(tensors: Vec<AgcTensor<'_, T>>, clipping: f64
     });
 }
 
-/// The state of the seed's adaptive clipper: a bias-corrected running average of the
+/// The state of the original design's adaptive clipper: a bias-corrected running average of the
 /// largest finite per-tensor norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adaptive {

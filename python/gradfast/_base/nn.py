@@ -61,10 +61,10 @@ class BatchNormBase(_Layer):
     running-statistic updates, backward) is done in float64 and each result is rounded once
     to the layer's dtype. ``num_features`` and ``dtype`` are fixed at construction.
 
-    Seed deviations: the seed updated ``running_var`` with the biased batch variance (we
-    use the unbiased one, as PyTorch), took statistics over axis 0 only (wrong for
-    ``(N, C, L)``), rebound the running arrays instead of updating them in place, had no
-    ``n < 2`` check, and had no backward.
+    Deviations from the original design: the original code updated ``running_var`` with the
+    biased batch variance (we use the unbiased one, as PyTorch), took statistics over axis 0
+    only (wrong for ``(N, C, L)``), rebound the running arrays instead of updating them in
+    place, had no ``n < 2`` check, and had no backward.
     """
 
     _hyper_names = ("num_features", "eps", "momentum", "float64")
@@ -137,10 +137,10 @@ class DropoutBase(_Layer):
     Between forward and backward the layer keeps the mask as one byte per element
     (``kept``, a bool array); ``mask`` builds the float mask from it on request.
 
-    Seed deviations: the seed used ``np.random``'s global state, kept ``u > p`` (we keep
-    ``u >= p``, so ``p = 0`` keeps everything and the keep probability is exactly
-    ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in eval,
-    and its ``backward`` crashed before any forward and reused a stale training mask after
+    Deviations from the original design: the original code used ``np.random``'s global state,
+    kept ``u > p`` (we keep ``u >= p``, so ``p = 0`` keeps everything and the keep probability
+    is exactly ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in
+    eval, and its ``backward`` crashed before any forward and reused a stale training mask after
     an eval forward.
     """
 

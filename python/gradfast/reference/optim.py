@@ -1,5 +1,5 @@
 """Reference optimizers in plain NumPy: Adam/AdamW, momentum, and the layer-wise LAMB, LARS
-and the seed's LayerAdaptiveLR.
+and the original design's LayerAdaptiveLR.
 
 Adam's arithmetic (and LAMB's moments) follows PyTorch's single-tensor CPU code operation by operation
 (``torch.optim.Adam``/``AdamW`` with ``foreach=False``):
@@ -70,7 +70,7 @@ def _adam_arrays(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, de
 
 
 def adam_optimizer(params, gradients, state, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
-    """The seed's functional Adam: one array, ``state`` holds ``m``, ``v`` and the step ``t``.
+    """The original design's functional Adam: one array, ``state`` holds ``m``, ``v`` and the step ``t``.
 
     Updates ``params`` and ``state['m']``, ``state['v']`` in place (the state arrays are
     created on the first call) and returns ``(params, state)``. Same numbers as

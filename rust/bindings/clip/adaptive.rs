@@ -1,4 +1,4 @@
-//! The seed's adaptive per-tensor clipper (`AdaptiveClipper.clip_gradients`) in one call:
+//! The original design's adaptive per-tensor clipper (`AdaptiveClipper.clip_gradients`) in one call:
 //! one pass to measure, one to write the clipped copies. The clipper's state is committed
 //! by the binding before it returns.
 

@@ -1,4 +1,4 @@
-//! The seed's `LayerAdaptiveLR` over a dict of layers in one call: the engine of its
+//! The original design's `LayerAdaptiveLR` over a dict of layers in one call: the engine of its
 //! `update`, `apply_gradients` and `compute_lr`.
 //!
 //! Python, holding the optimizer's `StepLock` (a call may name any subset of the layers, new
