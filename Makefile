@@ -2,7 +2,7 @@
 # install into: a virtual environment's python, or the machine's.
 PYTHON ?= python3
 
-.PHONY: install dev test bench demo lint-tools lint typecheck rust-test bench-smoke check ci
+.PHONY: install dev test bench demo docs lint-tools lint typecheck rust-test bench-smoke check ci
 
 # Build the release extension and install gradfast with its test tools, MPI (the tests of
 # gradfast.distributed run under the mpiexec of the mpich wheel) and the demo's extra (it is tested).
@@ -27,6 +27,12 @@ bench:
 demo:
 	$(PYTHON) -m pip install ".[demo]"
 	$(PYTHON) -m gradfast demo
+
+# The user documentation with its API reference, generated from the docstrings of the installed
+# gradfast, into site/; any warning (a broken link, a name that does not resolve) fails the build.
+docs:
+	$(PYTHON) -m pip install --quiet ".[docs]"
+	$(PYTHON) -m mkdocs build --strict
 
 # The linters come with the test extra (same bounds there); linting before installing needs them alone.
 lint-tools:
@@ -56,4 +62,4 @@ check: lint rust-test typecheck
 	GRADFAST_HYPOTHESIS_PROFILE=$${GRADFAST_HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest
 	$(PYTHON) -m pytest benches -q
 
-ci: lint rust-test test typecheck bench-smoke
+ci: lint rust-test test typecheck bench-smoke docs

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import gradfast as gf
 import gradfast.reference as ref
@@ -23,7 +24,7 @@ OPTIMIZERS = {
 }
 ROW_FIELDS = {
     "kernel", "dtype", "arrays", "size", "elements", "calls", "label", "numpy_s", "gradfast_s", "torch_s",
-    "speedup", "speedup_vs_torch", "roofline_s", "roofline_fraction",
+    "speedup", "speedup_vs_torch", "roofline_s", "roofline_fraction", "roofline_noise", "runs", "spread", "noisy",
 }  # fmt: skip
 
 
@@ -58,6 +59,13 @@ def test_json_has_every_field_and_progress_goes_to_stderr(capsys):
         assert (r["roofline_s"] is not None) == large
         if large:
             assert r["roofline_fraction"] == pytest.approx(r["roofline_s"] / r["gradfast_s"])
+        assert r["roofline_noise"] == (large and r["roofline_fraction"] > bench.ROOFLINE_NOISE)
+        timed = {"numpy", "gradfast"} | ({"torch"} if r["torch_s"] is not None else set())
+        assert r["runs"].keys() == timed | ({"roofline"} if large else set())
+        for impl, runs in r["runs"].items():
+            assert len(runs) == 1 and r[f"{impl}_s"] == min(runs)
+        assert r["spread"] == max(max(v) / min(v) for v in r["runs"].values())
+        assert r["noisy"] == (r["spread"] > bench.NOISY)
     assert "[4/4] clip float32 4 x 250,000 ..." in err
 
 
@@ -92,13 +100,74 @@ def test_bad_arguments_are_usage_errors(capsys, argv):
     assert "usage: gradfast" in capsys.readouterr().err
 
 
-def test_help_lists_the_kernels(capsys):
+def test_help_lists_the_kernels_apart_from_their_descriptions(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for name in bench.KERNELS:
-        assert name in out
+    listing = out.split("kernels:\n", 1)[1].splitlines()
+    starts = {line.split()[0]: line for line in listing if not line.startswith("   ")}
+    assert list(starts) == list(bench.KERNELS)
+    column = {line.index(bench.KERNELS[name].title.split()[0], len(name) + 2) for name, line in starts.items()}
+    assert len(column) == 1  # every description starts in one column, past the longest name
+    assert column.pop() >= 2 + max(map(len, bench.KERNELS)) + 2
+
+
+def test_quick_headers_give_the_quick_sizes(capsys):
+    assert main(["bench", "--quick", "--repeat", "1", "--kernels", "sgd_optimizer"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("gradfast ") and " bench at the --quick sizes on " in out.splitlines()[0]
+    [case] = bench.KERNELS["sgd_optimizer"].quick
+    assert f"\n  {case.label} " in out
+    [full] = bench.KERNELS["sgd_optimizer"].cases
+    assert full.label not in out
+
+
+def _row(**changes) -> dict:
+    row = {
+        "kernel": "clip", "dtype": "float32", "label": "4 x 4,000,000", "numpy_s": 3e-3, "gradfast_s": 2e-3,
+        "torch_s": None, "speedup": 1.5, "speedup_vs_torch": None, "roofline_s": 2e-3, "roofline_fraction": 1.0,
+        "roofline_noise": False, "spread": 1.1, "noisy": False,
+    }  # fmt: skip
+    return {**row, **changes}
+
+
+def test_the_table_marks_noisy_rows_and_a_roofline_past_memory_speed():
+    machine = {"gradfast": "0", "cpu": "cpu", "cpu_count": 2, "gradfast_threads": 2, "numpy": "2", "torch": None}
+    rows = [
+        _row(label="quiet"),
+        _row(label="busy", spread=2.37, noisy=True),
+        _row(label="too fast", roofline_s=3.68e-3, roofline_fraction=1.84, roofline_noise=True),
+    ]
+    report = {"machine": machine, "repeat": 5, "quick": False, "noisy_factor": 1.25, "roofline_noise_above": 1.05}
+    lines = bench.format_report({**report, "rows": rows}).splitlines()
+    quiet, busy, fast = (next(line for line in lines if line.startswith(f"  {r['label']} ")) for r in rows)
+    assert quiet.endswith("100%  1.10") and "noisy" not in quiet
+    assert busy.endswith("2.37 noisy")
+    assert "noise" in fast.split() and "184%" not in fast
+    assert 'pip install "gradfast[bench]"' in lines[0]
+
+
+def test_runs_that_disagree_mark_the_row_noisy(monkeypatch):
+    # every other call sleeps four times longer: the runs cannot agree
+    slow = iter([0.004, 0.001] * 10)
+    kernel = bench.Kernel("uneven", "sleeps", (), (), lambda case, impl: (lambda: time.sleep(next(slow)), None))
+    monkeypatch.setitem(bench.KERNELS, "uneven", kernel)
+    row = bench.measure("uneven", bench.Case("float32", 1, 10), repeat=2)
+    assert row["spread"] >= 2 and row["noisy"]
+
+
+def test_mpi_without_mpi4py_says_which_extra(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now raises ImportError
+    assert main(["bench", "--mpi", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "gradfast[mpi]"' in err and "Traceback" not in err
+
+
+def test_mpi_on_one_rank_says_so():
+    cmd = [sys.executable, "-m", "gradfast", "bench", "--mpi", "--quick", "--repeat", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "measured on one rank" in out
 
 
 def test_python_dash_m_runs():
@@ -158,3 +227,19 @@ def test_numpy_clip_grad_norm_matches(clip, dtype, max_norm):
     assert total == pytest.approx(clip(grads, max_norm), rel=TOL[np.dtype(dtype)]["rtol"])
     for k in grads:
         np.testing.assert_allclose(ours[k], grads[k], **TOL[np.dtype(dtype)])
+
+
+def test_thread_sweep_times_one_thread_against_the_default_and_restores_it(capsys):
+    gf.set_num_threads(2)
+    assert main(["bench", "--thread-sweep", "--quick", "--json", "--repeat", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert gf.get_num_threads() == 2 and report["threads"] == 2
+    rows = report["rows"]
+    assert {(r["kernel"], r["size"]) for r in rows} == {
+        (k, n) for k in ("adam", "nesterov", "clip") for n in bench.threads.QUICK_SIZES
+    }
+    for r in rows:
+        assert r["one_s"] > 0 and r["ratio"] == pytest.approx(r["default_s"] / r["one_s"])
+    assert main(["bench", "--thread-sweep", "--quick", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 thread against 2" in out and out.splitlines()[-1].startswith("worst ratio: ")

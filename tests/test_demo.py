@@ -92,6 +92,20 @@ def test_bfloat16_state_reaches_the_float32_accuracy_within_half_a_point(capsys,
     assert abs(final_accuracy(lines) - full) <= 0.005  # 2 of the 450 test images
 
 
+def test_the_png_goes_outside_the_working_directory_by_default(capsys, tmp_path, monkeypatch):
+    # the default is the temporary directory: a run inside a clone leaves git status clean
+    assert os.path.isabs(demo.DEFAULT_OUT)
+    assert os.path.commonpath([demo.DEFAULT_OUT, os.getcwd()]) != os.getcwd()
+    clone, cache = tmp_path / "clone", tmp_path / "tmp"
+    clone.mkdir()
+    monkeypatch.chdir(clone)
+    monkeypatch.setattr(demo, "DEFAULT_OUT", str(cache))
+    assert main(["demo", "--epochs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert list(clone.iterdir()) == []
+    assert f"curves: {cache / 'gradfast-demo.png'}" in lines
+
+
 def test_bfloat16_state_needs_an_optimizer_that_has_it(capsys):
     assert main(["demo", "--optimizer", "lamb", "--state-dtype", "bfloat16"]) == 2
     assert "--state-dtype bfloat16 needs one of adamw, adam, momentum" in capsys.readouterr().err

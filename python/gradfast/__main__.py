@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 from . import bench, demo, set_num_threads
 
@@ -24,8 +25,20 @@ def _kernel_list(text: str) -> list[str]:
     return names
 
 
+def _kernel_help() -> str:
+    """One kernel a line: its name, then its description in a column of its own (wrapped)."""
+    width = max(map(len, bench.KERNELS)) + 4
+    indent = " " * width
+    return "\n".join(
+        textwrap.fill(
+            k.title, 100, initial_indent=f"  {name}".ljust(width), subsequent_indent=indent, break_on_hyphens=False
+        )
+        for name, k in bench.KERNELS.items()
+    )
+
+
 def _add_bench(subparsers) -> None:
-    kernels = "\n".join(f"  {name:<16}{k.title}" for name, k in bench.KERNELS.items())
+    kernels = _kernel_help()
     p = subparsers.add_parser(
         "bench",
         help="time gradfast against well-written NumPy, and against memory bandwidth",
@@ -55,6 +68,11 @@ def _add_bench(subparsers) -> None:
         action="store_true",
         help="under mpiexec -n N: time allreduce_gradients against one raw MPI Allreduce of the same bytes",
     )
+    p.add_argument(
+        "--thread-sweep",
+        action="store_true",
+        help="time Adam, Nesterov and clip_grad_norm on one thread and on the default count, over sizes",
+    )
     p.set_defaults(run=_bench)
 
 
@@ -64,9 +82,21 @@ def _bench(args) -> int:
     if args.mpi:
         from .bench import mpi
 
+        try:
+            mpi.distributed._base.mpi()
+        except ImportError:
+            sys.stderr.write('gradfast bench --mpi needs mpi4py and an MPI library: pip install "gradfast[mpi]"\n')
+            return 2
         report = mpi.run(quick=args.quick, repeat=args.repeat)
         if mpi.distributed.rank() == 0:
             sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else mpi.format_report(report))
+        return 0
+
+    if args.thread_sweep:
+        from .bench import threads
+
+        report = threads.sweep(quick=args.quick, repeat=args.repeat)
+        sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else threads.format_report(report))
         return 0
 
     def progress(message: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ MAX_NORM = 1.0  # gradient clipping
 FINAL_SPARSITY = 0.7  # of the dense weights, reached three quarters into training
 PRUNE_EVERY = 10  # steps between two pruning rounds; the masks are applied after every step
 RNN_HIDDEN, RNN_STEPS, RNN_BATCH, RNN_UPDATES = 32, 40, 32, 300
+#: where the PNG goes by default: the temporary directory, so a run inside a clone leaves
+#: nothing for ``git status`` to show (the path is printed at the end)
+DEFAULT_OUT = os.path.join(tempfile.gettempdir(), "gradfast")
 
 #: per optimizer: how to build it from the peak learning rate, and that rate's default
 OPTIMIZERS: dict[str, tuple[Callable[..., Any], float]] = {
@@ -372,7 +376,12 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="data-parallel over MPI (run under mpiexec -n N; needs the mpi extra)",
     )
-    p.add_argument("--out", default=".", metavar="DIR", help="where the PNG goes (default: the current directory)")
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where gradfast-demo.png goes (default: {DEFAULT_OUT}, outside any checkout)",
+    )
     p.set_defaults(run=run)
 
 

@@ -16,6 +16,8 @@ from . import _core
 from ._base import distributed as _base
 from .reference import distributed as _ref
 
+__all__ = ["DataParallel", "allreduce_gradients", "broadcast_parameters", "rank", "size"]
+
 rank = _base.rank
 size = _base.size
 

@@ -15,7 +15,7 @@ def initialize_weights(
     fn = "initialize_weights"
     dt, seed, normal, each = layers(fn, layer_dims, initialization, distribution, seed, dtype)
     weights: dict[str, np.ndarray] = {}
-    for l, fan_out, fan_in, scale in each:  # noqa: E741 (the seed's and the literature's name)
+    for l, fan_out, fan_in, scale in each:  # noqa: E741 (the original design's and the literature's name)
         w = np.empty((fan_out, fan_in), dtype=dt)
         _core.init_fill(fn, w, seed, l, normal, scale)
         weights[f"W{l}"] = w

@@ -80,7 +80,7 @@ def test_threshold_is_the_capped_bias_corrected_average_of_max_norms(maxima, rat
 
 
 def test_steady_norms_do_not_collapse_the_threshold():
-    # the seed's running max started at 0 and clip_value = min(clip_value, running_max) only fell
+    # the original design's running max started at 0 and clip_value = min(clip_value, running_max) only fell
     c = AdaptiveClipper(init_clip_value=1.0, adaptation_rate=0.01)
     unit = [with_norm(1.0, seed=i) for i in range(7)]
     for i in range(3000):

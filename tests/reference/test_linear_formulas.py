@@ -82,7 +82,7 @@ def test_zero_learning_rate_or_epochs_leave_weights_unchanged():
 
 
 def heavy_ball(X, y, w, lr, mu, batches_per_epoch):
-    """The seed's momentum rule over given batches, in float64."""
+    """The original design's momentum rule over given batches, in float64."""
     w = w.astype(np.float64)
     v = np.zeros_like(w)
     for batches in batches_per_epoch:

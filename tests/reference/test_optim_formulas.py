@@ -208,7 +208,7 @@ def test_classical_momentum_two_steps_by_hand(dtype):
 
 
 def test_nesterov_momentum_two_steps_by_hand():
-    # the seed's rule: v = mu v - lr g; p += mu v - lr g
+    # the original design's rule: v = mu v - lr g; p += mu v - lr g
     # step 1: v1 = -0.1, p1 = 1 + 0.9*(-0.1) - 0.1 = 0.81
     # step 2: v2 = 0.9*(-0.1) - 0.2 = -0.29, p2 = 0.81 + 0.9*(-0.29) - 0.2 = 0.349
     opt = MomentumOptimizer(learning_rate=0.1, momentum=0.9, nesterov=True)

@@ -1,6 +1,6 @@
-"""Proofs for the reference LayerAdaptiveLR (the seed's), LAMB and LARS.
+"""Proofs for the reference LayerAdaptiveLR (the original design's), LAMB and LARS.
 
-Expected values come from the seed's own code (copied below as the oracle for
+Expected values come from the original design's own code (copied below as the oracle for
 LayerAdaptiveLR), hand-worked 2-element layers, closed forms, and the papers' formulas
 written out here in float64 with np.linalg.norm.
 """
@@ -31,7 +31,7 @@ def _readonly(a):
 
 
 class SeedLayerAdaptiveLR:
-    """The seed document's class (slide 14), verbatim apart from formatting."""
+    """The original design document's class (slide 14), verbatim apart from formatting."""
 
     def __init__(self, base_lr=0.01, beta=0.999):
         self.base_lr = base_lr
@@ -150,7 +150,7 @@ def test_layer_adaptive_lr_steps_are_per_layer():
     assert opt.layer_steps == {"a": 5, "b": 1} and opt.step == 1
     np.testing.assert_allclose(out["a"], [1.0 - 0.2 / 2.001, 1.0 + 0.2 / 2.001], rtol=1e-14)
     np.testing.assert_allclose(out["b"], [-0.3 / 3.001], rtol=1e-14)
-    # an update may name any subset of the layers, as the seed's apply_gradients
+    # an update may name any subset of the layers, as the original design's apply_gradients
     opt.update({"b": p["b"]}, {"b": np.array([3.0])})
     assert opt.layer_steps == {"a": 5, "b": 2} and opt.step == 2
     np.testing.assert_allclose(p["b"], [-0.3 / 3.001], rtol=1e-14)
@@ -615,7 +615,7 @@ def test_update_against_existing_state(make):
             rf"state\['w'\]\['{slot}'\] must not share memory with gradients\['w'\]",
         ),
     ]
-    if not isinstance(opt, LayerAdaptiveLR):  # the seed's rule takes any subset of layers
+    if not isinstance(opt, LayerAdaptiveLR):  # the original design's rule takes any subset of layers
         cases += [
             ({"w": np.zeros((2, 3)), "x": np.zeros(1)}, None, ValueError, r"params must have only the keys"),
             ({}, None, ValueError, r"params must have key 'w' like the optimizer state"),

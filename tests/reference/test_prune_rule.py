@@ -85,7 +85,7 @@ def test_layer_scope_against_direct_percentile(weights, ratio):
     for key, w in weights.items():
         np.testing.assert_array_equal(w, before[key])  # input untouched
         mags = np.abs(w.astype(np.float64))
-        # the seed's formula, computed on float64 magnitudes
+        # the original design's formula, computed on float64 magnitudes
         expected = np.where(mags > np.percentile(mags, 100 * ratio), w, 0)
         np.testing.assert_array_equal(out[key], expected)
         # a plain type-7 percentile agrees on every weight not within rounding of the threshold

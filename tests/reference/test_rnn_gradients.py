@@ -77,13 +77,13 @@ def test_gradients_match_finite_differences(T, I, H, O, B, S, zero_h0):  # noqa:
 
 
 def test_h0_matters():
-    # the seed ignored hidden_state; here a different h0 changes loss and gradients
+    # the original code ignored hidden_state; here a different h0 changes loss and gradients
     w, X, Y, h0 = problem(3, 2, 3, 2, 2, seed=4)
     g1, l1 = bptt(X, Y, h0, w, 3)
     g2, l2 = bptt(X, Y, np.zeros_like(h0), w, 3)
     assert l1 != l2
     assert not np.allclose(g1["Wh"], g2["Wh"])
-    assert np.any(g1["Wy"] != 0)  # the seed returned dWy = 0
+    assert np.any(g1["Wy"] != 0)  # the original code returned dWy = 0
 
 
 @given(

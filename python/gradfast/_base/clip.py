@@ -1,4 +1,4 @@
-"""Declaration of the seed's adaptive clipper: hyper-parameters, state, docstring.
+"""Declaration of the original design's adaptive clipper: hyper-parameters, state, docstring.
 
 The siblings that subclass it (``gradfast.clip`` in Rust, ``gradfast.reference.clip`` in
 NumPy) implement ``clip_gradients``.
@@ -34,10 +34,10 @@ class AdaptiveClipperBase(Locked):
        C-contiguous ``g * (clip_value / norm)`` (the factor rounded once to ``g``'s dtype), so its norm is
        ``clip_value`` up to rounding; every other tensor is passed through as the same object.
 
-    So the current call's norms count before it is clipped (as in the seed), the threshold
+    So the current call's norms count before it is clipped (as in the original code), the threshold
     never exceeds ``init_clip_value`` and never falls below ``min_clip_value`` (> 0; default
     ``1e-3 * init_clip_value``), and steady norms ``x < init_clip_value`` give ``clip_value -> x``.
-    The seed's ``min(clip_value, running_max)`` with ``running_max`` starting at 0 could only
+    The original design's ``min(clip_value, running_max)`` with ``running_max`` starting at 0 could only
     fall, and collapsed towards 0. Tensors with NaN or inf norms are neither clipped nor
     observed. ``clip_value`` is derived from the state; ``state_dict()`` / ``load_state_dict()``
     save and restore ``running_max`` and ``running_weight``.
@@ -78,10 +78,12 @@ class AdaptiveClipperBase(Locked):
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
+        """The clipper's state as plain numbers: ``running_max`` and ``running_weight``."""
         with self._lock:
             return {"running_max": self.running_max, "running_weight": self.running_weight}
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Resume from ``d`` (a ``state_dict()``); a bad ``d`` raises ``ValueError`` and changes nothing."""
         fn = "AdaptiveClipper.load_state_dict"
         if not isinstance(d, Mapping) or not {"running_max", "running_weight"} <= set(d):
             raise ValueError(f"{fn}: d must be a dict with keys 'running_max', 'running_weight', got {d!r:.80}")

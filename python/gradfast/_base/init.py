@@ -27,7 +27,7 @@ def layers(
     seed = resolve_seed(seed, fn)
 
     def each() -> Iterator[tuple[int, int, int, float]]:
-        for l in range(1, len(dims)):  # noqa: E741 (the seed's and the literature's name)
+        for l in range(1, len(dims)):  # noqa: E741 (the original design's and the literature's name)
             fan_in, fan_out = dims[l - 1], dims[l]
             denom = fan_in + fan_out if initialization == "xavier" else fan_in
             yield l, fan_out, fan_in, math.sqrt((2.0 if normal else 6.0) / denom)

@@ -61,10 +61,10 @@ class BatchNormBase(_Layer):
     running-statistic updates, backward) is done in float64 and each result is rounded once
     to the layer's dtype. ``num_features`` and ``dtype`` are fixed at construction.
 
-    Seed deviations: the seed updated ``running_var`` with the biased batch variance (we
-    use the unbiased one, as PyTorch), took statistics over axis 0 only (wrong for
-    ``(N, C, L)``), rebound the running arrays instead of updating them in place, had no
-    ``n < 2`` check, and had no backward.
+    Deviations from the original design: the original code updated ``running_var`` with the
+    biased batch variance (we use the unbiased one, as PyTorch), took statistics over axis 0
+    only (wrong for ``(N, C, L)``), rebound the running arrays instead of updating them in
+    place, had no ``n < 2`` check, and had no backward.
     """
 
     _hyper_names = ("num_features", "eps", "momentum", "float64")
@@ -96,20 +96,28 @@ class BatchNormBase(_Layer):
 
     @property
     def num_features(self) -> int:
+        """The number of channels ``C`` (read-only)."""
         return self._num_features
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the parameters, the statistics and the inputs (read-only)."""
         return self._dtype
 
     @property
     def float64(self) -> bool:
+        """Whether the layer's dtype is float64."""
         return self._dtype == np.float64
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        """Normalize ``x`` (``(N, C)`` or ``(N, C, L)``, the layer's dtype) per channel: with
+        the batch statistics, updating the running ones, when ``training``; with the running
+        statistics otherwise. Returns a new array."""
         raise NotImplementedError
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """The gradient with respect to the last forward's ``x``, from ``grad_output`` (its
+        output's shape and dtype); sets ``grad_gamma`` and ``grad_beta``. Needs a forward first."""
         raise NotImplementedError
 
 
@@ -129,10 +137,10 @@ class DropoutBase(_Layer):
     Between forward and backward the layer keeps the mask as one byte per element
     (``kept``, a bool array); ``mask`` builds the float mask from it on request.
 
-    Seed deviations: the seed used ``np.random``'s global state, kept ``u > p`` (we keep
-    ``u >= p``, so ``p = 0`` keeps everything and the keep probability is exactly
-    ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in eval,
-    and its ``backward`` crashed before any forward and reused a stale training mask after
+    Deviations from the original design: the original code used ``np.random``'s global state,
+    kept ``u > p`` (we keep ``u >= p``, so ``p = 0`` keeps everything and the keep probability
+    is exactly ``1 - p``), built a float64 mask whatever ``x``'s dtype, returned ``x`` itself in
+    eval, and its ``backward`` crashed before any forward and reused a stale training mask after
     an eval forward.
     """
 
@@ -163,7 +171,11 @@ class DropoutBase(_Layer):
         return np.where(self.kept, t(1.0 / (1.0 - p)), t(0.0))
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
+        """``x`` with a fresh mask applied when ``training`` (the next stream of ``seed``), or a
+        copy of ``x`` otherwise. Returns a new array of ``x``'s shape and dtype."""
         raise NotImplementedError
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """``grad_output`` times the last training forward's mask (a copy of it after an eval
+        forward). Needs a forward first."""
         raise NotImplementedError

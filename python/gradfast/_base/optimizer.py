@@ -198,7 +198,9 @@ class Optimizer:
     # -- saving and resuming -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The step count, hyper-parameters and copies of the state arrays, as plain data."""
+        """Everything needed to resume: ``{'step': int, 'hyperparams': {name: value}, 'state':
+        {key: {slot: array}}}`` (copies of the state arrays), plus any entries the optimizer
+        adds; ``load_state_dict`` of it continues bitwise identically."""
         with self._steps:
             return {
                 "step": self.step,

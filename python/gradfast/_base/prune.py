@@ -34,7 +34,7 @@ def fraction(fn: str, name: str, value: object) -> float:
 
 
 def log_pruned(fn: str, pruned: Mapping[Any, np.ndarray], thresholds) -> None:
-    """Each array's sparsity at INFO (the seed printed it); a NaN threshold at WARNING.
+    """Each array's sparsity at INFO (the original code printed it); a NaN threshold at WARNING.
 
     ``pruned`` holds the pruned arrays (or masks): a kept weight is never zero, since it
     exceeds a threshold >= 0, so the pruned count is the count of zeros (of ``False``).
@@ -61,7 +61,7 @@ class GradualPruning(Locked):
     Before ``begin_step`` it is ``initial_sparsity``, from ``end_step`` on ``final_sparsity``;
     in between, with ``s_i``, ``s_f``, ``t0``, ``t1`` the arguments:
 
-    - ``schedule='linear'`` (the seed): ``(s_f - s_i) / (t1 - t0) * (t - t0) + s_i``;
+    - ``schedule='linear'`` (the original code): ``(s_f - s_i) / (t1 - t0) * (t - t0) + s_i``;
     - ``schedule='cubic'`` (Zhu and Gupta, 2017): ``s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0)) ** 3``,
       which prunes fast early and slowly near the end.
 
@@ -112,6 +112,9 @@ class GradualPruning(Locked):
         return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t1 - t0)) ** 3
 
     def update(self, params, step, *, scope="layer") -> dict[Any, np.ndarray]:
+        """Prune ``params`` in place to ``compute_sparsity(step)`` and return the masks (also
+        kept in ``masks``). Already pruned weights stay pruned: masks only shrink. ``scope``
+        is ``'layer'`` (one threshold per array) or ``'global'`` (one over all of them)."""
         fn = "GradualPruning.update"
         with self._lock:
             return self._update(fn, params, step, scope)

@@ -583,7 +583,7 @@ def least_squares(kernel: str, fn: str, title: str, dtype: str, rows: tuple[int,
 least_squares(
     "gradient_descent",
     "gradient_descent",
-    "gradient_descent(X, y, w, 0.01, epochs=50), X of 20,000 x 64: two passes over X per epoch in NumPy, one here",
+    "gradient_descent(X, y, w, 0.01, epochs=50), X of n x 64: two passes over X per epoch in NumPy, one here",
     "float64",
     (20_000, 2_000),
     epochs=50,
@@ -591,7 +591,7 @@ least_squares(
 least_squares(
     "gradient_descent_narrow",
     "gradient_descent",
-    "gradient_descent(X, y, w, 0.01, epochs=50), X of 5,000 x 8: down the columns of X transposed",
+    "gradient_descent(X, y, w, 0.01, epochs=50), X of n x 8: down the columns of X transposed",
     "float32",
     (5_000, 1_000),
     d=8,
@@ -600,7 +600,7 @@ least_squares(
 least_squares(
     "sgd_optimizer",
     "sgd_optimizer",
-    "sgd_optimizer(X, y, w, 0.01, 32, 0.9, epochs=1), X of 20,000 x 64: 625 mini-batches in one call",
+    "sgd_optimizer(X, y, w, 0.01, 32, 0.9, epochs=1), X of n x 64: every mini-batch of 32 rows in one call",
     "float64",
     (20_000, 2_000),
     batch_size=32,

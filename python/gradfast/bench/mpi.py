@@ -105,4 +105,6 @@ def format_report(report: dict) -> str:
         "(x: time over one raw in-place Allreduce of all the gradients' bytes, same run; "
         "'one per array': an in-place Allreduce of each array, no packing, no mean)"
     )
+    if report["ranks"] == 1:
+        lines.append("measured on one rank (no other process to reduce with): run it under mpiexec -n N")
     return "\n".join(lines) + "\n"

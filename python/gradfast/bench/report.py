@@ -20,6 +20,17 @@ def _ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
 
 
+def _roofline(r: dict) -> str:
+    if r["roofline_fraction"] is None:
+        return "-"
+    return "noise" if r["roofline_noise"] else f"{r['roofline_fraction']:.0%}"
+
+
+def _spread(r: dict) -> str:
+    x = r["spread"]
+    return f"{x:.{2 if x < 10 else 0}f}" + (" noisy" if r["noisy"] else "")
+
+
 def format_report(report: dict) -> str:
     """A header, then one table per kernel; the torch columns appear when torch ran."""
     m = report["machine"]
@@ -28,15 +39,18 @@ def format_report(report: dict) -> str:
     header = ["size", "dtype", "numpy", "gradfast", "speedup"]
     if with_torch:
         header += ["torch", "vs torch"]
-    header.append("roofline")
-    peer = f", torch {m['torch']}" if with_torch else ""
+    header += ["roofline", "spread"]
+    peer = f", torch {m['torch']}" if with_torch else '; no torch column (pip install "gradfast[bench]")'
+    sizes = " at the --quick sizes" if report["quick"] else ""
     lines = [
-        f"gradfast {m['gradfast']} bench on {m['cpu']}: {m['cpu_count']} CPUs, "
+        f"gradfast {m['gradfast']} bench{sizes} on {m['cpu']}: {m['cpu_count']} CPUs, "
         f"{m['gradfast_threads']} gradfast threads, numpy {m['numpy']}{peer}; best of {report['repeat']} runs",
         "speedup = numpy time / gradfast time"
         + ("; vs torch = torch time / gradfast time (same threads)" if with_torch else ""),
         f"roofline = time of bandwidth_probe moving the same bytes / gradfast time (100% = memory speed), "
-        f"for cases of >= {LARGE:,} elements",
+        f"for cases of >= {LARGE:,} elements; 'noise' above {report['roofline_noise_above']:.0%}",
+        f"spread = slowest / fastest run, the worst of the row's columns; 'noisy' above "
+        f"{report['noisy_factor']:.2f}: the machine was busy, do not trust that row's ratios",
     ]
     for name in dict.fromkeys(r["kernel"] for r in rows):
         table = [header]
@@ -44,13 +58,12 @@ def format_report(report: dict) -> str:
             cells = [r["label"], r["dtype"], _fmt_time(r["numpy_s"]), _fmt_time(r["gradfast_s"]), _ratio(r["speedup"])]
             if with_torch:
                 cells += [_fmt_time(r["torch_s"]), _ratio(r["speedup_vs_torch"])]
-            fraction = r["roofline_fraction"]
-            cells.append("-" if fraction is None else f"{fraction:.0%}")
+            cells += [_roofline(r), _spread(r)]
             table.append(cells)
         widths = [max(len(cells[i]) for cells in table) for i in range(len(header))]
         lines += ["", f"{name}: {KERNELS[name].title}"]
         for cells in table:
             left = [c.ljust(w) for c, w in zip(cells[:2], widths)]
-            right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
-            lines.append("  " + "  ".join(left + right))
+            right = [c.rjust(w) for c, w in zip(cells[2:-1], widths[2:-1])]
+            lines.append("  " + "  ".join(left + right + [cells[-1].ljust(widths[-1])]).rstrip())
     return "\n".join(lines) + "\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import time
@@ -14,10 +13,17 @@ import numpy as np
 from .. import _core
 from .registry import IMPLS, KERNELS, LARGE, Case, Kernel
 
+#: a row whose runs of one implementation differ by more than this factor (slowest over
+#: fastest) is marked noisy: something else took the cores or the memory bus meanwhile
+NOISY = 1.25
+#: a roofline fraction above this is noise (gradfast cannot beat the probe moving the same bytes)
+ROOFLINE_NOISE = 1.05
 
-def best_of(fn: Callable[[], object], repeat: int, calls: int = 1, setup=None) -> float:
-    """Seconds per call: one warm-up run, then the best of ``repeat`` timed runs of ``calls`` calls."""
-    best = math.inf
+
+def timed_runs(fn: Callable[[], object], repeat: int, calls: int = 1, setup=None) -> list[float]:
+    """Seconds per call of each of ``repeat`` timed runs of ``calls`` calls, after one warm-up
+    run; ``setup()`` (untimed) before every run."""
+    runs = []
     for run in range(repeat + 1):
         if setup is not None:
             setup()
@@ -26,17 +32,17 @@ def best_of(fn: Callable[[], object], repeat: int, calls: int = 1, setup=None) -
             fn()
         elapsed = time.perf_counter() - start
         if run:
-            best = min(best, elapsed)
-    return best / calls
+            runs.append(elapsed / calls)
+    return runs
 
 
-def _time(kernel: Kernel, case: Case, impl: str, repeat: int) -> float | None:
+def _time(kernel: Kernel, case: Case, impl: str, repeat: int) -> list[float] | None:
     # The arrays die on return: one impl's memory is never held alongside the next one's.
     prepared = kernel.prepare(case, impl)
     if prepared is None:
         return None
     call, setup = prepared
-    return best_of(call, repeat, case.calls, setup)
+    return timed_runs(call, repeat, case.calls, setup)
 
 
 def _probe(case: Case, passes: list[tuple[int, int]]) -> Callable[[], None]:
@@ -51,16 +57,29 @@ def _probe(case: Case, passes: list[tuple[int, int]]) -> Callable[[], None]:
     return run
 
 
+def spread(runs: list[float]) -> float:
+    """The slowest run over the fastest: 1.0 when the runs agree."""
+    return max(runs) / min(runs)
+
+
 def measure(name: str, case: Case, repeat: int) -> dict:
-    """One row of the report: every impl, and the roofline for large cases, timed now."""
+    """One row of the report: every impl, and the roofline for large cases, timed now.
+
+    Times (``*_s``) and ratios use each impl's fastest run; ``*_runs`` keep every run, and
+    ``spread`` is the largest slowest-over-fastest of the row's implementations.
+    """
     kernel = KERNELS[name]
-    times = {impl: _time(kernel, case, impl, repeat) for impl in IMPLS}
-    numpy_s, gradfast_s = times["numpy"], times["gradfast"]
-    if numpy_s is None or gradfast_s is None:
+    timed = {impl: _time(kernel, case, impl, repeat) for impl in IMPLS}
+    runs = {impl: r for impl, r in timed.items() if r is not None}
+    if "numpy" not in runs or "gradfast" not in runs:
         raise ValueError(f"bench: kernel {name!r} must have a numpy and a gradfast implementation")
-    roofline_s = None
     if case.elements >= LARGE and kernel.traffic is not None:
-        roofline_s = best_of(_probe(case, kernel.traffic(case)), repeat)
+        runs["roofline"] = timed_runs(_probe(case, kernel.traffic(case)), repeat)
+    best = {impl: min(r) for impl, r in runs.items()}
+    numpy_s, gradfast_s = best["numpy"], best["gradfast"]
+    torch_s, roofline_s = best.get("torch"), best.get("roofline")
+    fraction = None if roofline_s is None else roofline_s / gradfast_s
+    worst = max(map(spread, runs.values()))
     return {
         "kernel": name,
         "dtype": case.dtype,
@@ -71,11 +90,15 @@ def measure(name: str, case: Case, repeat: int) -> dict:
         "label": case.label,
         "numpy_s": numpy_s,
         "gradfast_s": gradfast_s,
-        "torch_s": times["torch"],
+        "torch_s": torch_s,
         "speedup": numpy_s / gradfast_s,
-        "speedup_vs_torch": None if times["torch"] is None else times["torch"] / gradfast_s,
+        "speedup_vs_torch": None if torch_s is None else torch_s / gradfast_s,
         "roofline_s": roofline_s,
-        "roofline_fraction": None if roofline_s is None else roofline_s / gradfast_s,
+        "roofline_fraction": fraction,
+        "roofline_noise": fraction is not None and fraction > ROOFLINE_NOISE,
+        "runs": runs,
+        "spread": worst,
+        "noisy": worst > NOISY,
     }
 
 
@@ -112,7 +135,8 @@ def _cpu_model() -> str:
 def run(names, *, quick: bool = False, repeat: int | None = None, progress=None) -> dict:
     """Measure every case of the kernels ``names``; ``progress(message)`` is told of each case.
 
-    ``repeat`` defaults to 5 runs per timing, 2 with ``quick`` (small cases).
+    ``repeat`` defaults to 5 runs per timing, 2 with ``quick`` (small cases); the report says
+    which factors mark a row noisy.
     """
     if repeat is None:
         repeat = 2 if quick else 5
@@ -122,4 +146,11 @@ def run(names, *, quick: bool = False, repeat: int | None = None, progress=None)
         if progress is not None:
             progress(f"[{i}/{len(jobs)}] {name} {case.dtype} {case.label} ...")
         rows.append(measure(name, case, repeat))
-    return {"machine": machine_info(), "repeat": repeat, "quick": quick, "rows": rows}
+    return {
+        "machine": machine_info(),
+        "repeat": repeat,
+        "quick": quick,
+        "noisy_factor": NOISY,
+        "roofline_noise_above": ROOFLINE_NOISE,
+        "rows": rows,
+    }

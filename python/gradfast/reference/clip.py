@@ -1,7 +1,7 @@
 """Reference gradient clipping, in plain NumPy: global-norm clipping as
 ``torch.nn.utils.clip_grad_norm_``, unit-wise adaptive clipping (AGC; Brock, De, Smith and
 Simonyan, "High-Performance Large-Scale Image Recognition Without Normalization", 2021,
-arXiv 2102.06171, section 4.1) and the seed's adaptive per-tensor clipper, whose threshold
+arXiv 2102.06171, section 4.1) and the original design's adaptive per-tensor clipper, whose threshold
 tracks the observed norms.
 """
 
@@ -96,7 +96,7 @@ def adaptive_grad_clip(gradients, params, clipping=0.01, eps=1e-3):
     Units that are not clipped are not written. A NaN norm never triggers clipping, so NaN
     gradients pass through unchanged.
 
-    Note that a ``(n, 1)`` bias (the seed's ``b{l}`` layout) has ``n`` one-element units;
+    Note that a ``(n, 1)`` bias (the original design's ``b{l}`` layout) has ``n`` one-element units;
     pass biases as 1-D arrays to clip them as one unit.
     """
     fn = "adaptive_grad_clip"

@@ -1,4 +1,4 @@
-"""Reference data parallelism: the seed's ``DistributedOptimizer`` (local accumulation, no
+"""Reference data parallelism: the original design's ``DistributedOptimizer`` (local accumulation, no
 MPI), and the MPI functions of ``gradfast.distributed`` with buckets packed by NumPy.
 
 The bfloat16 conversions here are the specification of the Rust ones: round to nearest,
@@ -109,7 +109,7 @@ class DistributedOptimizer:
     shapes and dtype. It returns ``step_count >= update_frequency``.
     ``compute_updates()`` returns ``{key: sum / step_count}`` (the accumulator arrays
     themselves, divided in place and handed over) and resets, or ``None`` before any
-    contribution. The seed divided by ``step_count * num_workers`` although each call is one
+    contribution. The original code divided by ``step_count * num_workers`` although each call is one
     contribution; ``num_workers`` is kept as the MPI world-size hint and is not used here.
     """
 

@@ -25,13 +25,13 @@ def initialize_weights(
     are float64 (``math.sqrt``); the product is formed in float64 and rounded once to
     ``dtype``. ``seed=None`` draws one fresh seed per call.
 
-    Seed deviations: the seed drew from ``np.random``'s global state (no ``seed``) and
-    returned biases without weights for an unknown ``initialization`` name; here names
-    are checked and ``distribution``, ``seed`` and ``dtype`` are added.
+    Deviations from the original design: the original code drew from ``np.random``'s global
+    state (no ``seed``) and returned biases without weights for an unknown ``initialization``
+    name; here names are checked and ``distribution``, ``seed`` and ``dtype`` are added.
     """
     dt, seed, normal, each = layers("initialize_weights", layer_dims, initialization, distribution, seed, dtype)
     weights: dict[str, np.ndarray] = {}
-    for l, fan_out, fan_in, scale in each:  # noqa: E741 (the seed's and the literature's name)
+    for l, fan_out, fan_in, scale in each:  # noqa: E741 (the original design's and the literature's name)
         n = fan_out * fan_in
         if normal:
             w = _random.normal(seed, l, n) * scale

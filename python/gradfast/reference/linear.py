@@ -4,7 +4,7 @@ Model ``X @ w`` with loss ``||X w - y||^2 / (2 n)``, whose gradient is ``X^T (X 
 ``weights`` is ``(d,)`` with ``y`` ``(n,)``, or ``(d, k)`` with ``y`` ``(n, k)``; ``X`` is
 ``(n, d)``. ``weights`` is updated in place (float32/float64, C-contiguous, writeable).
 ``X`` and ``y`` are read only: integer or bool data, and sequences that are not arrays, are
-converted to the dtype of ``weights`` (the seed's own example passes integer data); a
+converted to the dtype of ``weights`` (the original design's own example passes integer data); a
 floating ndarray must already have that dtype (no silent precision change).
 """
 
@@ -53,7 +53,7 @@ def problem(fn: str, X, y, weights, learning_rate):
 
 
 def _gradient(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``X^T (X w - y) / n`` in the seed's order of operations (a new array)."""
+    """``X^T (X w - y) / n`` in the original design's order of operations (a new array)."""
     grad = X.T @ (X @ w - y)
     grad /= w.dtype.type(X.shape[0])
     return grad
@@ -85,7 +85,7 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     counter-based stream: sort the indices by their 64-bit keys, ties by index), in
     consecutive batches of ``batch_size`` (the last one may be smaller). ``seed=None`` draws
     one fresh seed per call. Per batch ``B``: ``g = X_B^T (X_B w - y_B) / |B|``;
-    ``velocity = momentum * velocity - lr * g``; ``weights += velocity`` (the seed's rule).
+    ``velocity = momentum * velocity - lr * g``; ``weights += velocity`` (the original design's rule).
     """
     fn = "sgd_optimizer"
     X, y, lr = problem(fn, X, y, weights, learning_rate)

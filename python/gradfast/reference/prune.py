@@ -1,4 +1,4 @@
-"""Reference magnitude pruning (the seed's percentile rule), masks, and gradual pruning."""
+"""Reference magnitude pruning (the original design's percentile rule), masks, and gradual pruning."""
 
 from __future__ import annotations
 
@@ -48,13 +48,13 @@ def prune_network(weights, prune_ratio=0.3, *, scope="layer"):
     """Magnitude pruning: a new dict of new arrays where ``|w| <= threshold`` is set to 0.
 
     ``threshold = np.percentile(|w|, 100 * prune_ratio)``, computed on the magnitudes in
-    float64 (see ``_threshold``), per array for ``scope='layer'`` (the seed) or once over all
+    float64 (see ``_threshold``), per array for ``scope='layer'`` (the original code) or once over all
     arrays' magnitudes together for ``scope='global'``. A weight is kept iff ``|w| > threshold``
     (strictly), so ties at the threshold are pruned together: the realized sparsity can exceed
     ``prune_ratio``, ``prune_ratio=0`` still prunes the weights of smallest magnitude and
     ``prune_ratio=1`` prunes everything. Kept weights are copied bit for bit, pruned ones are
     ``+0.0``; results are C-contiguous and ``weights`` is not modified (any layout is read).
-    Each array's sparsity is logged at INFO on the ``"gradfast"`` logger (the seed printed it).
+    Each array's sparsity is logged at INFO on the ``"gradfast"`` logger (the original code printed it).
 
     NaN policy (``np.percentile``'s): a NaN weight makes its array's threshold NaN (with
     ``scope='global'``, every array's), and a NaN threshold keeps nothing: the whole array is

@@ -1,4 +1,4 @@
-"""Reference elastic-net regularization (the seed's L1 + L2 penalty and its gradient)."""
+"""Reference elastic-net regularization (the original design's L1 + L2 penalty and its gradient)."""
 
 from __future__ import annotations
 

@@ -123,9 +123,10 @@ def bptt(inputs, targets, hidden_state, weights, sequence_length):
     ``weights['Wx']``; ``weights`` must have exactly the keys ``Wx``, ``Wh``, ``Wy``;
     ``1 <= sequence_length <= T``; steps after ``sequence_length`` are ignored.
 
-    Seed deviations: the seed's backward read ``dh`` before assigning it and never fed the
-    output error into it, started from zeros instead of ``hidden_state``, returned
-    ``dWy`` as zeros, and mishandled ``(I,)`` steps (``x.T`` of a vector); all fixed here.
+    Deviations from the original design: the original code's backward read ``dh`` before
+    assigning it and never fed the output error into it, started from zeros instead of
+    ``hidden_state``, returned ``dWy`` as zeros, and mishandled ``(I,)`` steps (``x.T`` of a
+    vector); all fixed here.
     """
     X, Y, h0, Wx, Wh, Wy, S = arguments("bptt", inputs, targets, hidden_state, weights, sequence_length)
     H, B, O = Wx.shape[0], X.shape[2], Wy.shape[0]  # noqa: E741 (the docstring's names)

@@ -1,4 +1,4 @@
-//! The seed's layer-wise adaptive learning rates (`LayerAdaptiveLR`): per element,
+//! The original design's layer-wise adaptive learning rates (`LayerAdaptiveLR`): per element,
 //! `sq = beta * sq + (1 - beta) * g * g` and `rate = lr / (sqrt(sq / (1 - beta^n)) + eps)`,
 //! with `n` the layer's own step count. One fused pass, which either moves the parameters in
 //! place, writes `p - rate * g` to a new array, or writes the rates themselves.

@@ -1,4 +1,4 @@
-//! Momentum and Nesterov momentum with the seed's update rule:
+//! Momentum and Nesterov momentum with the original design's update rule:
 //! `v = momentum * v - lr * g`, then `p += v` or, for Nesterov, `p += momentum * v - lr * g`.
 //!
 //! As in Adam, parameters and gradients (`P`) and the velocity (`S`) may be stored narrower

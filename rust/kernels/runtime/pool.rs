@@ -21,7 +21,7 @@ pub const MAX_THREADS: usize = 1024;
 /// Bytes of memory traffic below which a call runs on the calling thread, by default. Up to
 /// about a last-level cache of data (32 MiB here), one core streams it from cache about as
 /// fast as two that must first be woken and handed the chunks, and often faster (measured with
-/// `benches/thread_sweep.py`); beyond it, memory bandwidth grows with the threads.
+/// `gradfast bench --thread-sweep`); beyond it, memory bandwidth grows with the threads.
 pub const PARALLEL_MIN_BYTES: usize = 32 << 20;
 
 static PARALLEL_MIN: AtomicUsize = AtomicUsize::new(PARALLEL_MIN_BYTES);

@@ -49,6 +49,8 @@ class AdamBase(LowPrecisionState):
 
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The names of each parameter's state arrays: ``exp_avg``, ``exp_avg_sq`` (and
+        ``max_exp_avg_sq`` with ``amsgrad``)."""
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else ("exp_avg", "exp_avg_sq")
 
 

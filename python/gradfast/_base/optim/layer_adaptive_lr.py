@@ -20,7 +20,7 @@ def _state_arrays(state: Mapping, keys) -> list[tuple[str, np.ndarray]]:
 
 
 class LayerAdaptiveLRBase(Optimizer):
-    """The seed's layer-wise adaptive learning rates: bias-corrected per-element RMS scaling.
+    """The original design's layer-wise adaptive learning rates: bias-corrected per-element RMS scaling.
 
     Each layer (dict key) keeps ``square_avg`` and its own step count ``n``
     (``layer_steps[key]``, advanced by every ``compute_lr``, ``apply_gradients`` or
@@ -31,10 +31,10 @@ class LayerAdaptiveLRBase(Optimizer):
 
     ``compute_lr(layer_name, gradient)`` returns ``rate`` (a new array);
     ``apply_gradients(params, gradients)`` returns new arrays ``p - rate * g`` and leaves
-    ``params`` untouched, as the seed; ``update(params, gradients)`` subtracts ``rate * g`` in
-    place. As in the seed, a call may name any subset of the layers and new layers start
+    ``params`` untouched, as the original code; ``update(params, gradients)`` subtracts ``rate * g`` in
+    place. As in the original code, a call may name any subset of the layers and new layers start
     fresh. ``base_lr`` is an alias of ``learning_rate``; ``step`` counts ``apply_gradients``
-    and ``update`` calls. ``layer_stats`` is the seed's ``{layer: {'square_avg', 'step'}}``
+    and ``update`` calls. ``layer_stats`` is the original design's ``{layer: {'square_avg', 'step'}}``
     view of the state. ``state_dict()`` adds ``'layer_steps': {layer: int}``.
     """
 
@@ -60,7 +60,7 @@ class LayerAdaptiveLRBase(Optimizer):
 
     @property
     def base_lr(self) -> float:
-        """The seed's name for ``learning_rate``."""
+        """The original design's name for ``learning_rate``."""
         return self.learning_rate
 
     @base_lr.setter
@@ -69,7 +69,7 @@ class LayerAdaptiveLRBase(Optimizer):
 
     @property
     def layer_stats(self) -> dict[str, dict[str, Any]]:
-        """The seed's view ``{layer: {'square_avg': live state array, 'step': int}}``, rebuilt per access."""
+        """The original design's view ``{layer: {'square_avg': live state array, 'step': int}}``, rebuilt per access."""
         steps = self.layer_steps
         return {k: {"square_avg": s["square_avg"], "step": steps[k]} for k, s in self.state.items()}
 
@@ -87,7 +87,7 @@ class LayerAdaptiveLRBase(Optimizer):
             return self._advance(fn, None, {layer_name: gradient}, "rates")[layer_name]
 
     def apply_gradients(self, params, gradients) -> dict[str, np.ndarray]:
-        """The seed's step: returns ``{key: params[key] - rate * gradients[key]}`` as new arrays."""
+        """The original design's step: returns ``{key: params[key] - rate * gradients[key]}`` as new arrays."""
         fn = f"{self._name}.apply_gradients"
         with self._steps:
             self._check_call(fn, params, gradients, in_place=False)

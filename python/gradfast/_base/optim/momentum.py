@@ -9,7 +9,7 @@ from .low_precision import LowPrecisionState
 
 
 class MomentumBase(LowPrecisionState):
-    """The seed's momentum rule, in place: ``v = momentum*v - lr*g``, then
+    """The original design's momentum rule, in place: ``v = momentum*v - lr*g``, then
     ``p += v`` (classical) or ``p += momentum*v - lr*g`` (Nesterov).
 
     The velocities are the ``velocity`` state slot, also readable as ``velocities``.
@@ -37,4 +37,5 @@ class MomentumBase(LowPrecisionState):
 
     @property
     def velocities(self) -> dict[str, np.ndarray]:
+        """The velocity of each parameter (the live state arrays, not copies)."""
         return {k: s["velocity"] for k, s in self.state.items()}

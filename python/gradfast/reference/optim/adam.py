@@ -51,7 +51,7 @@ def _adam_arrays(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, de
 
 
 def adam_optimizer(params, gradients, state, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
-    """The seed's functional Adam: one array, ``state`` holds ``m``, ``v`` and the step ``t``.
+    """The original design's functional Adam: one array, ``state`` holds ``m``, ``v`` and the step ``t``.
 
     Updates ``params`` and ``state['m']``, ``state['v']`` in place (the state arrays are
     created on the first call) and returns ``(params, state)``. Same numbers as
