@@ -154,22 +154,32 @@ def batchnorm_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> n
 def dropout_forward(layer: Any, lock: StepLock, x: np.ndarray, training: bool, hyper: DropoutHyper) -> np.ndarray: ...
 def dropout_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> np.ndarray: ...
 def init_fill(func: str, w: np.ndarray, seed: int, stream: int, normal: bool, scale: float) -> None: ...
+
+@final
+class RegularizationHyper:
+    lambda_l1: float
+    lambda_l2: float
+    def __new__(cls, *, lambda_l1: float, lambda_l2: float) -> RegularizationHyper: ...
+
 def compute_regularization(
-    func: str, weights: Mapping[Any, np.ndarray], lambda_l1: float, lambda_l2: float
+    func: str, weights: Mapping[Any, np.ndarray], hyper: RegularizationHyper
 ) -> tuple[float, dict[Any, np.ndarray]]: ...
+
+@final
+class PruneHyper:
+    sparsity: float
+    global_scope: bool
+    def __new__(cls, *, sparsity: float, global_scope: bool) -> PruneHyper: ...
+
 def prune_network(
-    func: str, weights: Mapping[Any, np.ndarray], ratio: float, is_global: bool
+    func: str, weights: Mapping[Any, np.ndarray], hyper: PruneHyper
 ) -> tuple[Mapping[Any, np.ndarray], list[float | None]]: ...
 def magnitude_masks(
-    func: str, weights: Mapping[Any, np.ndarray], sparsity: float, is_global: bool
+    func: str, weights: Mapping[Any, np.ndarray], hyper: PruneHyper
 ) -> tuple[Mapping[Any, np.ndarray], list[float | None]]: ...
 def apply_masks(func: str, params: Mapping[Any, np.ndarray], masks: Mapping[Any, np.ndarray]) -> None: ...
 def gradual_prune(
-    func: str,
-    params: Mapping[Any, np.ndarray],
-    masks: Mapping[Any, np.ndarray],
-    sparsity: float,
-    is_global: bool,
+    func: str, params: Mapping[Any, np.ndarray], masks: Mapping[Any, np.ndarray], hyper: PruneHyper
 ) -> list[float | None]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

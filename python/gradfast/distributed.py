@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from . import _core
 from ._base import distributed as _base
-from .reference import distributed as _ref
 
 __all__ = ["DataParallel", "allreduce_gradients", "broadcast_parameters", "rank", "size"]
 
@@ -35,5 +34,5 @@ class DataParallel(_base.DataParallelBase):
     _kernels: ClassVar[Any] = _core
 
 
-allreduce_gradients.__doc__ = _ref.allreduce_gradients.__doc__
-broadcast_parameters.__doc__ = _ref.broadcast_parameters.__doc__
+allreduce_gradients.__doc__ = _base.allreduce_gradients.__doc__
+broadcast_parameters.__doc__ = _base.broadcast_parameters.__doc__

@@ -17,7 +17,7 @@ use crate::arrays::{
     float_dtype, fresh, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name,
     Out,
 };
-use crate::dispatch;
+use crate::{dispatch, hyper_class};
 use crate::error::{Error, Result};
 
 type Thresholds = Vec<Option<f64>>;
@@ -204,30 +204,40 @@ fn select<'py>(
     })
 }
 
+hyper_class! {
+    /// The pruning of `prune_network`, `magnitude_masks` and `GradualPruning.update`: the
+    /// fraction pruned (`prune_ratio`, or the sparsity reached) and whether one threshold
+    /// serves all layers (`scope='global'`).
+    PruneHyper {
+        sparsity: f64,
+        global_scope: bool,
+    }
+}
+
 /// Pruned copies of a dict of arrays, and the thresholds.
 #[pyfunction]
-#[pyo3(signature = (func, weights, ratio, is_global))]
+#[pyo3(signature = (func, weights, hyper))]
 pub fn prune_network<'py>(
     py: Python<'py>,
     func: &str,
     weights: &Bound<'py, PyAny>,
-    ratio: f64,
-    is_global: bool,
+    hyper: &Bound<'py, PruneHyper>,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    select(py, func, weights, ratio, is_global, false)
+    let h = hyper.get();
+    select(py, func, weights, h.sparsity, h.global_scope, false)
 }
 
 /// The masks of what `prune_network` keeps, and the thresholds.
 #[pyfunction]
-#[pyo3(signature = (func, weights, sparsity, is_global))]
+#[pyo3(signature = (func, weights, hyper))]
 pub fn magnitude_masks<'py>(
     py: Python<'py>,
     func: &str,
     weights: &Bound<'py, PyAny>,
-    sparsity: f64,
-    is_global: bool,
+    hyper: &Bound<'py, PruneHyper>,
 ) -> PyResult<(Bound<'py, PyDict>, Thresholds)> {
-    select(py, func, weights, sparsity, is_global, true)
+    let h = hyper.get();
+    select(py, func, weights, h.sparsity, h.global_scope, true)
 }
 
 /// Params (written) and, under the same keys and of the same shapes, masks (borrowed as
@@ -367,15 +377,18 @@ fn gradual_typed<'py, T: Float + Magnitude>(
 /// One step of gradual pruning, in place: params zeroed where the masks are False, pruned to
 /// `sparsity`, the masks narrowed to what is kept. Returns the thresholds.
 #[pyfunction]
-#[pyo3(signature = (func, params, masks, sparsity, is_global))]
+#[pyo3(signature = (func, params, masks, hyper))]
 pub fn gradual_prune(
     py: Python<'_>,
     func: &str,
     params: &Bound<'_, PyAny>,
     masks: &Bound<'_, PyAny>,
-    sparsity: f64,
-    is_global: bool,
+    hyper: &Bound<'_, PruneHyper>,
 ) -> PyResult<Thresholds> {
+    let PruneHyper {
+        sparsity,
+        global_scope: is_global,
+    } = *hyper.get();
     guard(func, || {
         let items = Items::read(func, "params", "numpy arrays", params)?;
         match first_dtype(func, "params", &items)? {
@@ -392,6 +405,7 @@ pub fn gradual_prune(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PruneHyper>()?;
     m.add_function(wrap_pyfunction!(prune_network, m)?)?;
     m.add_function(wrap_pyfunction!(magnitude_masks, m)?)?;
     m.add_function(wrap_pyfunction!(apply_masks, m)?)?;

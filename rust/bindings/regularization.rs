@@ -6,7 +6,7 @@ use pyo3::types::PyDict;
 
 use super::{guard, run};
 use crate::arrays::{float_dtype, Call, Float, In, Items, Name, Out};
-use crate::dispatch;
+use crate::{dispatch, hyper_class};
 use crate::error::{Error, Result};
 
 fn reg_typed<'py, T: Float>(
@@ -43,16 +43,27 @@ fn reg_typed<'py, T: Float>(
     Ok((penalty, grads))
 }
 
-/// `(penalty, reg_gradients)` of `compute_regularization`; the lambdas are checked by the caller.
+hyper_class! {
+    /// `gradfast.compute_regularization`'s coefficients (checked by the caller).
+    RegularizationHyper {
+        lambda_l1: f64,
+        lambda_l2: f64,
+    }
+}
+
+/// `(penalty, reg_gradients)` of `compute_regularization`.
 #[pyfunction]
-#[pyo3(signature = (func, weights, lambda_l1, lambda_l2))]
+#[pyo3(signature = (func, weights, hyper))]
 pub fn compute_regularization<'py>(
     py: Python<'py>,
     func: &str,
     weights: &Bound<'py, PyAny>,
-    lambda_l1: f64,
-    lambda_l2: f64,
+    hyper: &Bound<'py, RegularizationHyper>,
 ) -> PyResult<(f64, Bound<'py, PyDict>)> {
+    let RegularizationHyper {
+        lambda_l1,
+        lambda_l2,
+    } = *hyper.get();
     guard(func, || {
         let weights = Items::read(func, "weights", "numpy arrays", weights)?;
         let Some((key, w)) = weights.items.first() else {
@@ -64,5 +75,6 @@ pub fn compute_regularization<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RegularizationHyper>()?;
     m.add_function(wrap_pyfunction!(compute_regularization, m)?)
 }

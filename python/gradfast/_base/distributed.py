@@ -216,6 +216,17 @@ def reduce(MPI, comm, kernels, fn: str, items, divisor: int | None, compression)
 
 
 def allreduce_gradients(kernels, gradients, *, op="mean", compression=None, comm=None):
+    """Sums (``op='sum'``) or averages (``op='mean'``) a dict of gradients over the ranks of
+    ``comm`` (default ``MPI.COMM_WORLD``), in place; returns ``gradients``.
+
+    Collective. Arrays of at least 64 KiB are reduced in place, each by one ``Allreduce``;
+    smaller ones are packed, in key order, into buckets of up to 1 MiB, so a dict of hundreds
+    of arrays costs a few calls. The mean is the sum divided by the number of ranks. Every
+    rank ends with the same bits (each element's sum is computed once by MPI and sent to all).
+    ``compression='bf16'`` sends bfloat16 (values rounded to nearest even, half the bytes);
+    each pair of partial sums is added in float32 and rounded to bfloat16 again.
+    Arrays must be C-contiguous, writeable float32 or float64 of one dtype, keys str.
+    """
     fn = "allreduce_gradients"
     MPI, comm = communicator(fn, comm)
     description, error = None, None
@@ -233,6 +244,10 @@ def allreduce_gradients(kernels, gradients, *, op="mean", compression=None, comm
 
 
 def broadcast_parameters(kernels, params, root=0, *, comm=None):
+    """Copies rank ``root``'s ``params`` into every rank's, in place; returns ``params``.
+
+    Collective; the dicts must have the same keys, shapes and dtype on every rank.
+    """
     fn = "broadcast_parameters"
     MPI, comm = communicator(fn, comm)
     description, error = None, None
