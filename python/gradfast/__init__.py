@@ -10,6 +10,7 @@ served by that reference implementation itself (``gradfast.LRScheduler is
 gradfast.reference.LRScheduler``) until their kernels land.
 """
 
+from . import schedules  # a module: gf.schedules.StepLR, ...
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
 from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
@@ -56,6 +57,7 @@ __all__ = [
     "magnitude_masks",
     "prune_network",
     "rank",
+    "schedules",
     "set_num_threads",
     "sgd_optimizer",
     "size",

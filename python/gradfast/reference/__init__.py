@@ -7,6 +7,7 @@ compiled extension; the shared runtime (the optimizer base and argument validati
 ``gradfast._optimizer`` and ``gradfast._validate``.
 """
 
+from .. import schedules  # pure Python, its own reference: the same module
 from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
 from .distributed import (
     DataParallel,
@@ -52,6 +53,7 @@ __all__ = [
     "magnitude_masks",
     "prune_network",
     "rank",
+    "schedules",
     "sgd_optimizer",
     "size",
 ]
