@@ -180,7 +180,15 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     steps_per_epoch = len(X_train) // BATCH  # the incomplete last batch is dropped: BatchNorm wants full ones
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 10)
-    schedule = lib.LRScheduler(args.lr)  # peak rate: linear warmup from 0, then cosine to 0
+    # peak rate args.lr: a linear warmup, then a cosine down to 0 (as torch's schedulers would)
+    schedule = lib.schedules.SequentialLR(
+        optimizer,
+        [
+            lib.schedules.LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup),
+            lib.schedules.CosineAnnealingLR(optimizer, T_max=total - warmup),
+        ],
+        milestones=[warmup],
+    )
     pruner = lib.GradualPruning(0.0, FINAL_SPARSITY, begin_step=total // 5, end_step=3 * total // 4)
     weights = model.weights
     rng = np.random.default_rng(args.seed)  # the same shuffle in every process
@@ -201,16 +209,14 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             for key, g in reg_grads.items():
                 grads[key] += g
             lib.clip_grad_norm(grads, max_norm=MAX_NORM)
-            optimizer.learning_rate = schedule.with_warmup(
-                step, warmup, "cosine_annealing", total_epochs=total - warmup
-            )
             optimizer.update(model.params, grads)
+            history.step_lr.append(optimizer.learning_rate)
+            schedule.step()  # the rate of the next step
             if step >= pruner.begin_step and step % PRUNE_EVERY == 0:
                 pruner.update(weights, step)  # prunes in place; its masks (pruner.masks) only shrink
             elif pruner.masks is not None:
                 lib.apply_masks(weights, pruner.masks)  # the optimizer moved pruned weights: back to zero
             step += 1
-            history.step_lr.append(optimizer.learning_rate)
             history.step_sparsity.append(sparsity(weights))
             loss_sum += (loss + penalty) * len(y)  # with --distributed: of this process's share
             correct += int((logits.argmax(axis=1) == y).sum())
@@ -263,17 +269,17 @@ def train_rnn(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     recurrent = lib.initialize_weights([RNN_HIDDEN, RNN_HIDDEN], "xavier", seed=args.seed + 1, dtype=DTYPE)
     weights = {"Wx": io["W1"], "Wh": recurrent["W1"], "Wy": io["W2"]}
     h0 = np.zeros((RNN_HIDDEN, RNN_BATCH // size), dtype=DTYPE)
-    optimizer = lib.Adam()
-    schedule = lib.LRScheduler(1e-2)
+    optimizer = lib.Adam(1e-2)
+    schedule = lib.schedules.CosineAnnealingLR(optimizer, T_max=RNN_UPDATES)
     rng = np.random.default_rng([args.seed, rank])  # each process its own waves
-    for step in range(RNN_UPDATES):
+    for _ in range(RNN_UPDATES):
         inputs, targets = sine_batch(rng, RNN_STEPS, RNN_BATCH // size)
         grads, loss = lib.bptt(inputs, targets, h0, weights, RNN_STEPS)
         if dist:
             dist.allreduce_gradients(grads)
         lib.clip_grad_norm(grads, max_norm=MAX_NORM)
-        optimizer.learning_rate = schedule.cosine_annealing(step, RNN_UPDATES)
         optimizer.update(weights, grads)
+        schedule.step()
         history.rnn_loss.append(loss)
     inputs, targets = sine_batch(np.random.default_rng([args.seed, 1 << 16]), RNN_STEPS, 1)
     history.rnn_example = (inputs[:, 0, 0], targets[:, 0, 0], rnn_predict(weights, inputs)[:, 0, 0])
