@@ -1,5 +1,6 @@
-"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the seed's adaptive
-per-tensor clipping, each over a whole dict in one call."""
+"""Rust-backed gradient clipping: global-norm (in one call, or torch's split into
+``get_total_norm`` and ``clip_grads_with_norm``), by value, unit-wise adaptive (AGC) and the
+seed's adaptive per-tensor clipping, each over a whole dict in one call."""
 
 from __future__ import annotations
 
@@ -28,6 +29,44 @@ def clip_grad_norm(
 
 
 clip_grad_norm.__doc__ = _ref.clip_grad_norm.__doc__
+
+
+def get_total_norm(
+    gradients: Mapping[Any, np.ndarray],
+    norm_type: float | str = 2.0,
+    *,
+    error_if_nonfinite: bool = False,
+) -> float:
+    fn = "get_total_norm"
+    p = _validate.norm_type(fn, norm_type)
+    error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
+    return _core.get_total_norm(fn, gradients, p, error_if_nonfinite)
+
+
+get_total_norm.__doc__ = _ref.get_total_norm.__doc__
+
+
+def clip_grads_with_norm(
+    gradients: Mapping[Any, np.ndarray], max_norm: float, total_norm: float
+) -> Mapping[Any, np.ndarray]:
+    fn = "clip_grads_with_norm"
+    max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
+    total_norm = _validate.real(fn, "total_norm", total_norm)
+    _core.clip_grads_with_norm(fn, gradients, max_norm, total_norm)
+    return gradients
+
+
+clip_grads_with_norm.__doc__ = _ref.clip_grads_with_norm.__doc__
+
+
+def clip_grad_value(gradients: Mapping[Any, np.ndarray], clip_value: float) -> Mapping[Any, np.ndarray]:
+    fn = "clip_grad_value"
+    clip_value = _validate.number(fn, "clip_value", clip_value, lo=0.0)
+    _core.clip_grad_value(fn, gradients, clip_value)
+    return gradients
+
+
+clip_grad_value.__doc__ = _ref.clip_grad_value.__doc__
 
 
 def adaptive_grad_clip(

@@ -75,13 +75,6 @@ def _set_lr(optimizer: Any, lr: float) -> None:
     optimizer.learning_rate = 0.0 if lr < 0.0 else lr
 
 
-def _real(fn: str, name: str, value: object) -> float:
-    """Any real number, infinities and NaN included (a metric, a best value)."""
-    if isinstance(value, bool) or not hasattr(value, "__float__"):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    return float(value)
-
-
 def _one(fn: str, name: str, value: object) -> object:
     """A per-group argument: a number, or torch's list of one number per group (one here)."""
     if isinstance(value, (list, tuple)):
@@ -875,7 +868,7 @@ class ReduceLROnPlateau(Scheduler):
         self.cooldown = _validate.integer(fn, "cooldown", self.cooldown, lo=0)
         self.min_lrs = _float_list(fn, "min_lr", self.min_lrs)
         self.eps = _validate.number(fn, "eps", self.eps, lo=0.0)
-        self.best = _real(fn, "best", self.best)
+        self.best = _validate.real(fn, "best", self.best)
         self.num_bad_epochs = _validate.integer(fn, "num_bad_epochs", self.num_bad_epochs, lo=0)
         self.cooldown_counter = _validate.integer(fn, "cooldown_counter", self.cooldown_counter, lo=0)
 
@@ -896,7 +889,7 @@ class ReduceLROnPlateau(Scheduler):
 
     def step(self, metrics) -> None:  # type: ignore[override]
         """Record ``metrics`` (a number) for this step, cutting the rate on a plateau."""
-        current = _real(f"{self._name}.step", "metrics", metrics)
+        current = _validate.real(f"{self._name}.step", "metrics", metrics)
         self.last_epoch += 1
         if self._is_better(current, self.best):
             self.best = current

@@ -1,14 +1,15 @@
 //! Global-norm gradient clipping over a dict, in place.
 
-use gradfast_kernels::clip::{combine, scale};
-use gradfast_kernels::runtime::reduce::{norms, Order};
+use gradfast_kernels::clip::{clip_to_norm, total_norm};
+use gradfast_kernels::runtime::reduce::Order;
 use pyo3::prelude::*;
 
 mod adaptive;
 mod agc;
+mod split;
 
 use super::{guard, run};
-use crate::arrays::{float_dtype, Call, Float, Items, Name, Out};
+use crate::arrays::{Call, Float, Items, Name, Out};
 use crate::dispatch;
 use crate::error::{Error, Result};
 
@@ -31,24 +32,22 @@ fn clip_typed<T: Float>(
     let total_len = slices.iter().map(|s| s.len()).sum();
     run(py, total_len, move || {
         let views: Vec<&[T]> = slices.iter().map(|s| &s[..]).collect();
-        let total = combine(&norms(&views, order), order);
-        if error_if_nonfinite && !total.is_finite() {
-            return Err(Error::Value(format!(
-                "{func}: gradients must have a finite total norm of order {norm_type} when \
-                 error_if_nonfinite=True, got {total}"
-            )));
-        }
-        let coef = if total.is_nan() {
-            f64::NAN
-        } else {
-            (max_norm / (total + 1e-6)).min(1.0)
-        };
-        // Multiplying by one changes no bit, so that pass is skipped.
-        if coef != 1.0 {
-            scale(slices, T::of(coef));
-        }
+        let total = total_norm(&views, order);
+        nonfinite_check(func, norm_type, error_if_nonfinite, total)?;
+        clip_to_norm(slices, max_norm, total);
         Ok(total)
     })
+}
+
+/// The refusal of a NaN or infinite global norm that `error_if_nonfinite=True` asks for.
+fn nonfinite_check(func: &str, norm_type: f64, error_if_nonfinite: bool, total: f64) -> Result<()> {
+    if error_if_nonfinite && !total.is_finite() {
+        return Err(Error::Value(format!(
+            "{func}: gradients must have a finite total norm of order {norm_type} when \
+             error_if_nonfinite=True, got {total}"
+        )));
+    }
+    Ok(())
 }
 
 /// Clips a dict of gradients to a global norm of at most `max_norm`; returns the norm.
@@ -63,11 +62,8 @@ pub fn clip_grad_norm(
     error_if_nonfinite: bool,
 ) -> PyResult<f64> {
     guard(func, || {
-        let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
-        let Some((key, g)) = grads.items.first() else {
-            return Ok(0.0);
-        };
-        let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
+        let (grads, dtype) = split::read_gradients(func, gradients)?;
+        let Some(dtype) = dtype else { return Ok(0.0) };
         Ok(
             dispatch!(dtype => clip_typed(py, func, &grads, max_norm, norm_type, error_if_nonfinite))?,
         )
@@ -77,5 +73,6 @@ pub fn clip_grad_norm(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)?;
     m.add_function(wrap_pyfunction!(agc::adaptive_grad_clip, m)?)?;
+    split::register(m)?;
     adaptive::register(m)
 }
