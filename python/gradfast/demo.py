@@ -40,6 +40,7 @@ LAMBDA_L1, LAMBDA_L2 = 1e-5, 1e-4  # elastic net on the dense weights
 MAX_NORM = 1.0  # gradient clipping
 FINAL_SPARSITY = 0.7  # of the dense weights, reached three quarters into training
 PRUNE_EVERY = 10  # steps between two pruning rounds; the masks are applied after every step
+EMA_DECAY = 0.9  # of the weights' moving average that is evaluated (about half an epoch's steps)
 RNN_HIDDEN, RNN_STEPS, RNN_BATCH, RNN_UPDATES = 32, 40, 32, 300
 
 #: per optimizer: how to build it from the peak learning rate, and that rate's default
@@ -191,6 +192,7 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     )
     pruner = lib.GradualPruning(0.0, FINAL_SPARSITY, begin_step=total // 5, end_step=3 * total // 4)
     weights = model.weights
+    ema = lib.EMA(EMA_DECAY)  # the weights evaluated: their moving average over the last steps
     rng = np.random.default_rng(args.seed)  # the same shuffle in every process
 
     step = 0
@@ -216,6 +218,7 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
                 pruner.update(weights, step)  # prunes in place; its masks (pruner.masks) only shrink
             elif pruner.masks is not None:
                 lib.apply_masks(weights, pruner.masks)  # the optimizer moved pruned weights: back to zero
+            ema.update(model.params)
             step += 1
             history.step_sparsity.append(sparsity(weights))
             loss_sum += (loss + penalty) * len(y)  # with --distributed: of this process's share
@@ -233,13 +236,25 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             )
         history.epoch_loss.append(loss_sum / seen)
         history.epoch_train_acc.append(correct / seen)
-        history.epoch_test_acc.append(accuracy(model, X_test, y_test))
+        history.epoch_test_acc.append(averaged_accuracy(lib, model, ema, pruner, X_test, y_test))
         log(
             f"epoch {epoch:{len(str(args.epochs))}d}/{args.epochs}  loss {history.epoch_loss[-1]:.4f}  "
             f"train acc {history.epoch_train_acc[-1]:.4f}  test acc {history.epoch_test_acc[-1]:.4f}  "
             f"lr {history.step_lr[-1]:.2e}  sparsity {history.step_sparsity[-1]:.2f}  "
             f"{time.perf_counter() - start:.2f} s"
         )
+
+
+def averaged_accuracy(lib: ModuleType, model: MLP, ema, pruner, X: np.ndarray, y: np.ndarray) -> float:
+    """The accuracy of the averaged weights (pruned as the live ones), the live ones restored after."""
+    live = {k: p.copy() for k, p in model.params.items()}
+    ema.copy_to(model.params)
+    if pruner.masks is not None:
+        lib.apply_masks(model.weights, pruner.masks)
+    result = accuracy(model, X, y)
+    for k, p in live.items():
+        np.copyto(model.params[k], p)
+    return result
 
 
 def sparsity(weights: dict[str, np.ndarray]) -> float:
