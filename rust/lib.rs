@@ -17,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::steps::register(m)?;
     bindings::optim::register(m)?;
     bindings::clip::register(m)?;
+    bindings::average::register(m)?;
     bindings::distributed::register(m)?;
     bindings::nn::register(m)?;
     bindings::init::register(m)?;

@@ -189,6 +189,10 @@ NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 NOT_OPTIMIZERS |= {"prune"}
 # their baseline is gradfast.reference too (tests/test_rnn.py, tests/test_linear.py)
 NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "gradient_descent_narrow", "sgd_optimizer"}
+# its baseline is gradfast.reference's EMA (tests/test_average.py)
+NOT_OPTIMIZERS |= {"ema"}
+# checked below (test_numpy_total_norm_and_value_clipping_match)
+NOT_OPTIMIZERS |= {"get_total_norm", "clip_grad_value"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 
@@ -243,3 +247,18 @@ def test_thread_sweep_times_one_thread_against_the_default_and_restores_it(capsy
     assert main(["bench", "--thread-sweep", "--quick", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 thread against 2" in out and out.splitlines()[-1].startswith("worst ratio: ")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_total_norm_and_value_clipping_match(dtype):
+    rng = np.random.default_rng(1)
+    grads = {"a": rng.standard_normal(300_000), "b": rng.standard_normal((3, 5))}
+    grads = {k: g.astype(dtype) for k, g in grads.items()}
+    assert bench.numpy.numpy_total_norm(grads) == pytest.approx(
+        gf.get_total_norm(grads), rel=TOL[np.dtype(dtype)]["rtol"]
+    )
+    ours = {k: g.copy() for k, g in grads.items()}
+    bench.numpy.numpy_clip_grad_value(ours, 0.5)
+    gf.clip_grad_value(grads, 0.5)
+    for k in grads:
+        np.testing.assert_array_equal(ours[k], grads[k])

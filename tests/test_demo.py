@@ -74,7 +74,9 @@ def test_pruned_weights_stay_pruned_through_optimizer_steps():
     begin = len(sparsity) // 5  # the pruner's begin_step
     assert np.all(sparsity[:begin] == 0.0) and sparsity[-1] == pytest.approx(demo.FINAL_SPARSITY, abs=0.01)
     lr = np.array(history.step_lr)
-    assert lr.max() == pytest.approx(3e-3) and lr[0] == 0.0 and lr[-1] < 1e-5  # warmup, then cosine
+    warmup = max(1, len(lr) // 10)  # LinearLR from 1 / warmup of the peak, then CosineAnnealingLR
+    assert lr.max() == pytest.approx(3e-3) and lr[0] == pytest.approx(3e-3 / warmup) and lr[-1] < 1e-5
+    assert lr[warmup] == pytest.approx(3e-3) and np.all(np.diff(lr[: warmup + 1]) > 0)
 
 
 @pytest.mark.parametrize("optimizer", sorted(set(demo.OPTIMIZERS) - {"adamw"}))  # adamw: the default

@@ -2,17 +2,28 @@
 
 Every name of the API is importable from here. The Rust-backed ones (``Adam``, ``AdamW``,
 ``MomentumOptimizer``, ``LAMB``, ``LARS``, ``LayerAdaptiveLR``, ``adam_optimizer``,
-``clip_grad_norm``, ``adaptive_grad_clip``, ``AdaptiveClipper``, ``BatchNorm``, ``Dropout``,
+``clip_grad_norm``, ``get_total_norm``, ``clip_grads_with_norm``, ``clip_grad_value``,
+``adaptive_grad_clip``, ``AdaptiveClipper``, ``BatchNorm``, ``Dropout``,
 ``initialize_weights``, ``compute_regularization``, ``prune_network``, ``magnitude_masks``,
 ``apply_masks``, ``GradualPruning``, ``bptt``, ``gradient_descent``, ``sgd_optimizer``) have a
 pure-NumPy twin with the same signature in ``gradfast.reference``; the others are, for now,
 served by that reference implementation itself (``gradfast.LRScheduler is
-gradfast.reference.LRScheduler``) until their kernels land.
+gradfast.reference.LRScheduler``) until their kernels land. ``gradfast.schedules`` (schedulers
+that drive an optimizer) is pure Python, its own reference.
 """
 
+from . import schedules  # a module: gf.schedules.StepLR, ...
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
-from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
+from .average import EMA
+from .clip import (
+    AdaptiveClipper,
+    adaptive_grad_clip,
+    clip_grad_norm,
+    clip_grad_value,
+    clip_grads_with_norm,
+    get_total_norm,
+)
 from .distributed import DataParallel, allreduce_gradients, broadcast_parameters, rank, size
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
@@ -37,6 +48,7 @@ __all__ = [
     "DataParallel",
     "BatchNorm",
     "DistributedOptimizer",
+    "EMA",
     "Dropout",
     "GradualPruning",
     "LRScheduler",
@@ -49,13 +61,17 @@ __all__ = [
     "bptt",
     "broadcast_parameters",
     "clip_grad_norm",
+    "clip_grad_value",
+    "clip_grads_with_norm",
     "compute_regularization",
     "get_num_threads",
+    "get_total_norm",
     "gradient_descent",
     "initialize_weights",
     "magnitude_masks",
     "prune_network",
     "rank",
+    "schedules",
     "set_num_threads",
     "sgd_optimizer",
     "size",

@@ -215,6 +215,13 @@ def number(
     return v
 
 
+def real(fn: str, name: str, value: object) -> float:
+    """Any real number, infinities and NaN included (a metric, a norm already computed)."""
+    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, (str, bytes)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
+    return float(value)  # type: ignore[arg-type,unused-ignore]
+
+
 def flag(fn: str, name: str, value: object) -> bool:
     """A bool argument (``np.bool_`` too); anything else is a ``TypeError``."""
     if not isinstance(value, (bool, np.bool_)):

@@ -1,5 +1,6 @@
-"""Rust-backed gradient clipping: global-norm, unit-wise adaptive (AGC) and the adaptive
-per-tensor clipper, each over a whole dict in one call."""
+"""Rust-backed gradient clipping: global-norm (in one call, or torch's split into
+``get_total_norm`` and ``clip_grads_with_norm``), by value, unit-wise adaptive (AGC) and the
+adaptive per-tensor clipper, each over a whole dict in one call."""
 
 from __future__ import annotations
 
@@ -35,6 +36,49 @@ def clip_grad_norm(
         error_if_nonfinite=_validate.flag(fn, "error_if_nonfinite", error_if_nonfinite),
     )
     return _core.clip_grad_norm(fn, gradients, hyper)
+
+
+def get_total_norm(
+    gradients: Mapping[Any, np.ndarray],
+    norm_type: float | str = 2.0,
+    *,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """The global ``norm_type``-norm of all gradients together, as ``torch.nn.utils.get_total_norm``
+    (a Python float here): the norm of the per-array norms, accumulated in float64, exactly the
+    norm ``clip_grad_norm`` computes. 0 for an empty dict; with ``error_if_nonfinite=True`` a NaN
+    or infinite norm raises ``ValueError``. The gradients are only read.
+    """
+    fn = "get_total_norm"
+    p = _validate.norm_type(fn, norm_type)
+    error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
+    return _core.get_total_norm(fn, gradients, p, error_if_nonfinite)
+
+
+def clip_grads_with_norm(
+    gradients: Mapping[Any, np.ndarray], max_norm: float, total_norm: float
+) -> Mapping[Any, np.ndarray]:
+    """Scale all gradients in place by ``min(1, max_norm / (total_norm + 1e-6))``, as
+    ``torch.nn.utils.clip_grads_with_norm_``: the second half of ``clip_grad_norm``, for a norm
+    ``get_total_norm`` (or a collective over processes) computed. ``total_norm`` may be any
+    number; NaN makes every gradient NaN, as torch. Returns ``gradients``.
+    """
+    fn = "clip_grads_with_norm"
+    max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
+    total_norm = _validate.real(fn, "total_norm", total_norm)
+    _core.clip_grads_with_norm(fn, gradients, max_norm, total_norm)
+    return gradients
+
+
+def clip_grad_value(gradients: Mapping[Any, np.ndarray], clip_value: float) -> Mapping[Any, np.ndarray]:
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place, as
+    ``torch.nn.utils.clip_grad_value_`` (``clip_value`` finite, >= 0, rounded once to the
+    dtype); NaN stays NaN, ``-0.0`` stays ``-0.0``. Returns ``gradients``.
+    """
+    fn = "clip_grad_value"
+    clip_value = _validate.number(fn, "clip_value", clip_value, lo=0.0)
+    _core.clip_grad_value(fn, gradients, clip_value)
+    return gradients
 
 
 def adaptive_grad_clip(

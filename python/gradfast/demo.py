@@ -41,6 +41,7 @@ LAMBDA_L1, LAMBDA_L2 = 1e-5, 1e-4  # elastic net on the dense weights
 MAX_NORM = 1.0  # gradient clipping
 FINAL_SPARSITY = 0.7  # of the dense weights, reached three quarters into training
 PRUNE_EVERY = 10  # steps between two pruning rounds; the masks are applied after every step
+EMA_DECAY = 0.9  # of the weights' moving average that is evaluated (about half an epoch's steps)
 RNN_HIDDEN, RNN_STEPS, RNN_BATCH, RNN_UPDATES = 32, 40, 32, 300
 #: where the PNG goes by default: the temporary directory, so a run inside a clone leaves
 #: nothing for ``git status`` to show (the path is printed at the end)
@@ -184,9 +185,18 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     steps_per_epoch = len(X_train) // BATCH  # the incomplete last batch is dropped: BatchNorm wants full ones
     total = args.epochs * steps_per_epoch
     warmup = max(1, total // 10)
-    schedule = lib.LRScheduler(args.lr)  # peak rate: linear warmup from 0, then cosine to 0
+    # peak rate args.lr: a linear warmup, then a cosine down to 0 (as torch's schedulers would)
+    schedule = lib.schedules.SequentialLR(
+        optimizer,
+        [
+            lib.schedules.LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup),
+            lib.schedules.CosineAnnealingLR(optimizer, T_max=total - warmup),
+        ],
+        milestones=[warmup],
+    )
     pruner = lib.GradualPruning(0.0, FINAL_SPARSITY, begin_step=total // 5, end_step=3 * total // 4)
     weights = model.weights
+    ema = lib.EMA(EMA_DECAY)  # the weights evaluated: their moving average over the last steps
     rng = np.random.default_rng(args.seed)  # the same shuffle in every process
 
     step = 0
@@ -205,16 +215,15 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             for key, g in reg_grads.items():
                 grads[key] += g
             lib.clip_grad_norm(grads, max_norm=MAX_NORM)
-            optimizer.learning_rate = schedule.with_warmup(
-                step, warmup, "cosine_annealing", total_epochs=total - warmup
-            )
             optimizer.update(model.params, grads)
+            history.step_lr.append(optimizer.learning_rate)
+            schedule.step()  # the rate of the next step
             if step >= pruner.begin_step and step % PRUNE_EVERY == 0:
                 pruner.update(weights, step)  # prunes in place; its masks (pruner.masks) only shrink
             elif pruner.masks is not None:
                 lib.apply_masks(weights, pruner.masks)  # the optimizer moved pruned weights: back to zero
+            ema.update(model.params)
             step += 1
-            history.step_lr.append(optimizer.learning_rate)
             history.step_sparsity.append(sparsity(weights))
             loss_sum += (loss + penalty) * len(y)  # with --distributed: of this process's share
             correct += int((logits.argmax(axis=1) == y).sum())
@@ -231,13 +240,25 @@ def train_mlp(lib: ModuleType, args: argparse.Namespace, dist, history: History,
             )
         history.epoch_loss.append(loss_sum / seen)
         history.epoch_train_acc.append(correct / seen)
-        history.epoch_test_acc.append(accuracy(model, X_test, y_test))
+        history.epoch_test_acc.append(averaged_accuracy(lib, model, ema, pruner, X_test, y_test))
         log(
             f"epoch {epoch:{len(str(args.epochs))}d}/{args.epochs}  loss {history.epoch_loss[-1]:.4f}  "
             f"train acc {history.epoch_train_acc[-1]:.4f}  test acc {history.epoch_test_acc[-1]:.4f}  "
             f"lr {history.step_lr[-1]:.2e}  sparsity {history.step_sparsity[-1]:.2f}  "
             f"{time.perf_counter() - start:.2f} s"
         )
+
+
+def averaged_accuracy(lib: ModuleType, model: MLP, ema, pruner, X: np.ndarray, y: np.ndarray) -> float:
+    """The accuracy of the averaged weights (pruned as the live ones), the live ones restored after."""
+    live = {k: p.copy() for k, p in model.params.items()}
+    ema.copy_to(model.params)
+    if pruner.masks is not None:
+        lib.apply_masks(model.weights, pruner.masks)
+    result = accuracy(model, X, y)
+    for k, p in live.items():
+        np.copyto(model.params[k], p)
+    return result
 
 
 def sparsity(weights: dict[str, np.ndarray]) -> float:
@@ -267,17 +288,17 @@ def train_rnn(lib: ModuleType, args: argparse.Namespace, dist, history: History,
     recurrent = lib.initialize_weights([RNN_HIDDEN, RNN_HIDDEN], "xavier", seed=args.seed + 1, dtype=DTYPE)
     weights = {"Wx": io["W1"], "Wh": recurrent["W1"], "Wy": io["W2"]}
     h0 = np.zeros((RNN_HIDDEN, RNN_BATCH // size), dtype=DTYPE)
-    optimizer = lib.Adam()
-    schedule = lib.LRScheduler(1e-2)
+    optimizer = lib.Adam(1e-2)
+    schedule = lib.schedules.CosineAnnealingLR(optimizer, T_max=RNN_UPDATES)
     rng = np.random.default_rng([args.seed, rank])  # each process its own waves
-    for step in range(RNN_UPDATES):
+    for _ in range(RNN_UPDATES):
         inputs, targets = sine_batch(rng, RNN_STEPS, RNN_BATCH // size)
         grads, loss = lib.bptt(inputs, targets, h0, weights, RNN_STEPS)
         if dist:
             dist.allreduce_gradients(grads)
         lib.clip_grad_norm(grads, max_norm=MAX_NORM)
-        optimizer.learning_rate = schedule.cosine_annealing(step, RNN_UPDATES)
         optimizer.update(weights, grads)
+        schedule.step()
         history.rnn_loss.append(loss)
     inputs, targets = sine_batch(np.random.default_rng([args.seed, 1 << 16]), RNN_STEPS, 1)
     history.rnn_example = (inputs[:, 0, 0], targets[:, 0, 0], rnn_predict(weights, inputs)[:, 0, 0])

@@ -160,6 +160,25 @@ impl<'py> Mapping<'py> {
         }
         Ok(())
     }
+
+    /// The values of `self` for the keys of `reference`, in its order, after [`check_keys`](Self::check_keys).
+    pub fn values_for(
+        &self,
+        func: &str,
+        name: &str,
+        ref_name: &str,
+        reference: &Items<'py>,
+    ) -> Result<Vec<Bound<'py, PyAny>>> {
+        self.check_keys(func, name, ref_name, reference)?;
+        reference
+            .items
+            .iter()
+            .map(|(key, _)| {
+                self.get(key)?
+                    .ok_or_else(|| self.key_error(func, name, ref_name, reference))
+            })
+            .collect()
+    }
 }
 
 /// A dict argument read into an owned list of `(key, value)`.

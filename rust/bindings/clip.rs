@@ -7,9 +7,10 @@ use pyo3::prelude::*;
 
 mod adaptive_clipper;
 mod adaptive_grad_clip;
+mod split;
 
 use super::{guard, run};
-use crate::arrays::{float_dtype, Call, Float, Items, Name, Out};
+use crate::arrays::{Call, Float, Items, Name, Out};
 use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class};
 
@@ -45,15 +46,21 @@ fn clip_grad_norm_typed<T: Float>(
     run(py, total_len, move || {
         let views: Vec<&[T]> = slices.iter().map(|s| &s[..]).collect();
         let total = total_norm(&views, order);
-        if error_if_nonfinite && !total.is_finite() {
-            return Err(Error::Value(format!(
-                "{func}: gradients must have a finite total norm of order {norm_type} when \
-                 error_if_nonfinite=True, got {total}"
-            )));
-        }
-        clip_to_norm(slices, total, max_norm);
+        nonfinite_check(func, norm_type, error_if_nonfinite, total)?;
+        clip_to_norm(slices, max_norm, total);
         Ok(total)
     })
+}
+
+/// The refusal of a NaN or infinite global norm that `error_if_nonfinite=True` asks for.
+fn nonfinite_check(func: &str, norm_type: f64, error_if_nonfinite: bool, total: f64) -> Result<()> {
+    if error_if_nonfinite && !total.is_finite() {
+        return Err(Error::Value(format!(
+            "{func}: gradients must have a finite total norm of order {norm_type} when \
+             error_if_nonfinite=True, got {total}"
+        )));
+    }
+    Ok(())
 }
 
 /// Clips a dict of gradients to a global norm of at most `max_norm`; returns the norm.
@@ -66,11 +73,8 @@ pub fn clip_grad_norm(
     hyper: &Bound<'_, ClipGradNormHyper>,
 ) -> PyResult<f64> {
     guard(func, || {
-        let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
-        let Some((key, g)) = grads.items.first() else {
-            return Ok(0.0);
-        };
-        let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
+        let (grads, dtype) = split::read_gradients(func, gradients)?;
+        let Some(dtype) = dtype else { return Ok(0.0) };
         Ok(dispatch!(dtype => clip_grad_norm_typed(py, func, &grads, hyper.get()))?)
     })
 }
@@ -79,5 +83,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ClipGradNormHyper>()?;
     m.add_function(wrap_pyfunction!(clip_grad_norm, m)?)?;
     adaptive_grad_clip::register(m)?;
+    split::register(m)?;
     adaptive_clipper::register(m)
 }

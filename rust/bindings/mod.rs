@@ -5,6 +5,7 @@
 //! check them all, then release the GIL and run the kernel; its body runs inside [`guard`],
 //! so that no panic reaches Python as a `BaseException`.
 
+pub mod average;
 pub mod clip;
 pub mod distributed;
 pub mod init;

@@ -17,8 +17,8 @@ use crate::arrays::{
     float_dtype, fresh, same_shape, Call, Dtype, Elem, Float, In, Items, Mapping, MaskByte, Name,
     Out,
 };
-use crate::{dispatch, hyper_class};
 use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
 
 type Thresholds = Vec<Option<f64>>;
 /// New arrays, and the same registered as outputs of a call.

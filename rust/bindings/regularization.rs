@@ -6,8 +6,8 @@ use pyo3::types::PyDict;
 
 use super::{guard, run};
 use crate::arrays::{float_dtype, Call, Float, In, Items, Name, Out};
-use crate::{dispatch, hyper_class};
 use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
 
 fn reg_typed<'py, T: Float>(
     py: Python<'py>,

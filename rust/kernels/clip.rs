@@ -8,6 +8,51 @@ use crate::runtime::pool::for_each_chunk;
 use crate::runtime::reduce::{norms, row_norms, Order};
 use crate::Real;
 
+/// The global `order`-norm of all tensors together (torch's `get_total_norm`): the norm of
+/// their per-tensor norms, float64, the same bits for every thread count.
+pub fn total_norm<T: Real>(tensors: &[&[T]], order: Order) -> f64 {
+    combine(&norms(tensors, order), order)
+}
+
+/// torch's clipping factor for a global norm `total`: `min(max_norm / (total + 1e-6), 1)`, NaN
+/// for a NaN norm (so that a NaN gradient spreads as torch's does).
+pub fn clip_coef(max_norm: f64, total: f64) -> f64 {
+    if total.is_nan() {
+        f64::NAN
+    } else {
+        (max_norm / (total + 1e-6)).min(1.0)
+    }
+}
+
+/// Scales every tensor by [`clip_coef`] (torch's `clip_grads_with_norm_`), rounded once to
+/// `T`; a factor of one changes no bit, so that pass is skipped.
+pub fn clip_to_norm<T: Real>(tensors: Vec<&mut [T]>, max_norm: f64, total: f64) {
+    let coef = clip_coef(max_norm, total);
+    if coef != 1.0 {
+        scale(tensors, T::of(coef));
+    }
+}
+
+crate::simd! {
+    fn clamp_slice<T: Real>(x: &mut [T], lo: T, hi: T) {
+        for v in x {
+            let a = *v;
+            *v = if a < lo { lo } else if a > hi { hi } else { a };
+        }
+    }
+}
+
+/// Clamps every element into `[-clip_value, clip_value]` in one pass (torch's
+/// `clip_grad_value_`); NaN stays NaN, as torch's `clamp`.
+pub fn clamp<T: Real>(tensors: Vec<&mut [T]>, clip_value: f64) {
+    let (lo, hi) = (T::of(-clip_value), T::of(clip_value));
+    let bundles = tensors.into_iter().map(|x| Slice { x }).collect();
+    // read and written
+    for_each_chunk(bundles, 2 * std::mem::size_of::<T>(), |s| {
+        clamp_slice(s.x, lo, hi)
+    });
+}
+
 /// The norm of the per-tensor norms: the global norm of all tensors together.
 pub fn combine(norms: &[f64], order: Order) -> f64 {
     match order {
@@ -28,33 +73,6 @@ crate::simd! {
         for v in x {
             *v = *v * c;
         }
-    }
-}
-
-/// The global norm of order `order` of all `tensors` together, in float64: deterministic for
-/// any thread count.
-pub fn total_norm<T: Real>(tensors: &[&[T]], order: Order) -> f64 {
-    combine(&norms(tensors, order), order)
-}
-
-/// The factor that clips tensors of global norm `total` to at most `max_norm`, as
-/// `torch.nn.utils.clip_grads_with_norm_` forms it: `min(max_norm / (total + 1e-6), 1)`; NaN
-/// for a NaN norm.
-pub fn clip_coefficient(total: f64, max_norm: f64) -> f64 {
-    if total.is_nan() {
-        f64::NAN
-    } else {
-        (max_norm / (total + 1e-6)).min(1.0)
-    }
-}
-
-/// Clips `tensors`, whose global norm is `total`, to at most `max_norm` in place (the factor of
-/// [`clip_coefficient`] rounded once to `T`). A factor of one changes no bit: that pass is
-/// skipped.
-pub fn clip_to_norm<T: Real>(tensors: Vec<&mut [T]>, total: f64, max_norm: f64) {
-    let coef = clip_coefficient(total, max_norm);
-    if coef != 1.0 {
-        scale(tensors, T::of(coef));
     }
 }
 
@@ -276,6 +294,52 @@ mod tests {
         assert_eq!(a.clip_value(0.01, 1.0), 0.4);
         assert_eq!(a.clip_value(0.5, 1.0), 0.5);
         assert_eq!(a.clip_value(0.01, 0.3), 0.3);
+    }
+
+    #[test]
+    fn clamp_holds_values_in_the_band_and_keeps_nan() {
+        let mut a = vec![3.0f32; CHUNK * 2 + 1];
+        a[0] = -5.0;
+        a[1] = f32::NAN;
+        a[2] = -0.0;
+        a[3] = 0.25;
+        let mut b = [-1.0f64; 3];
+        clamp(vec![&mut a[..]], 0.5);
+        clamp(vec![&mut b[..], &mut []], 2.0);
+        assert_eq!(a[0], -0.5);
+        assert!(a[1].is_nan());
+        assert!(a[2] == 0.0 && a[2].is_sign_negative());
+        assert_eq!(a[3], 0.25);
+        assert!(a[4..].iter().all(|&x| x == 0.5));
+        assert!(b.iter().all(|&x| x == -1.0));
+    }
+
+    #[test]
+    fn clip_to_norm_scales_by_torch_factor() {
+        let mut a = vec![3.0f64, 4.0];
+        clip_to_norm(vec![&mut a[..]], 1.0, 5.0);
+        assert_eq!(a, [3.0 * (1.0 / (5.0 + 1e-6)), 4.0 * (1.0 / (5.0 + 1e-6))]);
+        let mut b = [3.0f64];
+        clip_to_norm(vec![&mut b[..]], 10.0, 3.0);
+        assert_eq!(b, [3.0]);
+        clip_to_norm(vec![&mut b[..]], 10.0, f64::NAN);
+        assert!(b[0].is_nan());
+        assert_eq!(clip_coef(1.0, f64::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn total_norm_is_the_same_for_every_thread_count() {
+        use crate::runtime::pool::{set_num_threads, PARALLEL_MIN_BYTES};
+        let n = PARALLEL_MIN_BYTES / 4 + CHUNK + 7;
+        let a: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.37 - 2.0).collect();
+        let b = vec![0.5f32; 100];
+        let views = [&a[..], &b[..]];
+        let run = |threads| {
+            set_num_threads(threads);
+            [Order::Two, Order::Inf, Order::P(1.5)].map(|o| total_norm(&views, o).to_bits())
+        };
+        assert_eq!(run(1), run(3));
+        assert_eq!(total_norm::<f32>(&[], Order::Two), 0.0);
     }
 
     #[test]

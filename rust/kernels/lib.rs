@@ -5,6 +5,7 @@
 //! their work into fixed-size chunks run on the gradfast thread pool, so every thread count
 //! gives the same bits, and pick AVX-512/AVX2 code paths at run time (see [`runtime`]).
 
+pub mod average;
 pub mod clip;
 pub mod distributed;
 pub mod init;

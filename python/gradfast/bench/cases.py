@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import _core, clip, init, linear, nn, optim, prune, regularization, rnn
+from .. import _core, average, clip, init, linear, nn, optim, prune, regularization, rnn
 from .. import reference as ref
 from . import numpy as baseline
 from . import peers
@@ -607,4 +607,82 @@ least_squares(
     momentum=0.9,
     epochs=1,
     seed=0,
+)
+
+
+def total_norm(case: Case, impl: str):
+    """``get_total_norm(grads)``: every array read once."""
+    grads = case.arrays_of(1)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        tensors = [torch.from_numpy(g) for g in grads.values()]
+        return partial(torch.nn.utils.get_total_norm, tensors, 2.0, foreach=True), None
+    fn = baseline.numpy_total_norm if impl == "numpy" else clip.get_total_norm
+    return partial(fn, grads), None
+
+
+register(
+    Kernel(
+        "get_total_norm",
+        "get_total_norm(grads): the global 2-norm, every array read once",
+        cases=(Case("float32", 4, 4_000_000), layers("MLP", "float32", MLP)),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=total_norm,
+        traffic=lambda case: [(0, 1)],
+    )
+)
+
+
+def value_clipping(case: Case, impl: str):
+    """``clip_grad_value(grads, 0.5)``: clamped in place (the same work on every call)."""
+    grads = case.arrays_of(1)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        tensors = _torch_params(torch, grads, grads)  # clip_grad_value_ clamps their .grad
+        return partial(torch.nn.utils.clip_grad_value_, tensors, 0.5, foreach=True), None
+    fn = baseline.numpy_clip_grad_value if impl == "numpy" else clip.clip_grad_value
+    return partial(fn, grads, 0.5), None
+
+
+register(
+    Kernel(
+        "clip_grad_value",
+        "clip_grad_value(grads, 0.5): every array clamped in place in one pass (torch: two)",
+        cases=(Case("float32", 4, 4_000_000), layers("MLP", "float32", MLP)),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=value_clipping,
+        traffic=lambda case: [(1, 0)],
+    )
+)
+
+
+def ema_update(case: Case, impl: str):
+    """``EMA(0.999).update(params)`` after the first (copying) call: the average moved toward
+    the weights in place."""
+    params = case.arrays_of(0)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        averaged = [torch.from_numpy(p.copy()) for p in params.values()]
+        current = [torch.from_numpy(p) for p in params.values()]
+        return partial(torch._foreach_lerp_, averaged, current, 1 - 0.999), None
+    ema = (ref.EMA if impl == "numpy" else average.EMA)(0.999)
+    ema.update(params)
+    return partial(ema.update, params), None
+
+
+register(
+    Kernel(
+        "ema",
+        "EMA(0.999).update(params): every average read and written, every weight read",
+        cases=(Case("float32", 4, 4_000_000), layers("MLP", "float32", MLP)),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=ema_update,
+        traffic=lambda case: [(1, 1)],
+    )
 )

@@ -107,13 +107,7 @@ _NORM_CHUNK = 1 << 16
 def numpy_clip_grad_norm(gradients, max_norm):
     """``gradfast.clip_grad_norm`` with the 2-norm: one read pass for the norm, then (only if
     it clips) one in-place pass to scale. Returns the norm before clipping."""
-    sum_sq = 0.0
-    for g in gradients.values():
-        flat = g.reshape(-1)
-        for i in range(0, flat.size, _NORM_CHUNK):
-            chunk = flat[i : i + _NORM_CHUNK]
-            sum_sq += float(np.dot(chunk, chunk))
-    total = math.sqrt(sum_sq)
+    total = numpy_total_norm(gradients)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in gradients.values():
@@ -140,3 +134,22 @@ class NumpyToBfloat16:
         np.isnan(x, out=self.nan)
         if self.nan.any():
             np.copyto(out, (bits >> 16 | 0x40).astype(np.uint16), where=self.nan)
+
+
+def numpy_total_norm(gradients):
+    """``gradfast.get_total_norm`` with the 2-norm: one read pass, float64 sums of chunks."""
+    sum_sq = 0.0
+    for g in gradients.values():
+        flat = g.reshape(-1)
+        for i in range(0, flat.size, _NORM_CHUNK):
+            chunk = flat[i : i + _NORM_CHUNK]
+            sum_sq += float(np.dot(chunk, chunk))
+    return math.sqrt(sum_sq)
+
+
+def numpy_clip_grad_value(gradients, clip_value):
+    """``gradfast.clip_grad_value``: one in-place ``np.clip`` per array."""
+    for g in gradients.values():
+        c = g.dtype.type(clip_value)
+        np.clip(g, -c, c, out=g)
+    return gradients

@@ -2,12 +2,22 @@
 
 One module per kernel family, named as the family is in every layer of gradfast (the Rust
 kernel, its binding, the Python API): ``optim``, ``clip``, ``nn``, ``rnn``, ``prune``, ``init``,
-``linear``, ``regularization``, ``schedule``, ``distributed``. Nothing here imports the
+``linear``, ``regularization``, ``schedule``, ``distributed``, ``average`` (and ``schedules``,
+pure Python, the same module as ``gradfast.schedules``). Nothing here imports the
 compiled extension; the shared runtime (the optimizer base and argument validation) lives in
 ``gradfast._optimizer`` and ``gradfast._validate``.
 """
 
-from .clip import AdaptiveClipper, adaptive_grad_clip, clip_grad_norm
+from .. import schedules  # pure Python, its own reference: the same module
+from .average import EMA
+from .clip import (
+    AdaptiveClipper,
+    adaptive_grad_clip,
+    clip_grad_norm,
+    clip_grad_value,
+    clip_grads_with_norm,
+    get_total_norm,
+)
 from .distributed import (
     DataParallel,
     DistributedOptimizer,
@@ -32,6 +42,7 @@ __all__ = [
     "BatchNorm",
     "DataParallel",
     "DistributedOptimizer",
+    "EMA",
     "Dropout",
     "GradualPruning",
     "LAMB",
@@ -46,12 +57,16 @@ __all__ = [
     "bptt",
     "broadcast_parameters",
     "clip_grad_norm",
+    "clip_grad_value",
+    "clip_grads_with_norm",
     "compute_regularization",
+    "get_total_norm",
     "gradient_descent",
     "initialize_weights",
     "magnitude_masks",
     "prune_network",
     "rank",
+    "schedules",
     "sgd_optimizer",
     "size",
 ]

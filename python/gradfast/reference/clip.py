@@ -29,6 +29,44 @@ def vector_norm(a: np.ndarray, p: float = 2.0) -> float:
         return float(np.float64(np.sum(flat**p)) ** (1.0 / p))
 
 
+def _gradients(fn: str, gradients, *, writeable: bool) -> list:
+    """The items of a dict of float arrays of one dtype (written in place: not overlapping)."""
+    grads = _validate.array_dict(fn, "gradients", gradients)
+    dtype = None
+    items = list(grads.items())
+    for key, g in items:
+        _validate.float_array(fn, f"gradients[{key!r}]", g, writeable=writeable)
+        dtype = dtype or g.dtype
+        _validate.same_dtype(fn, f"gradients[{key!r}]", g, dtype)
+    if writeable:
+        _validate.no_overlaps(fn, [(f"gradients[{k!r}]", g) for k, g in items])
+    return items
+
+
+def _total_norm(fn: str, items: list, p: float, norm_type, error_if_nonfinite: bool) -> float:
+    """The ``p``-norm of the per-array norms (``inf``: their largest), in float64; 0 for none."""
+    if not items:
+        return 0.0
+    with np.errstate(all="ignore"):
+        n = np.array([vector_norm(g, p) for _, g in items])
+        total = float(np.max(n)) if p == math.inf else float(np.float64(np.sum(n**p)) ** (1.0 / p))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise ValueError(
+            f"{fn}: gradients must have a finite total norm of order {norm_type} when "
+            f"error_if_nonfinite=True, got {total}"
+        )
+    return total
+
+
+def _clip_to_norm(items: list, max_norm: float, total: float) -> None:
+    """torch's factor ``min(1, max_norm / (total + 1e-6))`` (NaN for a NaN norm), rounded once
+    to the dtype, times every array in place."""
+    coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
+    with np.errstate(all="ignore"):
+        for _, g in items:
+            g *= g.dtype.type(coef)
+
+
 def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     """Scale all gradients in place so that their global norm is at most ``max_norm``.
 
@@ -36,35 +74,58 @@ def clip_grad_norm(gradients, max_norm, norm_type=2.0, *, error_if_nonfinite=Fal
     absolute value), accumulated in float64. The scale is ``min(1, max_norm / (norm + 1e-6))``
     and is applied to every array, as ``torch.nn.utils.clip_grad_norm_`` does. Returns the
     global norm before clipping. With ``error_if_nonfinite=True`` a NaN or infinite norm
-    raises ``ValueError`` and nothing is changed.
+    raises ``ValueError`` and nothing is changed. The same as ``get_total_norm`` followed by
+    ``clip_grads_with_norm``, in one call.
     """
     fn = "clip_grad_norm"
-    grads = _validate.array_dict(fn, "gradients", gradients)
     max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
     p = _validate.norm_type(fn, norm_type)
     error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
-    dtype = None
-    items = list(grads.items())
-    for key, g in items:
-        _validate.float_array(fn, f"gradients[{key!r}]", g, writeable=True)
-        dtype = dtype or g.dtype
-        _validate.same_dtype(fn, f"gradients[{key!r}]", g, dtype)
-    _validate.no_overlaps(fn, [(f"gradients[{k!r}]", g) for k, g in items])
-    if not items:
-        return 0.0
-    with np.errstate(all="ignore"):
-        norms = [vector_norm(g, p) for _, g in items]
-        n = np.array(norms)
-        total = float(np.max(n)) if p == math.inf else float(np.float64(np.sum(n**p)) ** (1.0 / p))
-        if error_if_nonfinite and not math.isfinite(total):
-            raise ValueError(
-                f"{fn}: gradients must have a finite total norm of order {norm_type} when "
-                f"error_if_nonfinite=True, got {total}"
-            )
-        coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
-        for _, g in items:
-            g *= g.dtype.type(coef)
+    items = _gradients(fn, gradients, writeable=True)
+    total = _total_norm(fn, items, p, norm_type, error_if_nonfinite)
+    _clip_to_norm(items, max_norm, total)
     return total
+
+
+def get_total_norm(gradients, norm_type=2.0, *, error_if_nonfinite=False):
+    """The global ``norm_type``-norm of all gradients together, as ``torch.nn.utils.get_total_norm``
+    (a Python float here): the norm of the per-array norms, accumulated in float64, exactly the
+    norm ``clip_grad_norm`` computes. 0 for an empty dict; with ``error_if_nonfinite=True`` a NaN
+    or infinite norm raises ``ValueError``. The gradients are only read.
+    """
+    fn = "get_total_norm"
+    p = _validate.norm_type(fn, norm_type)
+    error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
+    items = _gradients(fn, gradients, writeable=False)
+    return _total_norm(fn, items, p, norm_type, error_if_nonfinite)
+
+
+def clip_grads_with_norm(gradients, max_norm, total_norm):
+    """Scale all gradients in place by ``min(1, max_norm / (total_norm + 1e-6))``, as
+    ``torch.nn.utils.clip_grads_with_norm_``: the second half of ``clip_grad_norm``, for a norm
+    ``get_total_norm`` (or a collective over processes) computed. ``total_norm`` may be any
+    number; NaN makes every gradient NaN, as torch. Returns ``gradients``.
+    """
+    fn = "clip_grads_with_norm"
+    max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
+    total_norm = _validate.real(fn, "total_norm", total_norm)
+    items = _gradients(fn, gradients, writeable=True)
+    _clip_to_norm(items, max_norm, total_norm)
+    return gradients
+
+
+def clip_grad_value(gradients, clip_value):
+    """Clamp every gradient element into ``[-clip_value, clip_value]`` in place, as
+    ``torch.nn.utils.clip_grad_value_`` (``clip_value`` finite, >= 0, rounded once to the
+    dtype); NaN stays NaN, ``-0.0`` stays ``-0.0``. Returns ``gradients``.
+    """
+    fn = "clip_grad_value"
+    clip_value = _validate.number(fn, "clip_value", clip_value, lo=0.0)
+    items = _gradients(fn, gradients, writeable=True)
+    for _, g in items:
+        c = g.dtype.type(clip_value)
+        np.clip(g, -c, c, out=g)
+    return gradients
 
 
 #: floor of a unit's gradient norm in the clipping factor, as in the paper's code

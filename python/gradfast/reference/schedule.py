@@ -4,6 +4,9 @@
 method maps an epoch (an int or float >= 0; fractional epochs give per-iteration schedules)
 to a rate, so calling it twice with the same epoch gives the same number and resuming needs
 no saved state. The arithmetic is double precision (``math``), in the order written below.
+
+To have a schedule drive an optimizer (set its ``learning_rate`` at every step, with
+``state_dict``), use ``gradfast.schedules``: PyTorch's ``lr_scheduler`` classes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ Schedule = Union[str, Callable[..., float]]
 
 class LRScheduler:
     """Learning-rate schedules around the peak rate ``initial_lr`` (settable, finite, >= 0).
+
+    Closed forms of the epoch; ``gradfast.schedules`` has the classes that step an optimizer.
 
     Decays, all equal to ``initial_lr`` at epoch 0 (PyTorch's closed forms, ``base_lr = initial_lr``):
 

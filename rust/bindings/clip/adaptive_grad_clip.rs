@@ -73,15 +73,7 @@ pub fn adaptive_grad_clip(
         };
         let grads = Items::read(func, "gradients", "numpy arrays", gradients)?;
         let p = Mapping::new(func, "params", "numpy arrays", params)?;
-        p.check_keys(func, "params", "gradients", &grads)?;
-        let p = grads
-            .items
-            .iter()
-            .map(|(key, _)| {
-                p.get(key)?
-                    .ok_or_else(|| p.key_error(func, "params", "gradients", &grads))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let p = p.values_for(func, "params", "gradients", &grads)?;
         if let Some((key, g)) = grads.items.first() {
             let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
             dispatch!(dtype => adaptive_grad_clip_typed(py, func, &grads, &p, &args))?;

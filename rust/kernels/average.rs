@@ -1,0 +1,75 @@
+//! Averages of the weights: the exponential moving average that `EMA` keeps for evaluation.
+
+use crate::runtime::pool::for_each_chunk;
+use crate::Real;
+
+crate::bundle! {
+    struct Pair<'a, T> {
+        pub avg: &'a mut [T],
+        pub x: &'a [T],
+    }
+}
+
+crate::simd! {
+    fn lerp_slice<T: Real>(avg: &mut [T], x: &[T], w: T) {
+        let n = avg.len();
+        let x = &x[..n];
+        // torch's lerp: the form that rounds least for the side of 0.5 the weight is on
+        if w < T::of(0.5) {
+            for i in 0..n {
+                avg[i] = avg[i] + w * (x[i] - avg[i]);
+            }
+        } else {
+            let v = T::ONE - w;
+            for i in 0..n {
+                avg[i] = x[i] - (x[i] - avg[i]) * v;
+            }
+        }
+    }
+}
+
+/// `avg += weight * (x - avg)` for every `(avg, x)` pair of equal lengths (torch's
+/// `lerp_(avg, x, weight)` without fused multiply-adds), the weight rounded once to `T`.
+pub fn lerp<T: Real>(pairs: Vec<(&mut [T], &[T])>, weight: f64) {
+    let w = T::of(weight);
+    let bundles = pairs.into_iter().map(|(avg, x)| Pair { avg, x }).collect();
+    // avg read and written, x read
+    for_each_chunk(bundles, 3 * std::mem::size_of::<T>(), |p| {
+        lerp_slice(p.avg, p.x, w)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+
+    #[test]
+    fn lerp_by_hand_on_both_sides_of_a_half() {
+        let mut a = [1.0f64, 2.0, -4.0];
+        lerp(vec![(&mut a[..], &[3.0, 2.0, 0.0][..])], 0.25);
+        assert_eq!(a, [1.5, 2.0, -3.0]);
+        let mut b = [1.0f32, 8.0];
+        lerp(
+            vec![(&mut b[..], &[3.0, 0.0][..]), (&mut [], &[][..])],
+            0.75,
+        );
+        assert_eq!(b, [3.0 - 2.0 * 0.25, 0.0 - (0.0 - 8.0) * 0.25]);
+        let mut c = [5.0f32];
+        lerp(vec![(&mut c[..], &[7.0][..])], 1.0);
+        assert_eq!(c, [7.0]);
+    }
+
+    #[test]
+    fn one_thread_gives_the_bits_of_many() {
+        let n = PARALLEL_MIN_BYTES / 8 + CHUNK + 5;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+        let run = |threads| {
+            set_num_threads(threads);
+            let mut a = vec![0.5f32; n];
+            lerp(vec![(&mut a[..], &x[..])], 1e-3);
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(1), run(3));
+    }
+}
