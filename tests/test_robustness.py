@@ -377,3 +377,38 @@ def test_adjacent_but_disjoint_arrays_are_not_overlapping(impl):
     np.testing.assert_allclose(buf, -0.1)
     with pytest.raises(ValueError, match="must not share memory"):
         impl.MomentumOptimizer(0.1).update({"a": buf[:5], "b": buf[4:]}, {"a": np.ones(5, F32), "b": np.ones(4, F32)})
+
+
+# -- a wrong shape is refused before any copy is made -------------------------------------
+
+HUGE = (1 << 20, 1 << 18)  # 2**38 elements: a copy would need a TiB
+
+
+def huge_view(dtype=np.float64):
+    """A broadcast view of the wrong shape: the kernel would need a copy of it."""
+    return np.broadcast_to(np.ones(1, dtype), HUGE)
+
+
+def wrong_shape_calls(impl):
+    """(name, call) of every input that needs a copy, given a huge view of the wrong shape."""
+    bn = impl.BatchNorm(3)
+    x = np.ones((4, 3))
+    bn.forward(x)
+    return [
+        ("adam_optimizer gradients", lambda: impl.adam_optimizer(np.ones(3), huge_view(), {})),
+        ("Adam gradients", lambda: impl.Adam().update({"w": np.ones(3)}, {"w": huge_view()})),
+        (
+            "adaptive_grad_clip params",
+            lambda: impl.adaptive_grad_clip({"w": np.ones(3)}, {"w": huge_view()}),
+        ),
+        ("BatchNorm.forward x", lambda: bn.forward(np.broadcast_to(np.ones(1), (1 << 40, 7)))),
+        ("BatchNorm.backward grad_output", lambda: bn.backward(huge_view())),
+        ("apply_masks masks", lambda: impl.apply_masks({"w": np.ones(3)}, {"w": huge_view(bool)})),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_a_wrong_shaped_view_is_a_value_error_not_a_huge_copy(impl, case):
+    name, call = wrong_shape_calls(impl)[case]
+    with pytest.raises(ValueError, match="must have shape"):
+        call()
