@@ -412,3 +412,70 @@ def test_a_wrong_shaped_view_is_a_value_error_not_a_huge_copy(impl, case):
     name, call = wrong_shape_calls(impl)[case]
     with pytest.raises(ValueError, match="must have shape"):
         call()
+
+
+# -- integers: bounded, never an OverflowError --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: m.GradualPruning(0, 0.9, 0, 10**400), r"GradualPruning: end_step must be an int <= 2\*\*62"),
+        (lambda m: m.GradualPruning(0, 0.9, 2**63, 2**64), r"GradualPruning: begin_step must be an int in \[0, "),
+        (lambda m: m.initialize_weights([10**400, 2]), r"initialize_weights: layer_dims\[0\] must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).cosine_annealing(5, 2**1024), r"total_epochs must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).step_decay(5, 0.5, 2**1024), r"epochs_drop must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).linear_warmup(5, 2**1024), r"warmup_epochs must be an int in \[0, "),
+        (lambda m: m.LRScheduler(0.1).cosine_warm_restarts(5, 2**1024), r"T_0 must be an int in \[1, "),
+        (lambda m: m.sgd_optimizer(np.ones((2, 1)), np.ones(2), np.ones(1), epochs=2**63), r"epochs must be an int in"),
+    ],
+)
+def test_a_huge_integer_argument_is_a_value_error(impl, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(impl)
+
+
+def test_huge_steps_and_cycles_give_numbers_not_overflow_errors(impl):
+    s = impl.GradualPruning(0.0, 0.9, 0, 2**62)
+    assert s.compute_sparsity(5) == pytest.approx(0.9 * 5 / 2**62)
+    assert s.compute_sparsity(1e300) == 0.9
+    # the cycle that holds epoch 1e300 is longer than a float can hold
+    assert impl.LRScheduler(0.1).cosine_warm_restarts(1e300, 1, 2**62) == pytest.approx(0.1)
+
+
+# -- the step counter ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, exc", [(2**64 - 1, ValueError), (2**64, ValueError), (-1, ValueError), (1.0, TypeError), (True, TypeError)]
+)
+def test_assigning_a_bad_step_is_refused_and_changes_nothing(impl, value, exc):
+    opt, p = impl.Adam(0.1), {"w": np.ones(3)}
+    opt.update(p, {"w": np.ones(3)})
+    with pytest.raises(exc, match=r"Adam: step must be an int"):
+        opt.step = value
+    assert opt.step == 1
+    opt.update(p, {"w": np.ones(3)})
+    assert opt.step == 2 and np.isfinite(p["w"]).all()
+
+
+@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer", "LAMB", "LARS", "LayerAdaptiveLR"])
+def test_an_optimizer_never_steps_past_the_step_it_can_load(impl, name):
+    from gradfast._base.optimizer import MAX_STEP
+
+    opt, p = getattr(impl, name)(), {"w": np.ones(3)}
+    update = opt.apply_gradients if name == "LayerAdaptiveLR" else opt.update
+    update(p, {"w": np.ones(3)})
+    d = opt.state_dict()
+    opt.load_state_dict({**d, "step": MAX_STEP})
+    before = opt.state_dict()
+    w = p["w"].copy()
+    with pytest.raises(ValueError, match=r"step must be .*< 2\*\*62"):
+        update(p, {"w": np.ones(3)})
+    np.testing.assert_array_equal(p["w"], w)
+    after = opt.state_dict()
+    assert after["step"] == MAX_STEP
+    for k in before["state"]:
+        for s in before["state"][k]:
+            np.testing.assert_array_equal(after["state"][k][s], before["state"][k][s])
+    opt.load_state_dict(after)  # what it holds, it can load

@@ -222,11 +222,24 @@ def flag(fn: str, name: str, value: object) -> bool:
     return bool(value)
 
 
-def integer(fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = None) -> int:
+#: the largest int an integer argument may be unless its own bound says otherwise: counts
+#: (steps, epochs, sizes) beyond it could never be reached, and they overflow float64 and
+#: uint64 arithmetic past it
+MAX_INT = 2**62
+
+
+def integer(fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = MAX_INT) -> int:
+    """An int (or NumPy integer, not a bool) in ``[lo, hi]``; ``hi=None`` only for a count
+    that is clamped before use (a batch larger than the data is all of it)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    too_low = lo is not None and value < lo
+    if too_low or (hi is not None and value > hi):
+        if hi is None or (too_low and hi == MAX_INT):
+            rng = f">= {lo}"
+        else:
+            top = "2**62" if hi == MAX_INT else hi
+            rng = f"<= {top}" if lo is None else f"in [{lo}, {top}]"
         raise ValueError(f"{fn}: {name} must be an int {rng}, got {value!r}")
     return int(value)
 

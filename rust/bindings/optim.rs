@@ -12,7 +12,7 @@ use gradfast_kernels::optim::momentum as momentum_k;
 use gradfast_kernels::optim::momentum::{momentum as momentum_kernel, MomentumTensor};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString};
 
 mod lamb;
 mod lars;
@@ -232,6 +232,10 @@ impl<'a, 'py> Dicts<'a, 'py> {
     }
 }
 
+/// The largest step count, as `gradfast._base.optimizer.MAX_STEP`: a step past it would
+/// leave a state that `load_state_dict` refuses.
+const MAX_STEP: u64 = 1 << 62;
+
 /// An optimizer object during one step: its lock held, its state (fresh zeros from
 /// `opt._fresh_state(params, gradients)` if it has none yet) and the step number to take.
 struct Stepping<'l, 'py> {
@@ -264,13 +268,16 @@ impl<'l, 'py> Stepping<'l, 'py> {
     }
 
     /// Records the finished step on the optimizer: its state and step count, with no Python
-    /// code run between the kernel and this.
+    /// code run between the kernel and this (the count goes straight into the instance dict,
+    /// where the `step` descriptor keeps it, not through the descriptor's check).
     fn commit(self) -> PyResult<()> {
         let py = self.opt.py();
         if !self.opt.getattr(intern!(py, "state"))?.is(&self.state) {
             self.opt.setattr(intern!(py, "state"), &self.state)?;
         }
-        self.opt.setattr(intern!(py, "step"), self.step)
+        let dict = self.opt.getattr(intern!(py, "__dict__"))?;
+        dict.cast::<PyDict>()?
+            .set_item(intern!(py, "step"), self.step)
     }
 }
 
@@ -287,6 +294,13 @@ fn optimizer_step<'py>(
 ) -> PyResult<()> {
     guard(func, || {
         let s = Stepping::begin(opt, lock, params, gradients)?;
+        if s.step > MAX_STEP {
+            return Err(Error::Value(format!(
+                "{func}: step must be an int < 2**62 to take another step, got {}",
+                s.step - 1
+            ))
+            .into());
+        }
         let dicts = Dicts::new(func, params, gradients, &s.state)?;
         step(&dicts, s.step)?;
         s.commit()

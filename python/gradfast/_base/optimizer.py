@@ -47,6 +47,25 @@ class Hyper:
         obj.__dict__.pop("_packed", None)
 
 
+class Step:
+    """The ``step`` attribute: an int in ``[0, MAX_STEP]``, checked on every assignment (a
+    counter that wrapped or overflowed in Rust would write garbage into the parameters)."""
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__["step"]
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__["step"] = _validate.integer(type(obj).__name__, "step", value, lo=0, hi=MAX_STEP)
+
+
+def next_step(fn: str, count: int, name: str = "step") -> int:
+    """``count + 1``, or a ``ValueError`` when that is past ``MAX_STEP`` (a state that
+    ``load_state_dict`` would refuse)."""
+    if count >= MAX_STEP:
+        raise ValueError(f"{fn}: {name} must be an int < 2**62 to take another step, got {count}")
+    return count + 1
+
+
 class Optimizer(Locked):
     """Base class: settable ``learning_rate``, ``state_dict()`` and ``load_state_dict()``.
 
@@ -70,6 +89,7 @@ class Optimizer(Locked):
     _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
 
     learning_rate = Hyper(lo=0.0)
+    step = Step()
 
     def __init__(self, learning_rate: float) -> None:
         super().__init__()  # the lock, held from reading ``step`` to committing the next one
@@ -93,8 +113,8 @@ class Optimizer(Locked):
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
         with self._lock:
+            step = next_step(self._update_name, self.step)
             state = self.state or self._fresh_state(params, gradients)
-            step = self.step + 1
             self._apply(params, gradients, state, step)
             self.state, self.step = state, step
         return params

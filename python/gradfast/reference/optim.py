@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _validate
 from .._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
+from .._base.optimizer import MAX_STEP, next_step
 from .clip import vector_norm
 
 
@@ -95,7 +96,7 @@ def adam_optimizer(params, gradients, state, learning_rate=0.001, beta1=0.9, bet
             for other, o in (("params", params), ("gradients", gradients)):
                 _validate.no_alias(fn, f"state[{slot!r}]", a, other, o)
         _validate.no_alias(fn, "state['m']", state["m"], "state['v']", state["v"])
-        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0) + 1
+        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0, hi=MAX_STEP - 1) + 1
     else:
         state["m"] = np.zeros_like(params, order="C")
         state["v"] = np.zeros_like(params, order="C")
@@ -158,7 +159,8 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
     __doc__ = LayerAdaptiveLRBase.__doc__
 
     def _advance(self, fn, params, gradients, write):
-        state, steps = self._next(gradients)
+        step = None if write == "rates" else next_step(fn, self.step)
+        state, steps = self._next(fn, gradients)
         out = {}
         for key, g in gradients.items():
             sq = state[key]["square_avg"]
@@ -178,8 +180,8 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
                     p = params[key]  # in place, never through the mapping's item assignment
                     p -= rate * g
         self.state, self.layer_steps = state, steps
-        if write != "rates":
-            self.step += 1
+        if step is not None:
+            self.step = step
         return out
 
 

@@ -214,7 +214,9 @@ pub fn layer_adaptive<'py>(
         opt.setattr(intern!(py, "state"), state)?;
         opt.setattr(intern!(py, "layer_steps"), layer_steps)?;
         if let Some(step) = step {
-            opt.setattr(intern!(py, "step"), step)?;
+            // into the instance dict, as `Stepping::commit`: no Python code after the kernel
+            let dict = opt.getattr(intern!(py, "__dict__"))?;
+            dict.cast::<PyDict>()?.set_item(intern!(py, "step"), step)?;
         }
         Ok(out)
     })
