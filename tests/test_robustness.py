@@ -479,3 +479,37 @@ def test_an_optimizer_never_steps_past_the_step_it_can_load(impl, name):
         for s in before["state"][k]:
             np.testing.assert_array_equal(after["state"][k][s], before["state"][k][s])
     opt.load_state_dict(after)  # what it holds, it can load
+
+
+# -- bfloat16 state through np.savez --------------------------------------------------------
+
+
+def test_bfloat16_state_saved_with_numpy_alone_loads_and_resumes_bitwise(impl, tmp_path):
+    """``np.savez`` stores bfloat16 as raw 2-byte voids; ``load_state_dict`` takes them (and
+    uint16 bits) as bfloat16, so a checkpoint written with NumPy alone resumes bitwise."""
+    p, g = {"w": np.linspace(-1, 1, 6, dtype=F32).reshape(2, 3)}, {"w": np.full((2, 3), 0.25, F32)}
+    opt = impl.Adam(0.1, state_dtype="bfloat16")
+    opt.update(p, g)
+    d = opt.state_dict()
+    np.savez(tmp_path / "ck.npz", **{s: a for s, a in d["state"]["w"].items()})
+    with np.load(tmp_path / "ck.npz") as f:
+        raw = {s: f[s] for s in f.files}
+    assert raw["exp_avg"].dtype == np.dtype("V2")
+    for slots in (raw, {s: a.view(np.uint16) for s, a in raw.items()}):
+        fresh = impl.Adam(0.1, state_dtype="bfloat16")
+        fresh.load_state_dict({**d, "state": {"w": slots}})
+        q = {"w": p["w"].copy()}
+        fresh.update(q, g)
+        r = {"w": p["w"].copy()}
+        opt2 = impl.Adam(0.1, state_dtype="bfloat16")
+        opt2.load_state_dict(d)
+        opt2.update(r, g)
+        np.testing.assert_array_equal(q["w"], r["w"])
+    with pytest.raises(ValueError, match=r"\['exp_avg_sq'\] must have shape \(4,\), got \(2, 3\)"):
+        impl.Adam(0.1, state_dtype="bfloat16").load_state_dict(
+            {**d, "state": {"w": {**raw, "exp_avg": np.zeros(4, np.uint16)}}}
+        )
+    with pytest.raises(TypeError, match="must have dtype bfloat16"):
+        impl.Adam(0.1, state_dtype="bfloat16").load_state_dict(
+            {**d, "state": {"w": {s: np.zeros((2, 3), "V4") for s in raw}}}
+        )
