@@ -513,3 +513,36 @@ def test_bfloat16_state_saved_with_numpy_alone_loads_and_resumes_bitwise(impl, t
         impl.Adam(0.1, state_dtype="bfloat16").load_state_dict(
             {**d, "state": {"w": {s: np.zeros((2, 3), "V4") for s in raw}}}
         )
+
+
+# -- attributes are checked on assignment, as hyper-parameters are --------------------------
+
+
+@pytest.mark.parametrize(
+    "make, attr, value, exc, match",
+    [
+        (lambda m: m.GradualPruning(), "final_sparsity", 1.5, ValueError, r"GradualPruning: final_sparsity must be"),
+        (lambda m: m.GradualPruning(), "initial_sparsity", -0.1, ValueError, r"initial_sparsity must be"),
+        (lambda m: m.GradualPruning(), "final_sparsity", "0.5", TypeError, r"final_sparsity must be a real number"),
+        (lambda m: m.GradualPruning(), "begin_step", 2**64, ValueError, r"begin_step must be an int"),
+        (lambda m: m.GradualPruning(0, 0.9, 0, 10), "begin_step", 10, ValueError, r"end_step must be an int > begin_step"),
+        (lambda m: m.GradualPruning(0, 0.9, 5, 10), "end_step", 5, ValueError, r"end_step must be an int > begin_step"),
+        (lambda m: m.GradualPruning(), "end_step", 1.5, TypeError, r"end_step must be an int"),
+        (lambda m: m.GradualPruning(), "schedule", "exp", ValueError, r"schedule must be 'linear' or 'cubic'"),
+        (lambda m: m.BatchNorm(3), "eps", 0.0, ValueError, r"BatchNorm: eps must be a finite number in \(0"),
+        (lambda m: m.Dropout(0.5, seed=1), "seed", -1, ValueError, r"Dropout: seed must be an int in \[0, 2\*\*64\), got -1"),
+        (lambda m: m.Dropout(0.5, seed=1), "seed", 2**64, ValueError, r"Dropout: seed must be an int in \[0, 2\*\*64\), got 1"),
+        (lambda m: m.Dropout(0.5, seed=1), "seed", 1.0, TypeError, r"Dropout: seed must be an int"),
+    ],
+)
+def test_a_bad_attribute_is_refused_on_assignment_and_kept(impl, make, attr, value, exc, match):
+    obj = make(impl)
+    old = getattr(obj, attr)
+    with pytest.raises(exc, match=match):
+        setattr(obj, attr, value)
+    assert getattr(obj, attr) == old
+
+
+def test_batchnorm_eps_must_be_positive_at_construction(impl):
+    with pytest.raises(ValueError, match=r"BatchNorm: eps must be a finite number in \(0"):
+        impl.BatchNorm(3, eps=0)

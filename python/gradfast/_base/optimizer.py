@@ -47,6 +47,23 @@ class Hyper:
         obj.__dict__.pop("_packed", None)
 
 
+class Checked:
+    """An attribute checked on every assignment by ``check(obj, value)``, which returns the
+    value to keep or raises (naming the attribute); kept in the instance dict."""
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__[self.name]
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = self.check(obj, value)
+
+
 class Step:
     """The ``step`` attribute: an int in ``[0, MAX_STEP]``, checked on every assignment (a
     counter that wrapped or overflowed in Rust would write garbage into the parameters)."""
