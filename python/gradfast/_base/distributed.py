@@ -99,10 +99,20 @@ def tensor_dict(fn: str, name: str, d) -> list[tuple[str, np.ndarray]]:
     return sorted(items, key=lambda item: item[0])
 
 
+def plain(value):
+    """``value`` as the builtin it stands for (``numpy.str_`` is ``str``, ``np.int64(2)`` is
+    ``2``), so that equal keys and options hash to the same digest on every rank."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def describe(fn: str, name: str, items, **settings) -> tuple:
-    """What a rank is about to do, comparable across ranks."""
-    arrays = tuple((key, a.shape, a.dtype.char) for key, a in items)
-    return (fn, name, tuple(sorted(settings.items())), arrays)
+    """What a rank is about to do, comparable across ranks (in plain Python types)."""
+    arrays = tuple((str(key), tuple(map(int, a.shape)), a.dtype.char) for key, a in items)
+    return (fn, name, tuple(sorted((k, plain(v)) for k, v in settings.items())), arrays)
 
 
 def agree(MPI, comm, fn: str, description: tuple | None, error: Exception | None) -> None:
@@ -151,7 +161,7 @@ def mismatch(fn: str, descriptions: list[tuple]) -> str:
                     f"{fn}: {name}[{key!r}] must have the same shape and dtype on every rank, "
                     f"got shape {s0} {np.dtype(t0).name} on rank 0 and shape {s} {np.dtype(t).name} on rank {r}"
                 )
-    return f"{fn}: the ranks' calls differ"  # pragma: no cover - a 56-bit digest collision
+    return f"{fn}: the ranks' calls differ"  # pragma: no cover - equal descriptions, distinct digests
 
 
 def plan(items, wire_itemsize: int) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
