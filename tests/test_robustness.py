@@ -546,3 +546,46 @@ def test_a_bad_attribute_is_refused_on_assignment_and_kept(impl, make, attr, val
 def test_batchnorm_eps_must_be_positive_at_construction(impl):
     with pytest.raises(ValueError, match=r"BatchNorm: eps must be a finite number in \(0"):
         impl.BatchNorm(3, eps=0)
+
+
+# -- Ctrl-C stops the training loops between epochs -----------------------------------------
+
+INTERRUPTED_LOOP = """
+import os, signal, threading, time
+import numpy as np
+import gradfast as gf, gradfast.reference as ref
+
+impl = {impl}
+gd = "{name}" == "gradient_descent"
+rng = np.random.default_rng(0)
+n = 20_000 if gd else 100_000  # fewer, longer SGD epochs: each candidate below is a new run
+X, y = rng.standard_normal((n, 40)), rng.standard_normal(n)
+w0 = np.zeros(40)
+def run(w, epochs):
+    if gd:
+        return impl.gradient_descent(X, y, w, 1e-3, epochs=epochs)
+    return impl.sgd_optimizer(X, y, w, 1e-4, batch_size=4_000, momentum=0.5, epochs=epochs, seed=3)
+w = w0.copy()
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    run(w, 10**9)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted after", time.monotonic() - start)
+stepped = w0.copy()
+for e in range(100_000):
+    # gradient descent has no state between calls: e calls of one epoch are e epochs
+    if np.array_equal(run(stepped, 1) if gd and e else stepped if gd else run(w0.copy(), e), w):
+        print("whole epochs:", e)
+        break
+"""
+
+
+@pytest.mark.parametrize("name", ["gradient_descent", "sgd_optimizer"])
+@pytest.mark.parametrize("which", ["gf", "ref"])
+def test_ctrl_c_stops_a_training_loop_with_whole_epochs_in_the_weights(which, name):
+    out = run_python(INTERRUPTED_LOOP.format(impl=which, name=name), timeout=300)
+    assert "interrupted after" in out.stdout, out.stdout + out.stderr
+    assert float(out.stdout.split("interrupted after")[1].split()[0]) < 10, out.stdout
+    assert "whole epochs:" in out.stdout, out.stdout + out.stderr
