@@ -464,6 +464,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`
 /// (ties by index), in batches of `batch`; per batch `v = mu v - lr g`, `W += v`, with `v`
 /// starting at zero. `go_on()` is asked between epochs, as in [`gradient_descent`].
+#[allow(clippy::too_many_arguments)]
 pub fn sgd<T: Gemm>(
     p: Problem<T>,
     w: &mut [T],

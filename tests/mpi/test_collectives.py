@@ -354,4 +354,3 @@ def test_keys_and_options_of_numpy_types_are_the_same_as_python_ones(comm, dist)
     steps = np.int64(2) if comm.rank == 1 else 2
     dp = dist.DataParallel(gradfast.MomentumOptimizer(), accumulation_steps=steps)
     assert not dp.update(g, {k: np.ones(3, np.float32) for k in g})
-

@@ -102,15 +102,15 @@ class LowPrecisionState(Optimizer):
                     f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
                 )
             return _validate.float_array(fn, name, a)
-        a = _validate.ndarray(fn, name, a)
-        if _bfloat16_bits(a.dtype):
+        arr = _validate.ndarray(fn, name, a)
+        if _bfloat16_bits(arr.dtype):
             # NumPy alone (np.savez, np.load) keeps bfloat16 as raw 2-byte voids, or as its bits
-            a = a.view(_validate.BF16)
-        if a.dtype != _validate.BF16:
+            arr = arr.view(_validate.BF16)
+        if arr.dtype != _validate.BF16:
             raise TypeError(
-                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {a.dtype}"
+                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {arr.dtype}"
             )
-        return a
+        return arr
 
     def _pack(self):
         packed = self._packed = self._hyper_class(

@@ -76,7 +76,7 @@ def _ordered(t0: int, t1: int | None) -> None:
 def _schedule(value: object) -> str:
     if value not in ("linear", "cubic"):
         raise ValueError(f"GradualPruning: schedule must be 'linear' or 'cubic', got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 class GradualPruning(Locked):
