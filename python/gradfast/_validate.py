@@ -228,18 +228,23 @@ def flag(fn: str, name: str, value: object) -> bool:
 MAX_INT = 2**62
 
 
-def integer(fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = MAX_INT) -> int:
-    """An int (or NumPy integer, not a bool) in ``[lo, hi]``; ``hi=None`` only for a count
-    that is clamped before use (a batch larger than the data is all of it)."""
+def integer(
+    fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = None, unbounded: bool = False
+) -> int:
+    """An int (or NumPy integer, not a bool) in ``[lo, hi]``; ``hi`` defaults to ``MAX_INT``,
+    and ``unbounded`` lifts it, only for a count clamped before use (a batch larger than the
+    data is all of it)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
+    top = None if unbounded else MAX_INT if hi is None else hi
     too_low = lo is not None and value < lo
-    if too_low or (hi is not None and value > hi):
-        if hi is None or (too_low and hi == MAX_INT):
+    if too_low or (top is not None and value > top):
+        if hi is not None:
+            rng = f"in [{lo}, {hi}]"
+        elif too_low:
             rng = f">= {lo}"
         else:
-            top = "2**62" if hi == MAX_INT else hi
-            rng = f"<= {top}" if lo is None else f"in [{lo}, {top}]"
+            rng = "<= 2**62" if lo is None else f"in [{lo}, 2**62]"
         raise ValueError(f"{fn}: {name} must be an int {rng}, got {value!r}")
     return int(value)
 

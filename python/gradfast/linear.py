@@ -19,7 +19,7 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     fn = "sgd_optimizer"
     X, y, lr = _ref.problem(fn, X, y, weights, learning_rate)
     # A batch larger than X is all of X.
-    batch_size = min(_validate.integer(fn, "batch_size", batch_size, lo=1, hi=None), X.shape[0])
+    batch_size = min(_validate.integer(fn, "batch_size", batch_size, lo=1, unbounded=True), X.shape[0])
     mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     seed = _random.resolve_seed(seed, fn)

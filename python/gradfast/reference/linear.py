@@ -89,7 +89,7 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     """
     fn = "sgd_optimizer"
     X, y, lr = problem(fn, X, y, weights, learning_rate)
-    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1, hi=None)
+    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1, unbounded=True)
     mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     seed = _random.resolve_seed(seed, fn)
