@@ -204,3 +204,35 @@ def test_the_bench_numpy_baseline_computes_the_kernels_bits():
     _core.pack("t", [x], want)
     NumpyToBfloat16(x.size)(x, got)
     np.testing.assert_array_equal(got, want)
+
+
+DYING_RANK = """
+import numpy as np
+import gradfast.distributed as d
+
+g = {"w": np.ones(3, np.float32)}
+d.allreduce_gradients(g)
+if d.rank() == 1:
+    raise RuntimeError("rank 1 fails here")
+d.allreduce_gradients(g)  # rank 0 waits here for a rank that is gone
+print("rank 0 went on", flush=True)
+"""
+
+
+def test_an_uncaught_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_path):
+    script = tmp_path / "dying.py"
+    script.write_text(DYING_RANK)
+    cmd = [mpiexec(), "-n", "2", sys.executable, str(script)]
+    env = {**os.environ, "GRADFAST_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"the job hung after rank 1 died:\n{out}")
+    assert proc.returncode != 0, out
+    assert "Traceback" in out and "RuntimeError: rank 1 fails here" in out, out
+    assert "rank 0 went on" not in out, out

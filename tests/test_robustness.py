@@ -377,3 +377,233 @@ def test_adjacent_but_disjoint_arrays_are_not_overlapping(impl):
     np.testing.assert_allclose(buf, -0.1)
     with pytest.raises(ValueError, match="must not share memory"):
         impl.MomentumOptimizer(0.1).update({"a": buf[:5], "b": buf[4:]}, {"a": np.ones(5, F32), "b": np.ones(4, F32)})
+
+
+# -- a wrong shape is refused before any copy is made -------------------------------------
+
+HUGE = (1 << 20, 1 << 18)  # 2**38 elements: a copy would need a TiB
+
+
+def huge_view(dtype=np.float64):
+    """A broadcast view of the wrong shape: the kernel would need a copy of it."""
+    return np.broadcast_to(np.ones(1, dtype), HUGE)
+
+
+def wrong_shape_calls(impl):
+    """(name, call) of every input that needs a copy, given a huge view of the wrong shape."""
+    bn = impl.BatchNorm(3)
+    x = np.ones((4, 3))
+    bn.forward(x)
+    return [
+        ("adam_optimizer gradients", lambda: impl.adam_optimizer(np.ones(3), huge_view(), {})),
+        ("Adam gradients", lambda: impl.Adam().update({"w": np.ones(3)}, {"w": huge_view()})),
+        (
+            "adaptive_grad_clip params",
+            lambda: impl.adaptive_grad_clip({"w": np.ones(3)}, {"w": huge_view()}),
+        ),
+        ("BatchNorm.forward x", lambda: bn.forward(np.broadcast_to(np.ones(1), (1 << 40, 7)))),
+        ("BatchNorm.backward grad_output", lambda: bn.backward(huge_view())),
+        ("apply_masks masks", lambda: impl.apply_masks({"w": np.ones(3)}, {"w": huge_view(bool)})),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_a_wrong_shaped_view_is_a_value_error_not_a_huge_copy(impl, case):
+    name, call = wrong_shape_calls(impl)[case]
+    with pytest.raises(ValueError, match="must have shape"):
+        call()
+
+
+# -- integers: bounded, never an OverflowError --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: m.GradualPruning(0, 0.9, 0, 10**400), r"GradualPruning: end_step must be an int <= 2\*\*62"),
+        (lambda m: m.GradualPruning(0, 0.9, 2**63, 2**64), r"GradualPruning: begin_step must be an int in \[0, "),
+        (lambda m: m.initialize_weights([10**400, 2]), r"initialize_weights: layer_dims\[0\] must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).cosine_annealing(5, 2**1024), r"total_epochs must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).step_decay(5, 0.5, 2**1024), r"epochs_drop must be an int in \[1, "),
+        (lambda m: m.LRScheduler(0.1).linear_warmup(5, 2**1024), r"warmup_epochs must be an int in \[0, "),
+        (lambda m: m.LRScheduler(0.1).cosine_warm_restarts(5, 2**1024), r"T_0 must be an int in \[1, "),
+        (lambda m: m.sgd_optimizer(np.ones((2, 1)), np.ones(2), np.ones(1), epochs=2**63), r"epochs must be an int in"),
+    ],
+)
+def test_a_huge_integer_argument_is_a_value_error(impl, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(impl)
+
+
+def test_huge_steps_and_cycles_give_numbers_not_overflow_errors(impl):
+    s = impl.GradualPruning(0.0, 0.9, 0, 2**62)
+    assert s.compute_sparsity(5) == pytest.approx(0.9 * 5 / 2**62)
+    assert s.compute_sparsity(1e300) == 0.9
+    # the cycle that holds epoch 1e300 is longer than a float can hold
+    assert impl.LRScheduler(0.1).cosine_warm_restarts(1e300, 1, 2**62) == pytest.approx(0.1)
+
+
+# -- the step counter ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, exc", [(2**64 - 1, ValueError), (2**64, ValueError), (-1, ValueError), (1.0, TypeError), (True, TypeError)]
+)
+def test_assigning_a_bad_step_is_refused_and_changes_nothing(impl, value, exc):
+    opt, p = impl.Adam(0.1), {"w": np.ones(3)}
+    opt.update(p, {"w": np.ones(3)})
+    with pytest.raises(exc, match=r"Adam: step must be an int"):
+        opt.step = value
+    assert opt.step == 1
+    opt.update(p, {"w": np.ones(3)})
+    assert opt.step == 2 and np.isfinite(p["w"]).all()
+
+
+@pytest.mark.parametrize("name", ["Adam", "MomentumOptimizer", "LAMB", "LARS", "LayerAdaptiveLR"])
+def test_an_optimizer_never_steps_past_the_step_it_can_load(impl, name):
+    from gradfast._base.optimizer import MAX_STEP
+
+    opt, p = getattr(impl, name)(), {"w": np.ones(3)}
+    update = opt.apply_gradients if name == "LayerAdaptiveLR" else opt.update
+    update(p, {"w": np.ones(3)})
+    d = opt.state_dict()
+    opt.load_state_dict({**d, "step": MAX_STEP})
+    before = opt.state_dict()
+    w = p["w"].copy()
+    with pytest.raises(ValueError, match=r"step must be .*< 2\*\*62"):
+        update(p, {"w": np.ones(3)})
+    np.testing.assert_array_equal(p["w"], w)
+    after = opt.state_dict()
+    assert after["step"] == MAX_STEP
+    for k in before["state"]:
+        for s in before["state"][k]:
+            np.testing.assert_array_equal(after["state"][k][s], before["state"][k][s])
+    opt.load_state_dict(after)  # what it holds, it can load
+
+
+# -- bfloat16 state through np.savez --------------------------------------------------------
+
+
+def test_bfloat16_state_saved_with_numpy_alone_loads_and_resumes_bitwise(impl, tmp_path):
+    """``np.savez`` stores bfloat16 as raw 2-byte voids; ``load_state_dict`` takes them (and
+    uint16 bits) as bfloat16, so a checkpoint written with NumPy alone resumes bitwise."""
+    p, g = {"w": np.linspace(-1, 1, 6, dtype=F32).reshape(2, 3)}, {"w": np.full((2, 3), 0.25, F32)}
+    opt = impl.Adam(0.1, state_dtype="bfloat16")
+    opt.update(p, g)
+    d = opt.state_dict()
+    np.savez(tmp_path / "ck.npz", **{s: a for s, a in d["state"]["w"].items()})
+    with np.load(tmp_path / "ck.npz") as f:
+        raw = {s: f[s] for s in f.files}
+    assert raw["exp_avg"].dtype == np.dtype("V2")
+    for slots in (raw, {s: a.view(np.uint16) for s, a in raw.items()}):
+        fresh = impl.Adam(0.1, state_dtype="bfloat16")
+        fresh.load_state_dict({**d, "state": {"w": slots}})
+        q = {"w": p["w"].copy()}
+        fresh.update(q, g)
+        r = {"w": p["w"].copy()}
+        opt2 = impl.Adam(0.1, state_dtype="bfloat16")
+        opt2.load_state_dict(d)
+        opt2.update(r, g)
+        np.testing.assert_array_equal(q["w"], r["w"])
+    with pytest.raises(ValueError, match=r"\['exp_avg_sq'\] must have shape \(4,\), got \(2, 3\)"):
+        impl.Adam(0.1, state_dtype="bfloat16").load_state_dict(
+            {**d, "state": {"w": {**raw, "exp_avg": np.zeros(4, np.uint16)}}}
+        )
+    with pytest.raises(TypeError, match="must have dtype bfloat16"):
+        impl.Adam(0.1, state_dtype="bfloat16").load_state_dict(
+            {**d, "state": {"w": {s: np.zeros((2, 3), "V4") for s in raw}}}
+        )
+
+
+# -- attributes are checked on assignment, as hyper-parameters are --------------------------
+
+
+@pytest.mark.parametrize(
+    "make, attr, value, exc, match",
+    [
+        (lambda m: m.GradualPruning(), "final_sparsity", 1.5, ValueError, r"GradualPruning: final_sparsity must be"),
+        (lambda m: m.GradualPruning(), "initial_sparsity", -0.1, ValueError, r"initial_sparsity must be"),
+        (lambda m: m.GradualPruning(), "final_sparsity", "0.5", TypeError, r"final_sparsity must be a real number"),
+        (lambda m: m.GradualPruning(), "begin_step", 2**64, ValueError, r"begin_step must be an int"),
+        (
+            lambda m: m.GradualPruning(0, 0.9, 0, 10),
+            "begin_step",
+            10,
+            ValueError,
+            r"end_step must be an int > begin_step",
+        ),
+        (lambda m: m.GradualPruning(0, 0.9, 5, 10), "end_step", 5, ValueError, r"end_step must be an int > begin_step"),
+        (lambda m: m.GradualPruning(), "end_step", 1.5, TypeError, r"end_step must be an int"),
+        (lambda m: m.GradualPruning(), "schedule", "exp", ValueError, r"schedule must be 'linear' or 'cubic'"),
+        (lambda m: m.BatchNorm(3), "eps", 0.0, ValueError, r"BatchNorm: eps must be a finite number in \(0"),
+        (
+            lambda m: m.Dropout(0.5, seed=1),
+            "seed",
+            -1,
+            ValueError,
+            r"Dropout: seed must be an int in \[0, 2\*\*64\), got -1",
+        ),
+        (
+            lambda m: m.Dropout(0.5, seed=1),
+            "seed",
+            2**64,
+            ValueError,
+            r"Dropout: seed must be an int in \[0, 2\*\*64\), got 1",
+        ),
+        (lambda m: m.Dropout(0.5, seed=1), "seed", 1.0, TypeError, r"Dropout: seed must be an int"),
+    ],
+)
+def test_a_bad_attribute_is_refused_on_assignment_and_kept(impl, make, attr, value, exc, match):
+    obj = make(impl)
+    old = getattr(obj, attr)
+    with pytest.raises(exc, match=match):
+        setattr(obj, attr, value)
+    assert getattr(obj, attr) == old
+
+
+def test_batchnorm_eps_must_be_positive_at_construction(impl):
+    with pytest.raises(ValueError, match=r"BatchNorm: eps must be a finite number in \(0"):
+        impl.BatchNorm(3, eps=0)
+
+
+# -- Ctrl-C stops the training loops between epochs -----------------------------------------
+
+INTERRUPTED_LOOP = """
+import os, signal, threading, time
+import numpy as np
+import gradfast as gf, gradfast.reference as ref
+
+impl = {impl}
+gd = "{name}" == "gradient_descent"
+rng = np.random.default_rng(0)
+n = 20_000 if gd else 100_000  # fewer, longer SGD epochs: each candidate below is a new run
+X, y = rng.standard_normal((n, 40)), rng.standard_normal(n)
+w0 = np.zeros(40)
+def run(w, epochs):
+    if gd:
+        return impl.gradient_descent(X, y, w, 1e-3, epochs=epochs)
+    return impl.sgd_optimizer(X, y, w, 1e-4, batch_size=4_000, momentum=0.5, epochs=epochs, seed=3)
+w = w0.copy()
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    run(w, 10**9)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted after", time.monotonic() - start)
+stepped = w0.copy()
+for e in range(100_000):
+    # gradient descent has no state between calls: e calls of one epoch are e epochs
+    if np.array_equal(run(stepped, 1) if gd and e else stepped if gd else run(w0.copy(), e), w):
+        print("whole epochs:", e)
+        break
+"""
+
+
+@pytest.mark.parametrize("name", ["gradient_descent", "sgd_optimizer"])
+@pytest.mark.parametrize("which", ["gf", "ref"])
+def test_ctrl_c_stops_a_training_loop_with_whole_epochs_in_the_weights(which, name):
+    out = run_python(INTERRUPTED_LOOP.format(impl=which, name=name), timeout=300)
+    assert "interrupted after" in out.stdout, out.stdout + out.stderr
+    assert float(out.stdout.split("interrupted after")[1].split()[0]) < 10, out.stdout
+    assert "whole epochs:" in out.stdout, out.stdout + out.stderr

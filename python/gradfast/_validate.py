@@ -229,11 +229,29 @@ def flag(fn: str, name: str, value: object) -> bool:
     return bool(value)
 
 
-def integer(fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = None) -> int:
+#: the largest int an integer argument may be unless its own bound says otherwise: counts
+#: (steps, epochs, sizes) beyond it could never be reached, and they overflow float64 and
+#: uint64 arithmetic past it
+MAX_INT = 2**62
+
+
+def integer(
+    fn: str, name: str, value: object, *, lo: int | None = None, hi: int | None = None, unbounded: bool = False
+) -> int:
+    """An int (or NumPy integer, not a bool) in ``[lo, hi]``; ``hi`` defaults to ``MAX_INT``,
+    and ``unbounded`` lifts it, only for a count clamped before use (a batch larger than the
+    data is all of it)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    top = None if unbounded else MAX_INT if hi is None else hi
+    too_low = lo is not None and value < lo
+    if too_low or (top is not None and value > top):
+        if hi is not None:
+            rng = f"in [{lo}, {hi}]"
+        elif too_low:
+            rng = f">= {lo}"
+        else:
+            rng = "<= 2**62" if lo is None else f"in [{lo}, 2**62]"
         raise ValueError(f"{fn}: {name} must be an int {rng}, got {value!r}")
     return int(value)
 

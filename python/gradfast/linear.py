@@ -6,14 +6,11 @@ from . import _core, _validate
 from .reference import _random
 from .reference import linear as _ref
 
-#: Epoch counts are capped at 2**64 - 1 for Rust: a loop that long never ends either way.
-_MAX_EPOCHS = 2**64 - 1
-
 
 def gradient_descent(X, y, weights, learning_rate=0.01, epochs=100):
     fn = "gradient_descent"
     X, y, lr = _ref.problem(fn, X, y, weights, learning_rate)
-    epochs = min(_validate.integer(fn, "epochs", epochs, lo=0), _MAX_EPOCHS)
+    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     _core.gradient_descent(fn, X, y, weights, _core.GradientDescentHyper(learning_rate=lr, epochs=epochs))
     return weights
 
@@ -22,9 +19,9 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     fn = "sgd_optimizer"
     X, y, lr = _ref.problem(fn, X, y, weights, learning_rate)
     # A batch larger than X is all of X.
-    batch_size = min(_validate.integer(fn, "batch_size", batch_size, lo=1), X.shape[0])
+    batch_size = min(_validate.integer(fn, "batch_size", batch_size, lo=1, unbounded=True), X.shape[0])
     mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
-    epochs = min(_validate.integer(fn, "epochs", epochs, lo=0), _MAX_EPOCHS)
+    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     seed = _random.resolve_seed(seed, fn)
     hyper = _core.SgdHyper(learning_rate=lr, batch_size=batch_size, momentum=mu, epochs=epochs, seed=seed)
     _core.sgd_optimizer(fn, X, y, weights, hyper)

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core, _validate
 from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
+from ._base.optimizer import next_step
 
 
 class RustStep:
@@ -67,8 +68,8 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
     _hyper_class = _core.LayerAdaptiveLRHyper
 
     def _advance(self, fn, params, gradients, write):
-        state, steps = self._next(gradients)
-        step = None if write == "rates" else self.step + 1
+        step = None if write == "rates" else next_step(fn, self.step)
+        state, steps = self._next(fn, gradients)
         hyper = self._packed or self._pack()
         return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write)
 

@@ -17,6 +17,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 use super::dtype::{ndarray, typed, Elem};
 use super::fresh;
@@ -88,28 +90,56 @@ impl<'py, T: Elem> Out<'py, T> {
 }
 
 /// A read-only input: the argument itself when C-contiguous and aligned, else NumPy's
-/// C-ordered copy of it.
+/// C-ordered copy of it, made by [`Call::check_overlaps`], once every shape has been checked
+/// on the argument itself (a broadcast view of the wrong shape is a `ValueError`, not a copy
+/// of a TiB).
 pub struct In<'py, T: Elem> {
-    array: Bound<'py, PyArrayDyn<T>>,
+    arg: Bound<'py, PyArrayDyn<T>>,
+    copy: Option<Rc<OnceCell<Bound<'py, PyArrayDyn<T>>>>>,
 }
 
 impl<'py, T: Elem> In<'py, T> {
-    /// The array the kernel reads: the argument, or its copy.
+    /// The array the kernel reads: the argument, or its copy (once the call is checked).
     pub fn array(&self) -> &Bound<'py, PyArrayDyn<T>> {
-        &self.array
+        self.copy
+            .as_ref()
+            .and_then(|c| c.get())
+            .unwrap_or(&self.arg)
     }
 
     pub fn shape(&self) -> &[usize] {
-        self.array.shape()
+        self.arg.shape()
     }
 
     pub fn slice(&self, _: &Checked) -> &[T] {
-        if self.array.len() == 0 {
+        let array = self.array();
+        if array.len() == 0 {
             return &[];
         }
-        // SAFETY: contiguous and aligned (checked or copied so), alive through `self.array`,
-        // and `Checked` proves that no output overlaps it.
-        unsafe { std::slice::from_raw_parts(self.array.data(), self.array.len()) }
+        // SAFETY: contiguous and aligned (checked, or copied so before `Checked` was made),
+        // alive through `self`, and `Checked` proves that no output overlaps it.
+        unsafe { std::slice::from_raw_parts(array.data(), array.len()) }
+    }
+}
+
+/// An input whose copy [`Call::check_overlaps`] makes: the argument and where the copy goes.
+/// Type-erased, so that one call can hold inputs of several element types.
+trait Pending<'py> {
+    fn copy(&self, func: &str) -> Result<()>;
+}
+
+struct PendingCopy<'py, T: Elem> {
+    arg: Bound<'py, PyArrayDyn<T>>,
+    name: Name<'py>,
+    into: Rc<OnceCell<Bound<'py, PyArrayDyn<T>>>>,
+}
+
+impl<'py, T: Elem> Pending<'py> for PendingCopy<'py, T> {
+    fn copy(&self, func: &str) -> Result<()> {
+        let c = c_copy(func, &self.name, &self.arg)?;
+        // the cell is filled once, here: `set` cannot fail
+        let _ = self.into.set(c);
+        Ok(())
     }
 }
 
@@ -150,6 +180,7 @@ fn usable(arr: &Bound<PyUntypedArray>) -> bool {
 pub struct Call<'a, 'py> {
     pub func: &'a str,
     spans: Vec<Span<'py>>,
+    copies: Vec<Box<dyn Pending<'py> + 'py>>,
 }
 
 impl<'a, 'py> Call<'a, 'py> {
@@ -157,6 +188,7 @@ impl<'a, 'py> Call<'a, 'py> {
         Call {
             func,
             spans: Vec::new(),
+            copies: Vec::new(),
         }
     }
 
@@ -207,19 +239,27 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 
     /// A read-only input of element type `T`. Its own memory counts for the overlap check,
-    /// as in the reference, even when the kernel reads a copy.
+    /// as in the reference, even when the kernel reads a copy; the copy, if one is needed,
+    /// is made only once the whole call has been checked.
     pub fn input<T: Elem>(
         &mut self,
         name: Name<'py>,
         obj: &Bound<'py, PyAny>,
     ) -> Result<In<'py, T>> {
-        let array = typed::<T>(self.func, &name, obj)?;
-        self.register(&array, false, name.clone());
-        if usable(array.as_untyped()) {
-            return Ok(In { array });
+        let arg = typed::<T>(self.func, &name, obj)?;
+        self.register(&arg, false, name.clone());
+        if usable(arg.as_untyped()) {
+            return Ok(In { arg, copy: None });
         }
+        let into = Rc::new(OnceCell::new());
+        self.copies.push(Box::new(PendingCopy {
+            arg: arg.clone(),
+            name,
+            into: into.clone(),
+        }));
         Ok(In {
-            array: c_copy(self.func, &name, &array)?,
+            arg,
+            copy: Some(into),
         })
     }
 
@@ -254,7 +294,8 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(Words { array })
     }
 
-    /// Refuses the call if an output shares memory with any other array of it.
+    /// Refuses the call if an output shares memory with any other array of it; else makes
+    /// the copies of the inputs that need one (every shape has been checked by now).
     pub fn check_overlaps(mut self) -> Result<Checked> {
         self.spans.sort_unstable_by_key(|s| s.lo);
         let mut active: Vec<usize> = Vec::new();
@@ -273,6 +314,9 @@ impl<'a, 'py> Call<'a, 'py> {
                 )));
             }
             active.push(i);
+        }
+        for pending in &self.copies {
+            pending.copy(self.func)?;
         }
         Ok(Checked(()))
     }

@@ -39,7 +39,7 @@ impl Float for f64 {
 }
 
 /// An element type a binding borrows: a kernel float, or a byte of a bool mask.
-pub trait Elem: Element + Copy {
+pub trait Elem: Element + Copy + 'static {
     /// Whether `arr` holds elements of this type, in native byte order.
     fn holds(arr: &Bound<PyUntypedArray>) -> bool;
     /// The error for an array that does not.

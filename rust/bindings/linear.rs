@@ -4,6 +4,7 @@
 use gradfast_kernels::linear::{gradient_descent as gd_kernel, sgd as sgd_kernel, Problem};
 use gradfast_kernels::runtime::matmul::Gemm;
 use pyo3::prelude::*;
+use std::time::{Duration, Instant};
 
 use super::{guard, run};
 use crate::arrays::checks::shape_str;
@@ -39,13 +40,43 @@ fn check_learning_rate(func: &str, lr: f64) -> Result<()> {
     Ok(())
 }
 
-/// Checks `X (n, d)`, `y (n,) or (n, k)`, `weights (d,) or (d, k)` and runs `kernel` on them.
+/// How often a running loop takes the GIL to ask Python whether a signal (Ctrl-C) came:
+/// often enough to feel immediate, rarely enough to cost nothing.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The `go_on` of a training loop: between epochs, at most every [`SIGNAL_CHECK_INTERVAL`],
+/// runs Python's signal handlers; the first error they raise (`KeyboardInterrupt`) stops the
+/// loop and is kept for the call to raise.
+struct Signals {
+    last: Instant,
+    raised: Option<PyErr>,
+}
+
+impl Signals {
+    fn go_on(&mut self) -> bool {
+        if self.last.elapsed() < SIGNAL_CHECK_INTERVAL {
+            return true;
+        }
+        self.last = Instant::now();
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.raised = Some(e);
+                false
+            }
+        }
+    }
+}
+
+/// Checks `X (n, d)`, `y (n,) or (n, k)`, `weights (d,) or (d, k)` and runs `kernel` on them
+/// (with the GIL released on large problems); a signal handler's error between epochs stops
+/// it, `weights` holding whole epochs, and is raised.
 fn with_problem<T: Float + Gemm>(
     py: Python<'_>,
     func: &str,
     [x, y, w]: [&Bound<'_, PyAny>; 3],
     epochs: u64,
-    kernel: impl FnOnce(Problem<T>, &mut [T]) + Send,
+    kernel: impl FnOnce(Problem<T>, &mut [T], &mut dyn FnMut() -> bool) + Send,
 ) -> Result<()> {
     let mut call = Call::new(func);
     let x = call.input::<T>(Name::Arg("X"), x)?;
@@ -85,8 +116,12 @@ fn with_problem<T: Float + Gemm>(
     let work = (n * d)
         .saturating_mul(k)
         .saturating_mul(usize::try_from(epochs).unwrap_or(usize::MAX));
-    run(py, work, move || kernel(p, w));
-    Ok(())
+    let mut signals = Signals {
+        last: Instant::now(),
+        raised: None,
+    };
+    run(py, work, || kernel(p, w, &mut || signals.go_on()));
+    signals.raised.map_or(Ok(()), |e| Err(Error::Python(e)))
 }
 
 /// `hyper.epochs` steps of full-batch gradient descent on `weights`, in place.
@@ -109,8 +144,8 @@ pub fn gradient_descent(
             a: [&Bound<'_, PyAny>; 3],
             h: GradientDescentHyper,
         ) -> Result<()> {
-            with_problem::<T>(py, func, a, h.epochs, |p, w| {
-                gd_kernel(p, w, h.learning_rate, h.epochs)
+            with_problem::<T>(py, func, a, h.epochs, |p, w, mut go_on| {
+                gd_kernel(p, w, h.learning_rate, h.epochs, &mut go_on)
             })
         }
         let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
@@ -144,7 +179,7 @@ pub fn sgd_optimizer(
             a: [&Bound<'_, PyAny>; 3],
             h: SgdHyper,
         ) -> Result<()> {
-            with_problem::<T>(py, func, a, h.epochs, |p, w| {
+            with_problem::<T>(py, func, a, h.epochs, |p, w, mut go_on| {
                 sgd_kernel(
                     p,
                     w,
@@ -153,6 +188,7 @@ pub fn sgd_optimizer(
                     h.momentum,
                     h.epochs,
                     h.seed,
+                    &mut go_on,
                 )
             })
         }

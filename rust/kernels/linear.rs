@@ -328,8 +328,15 @@ impl Shuffle {
     }
 }
 
-/// `epochs` steps of `W -= lr X^T (X W - Y) / n`.
-pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
+/// `epochs` steps of `W -= lr X^T (X W - Y) / n`. `go_on()` is asked between epochs; when
+/// it says no (an interrupt), the loop stops with `w` after a whole number of epochs.
+pub fn gradient_descent<T: Gemm>(
+    p: Problem<T>,
+    w: &mut [T],
+    lr: f64,
+    epochs: u64,
+    go_on: &mut impl FnMut() -> bool,
+) {
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
         return;
@@ -337,11 +344,14 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
     let row_bytes = d * std::mem::size_of::<T>();
     let narrow = d < COLUMNS_MAX_D && row_bytes < COLUMNS_MAX_ROW_BYTES;
     if narrow && k < GEMM_MIN_K && n * row_bytes <= COLUMNS_MAX_BYTES {
-        return descend_columns(p, w, lr, epochs);
+        return descend_columns(p, w, lr, epochs, go_on);
     }
     let mut work = Work::new(&p, None);
     let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
-    for _ in 0..epochs {
+    for e in 0..epochs {
+        if e > 0 && !go_on() {
+            return;
+        }
         work.gradient(&p, w, None);
         for c in 0..d {
             for j in 0..k {
@@ -357,7 +367,13 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
 /// `r = X W - y` as axpys down the columns of `X` and `G = X^T r` as dot products along them,
 /// both vectorized across rows. The blocks are fixed by the shape and combined in index
 /// order: the same bits for every thread count.
-fn descend_columns<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
+fn descend_columns<T: Gemm>(
+    p: Problem<T>,
+    w: &mut [T],
+    lr: f64,
+    epochs: u64,
+    go_on: &mut impl FnMut() -> bool,
+) {
     let Problem { x, y, n, d, k } = p;
     let mut xt = vec![T::ZERO; d * n];
     for (i, row) in x.chunks_exact(d).enumerate() {
@@ -369,7 +385,10 @@ fn descend_columns<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
     let blocks: Vec<usize> = (0..n).step_by(block).collect();
     let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
     let mut g = vec![T::ZERO; d * k];
-    for _ in 0..epochs {
+    for e in 0..epochs {
+        if e > 0 && !go_on() {
+            return;
+        }
         let parts = map_tasks(blocks.clone(), std::mem::size_of_val(x), |start| {
             let rows = block.min(n - start);
             let mut part = vec![T::ZERO; d * k];
@@ -444,7 +463,8 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`
 /// (ties by index), in batches of `batch`; per batch `v = mu v - lr g`, `W += v`, with `v`
-/// starting at zero.
+/// starting at zero. `go_on()` is asked between epochs, as in [`gradient_descent`].
+#[allow(clippy::too_many_arguments)]
 pub fn sgd<T: Gemm>(
     p: Problem<T>,
     w: &mut [T],
@@ -453,6 +473,7 @@ pub fn sgd<T: Gemm>(
     mu: f64,
     epochs: u64,
     seed: u64,
+    go_on: &mut impl FnMut() -> bool,
 ) {
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
@@ -465,6 +486,9 @@ pub fn sgd<T: Gemm>(
     with_kept(|shuffle: &mut Shuffle| {
         shuffle.resize(n);
         for epoch in 0..epochs {
+            if epoch > 0 && !go_on() {
+                return;
+            }
             let stream = Stream::new(seed, epoch);
             for idx in shuffle.order(|i| stream.bits(i as u64)).chunks(batch) {
                 work.gradient(&p, w, Some(idx));
@@ -544,6 +568,7 @@ mod tests {
                 &mut w,
                 0.05,
                 4,
+                &mut || true,
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k}");
         }
@@ -582,8 +607,39 @@ mod tests {
                 0.9,
                 3,
                 77,
+                &mut || true,
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k} {batch}");
+        }
+    }
+
+    #[test]
+    fn a_loop_told_to_stop_holds_a_whole_number_of_epochs() {
+        // narrow X (the column path) and wide X (the row loop)
+        for (n, d) in [(50, 3), (40, 300)] {
+            let (x, y) = (data(n * d, 1), data(n, 2));
+            let p = Problem {
+                x: &x,
+                y: &y,
+                n,
+                d,
+                k: 1,
+            };
+            let stop_after = |epochs: usize| {
+                let mut asked = 0;
+                move || {
+                    asked += 1;
+                    asked < epochs
+                }
+            };
+            let (mut two, mut stopped) = (vec![0.0; d], vec![0.0; d]);
+            gradient_descent(p, &mut two, 0.01, 2, &mut || true);
+            gradient_descent(p, &mut stopped, 0.01, 9, &mut stop_after(2));
+            assert_eq!(stopped, two);
+            let (mut two, mut stopped) = (vec![0.0; d], vec![0.0; d]);
+            sgd(p, &mut two, 0.01, 7, 0.9, 2, 5, &mut || true);
+            sgd(p, &mut stopped, 0.01, 7, 0.9, 9, 5, &mut stop_after(2));
+            assert_eq!(stopped, two);
         }
     }
 
@@ -632,8 +688,8 @@ mod tests {
             d: 2,
             k: 0,
         };
-        gradient_descent(no_columns, &mut w, 0.1, 3);
-        sgd(no_columns, &mut w, 0.1, 2, 0.5, 3, 0);
+        gradient_descent(no_columns, &mut w, 0.1, 3, &mut || true);
+        sgd(no_columns, &mut w, 0.1, 2, 0.5, 3, 0, &mut || true);
         let y = data(3, 2);
         let mut w = vec![0.5, -0.5];
         let p = Problem {
@@ -641,8 +697,8 @@ mod tests {
             k: 1,
             ..no_columns
         };
-        gradient_descent(p, &mut w, 0.1, 0);
-        sgd(p, &mut w, 0.1, 2, 0.5, 0, 0);
+        gradient_descent(p, &mut w, 0.1, 0, &mut || true);
+        sgd(p, &mut w, 0.1, 2, 0.5, 0, 0, &mut || true);
         assert_eq!(w, vec![0.5, -0.5]);
     }
 
@@ -669,6 +725,7 @@ mod tests {
                     &mut w,
                     0.01,
                     3,
+                    &mut || true,
                 );
                 w
             };

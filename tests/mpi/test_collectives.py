@@ -338,3 +338,19 @@ def test_overlapping_gradients_are_refused(comm, dist):
     err = rank_dependent(comm, lambda r: dist.allreduce_gradients({"x": buf[:6], "y": buf[4:]}))
     assert type(err) is ValueError and "gradients['y'] must not share memory with gradients['x']" in str(err)
     np.testing.assert_array_equal(buf, np.ones(10, np.float32))
+
+
+def test_keys_and_options_of_numpy_types_are_the_same_as_python_ones(comm, dist):
+    # rank 1's keys are numpy.str_ (a dict built from an array of names): the same keys
+    names = np.array(["w", "b"]) if comm.rank == 1 else ["w", "b"]
+    g = {k: np.full(3, float(comm.rank + 1), np.float32) for k in names}
+    assert {type(k) for k in g} == ({np.str_} if comm.rank == 1 else {str})
+    dist.allreduce_gradients(g, op="sum")
+    total = sum(range(1, comm.size + 1))
+    for a in g.values():
+        np.testing.assert_array_equal(a, np.full(3, total, np.float32))
+    root = np.int64(0) if comm.rank == 1 else 0
+    dist.broadcast_parameters(g, root=root)
+    steps = np.int64(2) if comm.rank == 1 else 2
+    dp = dist.DataParallel(gradfast.MomentumOptimizer(), accumulation_steps=steps)
+    assert not dp.update(g, {k: np.ones(3, np.float32) for k in g})

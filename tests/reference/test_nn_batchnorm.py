@@ -203,7 +203,7 @@ def test_nan_propagates_without_warning():
     [
         ((0,), {}, ValueError, r"BatchNorm: num_features must be an int >= 1, got 0"),
         ((3.0,), {}, TypeError, r"BatchNorm: num_features must be an int, got float"),
-        ((3,), {"eps": -1.0}, ValueError, r"BatchNorm: eps must be a finite number in \[0.0, inf\]"),
+        ((3,), {"eps": -1.0}, ValueError, r"BatchNorm: eps must be a finite number in \(0.0, inf\]"),
         ((3,), {"momentum": 1.5}, ValueError, r"BatchNorm: momentum must be a finite number in \[0.0, 1.0\]"),
         ((3,), {"momentum": None}, TypeError, r"BatchNorm: momentum must be a real number, got NoneType"),
         ((3,), {"dtype": np.int64}, TypeError, r"BatchNorm: dtype must be float32 or float64"),

@@ -17,6 +17,7 @@ where it would hang or reduce garbage.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -50,10 +51,38 @@ def communicator(fn: str, comm):
     """``(MPI, comm)``: the given intracommunicator, or ``MPI.COMM_WORLD`` for None."""
     MPI = mpi()
     if comm is None:
-        return MPI, MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Intracomm):
+        comm = MPI.COMM_WORLD
+    elif not isinstance(comm, MPI.Intracomm):
         raise TypeError(f"{fn}: comm must be an mpi4py MPI.Intracomm such as MPI.COMM_WORLD, got {type(comm).__name__}")
+    if not _abort_hook_installed and comm.Get_size() > 1:
+        abort_on_uncaught_exception(MPI)
     return MPI, comm
+
+
+_abort_hook_installed = False
+
+
+def abort_on_uncaught_exception(MPI) -> None:
+    """From now on an uncaught exception prints its traceback, then aborts ``MPI.COMM_WORLD``
+    (as ``python -m mpi4py`` does): the other ranks would otherwise wait in their next
+    collective call until the job is killed. Installed the first time gradfast.distributed
+    is used with more than one rank; the previous ``sys.excepthook`` still runs first."""
+    global _abort_hook_installed
+    _abort_hook_installed = True
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        try:
+            previous(kind, value, tb)
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001, S110 - a closed stream must not prevent the abort
+                    pass
+            MPI.COMM_WORLD.Abort(1)
+
+    sys.excepthook = hook
 
 
 def rank(*, comm=None) -> int:
@@ -99,10 +128,20 @@ def tensor_dict(fn: str, name: str, d) -> list[tuple[str, np.ndarray]]:
     return sorted(items, key=lambda item: item[0])
 
 
+def plain(value):
+    """``value`` as the builtin it stands for (``numpy.str_`` is ``str``, ``np.int64(2)`` is
+    ``2``), so that equal keys and options hash to the same digest on every rank."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def describe(fn: str, name: str, items, **settings) -> tuple:
-    """What a rank is about to do, comparable across ranks."""
-    arrays = tuple((key, a.shape, a.dtype.char) for key, a in items)
-    return (fn, name, tuple(sorted(settings.items())), arrays)
+    """What a rank is about to do, comparable across ranks (in plain Python types)."""
+    arrays = tuple((str(key), tuple(map(int, a.shape)), a.dtype.char) for key, a in items)
+    return (fn, name, tuple(sorted((k, plain(v)) for k, v in settings.items())), arrays)
 
 
 def agree(MPI, comm, fn: str, description: tuple | None, error: Exception | None) -> None:
@@ -151,7 +190,7 @@ def mismatch(fn: str, descriptions: list[tuple]) -> str:
                     f"{fn}: {name}[{key!r}] must have the same shape and dtype on every rank, "
                     f"got shape {s0} {np.dtype(t0).name} on rank 0 and shape {s} {np.dtype(t).name} on rank {r}"
                 )
-    return f"{fn}: the ranks' calls differ"  # pragma: no cover - a 56-bit digest collision
+    return f"{fn}: the ranks' calls differ"  # pragma: no cover - equal descriptions, distinct digests
 
 
 def plan(items, wire_itemsize: int) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _validate
 from .locked import Locked
-from .optimizer import Hyper
+from .optimizer import Checked, Hyper
 
 
 class _Layer(Locked):
@@ -71,7 +71,7 @@ class BatchNormBase(_Layer):
     # a copy (copy, deepcopy, pickle) keeps the parameters and statistics; it runs a forward
     # before its first backward
     _not_copied = (*_Layer._not_copied, "_cache")
-    eps = Hyper(lo=0.0)
+    eps = Hyper(lo=0.0, lo_open=True)  # eps = 0 divides by zero on constant input (torch needs > 0 too)
     momentum = Hyper(lo=0.0, hi=1.0)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float64) -> None:
@@ -121,6 +121,14 @@ class BatchNormBase(_Layer):
         raise NotImplementedError
 
 
+def _resolve_seed(seed: object) -> int:
+    """A seed in ``[0, 2**64)``; None draws a fresh one."""
+    # imported here: gradfast.reference imports this module while it loads
+    from ..reference._random import resolve_seed
+
+    return resolve_seed(seed, "Dropout")
+
+
 class DropoutBase(_Layer):
     """Inverted dropout: in training each element is kept with probability ``1 - p``
     (``p = drop_rate``) and kept values are scaled by ``1 / (1 - p)``; eval is the identity.
@@ -146,14 +154,12 @@ class DropoutBase(_Layer):
 
     _hyper_names = ("drop_rate",)
     drop_rate = Hyper(lo=0.0, hi=1.0, hi_open=True)
+    seed = Checked(lambda obj, v: _resolve_seed(v))
 
     def __init__(self, drop_rate=0.5, *, seed=None) -> None:
-        # imported here: gradfast.reference imports this module while it loads
-        from ..reference._random import resolve_seed
-
         super().__init__()
         self.drop_rate = drop_rate
-        self.seed = resolve_seed(seed, "Dropout")
+        self.seed = seed
         #: number of training-mode forward calls so far: the stream of the next mask
         self.num_training_calls = 0
         #: which elements the last training forward kept (None before it and after an eval forward)

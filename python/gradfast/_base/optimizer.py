@@ -69,6 +69,31 @@ class Hyper:
         obj.__dict__.pop("_packed", None)
 
 
+class Checked:
+    """An attribute checked on every assignment by ``check(obj, value)``, which returns the
+    value to keep or raises (naming the attribute); kept in the instance dict."""
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__[self.name]
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = self.check(obj, value)
+
+
+def next_step(fn: str, count: int, name: str = "step") -> int:
+    """``count + 1``, or a ``ValueError`` when that is past ``MAX_STEP`` (a state that
+    ``load_state_dict`` would refuse)."""
+    if count >= MAX_STEP:
+        raise ValueError(f"{fn}: {name} must be an int < 2**62 to take another step, got {count}")
+    return count + 1
+
+
 class Optimizer:
     """Base class: settable ``learning_rate``, ``state_dict()`` and ``load_state_dict()``.
 
@@ -148,13 +173,8 @@ class Optimizer:
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
         with self._steps:
+            step = next_step(self._update_name, self.step)
             state = self.state or self._fresh_state(params, gradients)
-            if self.step >= MAX_STEP:
-                raise ValueError(
-                    f"{self._update_name}: the step count must stay at most 2**62, got a step past it "
-                    f"(load a state with a smaller step to go on)"
-                )
-            step = self.step + 1
             self._apply(params, gradients, state, step)
             self.state, self.step = state, step
         return params

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import _validate
 from .locked import Locked
+from .optimizer import Checked
 
 logger = logging.getLogger("gradfast")
 
@@ -55,6 +56,29 @@ def log_pruned(fn: str, pruned: Mapping[Any, np.ndarray], thresholds) -> None:
             )
 
 
+def _begin_step(obj, value) -> int:
+    t0 = _validate.integer("GradualPruning", "begin_step", value, lo=0)
+    _ordered(t0, obj.__dict__.get("end_step"))
+    return t0
+
+
+def _end_step(obj, value) -> int:
+    t1 = _validate.integer("GradualPruning", "end_step", value)
+    _ordered(obj.__dict__.get("begin_step", 0), t1)
+    return t1
+
+
+def _ordered(t0: int, t1: int | None) -> None:
+    if t1 is not None and t1 <= t0:
+        raise ValueError(f"GradualPruning: end_step must be an int > begin_step ({t0}), got {t1!r}")
+
+
+def _schedule(value: object) -> str:
+    if value not in ("linear", "cubic"):
+        raise ValueError(f"GradualPruning: schedule must be 'linear' or 'cubic', got {value!r}")
+    return value
+
+
 class GradualPruning(Locked):
     """Target sparsity as a function of the training step, and the pruning that follows it.
 
@@ -78,21 +102,19 @@ class GradualPruning(Locked):
     with ``apply_masks(params, pruner.masks)`` after each optimizer step.
     """
 
+    # checked on every assignment, as the optimizers' hyper-parameters
+    initial_sparsity = Checked(lambda obj, v: fraction("GradualPruning", "initial_sparsity", v))
+    final_sparsity = Checked(lambda obj, v: fraction("GradualPruning", "final_sparsity", v))
+    begin_step = Checked(_begin_step)
+    end_step = Checked(_end_step)
+    schedule = Checked(lambda obj, v: _schedule(v))
+
     def __init__(
         self, initial_sparsity=0.0, final_sparsity=0.9, begin_step=0, end_step=100, *, schedule="linear"
     ) -> None:
         super().__init__()
-        fn = "GradualPruning"
-        s_i = fraction(fn, "initial_sparsity", initial_sparsity)
-        s_f = fraction(fn, "final_sparsity", final_sparsity)
-        t0 = _validate.integer(fn, "begin_step", begin_step, lo=0)
-        t1 = _validate.integer(fn, "end_step", end_step)
-        if t1 <= t0:
-            raise ValueError(f"{fn}: end_step must be an int > begin_step ({t0}), got {t1!r}")
-        if schedule not in ("linear", "cubic"):
-            raise ValueError(f"{fn}: schedule must be 'linear' or 'cubic', got {schedule!r}")
-        self.initial_sparsity, self.final_sparsity = s_i, s_f
-        self.begin_step, self.end_step = t0, t1
+        self.initial_sparsity, self.final_sparsity = initial_sparsity, final_sparsity
+        self.begin_step, self.end_step = begin_step, end_step
         self.schedule = schedule
         self.masks: dict[Any, np.ndarray] | None = None
 

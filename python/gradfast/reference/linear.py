@@ -89,7 +89,7 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     """
     fn = "sgd_optimizer"
     X, y, lr = problem(fn, X, y, weights, learning_rate)
-    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1)
+    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1, unbounded=True)
     mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     epochs = _validate.integer(fn, "epochs", epochs, lo=0)
     seed = _random.resolve_seed(seed, fn)
@@ -97,13 +97,16 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     n = X.shape[0]
     velocity = np.zeros_like(weights)
     with np.errstate(all="ignore"):
+        # the epochs run on a copy, committed whole: an interrupt leaves whole epochs in weights
+        w = weights.copy()
         for epoch in range(epochs):
             order = np.argsort(_random.bits(seed, epoch, n), kind="stable")
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                grad = _gradient(X[idx], y[idx], weights)
+                grad = _gradient(X[idx], y[idx], w)
                 grad *= t(lr)
                 velocity *= t(mu)
                 velocity -= grad
-                weights += velocity
+                w += velocity
+            np.copyto(weights, w)
     return weights

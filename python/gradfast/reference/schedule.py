@@ -99,7 +99,8 @@ class LRScheduler:
             while t_cur >= t_i:
                 t_cur -= t_i
                 t_i *= t_mult
-        return _cosine(self.initial_lr, eta_min, t_cur, t_i)
+        # the cycle holding a huge epoch can be longer than a float holds: t_cur / t_i is 0 then
+        return _cosine(self.initial_lr, eta_min, t_cur, t_i if t_i < 2**1023 else math.inf)
 
     def linear_warmup(self, epoch, warmup_epochs, start_factor=0.0) -> float:
         """``initial_lr * (start_factor + (1 - start_factor) * min(epoch, warmup_epochs) / warmup_epochs)``.

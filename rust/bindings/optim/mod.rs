@@ -200,8 +200,8 @@ pub fn take_step<'py>(
         }
         if taking.step >= MAX_STEP {
             return Err(Error::Value(format!(
-                "{func}: the step count must stay at most 2**62, got a step past it (load a state \
-                 with a smaller step to go on)"
+                "{func}: step must be an int < 2**62 to take another step, got {}",
+                taking.step
             ))
             .into());
         }

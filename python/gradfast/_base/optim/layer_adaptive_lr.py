@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ... import _validate
-from ..optimizer import MAX_STEP, Hyper, Optimizer
+from ..optimizer import MAX_STEP, Hyper, Optimizer, next_step
 
 
 def _named(prefix: str, d: Mapping) -> list[tuple[str, np.ndarray]]:
@@ -108,14 +108,14 @@ class LayerAdaptiveLRBase(Optimizer):
         ``p - rate * g``, ``'rates'`` returns the rates."""
         raise NotImplementedError
 
-    def _next(self, gradients) -> tuple[dict, dict[str, int]]:
+    def _next(self, fn: str, gradients) -> tuple[dict, dict[str, int]]:
         """The state and layer step counts a step over the layers of ``gradients`` leads to:
         new layers get zero state (not yet part of the optimizer)."""
         state, steps = dict(self.state), dict(self.layer_steps)
         for key, g in gradients.items():
             if key not in state:
                 state[key] = {"square_avg": np.zeros(g.shape, g.dtype)}
-            steps[key] = steps.get(key, 0) + 1
+            steps[key] = next_step(fn, steps.get(key, 0), f"layer_steps[{key!r}]")
         return state, steps
 
     # -- validation ----------------------------------------------------------------------

@@ -97,15 +97,24 @@ class LowPrecisionState(Optimizer):
                     f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
                 )
             return _validate.float_array(fn, name, a)
-        a = _validate.ndarray(fn, name, a)
-        if a.dtype != _validate.BF16:
+        arr = _validate.ndarray(fn, name, a)
+        if _bfloat16_bits(arr.dtype):
+            # NumPy alone (np.savez, np.load) keeps bfloat16 as raw 2-byte voids, or as its bits
+            arr = arr.view(_validate.BF16)
+        if arr.dtype != _validate.BF16:
             raise TypeError(
-                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {a.dtype}"
+                f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {arr.dtype}"
             )
-        return a
+        return arr
 
     def _pack(self):
         packed = self._packed = self._hyper_class(
             **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype is not None
         )
         return packed
+
+
+def _bfloat16_bits(dt: np.dtype) -> bool:
+    """Whether ``dt`` holds bfloat16 values as bare 16-bit words: a 2-byte void without
+    fields (what ``np.savez`` writes for bfloat16) or native uint16."""
+    return (dt.kind == "V" and dt.itemsize == 2 and dt.fields is None) or dt == np.dtype(np.uint16)

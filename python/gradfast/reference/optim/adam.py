@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import _validate
 from ..._base.optim import AdamBase, AdamWBase, adam_hypers
+from ..._base.optimizer import MAX_STEP
 from ._bf16 import _store, _widened
 
 
@@ -76,7 +77,7 @@ def adam_optimizer(params, gradients, state, learning_rate=0.001, beta1=0.9, bet
             for other, o in (("params", params), ("gradients", gradients)):
                 _validate.no_alias(fn, f"state[{slot!r}]", a, other, o)
         _validate.no_alias(fn, "state['m']", state["m"], "state['v']", state["v"])
-        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0) + 1
+        t = _validate.integer(fn, "state['t']", state.get("t"), lo=0, hi=MAX_STEP - 1) + 1
     else:
         state["m"] = np.zeros_like(params, order="C")
         state["v"] = np.zeros_like(params, order="C")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import LayerAdaptiveLRBase
+from ..._base.optimizer import next_step
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):
     __doc__ = LayerAdaptiveLRBase.__doc__
 
     def _advance(self, fn, params, gradients, write):
-        state, steps = self._next(gradients)
+        step = None if write == "rates" else next_step(fn, self.step)
+        state, steps = self._next(fn, gradients)
         out = {}
         for key, g in gradients.items():
             sq = state[key]["square_avg"]
@@ -31,6 +33,6 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
                     p = params[key]  # in place, never through the mapping's item assignment
                     p -= rate * g
         self.state, self.layer_steps = state, steps
-        if write != "rates":
-            self.step += 1
+        if step is not None:
+            self.step = step
         return out
