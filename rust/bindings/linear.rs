@@ -1,7 +1,9 @@
 //! Linear least squares: gradient descent and mini-batch SGD, the whole loop in one call,
 //! `weights` updated in place.
 
-use gradfast_kernels::linear::{gradient_descent as gd_kernel, sgd as sgd_kernel, Problem};
+use gradfast_kernels::linear::{
+    gradient_descent as gd_kernel, sgd as sgd_kernel, GradientDescentArgs, Problem, SgdArgs,
+};
 use gradfast_kernels::runtime::matmul::Gemm;
 use pyo3::prelude::*;
 
@@ -28,15 +30,6 @@ hyper_class! {
         epochs: u64,
         seed: u64,
     }
-}
-
-fn check_learning_rate(func: &str, lr: f64) -> Result<()> {
-    if lr.is_nan() || lr < 0.0 {
-        return Err(Error::Value(format!(
-            "{func}: learning_rate must be a number >= 0, got {lr}"
-        )));
-    }
-    Ok(())
 }
 
 /// Checks `X (n, d)`, `y (n,) or (n, k)`, `weights (d,) or (d, k)` and runs `kernel` on them.
@@ -102,16 +95,17 @@ pub fn gradient_descent(
 ) -> PyResult<()> {
     guard(func, || {
         let h = *hyper.get();
-        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,
             a: [&Bound<'_, PyAny>; 3],
             h: GradientDescentHyper,
         ) -> Result<()> {
-            with_problem::<T>(py, func, a, h.epochs, |p, w| {
-                gd_kernel(p, w, h.learning_rate, h.epochs)
-            })
+            let args = GradientDescentArgs {
+                learning_rate: h.learning_rate,
+                epochs: h.epochs,
+            };
+            with_problem::<T>(py, func, a, h.epochs, |p, w| gd_kernel(p, w, &args))
         }
         let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
         Ok(dispatch!(dtype => typed(py, func, [x, y, weights], h))?)
@@ -137,24 +131,20 @@ pub fn sgd_optimizer(
             ))
             .into());
         }
-        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,
             a: [&Bound<'_, PyAny>; 3],
             h: SgdHyper,
         ) -> Result<()> {
-            with_problem::<T>(py, func, a, h.epochs, |p, w| {
-                sgd_kernel(
-                    p,
-                    w,
-                    h.learning_rate,
-                    h.batch_size,
-                    h.momentum,
-                    h.epochs,
-                    h.seed,
-                )
-            })
+            let args = SgdArgs {
+                learning_rate: h.learning_rate,
+                batch_size: h.batch_size,
+                momentum: h.momentum,
+                epochs: h.epochs,
+                seed: h.seed,
+            };
+            with_problem::<T>(py, func, a, h.epochs, |p, w| sgd_kernel(p, w, &args))
         }
         let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
         Ok(dispatch!(dtype => typed(py, func, [x, y, weights], h))?)

@@ -22,8 +22,7 @@ pub const GEMM_MIN_K: usize = 8;
 pub const BLOCK_ROWS: usize = 512;
 /// Full-batch descent works down the columns of `X` transposed ([`descend_columns`]) for
 /// `X` of fewer than this many columns, rows of fewer than [`COLUMNS_MAX_ROW_BYTES`] and at
-/// most [`COLUMNS_MAX_BYTES`] in all; the row loop was faster beyond (measured over 5,000 to
-/// 200,000 rows of 2 to 24 columns, float32 and float64).
+/// most [`COLUMNS_MAX_BYTES`] in all; the row loop beyond (see `docs/benchmarks.md`).
 const COLUMNS_MAX_D: usize = 32;
 const COLUMNS_MAX_ROW_BYTES: usize = 192;
 const COLUMNS_MAX_BYTES: usize = 8 << 20;
@@ -31,6 +30,23 @@ const COLUMNS_MAX_BYTES: usize = 8 << 20;
 /// block's second pass reads back from L2.
 const COLUMN_ROWS: usize = 4096;
 const COLUMN_BYTES: usize = 256 << 10;
+
+/// `gradient_descent`'s hyper-parameters, named as the Python arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct GradientDescentArgs {
+    pub learning_rate: f64,
+    pub epochs: u64,
+}
+
+/// `sgd_optimizer`'s hyper-parameters, named as the Python arguments (`seed` drawn already).
+#[derive(Clone, Copy, Debug)]
+pub struct SgdArgs {
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub momentum: f64,
+    pub epochs: u64,
+    pub seed: u64,
+}
 
 /// The problem: `x` `(n, d)`, `y` `(n, k)`, both C order.
 #[derive(Clone, Copy)]
@@ -99,10 +115,9 @@ fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
     }
     // The rest: half a block of lanes at once, then the last columns into sums of their own,
     // so that the lanes are indexed by constants only and stay in registers (a loop putting
-    // column `full + l` in lane `l` kept them on the stack: d = 40 ran at 0.6 times the
-    // reference's speed). A lane sum is never -0, so adding a zero leaves it as it is. Written
-    // out like the loop above: one helper for both, over an array of the four rows' lanes,
-    // compiled four times slower.
+    // column `full + l` in lane `l` kept them on the stack). A lane sum is never -0, so adding
+    // a zero leaves it as it is. Written out like the loop above: one helper for both, over an
+    // array of the four rows' lanes, compiled to slower code.
     let mut s = full;
     if w.len() - s >= L / 2 {
         let h = L / 2;
@@ -328,8 +343,12 @@ impl Shuffle {
     }
 }
 
-/// `epochs` steps of `W -= lr X^T (X W - Y) / n`.
-pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
+/// `epochs` steps of `W -= learning_rate X^T (X W - Y) / n`.
+pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], args: &GradientDescentArgs) {
+    let GradientDescentArgs {
+        learning_rate,
+        epochs,
+    } = *args;
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
         return;
@@ -337,10 +356,10 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
     let row_bytes = d * std::mem::size_of::<T>();
     let narrow = d < COLUMNS_MAX_D && row_bytes < COLUMNS_MAX_ROW_BYTES;
     if narrow && k < GEMM_MIN_K && n * row_bytes <= COLUMNS_MAX_BYTES {
-        return descend_columns(p, w, lr, epochs);
+        return descend_columns(p, w, learning_rate, epochs);
     }
     let mut work = Work::new(&p, None);
-    let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
+    let (n_t, lr_t) = (T::of(n as f64), T::of(learning_rate));
     for _ in 0..epochs {
         work.gradient(&p, w, None);
         for c in 0..d {
@@ -353,11 +372,11 @@ pub fn gradient_descent<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u6
 }
 
 /// [`gradient_descent`] for narrow `X` that fits in cache (see [`COLUMNS_MAX_D`]), where the
-/// row loop's dot products are short (5,000 x 8 float32: 0.72 ms by rows, 0.26 ms here). `X` is transposed once, and each block of rows takes
+/// row loop's dot products are short. `X` is transposed once, and each block of rows takes
 /// `r = X W - y` as axpys down the columns of `X` and `G = X^T r` as dot products along them,
 /// both vectorized across rows. The blocks are fixed by the shape and combined in index
 /// order: the same bits for every thread count.
-fn descend_columns<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
+fn descend_columns<T: Gemm>(p: Problem<T>, w: &mut [T], learning_rate: f64, epochs: u64) {
     let Problem { x, y, n, d, k } = p;
     let mut xt = vec![T::ZERO; d * n];
     for (i, row) in x.chunks_exact(d).enumerate() {
@@ -367,7 +386,7 @@ fn descend_columns<T: Gemm>(p: Problem<T>, w: &mut [T], lr: f64, epochs: u64) {
     }
     let block = (COLUMN_BYTES / (d * std::mem::size_of::<T>())).clamp(64, COLUMN_ROWS);
     let blocks: Vec<usize> = (0..n).step_by(block).collect();
-    let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
+    let (n_t, lr_t) = (T::of(n as f64), T::of(learning_rate));
     let mut g = vec![T::ZERO; d * k];
     for _ in 0..epochs {
         let parts = map_tasks(blocks.clone(), std::mem::size_of_val(x), |start| {
@@ -443,24 +462,23 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 }
 
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`
-/// (ties by index), in batches of `batch`; per batch `v = mu v - lr g`, `W += v`, with `v`
-/// starting at zero.
-pub fn sgd<T: Gemm>(
-    p: Problem<T>,
-    w: &mut [T],
-    lr: f64,
-    batch: usize,
-    mu: f64,
-    epochs: u64,
-    seed: u64,
-) {
+/// (ties by index), in batches of `batch_size`; per batch
+/// `v = momentum v - learning_rate g`, `W += v`, with `v` starting at zero.
+pub fn sgd<T: Gemm>(p: Problem<T>, w: &mut [T], args: &SgdArgs) {
+    let SgdArgs {
+        learning_rate,
+        batch_size,
+        momentum,
+        epochs,
+        seed,
+    } = *args;
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
         return;
     }
-    let batch = batch.min(n);
+    let batch = batch_size.min(n);
     let mut work = Work::new(&p, Some(batch));
-    let (lr_t, mu_t) = (T::of(lr), T::of(mu));
+    let (lr_t, mu_t) = (T::of(learning_rate), T::of(momentum));
     let mut velocity = vec![T::ZERO; d * k];
     with_kept(|shuffle: &mut Shuffle| {
         shuffle.resize(n);
@@ -542,8 +560,10 @@ mod tests {
                     k,
                 },
                 &mut w,
-                0.05,
-                4,
+                &GradientDescentArgs {
+                    learning_rate: 0.05,
+                    epochs: 4,
+                },
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k}");
         }
@@ -577,11 +597,13 @@ mod tests {
                     k,
                 },
                 &mut w,
-                0.1,
-                batch,
-                0.9,
-                3,
-                77,
+                &SgdArgs {
+                    learning_rate: 0.1,
+                    batch_size: batch,
+                    momentum: 0.9,
+                    epochs: 3,
+                    seed: 77,
+                },
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k} {batch}");
         }
@@ -632,8 +654,19 @@ mod tests {
             d: 2,
             k: 0,
         };
-        gradient_descent(no_columns, &mut w, 0.1, 3);
-        sgd(no_columns, &mut w, 0.1, 2, 0.5, 3, 0);
+        let gd = |epochs| GradientDescentArgs {
+            learning_rate: 0.1,
+            epochs,
+        };
+        let sgd_args = |epochs| SgdArgs {
+            learning_rate: 0.1,
+            batch_size: 2,
+            momentum: 0.5,
+            epochs,
+            seed: 0,
+        };
+        gradient_descent(no_columns, &mut w, &gd(3));
+        sgd(no_columns, &mut w, &sgd_args(3));
         let y = data(3, 2);
         let mut w = vec![0.5, -0.5];
         let p = Problem {
@@ -641,8 +674,8 @@ mod tests {
             k: 1,
             ..no_columns
         };
-        gradient_descent(p, &mut w, 0.1, 0);
-        sgd(p, &mut w, 0.1, 2, 0.5, 0, 0);
+        gradient_descent(p, &mut w, &gd(0));
+        sgd(p, &mut w, &sgd_args(0));
         assert_eq!(w, vec![0.5, -0.5]);
     }
 
@@ -667,8 +700,10 @@ mod tests {
                         k: 1,
                     },
                     &mut w,
-                    0.01,
-                    3,
+                    &GradientDescentArgs {
+                        learning_rate: 0.01,
+                        epochs: 3,
+                    },
                 );
                 w
             };
