@@ -125,18 +125,19 @@ class SgdHyper:
     seed: int
     def __new__(cls, *, learning_rate: float, batch_size: int, momentum: float, epochs: int, seed: int) -> SgdHyper: ...
 
+@final
+class BpttHyper:
+    sequence_length: int
+    def __new__(cls, *, sequence_length: int) -> BpttHyper: ...
+
 def bptt(
     func: str,
     inputs: np.ndarray,
     targets: np.ndarray,
     hidden_state: np.ndarray,
-    wx: np.ndarray,
-    wh: np.ndarray,
-    wy: np.ndarray,
-    sequence_length: int,
-    grad_wx: np.ndarray,
-    grad_wh: np.ndarray,
-    grad_wy: np.ndarray,
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray],
+    grads: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hyper: BpttHyper,
 ) -> float: ...
 def gradient_descent(
     func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: GradientDescentHyper
