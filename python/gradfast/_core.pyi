@@ -47,16 +47,35 @@ class BatchNormHyper:
     num_features: int
     eps: float
     momentum: float
-    float64: bool
-    def __new__(cls, *, num_features: int, eps: float, momentum: float, float64: bool) -> BatchNormHyper: ...
+    dtype: np.dtype
+    def __new__(cls, *, num_features: int, eps: float, momentum: float, dtype: np.dtype) -> BatchNormHyper: ...
 
 @final
-class BatchNormCache: ...
+class BatchNormState:
+    grad_gamma: np.ndarray | None
+    grad_beta: np.ndarray | None
+    def __new__(cls, grad_gamma: np.ndarray | None = None, grad_beta: np.ndarray | None = None) -> BatchNormState: ...
 
 @final
 class DropoutHyper:
     drop_rate: float
     def __new__(cls, *, drop_rate: float) -> DropoutHyper: ...
+
+@final
+class DropoutState:
+    seed: int
+    num_training_calls: int
+    @property
+    def kept(self) -> np.ndarray | None: ...
+    @property
+    def last(self) -> tuple[Any, np.dtype, float] | None: ...
+    def __new__(
+        cls,
+        seed: int,
+        num_training_calls: int = 0,
+        kept: np.ndarray | None = None,
+        last: tuple[Any, np.dtype, float] | None = None,
+    ) -> DropoutState: ...
 
 @final
 class StepState:
@@ -155,11 +174,18 @@ def unpack(func: str, bucket: np.ndarray, tensors: list[np.ndarray], divisor: fl
 def divide(func: str, tensors: list[np.ndarray], divisor: float) -> None: ...
 def sum_bf16(src: np.ndarray, acc: np.ndarray) -> None: ...
 def batchnorm_forward(
-    layer: Any, lock: StepLock, x: np.ndarray, training: bool, hyper: BatchNormHyper
+    func: str,
+    state: BatchNormState,
+    x: np.ndarray,
+    training: bool,
+    channels: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    hyper: BatchNormHyper,
 ) -> np.ndarray: ...
-def batchnorm_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> np.ndarray: ...
-def dropout_forward(layer: Any, lock: StepLock, x: np.ndarray, training: bool, hyper: DropoutHyper) -> np.ndarray: ...
-def dropout_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> np.ndarray: ...
+def batchnorm_backward(func: str, state: BatchNormState, grad_output: np.ndarray) -> np.ndarray: ...
+def dropout_forward(
+    func: str, state: DropoutState, x: np.ndarray, training: bool, hyper: DropoutHyper
+) -> np.ndarray: ...
+def dropout_backward(func: str, state: DropoutState, grad_output: np.ndarray) -> np.ndarray: ...
 def init_fill(func: str, w: np.ndarray, hyper: InitHyper) -> None: ...
 def compute_regularization(
     func: str, weights: Mapping[Any, np.ndarray], lambda_l1: float, lambda_l2: float

@@ -37,7 +37,6 @@ import math
 
 import numpy as np
 
-from .._validate import resolve_seed  # noqa: F401 (for _base.nn, until it takes it from _validate)
 from .._validate import u64 as _u64_arg
 from . import _libm
 
