@@ -166,7 +166,8 @@ def test_the_binding_checks_its_arrays_itself():
         args = list(call)
         for i, v in over.items():
             args[int(i[1:])] = v
-        _core.bptt("bptt", *args)
+        weights, grads = tuple(args[3:6]), tuple(args[7:10])
+        _core.bptt("bptt", *args[:3], weights, grads, _core.BpttHyper(sequence_length=args[6]))
 
     with pytest.raises(ValueError, match=r"bptt: targets must have shape \(4, 2, 2\), got \(4, 2, 3\)"):
         core(a1=np.zeros((4, 2, 3)))

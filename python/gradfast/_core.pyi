@@ -47,16 +47,35 @@ class BatchNormHyper:
     num_features: int
     eps: float
     momentum: float
-    float64: bool
-    def __new__(cls, *, num_features: int, eps: float, momentum: float, float64: bool) -> BatchNormHyper: ...
+    dtype: np.dtype
+    def __new__(cls, *, num_features: int, eps: float, momentum: float, dtype: np.dtype) -> BatchNormHyper: ...
 
 @final
-class BatchNormCache: ...
+class BatchNormState:
+    grad_gamma: np.ndarray | None
+    grad_beta: np.ndarray | None
+    def __new__(cls, grad_gamma: np.ndarray | None = None, grad_beta: np.ndarray | None = None) -> BatchNormState: ...
 
 @final
 class DropoutHyper:
     drop_rate: float
     def __new__(cls, *, drop_rate: float) -> DropoutHyper: ...
+
+@final
+class DropoutState:
+    seed: int
+    num_training_calls: int
+    @property
+    def kept(self) -> np.ndarray | None: ...
+    @property
+    def last(self) -> tuple[Any, np.dtype, float] | None: ...
+    def __new__(
+        cls,
+        seed: int,
+        num_training_calls: int = 0,
+        kept: np.ndarray | None = None,
+        last: tuple[Any, np.dtype, float] | None = None,
+    ) -> DropoutState: ...
 
 @final
 class StepState:
@@ -103,6 +122,14 @@ def momentum(
 ) -> None: ...
 
 @final
+class InitHyper:
+    seed: int
+    layer: int
+    normal: bool
+    scale: float
+    def __new__(cls, *, seed: int, layer: int, normal: bool, scale: float) -> InitHyper: ...
+
+@final
 class GradientDescentHyper:
     learning_rate: float
     epochs: int
@@ -117,18 +144,19 @@ class SgdHyper:
     seed: int
     def __new__(cls, *, learning_rate: float, batch_size: int, momentum: float, epochs: int, seed: int) -> SgdHyper: ...
 
+@final
+class BpttHyper:
+    sequence_length: int
+    def __new__(cls, *, sequence_length: int) -> BpttHyper: ...
+
 def bptt(
     func: str,
     inputs: np.ndarray,
     targets: np.ndarray,
     hidden_state: np.ndarray,
-    wx: np.ndarray,
-    wh: np.ndarray,
-    wy: np.ndarray,
-    sequence_length: int,
-    grad_wx: np.ndarray,
-    grad_wh: np.ndarray,
-    grad_wy: np.ndarray,
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray],
+    grads: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hyper: BpttHyper,
 ) -> float: ...
 def gradient_descent(
     func: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, hyper: GradientDescentHyper
@@ -158,12 +186,19 @@ def unpack(func: str, bucket: np.ndarray, tensors: list[np.ndarray], divisor: fl
 def divide(func: str, tensors: list[np.ndarray], divisor: float) -> None: ...
 def sum_bf16(src: np.ndarray, acc: np.ndarray) -> None: ...
 def batchnorm_forward(
-    layer: Any, lock: StepLock, x: np.ndarray, training: bool, hyper: BatchNormHyper
+    func: str,
+    state: BatchNormState,
+    x: np.ndarray,
+    training: bool,
+    channels: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    hyper: BatchNormHyper,
 ) -> np.ndarray: ...
-def batchnorm_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> np.ndarray: ...
-def dropout_forward(layer: Any, lock: StepLock, x: np.ndarray, training: bool, hyper: DropoutHyper) -> np.ndarray: ...
-def dropout_backward(layer: Any, lock: StepLock, grad_output: np.ndarray) -> np.ndarray: ...
-def init_fill(func: str, w: np.ndarray, seed: int, stream: int, normal: bool, scale: float) -> None: ...
+def batchnorm_backward(func: str, state: BatchNormState, grad_output: np.ndarray) -> np.ndarray: ...
+def dropout_forward(
+    func: str, state: DropoutState, x: np.ndarray, training: bool, hyper: DropoutHyper
+) -> np.ndarray: ...
+def dropout_backward(func: str, state: DropoutState, grad_output: np.ndarray) -> np.ndarray: ...
+def init_fill(func: str, w: np.ndarray, hyper: InitHyper) -> None: ...
 
 @final
 class RegularizationHyper:

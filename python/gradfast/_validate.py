@@ -291,3 +291,27 @@ def choice(fn: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{fn}: {name} must be one of {allowed}, got {value!r}")
     return value
+
+
+#: the largest value of a 64-bit seed, stream or count
+U64_MAX = 2**64 - 1
+
+
+def u64(fn: str, name: str, value: object) -> int:
+    """``value`` as a Python int in [0, 2**64)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an int in [0, 2**64) or None, got {type(value).__name__}")
+    v = int(value)
+    if not 0 <= v <= U64_MAX:
+        raise ValueError(f"{fn}: {name} must be an int in [0, 2**64), got {v}")
+    return v
+
+
+def resolve_seed(seed: object, fn: str = "resolve_seed") -> int:
+    """Return ``seed`` as a Python int in [0, 2**64); ``None`` draws fresh OS entropy once.
+
+    ``fn`` names the calling routine in error messages.
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().entropy) & U64_MAX  # type: ignore[arg-type]
+    return u64(fn, "seed", seed)

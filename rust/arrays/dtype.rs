@@ -25,6 +25,40 @@ pub enum Dtype {
     F64,
 }
 
+/// A `numpy.dtype` of float32 or float64, as hyper-parameter classes take it (`dtype=`).
+impl<'a, 'py> FromPyObject<'a, 'py> for Dtype {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let d = obj.cast::<PyArrayDescr>().map_err(PyErr::from)?;
+        if d.is_native_byteorder() != Some(false) {
+            if d.num() == NPY_TYPES::NPY_FLOAT as i32 {
+                return Ok(Dtype::F32);
+            }
+            if d.num() == NPY_TYPES::NPY_DOUBLE as i32 {
+                return Ok(Dtype::F64);
+            }
+        }
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "dtype must be float32 or float64, got {}",
+            d.to_owned()
+        )))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Dtype {
+    type Target = PyArrayDescr;
+    type Output = Bound<'py, PyArrayDescr>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> std::result::Result<Self::Output, Self::Error> {
+        Ok(match self {
+            Dtype::F32 => dtype::<f32>(py),
+            Dtype::F64 => dtype::<f64>(py),
+        })
+    }
+}
+
 /// An element type the kernels take, with its dtype.
 pub trait Float: Element + Copy + gradfast_kernels::Real {
     const DTYPE: Dtype;

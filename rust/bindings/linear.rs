@@ -1,7 +1,9 @@
 //! Linear least squares: gradient descent and mini-batch SGD, the whole loop in one call,
 //! `weights` updated in place.
 
-use gradfast_kernels::linear::{gradient_descent as gd_kernel, sgd as sgd_kernel, Problem};
+use gradfast_kernels::linear::{
+    gradient_descent as gd_kernel, sgd as sgd_kernel, GradientDescentArgs, Problem, SgdArgs,
+};
 use gradfast_kernels::runtime::matmul::Gemm;
 use pyo3::prelude::*;
 use std::time::{Duration, Instant};
@@ -29,15 +31,6 @@ hyper_class! {
         epochs: u64,
         seed: u64,
     }
-}
-
-fn check_learning_rate(func: &str, lr: f64) -> Result<()> {
-    if lr.is_nan() || lr < 0.0 {
-        return Err(Error::Value(format!(
-            "{func}: learning_rate must be a number >= 0, got {lr}"
-        )));
-    }
-    Ok(())
 }
 
 /// How often a running loop takes the GIL to ask Python whether a signal (Ctrl-C) came:
@@ -137,15 +130,18 @@ pub fn gradient_descent(
 ) -> PyResult<()> {
     guard(func, || {
         let h = *hyper.get();
-        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,
             a: [&Bound<'_, PyAny>; 3],
             h: GradientDescentHyper,
         ) -> Result<()> {
+            let args = GradientDescentArgs {
+                learning_rate: h.learning_rate,
+                epochs: h.epochs,
+            };
             with_problem::<T>(py, func, a, h.epochs, |p, w, mut go_on| {
-                gd_kernel(p, w, h.learning_rate, h.epochs, &mut go_on)
+                gd_kernel(p, w, &args, &mut go_on)
             })
         }
         let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;
@@ -172,24 +168,21 @@ pub fn sgd_optimizer(
             ))
             .into());
         }
-        check_learning_rate(func, h.learning_rate)?;
         fn typed<T: Float + Gemm>(
             py: Python<'_>,
             func: &str,
             a: [&Bound<'_, PyAny>; 3],
             h: SgdHyper,
         ) -> Result<()> {
+            let args = SgdArgs {
+                learning_rate: h.learning_rate,
+                batch_size: h.batch_size,
+                momentum: h.momentum,
+                epochs: h.epochs,
+                seed: h.seed,
+            };
             with_problem::<T>(py, func, a, h.epochs, |p, w, mut go_on| {
-                sgd_kernel(
-                    p,
-                    w,
-                    h.learning_rate,
-                    h.batch_size,
-                    h.momentum,
-                    h.epochs,
-                    h.seed,
-                    &mut go_on,
-                )
+                sgd_kernel(p, w, &args, &mut go_on)
             })
         }
         let dtype = float_dtype(func, &Name::Arg("weights"), weights)?;

@@ -1,17 +1,20 @@
-//! BatchNorm and Dropout: one call per forward or backward, which holds the layer's lock,
-//! reads the layer's arrays, validates everything, runs the kernel without the GIL and
-//! commits what the layer keeps (BatchNorm's cache and running statistics, Dropout's mask
-//! and call count) before returning, so that an interrupt cannot leave the layer half
-//! updated and two threads using one layer get the result of two calls in turn.
+//! BatchNorm and Dropout: one call per forward or backward. What a layer keeps between calls
+//! lives in a state object the layer owns (`BatchNormState`, `DropoutState`), with the lock
+//! that serializes its calls: the binding takes the lock, validates everything, runs the
+//! kernel without the GIL and commits into the state (BatchNorm's last forward and gradients,
+//! Dropout's mask and call count) before returning, so that an interrupt cannot leave the
+//! layer half updated and two threads using one layer get the result of two calls in turn.
+//! The layer's arrays come in as arguments; Rust reads and sets no attribute of the layer.
 
-use gradfast_kernels::nn::batchnorm::{self, BatchNormHyper as Hyper, Layout, Params, Saved};
-use gradfast_kernels::nn::dropout;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gradfast_kernels::nn::batchnorm::{self, BatchNormArgs, Grads, Layout, Params, Saved};
+use gradfast_kernels::nn::dropout::{self, DropoutArgs};
 use numpy::{
     PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyString, PyTuple};
 
 use super::lock::StepLock;
 use super::{guard, run};
@@ -26,7 +29,7 @@ hyper_class! {
         num_features: usize,
         eps: f64,
         momentum: f64,
-        float64: bool,
+        dtype: Dtype,
     }
 }
 
@@ -37,34 +40,71 @@ hyper_class! {
     }
 }
 
-/// What BatchNorm's backward needs of the last forward, kept on the layer as `_cache`.
-#[pyclass(frozen, module = "gradfast._core")]
-pub struct BatchNormCache {
+/// The values of a layer state, read and set under its mutex.
+fn values<C>(m: &Mutex<C>) -> MutexGuard<'_, C> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What BatchNorm's backward needs of the last forward.
+struct LastForward {
     saved: Saved,
     layout: Layout,
     /// The `x` the forward read (the caller's array, or NumPy's C-ordered copy of it).
     x: Py<PyAny>,
-    float64: bool,
+    dtype: Dtype,
 }
 
-fn dtype_of(float64: bool) -> Dtype {
-    if float64 {
-        Dtype::F64
-    } else {
-        Dtype::F32
+struct BatchNormCommitted {
+    /// Shared, so that a backward reads it without holding the mutex while the kernel runs.
+    last: Option<Arc<LastForward>>,
+    grad_gamma: Py<PyAny>,
+    grad_beta: Py<PyAny>,
+}
+
+/// What a `gradfast.BatchNorm` keeps between calls: the last forward (for backward, not
+/// visible from Python), the gradients of the last backward, and the lock of its calls.
+#[pyclass(frozen, module = "gradfast._core")]
+pub struct BatchNormState {
+    lock: StepLock,
+    committed: Mutex<BatchNormCommitted>,
+}
+
+#[pymethods]
+impl BatchNormState {
+    #[new]
+    #[pyo3(signature = (grad_gamma=None, grad_beta=None))]
+    fn new(py: Python<'_>, grad_gamma: Option<Py<PyAny>>, grad_beta: Option<Py<PyAny>>) -> Self {
+        BatchNormState {
+            lock: StepLock::default(),
+            committed: Mutex::new(BatchNormCommitted {
+                last: None,
+                grad_gamma: grad_gamma.unwrap_or_else(|| py.None()),
+                grad_beta: grad_beta.unwrap_or_else(|| py.None()),
+            }),
+        }
     }
-}
 
-fn attr<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Result<Bound<'py, PyAny>> {
-    obj.getattr(name).map_err(Error::Python)
-}
+    /// `sum(grad_output * xhat)` of the last backward, or None.
+    #[getter]
+    fn grad_gamma(&self, py: Python<'_>) -> Py<PyAny> {
+        values(&self.committed).grad_gamma.clone_ref(py)
+    }
 
-fn set<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-    v: impl IntoPyObject<'py>,
-) -> Result<()> {
-    obj.setattr(name, v).map_err(Error::Python)
+    #[setter]
+    fn set_grad_gamma(&self, v: Py<PyAny>) {
+        values(&self.committed).grad_gamma = v;
+    }
+
+    /// `sum(grad_output)` of the last backward, or None.
+    #[getter]
+    fn grad_beta(&self, py: Python<'_>) -> Py<PyAny> {
+        values(&self.committed).grad_beta.clone_ref(py)
+    }
+
+    #[setter]
+    fn set_grad_beta(&self, v: Py<PyAny>) {
+        values(&self.committed).grad_beta = v;
+    }
 }
 
 /// `obj` must be an array of the layer's dtype `T`.
@@ -87,54 +127,52 @@ fn layer_dtype<T: Float>(
     )))
 }
 
-/// One of the layer's `(C,)` arrays, read (or, for the running statistics in training, written).
+fn no_forward(func: &str) -> Error {
+    Error::Value(format!(
+        "{func}: forward must be called before backward, got no forward call yet"
+    ))
+}
+
+/// BatchNorm's `(C,)` arrays: `gamma`, `beta`, `running_mean`, `running_var`.
+type Channels<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+);
+
+/// One of the layer's `(C,)` arrays, read.
 fn channel_input<'py, T: Float>(
     call: &mut Call<'_, 'py>,
-    layer: &Bound<'py, PyAny>,
-    attr_name: &Bound<'py, PyString>,
+    obj: &Bound<'py, PyAny>,
     name: &'static str,
     c: usize,
 ) -> Result<In<'py, T>> {
-    let a = call.input::<T>(Name::Arg(name), &attr(layer, attr_name)?)?;
+    let a = call.input::<T>(Name::Arg(name), obj)?;
     same_shape(call.func, &Name::Arg(name), a.shape(), &[c])?;
     Ok(a)
 }
 
-/// What the last forward left in `layer.<name>`, or the error of a backward before any forward.
-fn last_forward<'py>(
-    func: &str,
-    layer: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-) -> Result<Bound<'py, PyAny>> {
-    let last = attr(layer, name)?;
-    if last.is_none() {
-        return Err(Error::Value(format!(
-            "{func}: forward must be called before backward, got no forward call yet"
-        )));
-    }
-    Ok(last)
-}
-
+/// One of the layer's `(C,)` arrays, written in place.
 fn channel_output<'py, T: Float>(
     call: &mut Call<'_, 'py>,
-    layer: &Bound<'py, PyAny>,
-    attr_name: &Bound<'py, PyString>,
+    obj: &Bound<'py, PyAny>,
     name: &'static str,
     c: usize,
 ) -> Result<Out<'py, T>> {
-    let a = call.output::<T>(Name::Arg(name), &attr(layer, attr_name)?)?;
+    let a = call.output::<T>(Name::Arg(name), obj)?;
     same_shape(call.func, &Name::Arg(name), a.shape(), &[c])?;
     Ok(a)
 }
 
 fn bn_forward<'py, T: Float>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
+    func: &str,
     x_obj: &Bound<'py, PyAny>,
     training: bool,
+    (gamma, beta, running_mean, running_var): &Channels<'py>,
     h: &BatchNormHyper,
-) -> Result<Bound<'py, PyAny>> {
-    let func = "BatchNorm.forward";
+) -> Result<(Bound<'py, PyAny>, LastForward)> {
     let c = h.num_features;
     layer_dtype::<T>(func, "x", x_obj, "the layer")?;
     let mut call = Call::new(func);
@@ -151,25 +189,13 @@ fn bn_forward<'py, T: Float>(
         c,
         l: shape.get(2).copied().unwrap_or(1),
     };
-    let gamma = channel_input::<T>(&mut call, layer, intern!(py, "gamma"), "self.gamma", c)?;
-    let beta = channel_input::<T>(&mut call, layer, intern!(py, "beta"), "self.beta", c)?;
-    let (rm, rv) = (intern!(py, "running_mean"), intern!(py, "running_var"));
+    let gamma = channel_input::<T>(&mut call, gamma, "self.gamma", c)?;
+    let beta = channel_input::<T>(&mut call, beta, "self.beta", c)?;
+    let (rm, rv) = (running_mean, running_var);
     let (mut rm_out, mut rv_out, mut rm_in, mut rv_in) = (None, None, None, None);
     if training {
-        rm_out = Some(channel_output::<T>(
-            &mut call,
-            layer,
-            rm,
-            "self.running_mean",
-            c,
-        )?);
-        rv_out = Some(channel_output::<T>(
-            &mut call,
-            layer,
-            rv,
-            "self.running_var",
-            c,
-        )?);
+        rm_out = Some(channel_output::<T>(&mut call, rm, "self.running_mean", c)?);
+        rv_out = Some(channel_output::<T>(&mut call, rv, "self.running_var", c)?);
         if layout.count() < 2 {
             return Err(Error::Value(format!(
                 "{func}: x must have more than 1 value per channel when training, got shape {}",
@@ -177,26 +203,14 @@ fn bn_forward<'py, T: Float>(
             )));
         }
     } else {
-        rm_in = Some(channel_input::<T>(
-            &mut call,
-            layer,
-            rm,
-            "self.running_mean",
-            c,
-        )?);
-        rv_in = Some(channel_input::<T>(
-            &mut call,
-            layer,
-            rv,
-            "self.running_var",
-            c,
-        )?);
+        rm_in = Some(channel_input::<T>(&mut call, rm, "self.running_mean", c)?);
+        rv_in = Some(channel_input::<T>(&mut call, rv, "self.running_var", c)?);
     }
     let ok = call.check_overlaps()?;
     let mut out = Out::<T>::new(py, &shape)?;
     let (xs, os) = (x.slice(&ok), out.slice(&ok));
     let (g, b) = (gamma.slice(&ok), beta.slice(&ok));
-    let hyper = Hyper {
+    let args = BatchNormArgs {
         eps: h.eps,
         momentum: h.momentum,
     };
@@ -212,7 +226,7 @@ fn bn_forward<'py, T: Float>(
                 running_var: rv.slice(&ok),
             };
             run(py, xs.len(), || {
-                batchnorm::forward_training(xs, os, layout, p, hyper)
+                batchnorm::forward_training(xs, os, layout, p, &args)
             })
         }
         (None, Some((rm, rv))) => {
@@ -223,52 +237,53 @@ fn bn_forward<'py, T: Float>(
                 running_var: rv.slice(&ok),
             };
             run(py, xs.len(), || {
-                batchnorm::forward_eval(xs, os, layout, p, h.eps)
+                batchnorm::forward_eval(xs, os, layout, p, &args)
             })
         }
         (None, None) => unreachable!("running statistics are read in one mode or the other"),
     };
-    let cache = BatchNormCache {
+    let last = LastForward {
         saved,
         layout,
         x: x.array().clone().into_any().unbind(),
-        float64: h.float64,
+        dtype: h.dtype,
     };
-    let cache = Bound::new(py, cache).map_err(Error::Python)?;
-    set(layer, intern!(py, "_cache"), cache)?;
-    Ok(out.array().clone().into_any())
+    Ok((out.array().clone().into_any(), last))
 }
 
-/// `BatchNorm.forward`: the output; sets `layer._cache` and, in training, updates the running
-/// statistics in place.
+/// `BatchNorm.forward`: the output; commits the forward to `state` for backward and, in
+/// training, updates `running_mean` and `running_var` in place.
 #[pyfunction]
-#[pyo3(signature = (layer, lock, x, training, hyper))]
+#[pyo3(signature = (func, state, x, training, channels, hyper))]
 pub fn batchnorm_forward<'py>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
-    lock: &Bound<'py, StepLock>,
+    func: &str,
+    state: &Bound<'py, BatchNormState>,
     x: &Bound<'py, PyAny>,
     training: bool,
+    channels: Channels<'py>,
     hyper: &Bound<'py, BatchNormHyper>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    guard("BatchNorm.forward", || {
-        let _held = lock.get().hold(py);
+    guard(func, || {
+        let state = state.get();
+        let _held = state.lock.hold(py);
         let h = hyper.get();
-        Ok(dispatch!(dtype_of(h.float64) => bn_forward(py, layer, x, training, h))?)
+        let (out, last) = dispatch!(h.dtype => bn_forward(py, func, x, training, &channels, h))?;
+        values(&state.committed).last = Some(Arc::new(last));
+        Ok(out)
     })
 }
 
 fn bn_backward<'py, T: Float>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
+    func: &str,
     g_obj: &Bound<'py, PyAny>,
-    cache: &BatchNormCache,
-) -> Result<Bound<'py, PyAny>> {
-    let func = "BatchNorm.backward";
+    last: &LastForward,
+) -> Result<[Bound<'py, PyAny>; 3]> {
     layer_dtype::<T>(func, "grad_output", g_obj, "the layer")?;
     let mut call = Call::new(func);
     let g = call.input::<T>(Name::Arg("grad_output"), g_obj)?;
-    let x = call.input::<T>(Name::Arg("the last forward's x"), cache.x.bind(py))?;
+    let x = call.input::<T>(Name::Arg("the last forward's x"), last.x.bind(py))?;
     if g.shape() != x.shape() {
         return Err(Error::Value(format!(
             "{func}: grad_output must have shape {} like the last forward's x, got {}",
@@ -277,87 +292,144 @@ fn bn_backward<'py, T: Float>(
         )));
     }
     let ok = call.check_overlaps()?;
-    let c = cache.layout.c;
+    let c = last.layout.c;
     let (mut gx, mut gg, mut gb) = (
         Out::<T>::new(py, x.shape())?,
         Out::<T>::new(py, &[c])?,
         Out::<T>::new(py, &[c])?,
     );
     let (gs, xs) = (g.slice(&ok), x.slice(&ok));
-    let (gxs, ggs, gbs) = (gx.slice(&ok), gg.slice(&ok), gb.slice(&ok));
+    let grads = Grads {
+        grad_x: gx.slice(&ok),
+        grad_gamma: gg.slice(&ok),
+        grad_beta: gb.slice(&ok),
+    };
     run(py, gs.len(), || {
-        batchnorm::backward(gs, xs, gxs, cache.layout, &cache.saved, ggs, gbs)
+        batchnorm::backward(gs, xs, last.layout, &last.saved, grads)
     });
-    set(layer, intern!(py, "grad_gamma"), gg.array())?;
-    set(layer, intern!(py, "grad_beta"), gb.array())?;
-    Ok(gx.array().clone().into_any())
+    let arrays = [gx.array(), gg.array(), gb.array()];
+    Ok(arrays.map(|a| a.clone().into_any()))
 }
 
-/// `BatchNorm.backward`: `grad_x`; sets `layer.grad_gamma` and `layer.grad_beta`.
+/// `BatchNorm.backward`: `grad_x`; commits `grad_gamma` and `grad_beta` to `state`.
 #[pyfunction]
 pub fn batchnorm_backward<'py>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
-    lock: &Bound<'py, StepLock>,
+    func: &str,
+    state: &Bound<'py, BatchNormState>,
     grad_output: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let func = "BatchNorm.backward";
     guard(func, || {
-        let _held = lock.get().hold(py);
-        let cache = last_forward(func, layer, intern!(py, "_cache"))?;
-        let cache = cache.cast::<BatchNormCache>().map_err(|_| {
-            Error::Type(format!(
-                "{func}: self._cache must be what forward left there, got another object"
-            ))
-        })?;
-        let c = cache.get();
-        Ok(dispatch!(dtype_of(c.float64) => bn_backward(py, layer, grad_output, c))?)
+        let state = state.get();
+        let _held = state.lock.hold(py);
+        let last = values(&state.committed).last.clone();
+        let last = last.ok_or_else(|| no_forward(func))?;
+        let [gx, gg, gb] = dispatch!(last.dtype => bn_backward(py, func, grad_output, &last))?;
+        let mut c = values(&state.committed);
+        c.grad_gamma = gg.unbind();
+        c.grad_beta = gb.unbind();
+        Ok(gx)
     })
 }
 
-/// Records a forward on the dropout layer: the mask (or None) and what backward checks.
-fn dropout_commit<'py>(
-    layer: &Bound<'py, PyAny>,
-    x: &Bound<'py, PyAny>,
-    kept: Option<Bound<'py, PyAny>>,
-    p: f64,
-) -> Result<()> {
-    let py = layer.py();
-    let last = PyTuple::new(
-        py,
-        [
-            attr(x, intern!(py, "shape"))?,
-            attr(x, intern!(py, "dtype"))?,
-            PyFloat::new(py, p).into_any(),
-        ],
-    )
-    .map_err(Error::Python)?;
-    set(layer, intern!(py, "kept"), kept)?;
-    set(layer, intern!(py, "_last"), last)
+/// The shape, dtype and drop rate of the last forward's `x`.
+type LastShape = (Py<PyAny>, Py<PyAny>, f64);
+
+struct DropoutCommitted {
+    seed: u64,
+    /// Up to 2**64: the count after a forward of stream 2**64 - 1, refused by the next one.
+    num_training_calls: u128,
+    /// The mask of the last training forward (a bool array), or None.
+    kept: Py<PyAny>,
+    last: Option<LastShape>,
 }
 
-fn u64_attr(func: &str, layer: &Bound<PyAny>, name: &Bound<PyString>, what: &str) -> Result<u64> {
-    attr(layer, name)?.extract::<u64>().map_err(|_| {
-        Error::Value(format!(
-            "{func}: self.{name} must be an int in [0, 2**64) ({what}), got another value"
-        ))
-    })
+/// What a `gradfast.Dropout` keeps between calls: its seed, the count of training forwards
+/// (the stream of the next mask), the last mask and what backward checks of the last forward,
+/// and the lock of its calls.
+#[pyclass(frozen, module = "gradfast._core")]
+pub struct DropoutState {
+    lock: StepLock,
+    committed: Mutex<DropoutCommitted>,
+}
+
+#[pymethods]
+impl DropoutState {
+    #[new]
+    #[pyo3(signature = (seed, num_training_calls=0, kept=None, last=None))]
+    fn new(
+        py: Python<'_>,
+        seed: u64,
+        num_training_calls: u128,
+        kept: Option<Py<PyAny>>,
+        last: Option<LastShape>,
+    ) -> Self {
+        DropoutState {
+            lock: StepLock::default(),
+            committed: Mutex::new(DropoutCommitted {
+                seed,
+                num_training_calls,
+                kept: kept.unwrap_or_else(|| py.None()),
+                last,
+            }),
+        }
+    }
+
+    /// The seed of every mask.
+    #[getter]
+    fn seed(&self) -> u64 {
+        values(&self.committed).seed
+    }
+
+    #[setter]
+    fn set_seed(&self, seed: u64) {
+        values(&self.committed).seed = seed;
+    }
+
+    /// The number of training-mode forward calls so far: the stream of the next mask.
+    #[getter]
+    fn num_training_calls(&self) -> u128 {
+        values(&self.committed).num_training_calls
+    }
+
+    #[setter]
+    fn set_num_training_calls(&self, n: u64) {
+        values(&self.committed).num_training_calls = n.into();
+    }
+
+    /// The mask of the last training forward (a bool array), or None.
+    #[getter]
+    fn kept(&self, py: Python<'_>) -> Py<PyAny> {
+        values(&self.committed).kept.clone_ref(py)
+    }
+
+    /// `(shape, dtype, drop_rate)` of the last forward, or None before any.
+    #[getter]
+    fn last(&self, py: Python<'_>) -> Option<LastShape> {
+        let c = values(&self.committed);
+        c.last
+            .as_ref()
+            .map(|(s, d, p)| (s.clone_ref(py), d.clone_ref(py), *p))
+    }
+}
+
+/// What a forward of `x` records for backward.
+fn last_shape(x: &Bound<PyAny>, drop_rate: f64) -> Result<LastShape> {
+    let py = x.py();
+    let get = |name| x.getattr(name).map(Bound::unbind).map_err(Error::Python);
+    Ok((
+        get(intern!(py, "shape"))?,
+        get(intern!(py, "dtype"))?,
+        drop_rate,
+    ))
 }
 
 fn dropout_train<'py, T: Float>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
+    func: &str,
     x_obj: &Bound<'py, PyAny>,
-    p: f64,
-) -> Result<Bound<'py, PyAny>> {
-    let func = "Dropout.forward";
-    let seed = u64_attr(func, layer, intern!(py, "seed"), "the seed")?;
-    let k = u64_attr(
-        func,
-        layer,
-        intern!(py, "num_training_calls"),
-        "the stream of the next mask",
-    )?;
+    args: &DropoutArgs,
+) -> Result<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let mut call = Call::new(func);
     let x = call.input::<T>(Name::Arg("x"), x_obj)?;
     let ok = call.check_overlaps()?;
@@ -373,37 +445,58 @@ fn dropout_train<'py, T: Float>(
         unsafe { std::slice::from_raw_parts_mut(kept.data().cast::<u8>(), len) }
     };
     let (xs, os) = (x.slice(&ok), out.slice(&ok));
-    run(py, xs.len(), || {
-        dropout::forward(xs, os, kept_bytes, seed, k, p)
-    });
-    set(layer, intern!(py, "num_training_calls"), u128::from(k) + 1)?;
-    dropout_commit(layer, x_obj, Some(kept.into_any()), p)?;
-    Ok(out.array().clone().into_any())
+    run(py, xs.len(), || dropout::forward(xs, os, kept_bytes, args));
+    Ok((out.array().clone().into_any(), kept.into_any()))
 }
 
 /// `Dropout.forward`: the output; in training draws the mask of stream
-/// `layer.num_training_calls`, keeps it in `layer.kept` and advances the count.
+/// `state.num_training_calls`; commits the mask (None in eval), the count and what backward
+/// checks to `state`.
 #[pyfunction]
-#[pyo3(signature = (layer, lock, x, training, hyper))]
+#[pyo3(signature = (func, state, x, training, hyper))]
 pub fn dropout_forward<'py>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
-    lock: &Bound<'py, StepLock>,
+    func: &str,
+    state: &Bound<'py, DropoutState>,
     x: &Bound<'py, PyAny>,
     training: bool,
     hyper: &Bound<'py, DropoutHyper>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let func = "Dropout.forward";
     guard(func, || {
-        let _held = lock.get().hold(py);
-        let p = hyper.get().drop_rate;
+        let state = state.get();
+        let _held = state.lock.hold(py);
+        let drop_rate = hyper.get().drop_rate;
         let dtype = float_dtype(func, &Name::Arg("x"), x)?;
-        if training {
-            return Ok(dispatch!(dtype => dropout_train(py, layer, x, p))?);
+        if !training {
+            let copy = dispatch!(dtype => copy_any(func, "x", x))?;
+            let last = last_shape(x, drop_rate)?;
+            let mut c = values(&state.committed);
+            c.kept = py.None();
+            c.last = Some(last);
+            return Ok(copy);
         }
-        let copy = dispatch!(dtype => copy_any(func, "x", x))?;
-        dropout_commit(layer, x, None, p)?;
-        Ok(copy)
+        let (seed, count) = {
+            let c = values(&state.committed);
+            (c.seed, c.num_training_calls)
+        };
+        let num_training_calls = u64::try_from(count).map_err(|_| {
+            Error::Value(format!(
+                "{func}: self.num_training_calls must be an int in [0, 2**64) (the stream of \
+                 the next mask), got {count}"
+            ))
+        })?;
+        let args = DropoutArgs {
+            drop_rate,
+            seed,
+            num_training_calls,
+        };
+        let (out, kept) = dispatch!(dtype => dropout_train(py, func, x, &args))?;
+        let last = last_shape(x, drop_rate)?;
+        let mut c = values(&state.committed);
+        c.num_training_calls = count + 1;
+        c.kept = kept.unbind();
+        c.last = Some(last);
+        Ok(out)
     })
 }
 
@@ -421,11 +514,11 @@ fn copy_any<'py, T: Float>(
 
 fn dropout_grad<'py, T: Float>(
     py: Python<'py>,
+    func: &str,
     g_obj: &Bound<'py, PyAny>,
     kept: &Bound<'py, PyAny>,
-    p: f64,
+    drop_rate: f64,
 ) -> Result<Bound<'py, PyAny>> {
-    let func = "Dropout.backward";
     let mut call = Call::new(func);
     let g = call.input::<T>(Name::Arg("grad_output"), g_obj)?;
     let ok = call.check_overlaps()?;
@@ -453,7 +546,9 @@ fn dropout_grad<'py, T: Float>(
     };
     let mut out = Out::<T>::new(py, g.shape())?;
     let (gs, os) = (g.slice(&ok), out.slice(&ok));
-    run(py, gs.len(), || dropout::backward(gs, kept_bytes, os, p));
+    run(py, gs.len(), || {
+        dropout::backward(gs, kept_bytes, os, drop_rate)
+    });
     Ok(out.array().clone().into_any())
 }
 
@@ -462,47 +557,52 @@ fn dropout_grad<'py, T: Float>(
 #[pyfunction]
 pub fn dropout_backward<'py>(
     py: Python<'py>,
-    layer: &Bound<'py, PyAny>,
-    lock: &Bound<'py, StepLock>,
+    func: &str,
+    state: &Bound<'py, DropoutState>,
     grad_output: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let func = "Dropout.backward";
     guard(func, || {
-        let _held = lock.get().hold(py);
-        let last = last_forward(func, layer, intern!(py, "_last"))?;
-        let (shape, dtype, p): (Bound<PyAny>, Bound<PyAny>, f64) =
-            last.extract().map_err(|_| {
-                Error::Type(format!(
-                    "{func}: self._last must be what forward left there, got another object"
-                ))
-            })?;
+        let state = state.get();
+        let _held = state.lock.hold(py);
+        let (last, kept) = {
+            let c = values(&state.committed);
+            let last = c.last.as_ref().ok_or_else(|| no_forward(func))?;
+            let (s, d, p) = last;
+            ((s.clone_ref(py), d.clone_ref(py), *p), c.kept.clone_ref(py))
+        };
+        let (shape, dtype, drop_rate) = (last.0.bind(py), last.1.bind(py), last.2);
         let gd = float_dtype(func, &Name::Arg("grad_output"), grad_output)?;
-        let g_dtype = attr(grad_output, intern!(py, "dtype"))?;
-        if !g_dtype.eq(&dtype).map_err(Error::Python)? {
+        let g_dtype = grad_output
+            .getattr(intern!(py, "dtype"))
+            .map_err(Error::Python)?;
+        if !g_dtype.eq(dtype).map_err(Error::Python)? {
             return Err(Error::Type(format!(
                 "{func}: grad_output must have dtype {dtype} like the last forward's x, got {g_dtype}"
             ))
             .into());
         }
-        let g_shape = attr(grad_output, intern!(py, "shape"))?;
-        if !g_shape.eq(&shape).map_err(Error::Python)? {
+        let g_shape = grad_output
+            .getattr(intern!(py, "shape"))
+            .map_err(Error::Python)?;
+        if !g_shape.eq(shape).map_err(Error::Python)? {
             return Err(Error::Value(format!(
                 "{func}: grad_output must have shape {shape} like the last forward's x, got {g_shape}"
             ))
             .into());
         }
-        let kept = attr(layer, intern!(py, "kept"))?;
+        let kept = kept.bind(py);
         if kept.is_none() {
             return Ok(dispatch!(gd => copy_any(func, "grad_output", grad_output))?);
         }
-        Ok(dispatch!(gd => dropout_grad(py, grad_output, &kept, p))?)
+        Ok(dispatch!(gd => dropout_grad(py, func, grad_output, kept, drop_rate))?)
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BatchNormHyper>()?;
-    m.add_class::<BatchNormCache>()?;
+    m.add_class::<BatchNormState>()?;
     m.add_class::<DropoutHyper>()?;
+    m.add_class::<DropoutState>()?;
     m.add_function(wrap_pyfunction!(batchnorm_forward, m)?)?;
     m.add_function(wrap_pyfunction!(batchnorm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(dropout_forward, m)?)?;

@@ -11,8 +11,18 @@ use pyo3::prelude::*;
 
 use super::{guard, run};
 use crate::arrays::{float_dtype, same_shape, Call, Float, Name};
-use crate::dispatch;
 use crate::error::{Error, Result};
+use crate::{dispatch, hyper_class};
+
+hyper_class! {
+    /// `gradfast.bptt`'s hyper-parameter.
+    BpttHyper {
+        sequence_length: usize,
+    }
+}
+
+/// Three arrays in the order of `weights`' keys: `Wx`, `Wh`, `Wy`.
+type Three<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, Bound<'py, PyAny>);
 
 /// The arrays of a call, in the order of the Python function.
 struct Arrays<'a, 'py> {
@@ -102,37 +112,35 @@ fn bptt_typed<T: Float + Tanh + Gemm>(
     Ok(run(py, work, move || bptt_kernel(d, x, y, h0, w, g)))
 }
 
-/// Loss and gradients of a vanilla RNN; writes `grad_wx`, `grad_wh`, `grad_wy`.
+/// Loss and gradients of a vanilla RNN; writes `grads` (`Wx`, `Wh`, `Wy`, as `weights`).
 #[pyfunction]
-#[pyo3(signature = (func, inputs, targets, hidden_state, wx, wh, wy, sequence_length, grad_wx, grad_wh, grad_wy))]
-#[allow(clippy::too_many_arguments)]
-pub fn bptt(
-    py: Python<'_>,
+#[pyo3(signature = (func, inputs, targets, hidden_state, weights, grads, hyper))]
+#[allow(clippy::too_many_arguments)] // the arrays of the Python call, each by its name
+pub fn bptt<'py>(
+    py: Python<'py>,
     func: &str,
-    inputs: &Bound<'_, PyAny>,
-    targets: &Bound<'_, PyAny>,
-    hidden_state: &Bound<'_, PyAny>,
-    wx: &Bound<'_, PyAny>,
-    wh: &Bound<'_, PyAny>,
-    wy: &Bound<'_, PyAny>,
-    sequence_length: usize,
-    grad_wx: &Bound<'_, PyAny>,
-    grad_wh: &Bound<'_, PyAny>,
-    grad_wy: &Bound<'_, PyAny>,
+    inputs: &Bound<'py, PyAny>,
+    targets: &Bound<'py, PyAny>,
+    hidden_state: &Bound<'py, PyAny>,
+    weights: Three<'py>,
+    grads: Three<'py>,
+    hyper: &Bound<'py, BpttHyper>,
 ) -> PyResult<f64> {
     guard(func, || {
         let a = Arrays {
             inputs,
             targets,
             hidden_state,
-            weights: [wx, wh, wy],
-            grads: [grad_wx, grad_wh, grad_wy],
+            weights: [&weights.0, &weights.1, &weights.2],
+            grads: [&grads.0, &grads.1, &grads.2],
         };
-        let dtype = float_dtype(func, &Name::Arg("weights['Wx']"), wx)?;
+        let dtype = float_dtype(func, &Name::Arg("weights['Wx']"), &weights.0)?;
+        let sequence_length = hyper.get().sequence_length;
         Ok(dispatch!(dtype => bptt_typed(py, func, &a, sequence_length))?)
     })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<BpttHyper>()?;
     m.add_function(wrap_pyfunction!(bptt, m)?)
 }

@@ -22,6 +22,16 @@ pub enum Dist {
     Uniform,
 }
 
+/// One layer's draws: `initialize_weights`'s `seed` and `distribution`, the layer index
+/// (the stream, 1 for the first layer) and the std (normal) or limit (uniform).
+#[derive(Clone, Copy, Debug)]
+pub struct InitArgs {
+    pub seed: u64,
+    pub layer: u64,
+    pub distribution: Dist,
+    pub scale: f64,
+}
+
 crate::bundle! {
     struct Piece<'a, T> {
         pub w: &'a mut [T],
@@ -87,9 +97,16 @@ fn normal_loop<T: Real, const EXACT: bool, const DQ: bool>(
     }
 }
 
-/// Fills `w` (element `i` from counter `i` of stream `stream`) with draws of `dist`.
-pub fn fill<T: Real>(w: &mut [T], seed: u64, stream: u64, dist: Dist, scale: f64) {
-    let s = Stream::new(seed, stream);
+/// Fills `w` (element `i` from counter `i` of stream `args.layer`) with draws of
+/// `args.distribution`.
+pub fn fill<T: Real>(w: &mut [T], args: &InitArgs) {
+    let InitArgs {
+        seed,
+        layer,
+        distribution: dist,
+        scale,
+    } = *args;
+    let s = Stream::new(seed, layer);
     // The arithmetic, not the store, is the cost: weigh an element by about that much
     // traffic so that threads start where they pay.
     let bytes = match dist {
@@ -335,23 +352,32 @@ mod tests {
         }
     }
 
+    fn args(seed: u64, layer: u64, distribution: Dist, scale: f64) -> InitArgs {
+        InitArgs {
+            seed,
+            layer,
+            distribution,
+            scale,
+        }
+    }
+
     #[test]
     fn draws_are_the_stream_scaled() {
         let mut w = vec![0.0f64; 1000];
-        fill(&mut w, 4, 2, Dist::Uniform, 0.5);
+        fill(&mut w, &args(4, 2, Dist::Uniform, 0.5));
         let s = Stream::new(4, 2);
         for (i, &v) in w.iter().enumerate() {
             assert_eq!(v, (2.0 * s.uniform(i as u64) - 1.0) * 0.5);
         }
         let mut w32 = vec![0.0f32; 1000];
-        fill(&mut w32, 4, 2, Dist::Normal, 3.0);
-        fill(&mut w, 4, 2, Dist::Normal, 3.0);
+        fill(&mut w32, &args(4, 2, Dist::Normal, 3.0));
+        fill(&mut w, &args(4, 2, Dist::Normal, 3.0));
         for (i, (&a, &b)) in w32.iter().zip(&w).enumerate() {
             let want = s.normal(i as u64) * 3.0;
             assert!(ulps(b, want) <= 2, "{b} vs {want}");
             assert_eq!(a, b as f32);
         }
-        fill::<f32>(&mut [], 1, 1, Dist::Normal, 1.0);
+        fill::<f32>(&mut [], &args(1, 1, Dist::Normal, 1.0));
     }
 
     #[test]
@@ -360,7 +386,7 @@ mod tests {
         let go = |threads, dist| {
             set_num_threads(threads);
             let mut w = vec![0.0f32; n];
-            fill(&mut w, 11, 1, dist, 0.1);
+            fill(&mut w, &args(11, 1, dist, 0.1));
             w
         };
         for dist in [Dist::Normal, Dist::Uniform] {

@@ -22,8 +22,7 @@ pub const GEMM_MIN_K: usize = 8;
 pub const BLOCK_ROWS: usize = 512;
 /// Full-batch descent works down the columns of `X` transposed ([`descend_columns`]) for
 /// `X` of fewer than this many columns, rows of fewer than [`COLUMNS_MAX_ROW_BYTES`] and at
-/// most [`COLUMNS_MAX_BYTES`] in all; the row loop was faster beyond (measured over 5,000 to
-/// 200,000 rows of 2 to 24 columns, float32 and float64).
+/// most [`COLUMNS_MAX_BYTES`] in all; the row loop beyond (see `docs/benchmarks.md`).
 const COLUMNS_MAX_D: usize = 32;
 const COLUMNS_MAX_ROW_BYTES: usize = 192;
 const COLUMNS_MAX_BYTES: usize = 8 << 20;
@@ -31,6 +30,23 @@ const COLUMNS_MAX_BYTES: usize = 8 << 20;
 /// block's second pass reads back from L2.
 const COLUMN_ROWS: usize = 4096;
 const COLUMN_BYTES: usize = 256 << 10;
+
+/// `gradient_descent`'s hyper-parameters, named as the Python arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct GradientDescentArgs {
+    pub learning_rate: f64,
+    pub epochs: u64,
+}
+
+/// `sgd_optimizer`'s hyper-parameters, named as the Python arguments (`seed` drawn already).
+#[derive(Clone, Copy, Debug)]
+pub struct SgdArgs {
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub momentum: f64,
+    pub epochs: u64,
+    pub seed: u64,
+}
 
 /// The problem: `x` `(n, d)`, `y` `(n, k)`, both C order.
 #[derive(Clone, Copy)]
@@ -99,10 +115,9 @@ fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
     }
     // The rest: half a block of lanes at once, then the last columns into sums of their own,
     // so that the lanes are indexed by constants only and stay in registers (a loop putting
-    // column `full + l` in lane `l` kept them on the stack: d = 40 ran at 0.6 times the
-    // reference's speed). A lane sum is never -0, so adding a zero leaves it as it is. Written
-    // out like the loop above: one helper for both, over an array of the four rows' lanes,
-    // compiled four times slower.
+    // column `full + l` in lane `l` kept them on the stack). A lane sum is never -0, so adding
+    // a zero leaves it as it is. Written out like the loop above: one helper for both, over an
+    // array of the four rows' lanes, compiled to slower code.
     let mut s = full;
     if w.len() - s >= L / 2 {
         let h = L / 2;
@@ -328,15 +343,19 @@ impl Shuffle {
     }
 }
 
-/// `epochs` steps of `W -= lr X^T (X W - Y) / n`. `go_on()` is asked between epochs; when
-/// it says no (an interrupt), the loop stops with `w` after a whole number of epochs.
+/// `epochs` steps of `W -= learning_rate X^T (X W - Y) / n`. `go_on()` is asked between
+/// epochs; when it says no (an interrupt), the loop stops with `w` after a whole number of
+/// epochs.
 pub fn gradient_descent<T: Gemm>(
     p: Problem<T>,
     w: &mut [T],
-    lr: f64,
-    epochs: u64,
+    args: &GradientDescentArgs,
     go_on: &mut impl FnMut() -> bool,
 ) {
+    let GradientDescentArgs {
+        learning_rate,
+        epochs,
+    } = *args;
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
         return;
@@ -344,10 +363,10 @@ pub fn gradient_descent<T: Gemm>(
     let row_bytes = d * std::mem::size_of::<T>();
     let narrow = d < COLUMNS_MAX_D && row_bytes < COLUMNS_MAX_ROW_BYTES;
     if narrow && k < GEMM_MIN_K && n * row_bytes <= COLUMNS_MAX_BYTES {
-        return descend_columns(p, w, lr, epochs, go_on);
+        return descend_columns(p, w, learning_rate, epochs, go_on);
     }
     let mut work = Work::new(&p, None);
-    let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
+    let (n_t, lr_t) = (T::of(n as f64), T::of(learning_rate));
     for e in 0..epochs {
         if e > 0 && !go_on() {
             return;
@@ -363,14 +382,14 @@ pub fn gradient_descent<T: Gemm>(
 }
 
 /// [`gradient_descent`] for narrow `X` that fits in cache (see [`COLUMNS_MAX_D`]), where the
-/// row loop's dot products are short (5,000 x 8 float32: 0.72 ms by rows, 0.26 ms here). `X` is transposed once, and each block of rows takes
+/// row loop's dot products are short. `X` is transposed once, and each block of rows takes
 /// `r = X W - y` as axpys down the columns of `X` and `G = X^T r` as dot products along them,
 /// both vectorized across rows. The blocks are fixed by the shape and combined in index
 /// order: the same bits for every thread count.
 fn descend_columns<T: Gemm>(
     p: Problem<T>,
     w: &mut [T],
-    lr: f64,
+    learning_rate: f64,
     epochs: u64,
     go_on: &mut impl FnMut() -> bool,
 ) {
@@ -383,7 +402,7 @@ fn descend_columns<T: Gemm>(
     }
     let block = (COLUMN_BYTES / (d * std::mem::size_of::<T>())).clamp(64, COLUMN_ROWS);
     let blocks: Vec<usize> = (0..n).step_by(block).collect();
-    let (n_t, lr_t) = (T::of(n as f64), T::of(lr));
+    let (n_t, lr_t) = (T::of(n as f64), T::of(learning_rate));
     let mut g = vec![T::ZERO; d * k];
     for e in 0..epochs {
         if e > 0 && !go_on() {
@@ -462,26 +481,24 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 }
 
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`
-/// (ties by index), in batches of `batch`; per batch `v = mu v - lr g`, `W += v`, with `v`
-/// starting at zero. `go_on()` is asked between epochs, as in [`gradient_descent`].
-#[allow(clippy::too_many_arguments)]
-pub fn sgd<T: Gemm>(
-    p: Problem<T>,
-    w: &mut [T],
-    lr: f64,
-    batch: usize,
-    mu: f64,
-    epochs: u64,
-    seed: u64,
-    go_on: &mut impl FnMut() -> bool,
-) {
+/// (ties by index), in batches of `batch_size`; per batch
+/// `v = momentum v - learning_rate g`, `W += v`, with `v` starting at zero. `go_on()` is asked
+/// between epochs, as in [`gradient_descent`].
+pub fn sgd<T: Gemm>(p: Problem<T>, w: &mut [T], args: &SgdArgs, go_on: &mut impl FnMut() -> bool) {
+    let SgdArgs {
+        learning_rate,
+        batch_size,
+        momentum,
+        epochs,
+        seed,
+    } = *args;
     let Problem { n, d, k, .. } = p;
     if d * k == 0 {
         return;
     }
-    let batch = batch.min(n);
+    let batch = batch_size.min(n);
     let mut work = Work::new(&p, Some(batch));
-    let (lr_t, mu_t) = (T::of(lr), T::of(mu));
+    let (lr_t, mu_t) = (T::of(learning_rate), T::of(momentum));
     let mut velocity = vec![T::ZERO; d * k];
     with_kept(|shuffle: &mut Shuffle| {
         shuffle.resize(n);
@@ -566,8 +583,10 @@ mod tests {
                     k,
                 },
                 &mut w,
-                0.05,
-                4,
+                &GradientDescentArgs {
+                    learning_rate: 0.05,
+                    epochs: 4,
+                },
                 &mut || true,
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k}");
@@ -602,11 +621,13 @@ mod tests {
                     k,
                 },
                 &mut w,
-                0.1,
-                batch,
-                0.9,
-                3,
-                77,
+                &SgdArgs {
+                    learning_rate: 0.1,
+                    batch_size: batch,
+                    momentum: 0.9,
+                    epochs: 3,
+                    seed: 77,
+                },
                 &mut || true,
             );
             assert!(close(&w, &want, 1e-12), "{n} {d} {k} {batch}");
@@ -633,12 +654,23 @@ mod tests {
                 }
             };
             let (mut two, mut stopped) = (vec![0.0; d], vec![0.0; d]);
-            gradient_descent(p, &mut two, 0.01, 2, &mut || true);
-            gradient_descent(p, &mut stopped, 0.01, 9, &mut stop_after(2));
+            let gd = |epochs| GradientDescentArgs {
+                learning_rate: 0.01,
+                epochs,
+            };
+            gradient_descent(p, &mut two, &gd(2), &mut || true);
+            gradient_descent(p, &mut stopped, &gd(9), &mut stop_after(2));
             assert_eq!(stopped, two);
             let (mut two, mut stopped) = (vec![0.0; d], vec![0.0; d]);
-            sgd(p, &mut two, 0.01, 7, 0.9, 2, 5, &mut || true);
-            sgd(p, &mut stopped, 0.01, 7, 0.9, 9, 5, &mut stop_after(2));
+            let sgd_args = |epochs| SgdArgs {
+                learning_rate: 0.01,
+                batch_size: 7,
+                momentum: 0.9,
+                epochs,
+                seed: 5,
+            };
+            sgd(p, &mut two, &sgd_args(2), &mut || true);
+            sgd(p, &mut stopped, &sgd_args(9), &mut stop_after(2));
             assert_eq!(stopped, two);
         }
     }
@@ -688,8 +720,19 @@ mod tests {
             d: 2,
             k: 0,
         };
-        gradient_descent(no_columns, &mut w, 0.1, 3, &mut || true);
-        sgd(no_columns, &mut w, 0.1, 2, 0.5, 3, 0, &mut || true);
+        let gd = |epochs| GradientDescentArgs {
+            learning_rate: 0.1,
+            epochs,
+        };
+        let sgd_args = |epochs| SgdArgs {
+            learning_rate: 0.1,
+            batch_size: 2,
+            momentum: 0.5,
+            epochs,
+            seed: 0,
+        };
+        gradient_descent(no_columns, &mut w, &gd(3), &mut || true);
+        sgd(no_columns, &mut w, &sgd_args(3), &mut || true);
         let y = data(3, 2);
         let mut w = vec![0.5, -0.5];
         let p = Problem {
@@ -697,8 +740,8 @@ mod tests {
             k: 1,
             ..no_columns
         };
-        gradient_descent(p, &mut w, 0.1, 0, &mut || true);
-        sgd(p, &mut w, 0.1, 2, 0.5, 0, 0, &mut || true);
+        gradient_descent(p, &mut w, &gd(0), &mut || true);
+        sgd(p, &mut w, &sgd_args(0), &mut || true);
         assert_eq!(w, vec![0.5, -0.5]);
     }
 
@@ -723,8 +766,10 @@ mod tests {
                         k: 1,
                     },
                     &mut w,
-                    0.01,
-                    3,
+                    &GradientDescentArgs {
+                        learning_rate: 0.01,
+                        epochs: 3,
+                    },
                     &mut || true,
                 );
                 w

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from gradfast import _validate
 from gradfast.reference import _random
 from hypothesis import given
 from hypothesis import strategies as st
@@ -109,9 +110,9 @@ def test_empty():
 
 
 def test_resolve_seed():
-    assert _random.resolve_seed(5) == 5
-    assert _random.resolve_seed(np.uint64(M64 - 1)) == M64 - 1
-    fresh = {_random.resolve_seed(None) for _ in range(4)}
+    assert _validate.resolve_seed(5) == 5
+    assert _validate.resolve_seed(np.uint64(M64 - 1)) == M64 - 1
+    fresh = {_validate.resolve_seed(None) for _ in range(4)}
     assert all(isinstance(s, int) and 0 <= s < M64 for s in fresh)
     assert len(fresh) == 4
 
@@ -128,7 +129,7 @@ def test_resolve_seed():
 )
 def test_resolve_seed_rejects(seed, exc, match):
     with pytest.raises(exc, match=match):
-        _random.resolve_seed(seed, "myfn")
+        _validate.resolve_seed(seed, "myfn")
 
 
 def test_bad_stream_and_count():

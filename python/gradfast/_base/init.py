@@ -18,13 +18,11 @@ def layers(
 ) -> tuple[np.dtype, int, bool, Iterator[tuple[int, int, int, float]]]:
     """Checks the arguments; returns the dtype, the seed, whether draws are normal, and per
     layer ``(l, fan_out, fan_in, scale)`` with ``scale`` the std (normal) or limit (uniform)."""
-    from ..reference._random import resolve_seed  # gradfast.reference imports this module
-
     dims = _validate.layer_dims(fn, layer_dims)
     initialization = _validate.choice(fn, "initialization", initialization, INITS)
     normal = _validate.choice(fn, "distribution", distribution, DISTS) == "normal"
     dt = _validate.float_dtype_arg(fn, dtype)
-    seed = resolve_seed(seed, fn)
+    seed = _validate.resolve_seed(seed, fn)
 
     def each() -> Iterator[tuple[int, int, int, float]]:
         for l in range(1, len(dims)):  # noqa: E741 (the original design's and the literature's name)

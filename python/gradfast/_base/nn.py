@@ -1,4 +1,4 @@
-"""Declarations of the layers: hyper-parameters, attributes, docstrings.
+"""Declarations of the layers: hyper-parameters, attributes, state, docstrings.
 
 The siblings that subclass these (``gradfast.nn`` in Rust, ``gradfast.reference.nn`` in NumPy)
 implement ``forward`` and ``backward``.
@@ -6,30 +6,87 @@ implement ``forward`` and ``backward``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import _validate
-from .locked import Locked
-from .optimizer import Checked, Hyper
+from .optimizer import Hyper
 
 
-class _Layer(Locked):
+class _LayerState:
+    """The lock of a reference layer's calls (held with ``with``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+class BatchNormState(_LayerState):
+    """What a reference ``BatchNorm`` keeps between calls: the gradients of the last backward
+    and ``cache``, what backward needs of the last forward. ``_core.BatchNormState`` is the
+    same for ``gradfast.BatchNorm`` (its last forward held in Rust), committed by the binding
+    before it returns."""
+
+    def __init__(self, grad_gamma: np.ndarray | None = None, grad_beta: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.grad_gamma, self.grad_beta = grad_gamma, grad_beta
+        self.cache: Any = None
+
+
+class DropoutState(_LayerState):
+    """What a reference ``Dropout`` keeps between calls: its seed, the count of training
+    forwards (the stream of the next mask), the last mask (``kept``, None after an eval
+    forward) and ``last``, the ``(shape, dtype, drop_rate)`` of the last forward (None before
+    any). ``_core.DropoutState`` is the same for ``gradfast.Dropout``, committed by the binding
+    before it returns."""
+
+    def __init__(self, seed: int, num_training_calls: int = 0, kept=None, last=None) -> None:
+        super().__init__()
+        self.seed, self.num_training_calls, self.kept, self.last = seed, num_training_calls, kept, last
+
+
+class _Layer:
     """What the layers share: their hyper-parameters handed to Rust as one ``_core`` object,
-    built when a value changes (``Hyper`` drops the cached one on assignment), and a lock that
-    serializes the calls on one layer object (a second thread waits), so that the running
-    statistics, the mask stream and what backward reads stay those of whole calls."""
+    built when a value changes (``Hyper`` drops the cached one on assignment), and a state
+    object (``self._state``, made by ``_new_state``) with the lock that serializes the calls
+    on one layer object (a second thread waits), so that the running statistics, the mask
+    stream and what backward reads stay those of whole calls. Copies and pickles take the
+    state's public values (``_committed``) into a new state with a lock of its own."""
 
     #: the ``_core`` class that carries the hyper-parameters, for Rust-backed classes
     _hyper_class: ClassVar[Any] = None
     _hyper_names: ClassVar[tuple[str, ...]] = ()
+    #: the class of ``self._state``: the Python state here, the ``_core`` one for Rust-backed classes
+    _new_state: ClassVar[Any] = None
     _packed: Any = None
-    _not_copied: ClassVar[tuple[str, ...]] = ("_lock", "_packed")
+    _not_copied: ClassVar[tuple[str, ...]] = ("_state", "_packed")
+    _state: Any
 
     def _pack(self):
         packed = self._packed = self._hyper_class(**{h: getattr(self, h) for h in self._hyper_names})
         return packed
+
+    def _committed(self) -> dict[str, Any]:
+        """What a copy keeps of the state, as keyword arguments of ``_new_state``."""
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in self._not_copied}
+        d["_committed"] = self._committed()
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        d = dict(d)
+        committed = d.pop("_committed")
+        self.__dict__.update(d)
+        self._state = self._new_state(**committed)
 
 
 class BatchNormBase(_Layer):
@@ -67,10 +124,8 @@ class BatchNormBase(_Layer):
     place, had no ``n < 2`` check, and had no backward.
     """
 
-    _hyper_names = ("num_features", "eps", "momentum", "float64")
-    # a copy (copy, deepcopy, pickle) keeps the parameters and statistics; it runs a forward
-    # before its first backward
-    _not_copied = (*_Layer._not_copied, "_cache")
+    _hyper_names = ("num_features", "eps", "momentum", "dtype")
+    _new_state: ClassVar[Any] = BatchNormState
     eps = Hyper(lo=0.0, lo_open=True)  # eps = 0 divides by zero on constant input (torch needs > 0 too)
     momentum = Hyper(lo=0.0, hi=1.0)
 
@@ -85,14 +140,30 @@ class BatchNormBase(_Layer):
         self.beta = np.zeros(c, dtype=dt)
         self.running_mean = np.zeros(c, dtype=dt)
         self.running_var = np.ones(c, dtype=dt)
-        self.grad_gamma: np.ndarray | None = None
-        self.grad_beta: np.ndarray | None = None
-        #: what backward needs of the last forward (its form is the implementation's)
-        self._cache: Any = None
+        self._state = self._new_state()
 
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        super().__setstate__(d)
-        self._cache = None
+    def _committed(self) -> dict[str, Any]:
+        # a copy (copy, deepcopy, pickle) keeps the parameters, statistics and gradients; it
+        # runs a forward before its first backward
+        return {"grad_gamma": self.grad_gamma, "grad_beta": self.grad_beta}
+
+    @property
+    def grad_gamma(self) -> np.ndarray | None:
+        """``sum(grad_output * xhat)`` of the last backward (None before it)."""
+        return self._state.grad_gamma
+
+    @grad_gamma.setter
+    def grad_gamma(self, value: np.ndarray | None) -> None:
+        self._state.grad_gamma = value
+
+    @property
+    def grad_beta(self) -> np.ndarray | None:
+        """``sum(grad_output)`` of the last backward (None before it)."""
+        return self._state.grad_beta
+
+    @grad_beta.setter
+    def grad_beta(self, value: np.ndarray | None) -> None:
+        self._state.grad_beta = value
 
     @property
     def num_features(self) -> int:
@@ -104,11 +175,6 @@ class BatchNormBase(_Layer):
         """The dtype of the parameters, the statistics and the inputs (read-only)."""
         return self._dtype
 
-    @property
-    def float64(self) -> bool:
-        """Whether the layer's dtype is float64."""
-        return self._dtype == np.float64
-
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
         """Normalize ``x`` (``(N, C)`` or ``(N, C, L)``, the layer's dtype) per channel: with
         the batch statistics, updating the running ones, when ``training``; with the running
@@ -119,14 +185,6 @@ class BatchNormBase(_Layer):
         """The gradient with respect to the last forward's ``x``, from ``grad_output`` (its
         output's shape and dtype); sets ``grad_gamma`` and ``grad_beta``. Needs a forward first."""
         raise NotImplementedError
-
-
-def _resolve_seed(seed: object) -> int:
-    """A seed in ``[0, 2**64)``; None draws a fresh one."""
-    # imported here: gradfast.reference imports this module while it loads
-    from ..reference._random import resolve_seed
-
-    return resolve_seed(seed, "Dropout")
 
 
 class DropoutBase(_Layer):
@@ -153,26 +211,49 @@ class DropoutBase(_Layer):
     """
 
     _hyper_names = ("drop_rate",)
+    _new_state: ClassVar[Any] = DropoutState
     drop_rate = Hyper(lo=0.0, hi=1.0, hi_open=True)
-    seed = Checked(lambda obj, v: _resolve_seed(v))
 
     def __init__(self, drop_rate=0.5, *, seed=None) -> None:
-        super().__init__()
         self.drop_rate = drop_rate
-        self.seed = seed
-        #: number of training-mode forward calls so far: the stream of the next mask
-        self.num_training_calls = 0
-        #: which elements the last training forward kept (None before it and after an eval forward)
-        self.kept: np.ndarray | None = None
-        # (shape, dtype) of the last forward's input and the drop rate it used, None before any forward
-        self._last: tuple[tuple[int, ...], np.dtype, float] | None = None
+        self._state = self._new_state(_validate.resolve_seed(seed, "Dropout"))
+
+    def _committed(self) -> dict[str, Any]:
+        s = self._state
+        return {"seed": s.seed, "num_training_calls": s.num_training_calls, "kept": s.kept, "last": s.last}
+
+    @property
+    def seed(self) -> int:
+        """The seed of every mask."""
+        return self._state.seed
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._state.seed = _validate.u64("Dropout", "seed", value)
+
+    @property
+    def num_training_calls(self) -> int:
+        """The number of training-mode forward calls so far: the stream of the next mask."""
+        return self._state.num_training_calls
+
+    @num_training_calls.setter
+    def num_training_calls(self, value: int) -> None:
+        self._state.num_training_calls = _validate.integer(
+            "Dropout", "num_training_calls", value, lo=0, hi=_validate.U64_MAX
+        )
+
+    @property
+    def kept(self) -> np.ndarray | None:
+        """Which elements the last training forward kept (None before it and after an eval forward)."""
+        return self._state.kept
 
     @property
     def mask(self) -> np.ndarray | None:
         """The float mask of the last training forward: the scale where kept, else 0."""
-        if self.kept is None or self._last is None:
+        last = self._state.last
+        if self.kept is None or last is None:
             return None
-        _, dtype, p = self._last
+        _, dtype, p = last
         t = dtype.type
         return np.where(self.kept, t(1.0 / (1.0 - p)), t(0.0))
 

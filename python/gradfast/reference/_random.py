@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from .._validate import u64 as _u64_arg
 from . import _libm
 
 MASK = 2**64 - 1
@@ -47,25 +48,6 @@ _M1 = _U64(0xBF58476D1CE4E5B9)
 _M2 = _U64(0x94D049BB133111EB)
 _G = _U64(GOLDEN)
 _S30, _S27, _S31, _S11 = _U64(30), _U64(27), _U64(31), _U64(11)
-
-
-def _u64_arg(fn: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int in [0, 2**64) or None, got {type(value).__name__}")
-    v = int(value)
-    if not 0 <= v <= MASK:
-        raise ValueError(f"{fn}: {name} must be an int in [0, 2**64), got {v}")
-    return v
-
-
-def resolve_seed(seed: object, fn: str = "resolve_seed") -> int:
-    """Return ``seed`` as a Python int in [0, 2**64); ``None`` draws fresh OS entropy once.
-
-    ``fn`` names the calling routine in error messages.
-    """
-    if seed is None:
-        return int(np.random.SeedSequence().entropy) & MASK  # type: ignore[arg-type]
-    return _u64_arg(fn, "seed", seed)
 
 
 def mix64(z: np.ndarray) -> np.ndarray:

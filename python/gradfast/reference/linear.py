@@ -12,44 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _validate
+from .._base.linear import gradient_descent_args, sgd_optimizer_args
 from . import _random
-
-
-def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
-    """``a`` as an array of ``dtype``: ints/bools and non-arrays converted, float arrays must match."""
-    if isinstance(a, np.ndarray):
-        arr = _validate.ndarray(fn, name, a)
-    else:
-        try:
-            arr = np.asarray(a)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"{fn}: {name} must be an array of real numbers, got {type(a).__name__}") from e
-    if arr.dtype.kind in "biu" or (arr.dtype.kind == "f" and not isinstance(a, np.ndarray)):
-        return arr.astype(dtype)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{fn}: {name} must be an array of real numbers, got dtype {arr.dtype}")
-    _validate.same_dtype(fn, name, arr, dtype)
-    return arr
-
-
-def problem(fn: str, X, y, weights, learning_rate):
-    """Validate a least-squares call; returns ``(X, y, lr)`` with ``X``, ``y`` of ``weights.dtype``."""
-    _validate.float_array(fn, "weights", weights, writeable=True)
-    if weights.ndim not in (1, 2):
-        raise ValueError(f"{fn}: weights must be 1-D (d,) or 2-D (d, k), got shape {weights.shape}")
-    X = _data(fn, "X", X, weights.dtype)
-    y = _data(fn, "y", y, weights.dtype)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"{fn}: X must be 2-D (n, d) with n >= 1, got shape {X.shape}")
-    n, d = X.shape
-    if weights.shape[0] != d:
-        raise ValueError(f"{fn}: weights must have {d} rows like X's {d} columns, got shape {weights.shape}")
-    _validate.same_shape(fn, "y", y, (n,) + weights.shape[1:])
-    _validate.no_alias(fn, "weights", weights, "X", X)
-    _validate.no_alias(fn, "weights", weights, "y", y)
-    lr = _validate.number(fn, "learning_rate", learning_rate, lo=0.0)
-    return X, y, lr
 
 
 def _gradient(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -64,10 +28,8 @@ def gradient_descent(X, y, weights, learning_rate=0.01, epochs=100):
 
     Each of the ``epochs`` steps: ``weights -= learning_rate * X^T (X weights - y) / n``.
     """
-    fn = "gradient_descent"
-    X, y, lr = problem(fn, X, y, weights, learning_rate)
-    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
-    lr_t = weights.dtype.type(lr)
+    X, y, learning_rate, epochs = gradient_descent_args(X, y, weights, learning_rate, epochs)
+    lr_t = weights.dtype.type(learning_rate)
     with np.errstate(all="ignore"):
         for _ in range(epochs):
             grad = _gradient(X, y, weights)
@@ -85,14 +47,11 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
     counter-based stream: sort the indices by their 64-bit keys, ties by index), in
     consecutive batches of ``batch_size`` (the last one may be smaller). ``seed=None`` draws
     one fresh seed per call. Per batch ``B``: ``g = X_B^T (X_B w - y_B) / |B|``;
-    ``velocity = momentum * velocity - lr * g``; ``weights += velocity`` (the original design's rule).
+    ``velocity = momentum * velocity - learning_rate * g``; ``weights += velocity`` (the original design's rule).
     """
-    fn = "sgd_optimizer"
-    X, y, lr = problem(fn, X, y, weights, learning_rate)
-    batch_size = _validate.integer(fn, "batch_size", batch_size, lo=1, unbounded=True)
-    mu = _validate.number(fn, "momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
-    epochs = _validate.integer(fn, "epochs", epochs, lo=0)
-    seed = _random.resolve_seed(seed, fn)
+    X, y, learning_rate, batch_size, momentum, epochs, seed = sgd_optimizer_args(
+        X, y, weights, learning_rate, batch_size, momentum, epochs, seed
+    )
     t = weights.dtype.type
     n = X.shape[0]
     velocity = np.zeros_like(weights)
@@ -104,8 +63,8 @@ def sgd_optimizer(X, y, weights, learning_rate=0.01, batch_size=32, momentum=0.9
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 grad = _gradient(X[idx], y[idx], w)
-                grad *= t(lr)
-                velocity *= t(mu)
+                grad *= t(learning_rate)
+                velocity *= t(momentum)
                 velocity -= grad
                 w += velocity
             np.copyto(weights, w)

@@ -33,11 +33,11 @@ class BatchNorm(BatchNormBase):
         _validate.no_overlaps(fn, [(n, a) for n, a, w in arrays if w], [(n, a) for n, a, w in arrays if not w])
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
-        with self._lock:
+        with self._state:
             return self._forward(x, training)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        with self._lock:
+        with self._state:
             return self._backward(grad_output)
 
     def _forward(self, x: np.ndarray, training) -> np.ndarray:
@@ -77,14 +77,14 @@ class BatchNorm(BatchNormBase):
         if training:
             self.running_mean[...] = new_mean
             self.running_var[...] = new_var
-        self._cache = (training, x, mean, inv_std, gamma)
+        self._state.cache = (training, x, mean, inv_std, gamma)
         return out
 
     def _backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "BatchNorm.backward"
-        if self._cache is None:
+        if self._state.cache is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
-        training, x, mean, inv_std, gamma = self._cache
+        training, x, mean, inv_std, gamma = self._state.cache
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != self.dtype:
             raise TypeError(f"{fn}: grad_output must have dtype {self.dtype} like the layer, got {grad_output.dtype}")
@@ -115,11 +115,11 @@ class Dropout(DropoutBase):
     __doc__ = DropoutBase.__doc__
 
     def forward(self, x: np.ndarray, training=True) -> np.ndarray:
-        with self._lock:
+        with self._state:
             return self._forward(x, training)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        with self._lock:
+        with self._state:
             return self._backward(grad_output)
 
     def _forward(self, x: np.ndarray, training) -> np.ndarray:
@@ -127,24 +127,23 @@ class Dropout(DropoutBase):
         _validate.float_array(fn, "x", x)
         training = _validate.flag(fn, "training", training)
         p = self.drop_rate
+        state = self._state
         if not training:
-            self.kept = None
-            self._last = (x.shape, x.dtype, p)
+            state.kept, state.last = None, (x.shape, x.dtype, p)
             return np.array(x, copy=True)
         t = x.dtype.type
-        kept = _random.uniform(self.seed, self.num_training_calls, x.size).reshape(x.shape) >= p
+        kept = _random.uniform(state.seed, state.num_training_calls, x.size).reshape(x.shape) >= p
         with np.errstate(all="ignore"):
             out = x * np.where(kept, t(1.0 / (1.0 - p)), t(0.0))
-        self.num_training_calls += 1
-        self.kept = kept
-        self._last = (x.shape, x.dtype, p)
+        state.num_training_calls += 1
+        state.kept, state.last = kept, (x.shape, x.dtype, p)
         return out
 
     def _backward(self, grad_output: np.ndarray) -> np.ndarray:
         fn = "Dropout.backward"
-        if self._last is None:
+        if self._state.last is None:
             raise ValueError(f"{fn}: forward must be called before backward, got no forward call yet")
-        shape, dtype, _ = self._last
+        shape, dtype, _ = self._state.last
         _validate.float_array(fn, "grad_output", grad_output)
         if grad_output.dtype != dtype:
             raise TypeError(

@@ -1,7 +1,7 @@
 //! Inverted dropout with the reference's counter-based mask.
 //!
-//! Element `i` of the `k`-th training forward is kept iff `uniform(seed, k, i) >= p`. The
-//! uniform is `(bits >> 11) * 2^-53`, so the test is exact in integers:
+//! Element `i` of the `k`-th training forward is kept iff `uniform(seed, k, i) >= p`
+//! (`p = drop_rate`). The uniform is `(bits >> 11) * 2^-53`, so the test is exact in integers:
 //! `bits >> 11 >= ceil(p * 2^53)`. The mask is kept as one byte per element (1 = kept);
 //! output and gradient are `value * m` with `m` the scale or zero in the element type, as the
 //! reference multiplies by its mask (so a dropped NaN or inf gives NaN).
@@ -28,14 +28,23 @@ crate::bundle! {
     }
 }
 
-/// `1 / (1 - p)` rounded once to `T`: the factor of the kept elements.
-pub fn scale<T: Real>(p: f64) -> T {
-    T::of(1.0 / (1.0 - p))
+/// A training forward's mask: the layer's `drop_rate` and `seed`, and its
+/// `num_training_calls` so far (the stream of this mask).
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutArgs {
+    pub drop_rate: f64,
+    pub seed: u64,
+    pub num_training_calls: u64,
 }
 
-/// The smallest `bits >> 11` that is kept: `ceil(p * 2^53)` (exact for `p` in [0, 1)).
-fn threshold(p: f64) -> u64 {
-    (p * (1u64 << 53) as f64).ceil() as u64
+/// `1 / (1 - drop_rate)` rounded once to `T`: the factor of the kept elements.
+pub fn scale<T: Real>(drop_rate: f64) -> T {
+    T::of(1.0 / (1.0 - drop_rate))
+}
+
+/// The smallest `bits >> 11` that is kept: `ceil(drop_rate * 2^53)` (exact in [0, 1)).
+fn threshold(drop_rate: f64) -> u64 {
+    (drop_rate * (1u64 << 53) as f64).ceil() as u64
 }
 
 crate::simd! {
@@ -60,10 +69,12 @@ crate::simd! {
     }
 }
 
-/// Training forward: draws the mask of stream `stream` into `keep` and writes `out`.
-/// `x`, `out` and `keep` have one length; `p` is in [0, 1).
-pub fn forward<T: Real>(x: &[T], out: &mut [T], keep: &mut [u8], seed: u64, stream: u64, p: f64) {
-    let (s, thr, c) = (Stream::new(seed, stream), threshold(p), scale::<T>(p));
+/// Training forward: draws the mask of stream `args.num_training_calls` into `keep` and writes
+/// `out`. `x`, `out` and `keep` have one length; `args.drop_rate` is in [0, 1).
+pub fn forward<T: Real>(x: &[T], out: &mut [T], keep: &mut [u8], args: &DropoutArgs) {
+    let p = args.drop_rate;
+    let s = Stream::new(args.seed, args.num_training_calls);
+    let (thr, c) = (threshold(p), scale::<T>(p));
     let b = Forward {
         x,
         out,
@@ -77,9 +88,9 @@ pub fn forward<T: Real>(x: &[T], out: &mut [T], keep: &mut [u8], seed: u64, stre
     });
 }
 
-/// Backward: `out = g * mask` with the mask of the forward.
-pub fn backward<T: Real>(g: &[T], keep: &[u8], out: &mut [T], p: f64) {
-    let c = scale::<T>(p);
+/// Backward: `out = g * mask` with the mask of the forward and its `drop_rate`.
+pub fn backward<T: Real>(g: &[T], keep: &[u8], out: &mut [T], drop_rate: f64) {
+    let c = scale::<T>(drop_rate);
     let b = Backward { g, keep, out };
     for_each_chunk(vec![b], 2 * std::mem::size_of::<T>() + 1, |b| {
         backward_piece(b.g, b.keep, b.out, c)
@@ -90,6 +101,14 @@ pub fn backward<T: Real>(g: &[T], keep: &[u8], out: &mut [T], p: f64) {
 mod tests {
     use super::*;
     use crate::runtime::pool::{set_num_threads, CHUNK, PARALLEL_MIN_BYTES};
+
+    fn args(drop_rate: f64, seed: u64, num_training_calls: u64) -> DropoutArgs {
+        DropoutArgs {
+            drop_rate,
+            seed,
+            num_training_calls,
+        }
+    }
 
     #[test]
     fn threshold_is_the_float_comparison() {
@@ -107,7 +126,7 @@ mod tests {
     fn masks_follow_the_stream_and_scale_the_kept_values() {
         let x: Vec<f32> = (0..1000).map(|i| i as f32 - 500.0).collect();
         let (mut out, mut keep) = (vec![0.0f32; 1000], vec![9u8; 1000]);
-        forward(&x, &mut out, &mut keep, 42, 7, 0.3);
+        forward(&x, &mut out, &mut keep, &args(0.3, 42, 7));
         let s = Stream::new(42, 7);
         let c = (1.0 / 0.7) as f32;
         for i in 0..1000 {
@@ -128,10 +147,10 @@ mod tests {
         let x = [f64::NAN, f64::INFINITY];
         let (mut out, mut keep) = ([0.0; 2], [0u8; 2]);
         // p so close to 1 that both are dropped
-        forward(&x, &mut out, &mut keep, 1, 0, 1.0 - 1e-15);
+        forward(&x, &mut out, &mut keep, &args(1.0 - 1e-15, 1, 0));
         assert_eq!(keep, [0, 0]);
         assert!(out.iter().all(|v| v.is_nan()));
-        forward::<f32>(&[], &mut [], &mut [], 1, 0, 0.5);
+        forward::<f32>(&[], &mut [], &mut [], &args(0.5, 1, 0));
         backward::<f32>(&[], &[], &mut [], 0.5);
     }
 
@@ -142,7 +161,7 @@ mod tests {
         let go = |threads| {
             set_num_threads(threads);
             let (mut out, mut keep, mut gx) = (vec![0.0f32; n], vec![0u8; n], vec![0.0f32; n]);
-            forward(&x, &mut out, &mut keep, 5, 2, 0.5);
+            forward(&x, &mut out, &mut keep, &args(0.5, 5, 2));
             backward(&x, &keep, &mut gx, 0.5);
             (out, keep, gx)
         };
