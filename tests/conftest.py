@@ -26,6 +26,16 @@ import pytest  # noqa: E402
 # determinism and GIL tests exercise them on inputs of modest size.
 gradfast._core._set_parallel_min_bytes(1 << 20)
 
+
+def optax_peer():
+    """``(jax, jax.numpy, optax)``, the peers LAMB, LARS and AGC are checked against (the
+    ``peers`` extra), with jax's float64 switch; or a skip saying what to install."""
+    why = 'needs jax and optax: pip install "gradfast[peers]"'
+    jax = pytest.importorskip("jax", reason=why)
+    optax = pytest.importorskip("optax", reason=why)
+    return jax, jax.numpy, optax
+
+
 #: the two implementations of every name: properties are checked on both
 IMPLS = {"gradfast": gradfast, "reference": gradfast.reference}
 

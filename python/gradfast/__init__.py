@@ -8,7 +8,12 @@ Every name of the API is importable from here. The Rust-backed ones (``Adam``, `
 pure-NumPy twin with the same signature in ``gradfast.reference``; the others are, for now,
 served by that reference implementation itself (``gradfast.LRScheduler is
 gradfast.reference.LRScheduler``) until their kernels land.
+
+``gradfast.__version__`` is the installed distribution's version (its metadata, from the
+version of the Cargo workspace).
 """
+
+from typing import TYPE_CHECKING
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
@@ -27,6 +32,20 @@ from .regularization import compute_regularization
 from .rnn import bptt
 
 apply_env_threads()
+
+if TYPE_CHECKING:
+    __version__: str
+else:
+
+    def __getattr__(name: str):
+        # importlib.metadata costs as much as the rest of gradfast's own modules: read on demand
+        if name == "__version__":
+            from importlib.metadata import version
+
+            globals()["__version__"] = v = version("gradfast")
+            return v
+        raise AttributeError(f"module 'gradfast' has no attribute {name!r}")
+
 
 __all__ = [
     "LAMB",

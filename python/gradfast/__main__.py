@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import gradfast
+
 from . import bench, demo, set_num_threads
 
 
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="gradfast",
         description="Rust-accelerated, in-place NumPy kernels for training neural-network weights.",
     )
+    parser.add_argument("--version", action="version", version=f"gradfast {gradfast.__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_bench(subparsers)
     demo.add_parser(subparsers)

@@ -33,11 +33,12 @@ class LowPrecisionState(Optimizer):
         if state_dtype is None:
             self._state_dtype = None
             return
+        bf16 = _validate.bf16()  # imports ml_dtypes, which gives NumPy the name 'bfloat16'
         try:
             dt = np.dtype(state_dtype)  # type: ignore[call-overload]
         except TypeError:
             dt = None
-        if dt != _validate.BF16:
+        if dt != bf16:
             raise ValueError(f"{self._name}: state_dtype must be None or 'bfloat16', got {state_dtype!r}")
         self._state_dtype = "bfloat16"
 
@@ -55,7 +56,7 @@ class LowPrecisionState(Optimizer):
                 f"{fn}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', "
                 f"got float64 (bfloat16 state is computed in float32)"
             )
-        return _validate.BF16
+        return _validate.bf16()
 
     def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
         fn = self._update_name
@@ -79,7 +80,7 @@ class LowPrecisionState(Optimizer):
                         f"(a setting that needs it was switched on after the state was created)"
                     )
                 a = state[key][slot]
-                if _validate.BF16 not in (a.dtype, p.dtype):
+                if not (_validate.is_bf16(a.dtype) or _validate.is_bf16(p.dtype)):
                     _validate.like_state(fn, f"params[{key!r}]", p, a)
                 elif a.dtype != sd or a.shape != p.shape:
                     raise ValueError(
@@ -96,14 +97,14 @@ class LowPrecisionState(Optimizer):
 
     def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
         if self._state_dtype is None:
-            if isinstance(a, np.ndarray) and a.dtype == _validate.BF16:
+            if isinstance(a, np.ndarray) and _validate.is_bf16(a.dtype):
                 raise TypeError(
                     f"{fn}: {name} must have dtype float32 or float64 (this optimizer has state_dtype=None; "
                     f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
                 )
             return _validate.float_array(fn, name, a)
         a = _validate.ndarray(fn, name, a)
-        if a.dtype != _validate.BF16:
+        if not _validate.is_bf16(a.dtype):
             raise TypeError(
                 f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {a.dtype}"
             )
