@@ -57,3 +57,12 @@ def assert_bad_hyper_rejected(cls, kwargs, match):
         setattr(opt, name, value)
     assert getattr(opt, name) == old
     return opt, name
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """GRADFAST_NO_SKIP=1 (``make test``, which installs every extra) turns any skip into a failed run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("GRADFAST_NO_SKIP") == "1" and skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"GRADFAST_NO_SKIP=1: {len(skipped)} skipped, and every extra is installed", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
