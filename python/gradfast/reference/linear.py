@@ -17,7 +17,6 @@ import numpy as np
 from .. import _validate
 from . import _random
 
-
 #: NumPy < 1.24 warns about ragged nested sequences (VisibleDeprecationWarning, a UserWarning) and
 #: makes an object array, where later versions raise ValueError: the same error for both
 _RAGGED_WARNS = np.lib.NumpyVersion(np.__version__) < "1.24.0"
