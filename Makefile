@@ -35,9 +35,10 @@ test: install
 	GRADFAST_NO_SKIP=1 GRADFAST_HYPOTHESIS_PROFILE=$${GRADFAST_HYPOTHESIS_PROFILE:-fast} $(PYTHON) -m pytest
 
 # Every CPython the package claims, each with the oldest NumPy it allows there (pyproject.toml's
-# bounds: the first NumPy with wheels for it, from 1.23; 1.23.3 on 3.11 for ml_dtypes) and the newest: the one wheel installed with the test extra only into a fresh
-# environment per pair, no cargo on PATH (scripts/test-matrix.sh). The peers, MPI and the demo
-# are tested by `make test`, on the Python that PYTHON names.
+# bounds: the first NumPy with wheels for it, from 1.23; 1.23.3 on 3.11 for ml_dtypes) and the
+# newest: the one wheel installed with the test extra only into a fresh environment per pair,
+# no cargo on PATH (scripts/test-matrix.sh). The peers, MPI and the demo are tested by
+# `make test`, on the Python that PYTHON names.
 MATRIX = 3.9:1.23.0 3.9:newest 3.10:1.23.0 3.10:newest 3.11:1.23.3 3.11:newest \
 	3.12:1.26.0 3.12:newest 3.13:2.1.0 3.13:newest
 test-matrix: wheel
