@@ -6,7 +6,8 @@
 #
 # VERSION is a CPython minor version (3.9); NUMPY is an exact NumPy version, or "newest" for
 # the newest that installs. Interpreters are found under pyenv's root, else on PATH; a
-# missing one fails the run (the package claims every version it lists).
+# missing one fails the run (the package claims every version it lists). The environments
+# are installed all at once (downloads overlap), then tested one after the other.
 set -euo pipefail
 wheel=$(realpath "$1")
 shift
@@ -23,27 +24,49 @@ interpreter() {
   echo "$found"
 }
 
-summary=()
+# Only the environment's own scripts and the system's: no cargo, no rustc.
+isolated() {
+  local venv=$1
+  shift
+  env -u PYTHONPATH PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" "$@"
+}
+
+install() {
+  local venv=$1 numpy=$2 pin=()
+  [ "$numpy" = newest ] || pin=("numpy==$numpy")
+  isolated "$venv" python -m pip install --quiet --disable-pip-version-check "$wheel[test]" "${pin[@]}"
+  isolated "$venv" python -c 'import gradfast, numpy, sys
+assert gradfast.__file__.startswith(sys.prefix), gradfast.__file__
+print(numpy.__version__)' >"$venv/numpy-version"
+  local got
+  got=$(cat "$venv/numpy-version")
+  [ "$numpy" = newest ] || [ "$got" = "$numpy" ] || { echo "test-matrix: got NumPy $got, not $numpy" >&2; return 1; }
+}
+
+pids=()
 for pair in "$@"; do
   version=${pair%%:*} numpy=${pair#*:}
   python=$(interpreter "$version")
   venv=$work/$version-$numpy
-  echo "=== CPython $version, NumPy $numpy ($python)"
   "$python" -m venv "$venv"
-  pin=()
-  [ "$numpy" = newest ] || pin=("numpy==$numpy")
-  (
-    # Only the environment's own scripts and the system's: no cargo, no rustc.
-    export PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin"
-    if command -v cargo >/dev/null; then echo "test-matrix: cargo is on PATH" >&2; exit 1; fi
-    python -m pip install --quiet --disable-pip-version-check "$wheel[test]" "${pin[@]}"
-    got=$(python -c 'import gradfast, numpy, sys
-assert gradfast.__file__.startswith(sys.prefix), gradfast.__file__
-print(numpy.__version__)')
-    [ "$numpy" = newest ] || [ "$got" = "$numpy" ] || { echo "test-matrix: got NumPy $got, not $numpy" >&2; exit 1; }
-    echo "$got" >"$venv/numpy-version"
-    python -m pytest -q -p no:cacheprovider -rs
-  )
-  summary+=("CPython $($venv/bin/python -c 'import platform; print(platform.python_version())'), NumPy $(cat "$venv/numpy-version"): passed")
+  if isolated "$venv" sh -c 'command -v cargo'; then echo "test-matrix: cargo is on PATH" >&2; exit 1; fi
+  install "$venv" "$numpy" >"$venv.log" 2>&1 &
+  pids+=($!)
+done
+i=0
+for pair in "$@"; do
+  version=${pair%%:*} numpy=${pair#*:}
+  wait "${pids[$i]}" || { echo "test-matrix: installing for CPython $version, NumPy $numpy failed:" >&2; cat "$work/$version-$numpy.log" >&2; exit 1; }
+  i=$((i + 1))
+done
+
+summary=()
+for pair in "$@"; do
+  version=${pair%%:*} numpy=${pair#*:}
+  venv=$work/$version-$numpy
+  label="CPython $(isolated "$venv" python -c 'import platform; print(platform.python_version())'), NumPy $(cat "$venv/numpy-version")"
+  echo "=== $label"
+  isolated "$venv" python -m pytest -q -p no:cacheprovider -rs
+  summary+=("$label: passed")
 done
 printf '%s\n' "=== the wheel $(basename "$wheel") passed on:" "${summary[@]}"
