@@ -7,11 +7,16 @@ import re
 import gradfast
 import numpy as np
 import pytest
-from gradfast import demo
-from gradfast.__main__ import main
-from matplotlib.image import imread
-from test_distributed import run_mpi
-from threadpoolctl import threadpool_limits
+
+_NEEDS = 'needs the demo extra: pip install "gradfast[demo]"'
+for _name in ("sklearn", "matplotlib", "threadpoolctl"):
+    pytest.importorskip(_name, reason=_NEEDS)
+
+from gradfast import demo  # noqa: E402
+from gradfast.__main__ import main  # noqa: E402
+from matplotlib.image import imread  # noqa: E402
+from test_distributed import run_mpi  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 EPOCH = re.compile(
     r"^epoch +(\d+)/(\d+)  loss (\d+\.\d{4})  train acc ([01]\.\d{4})  test acc ([01]\.\d{4})  "

@@ -3,12 +3,10 @@
 
 import gradfast as gf
 import gradfast.reference as ref
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 import test_errors
+from conftest import optax_peer
 from hypothesis import given
 from hypothesis import strategies as st
 from test_optim import assert_runs_agree, problems, run
@@ -71,7 +69,10 @@ def test_layer_adaptive_lr_matches_reference_bitwise(problem, lr, beta, eps, dat
             np.testing.assert_array_equal(opts[0].state[k]["square_avg"], opts[1].state[k]["square_avg"])
 
 
-def _optax_steps(tx, params, grads):
+def _optax_steps(make_tx, params, grads):
+    """``params`` after optax's ``make_tx(optax)`` has applied ``grads`` in float64."""
+    jax, jnp, optax = optax_peer()
+    tx = make_tx(optax)
     with jax.enable_x64(True):
         p = {k: jnp.asarray(v) for k, v in params.items()}
         state = tx.init(p)
@@ -91,7 +92,7 @@ def _float64_problem(seed, steps=4):
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 def test_lamb_matches_optax(weight_decay):
     params, grads = _float64_problem(0)
-    theirs = _optax_steps(optax.lamb(0.05, 0.8, 0.99, eps=1e-6, weight_decay=weight_decay), params, grads)
+    theirs = _optax_steps(lambda optax: optax.lamb(0.05, 0.8, 0.99, eps=1e-6, weight_decay=weight_decay), params, grads)
     ours, _ = run(gf.LAMB(0.05, 0.8, 0.99, 1e-6, weight_decay), params, grads)
     for k in params:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-14)
@@ -100,8 +101,9 @@ def test_lamb_matches_optax(weight_decay):
 def test_lars_matches_optax_without_weight_decay():
     # the norm conventions (ours ||g|| + wd ||p||, optax ||g + wd p||) agree at wd = 0
     params, grads = _float64_problem(1)
-    tx = optax.lars(0.5, weight_decay=0.0, trust_coefficient=0.02, eps=1e-9, momentum=0.7)
-    theirs = _optax_steps(tx, params, grads)
+    theirs = _optax_steps(
+        lambda optax: optax.lars(0.5, weight_decay=0.0, trust_coefficient=0.02, eps=1e-9, momentum=0.7), params, grads
+    )
     ours, _ = run(gf.LARS(0.5, 0.7, 0.0, 0.02, 1e-9), params, grads)
     for k in params:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-14)

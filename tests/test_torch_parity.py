@@ -39,7 +39,8 @@ def test_optimizers_match_torch_step_for_step(impl, case, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(CLIPS))
 def test_clip_grad_norm_matches_torch(impl, case, dtype):
-    grads = {k: np.array(FIX[f"{dtype}/grads/0/{k}"] * 3.0) for k in KEYS}  # 0-d stays an array
+    # 0-d stays an array, of the dtype (NumPy 1 makes a 0-d float32 times a float float64)
+    grads = {k: np.array(FIX[f"{dtype}/grads/0/{k}"] * 3.0, dtype) for k in KEYS}
     total = impl.clip_grad_norm(grads, 1.5, CLIPS[case])
     np.testing.assert_allclose(total, FIX[f"{dtype}/{case}/total"], **TOL[dtype])
     for k in KEYS:

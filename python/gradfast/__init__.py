@@ -10,7 +10,12 @@ pure-NumPy twin with the same signature in ``gradfast.reference``; the others ar
 served by that reference implementation itself (``gradfast.LRScheduler is
 gradfast.reference.LRScheduler``) until their kernels land. ``gradfast.schedules`` (schedulers
 that drive an optimizer) is pure Python, its own reference.
+
+``gradfast.__version__`` is the installed distribution's version (its metadata, from the
+version of the Cargo workspace).
 """
+
+from typing import TYPE_CHECKING
 
 from . import schedules  # a module: gf.schedules.StepLR, ...
 from ._core import get_num_threads, set_num_threads
@@ -38,6 +43,20 @@ from .regularization import compute_regularization
 from .rnn import bptt
 
 apply_env_threads()
+
+if TYPE_CHECKING:
+    __version__: str
+else:
+
+    def __getattr__(name: str):
+        # importlib.metadata costs as much as the rest of gradfast's own modules: read on demand
+        if name == "__version__":
+            from importlib.metadata import version
+
+            globals()["__version__"] = v = version("gradfast")
+            return v
+        raise AttributeError(f"module 'gradfast' has no attribute {name!r}")
+
 
 __all__ = [
     "LAMB",

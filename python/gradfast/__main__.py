@@ -7,7 +7,20 @@ import json
 import sys
 import textwrap
 
+import gradfast
+
 from . import bench, demo, set_num_threads
+
+
+class _Version(argparse.Action):
+    """``--version``: the package metadata is read only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"gradfast {gradfast.__version__}\n")
+        parser.exit()
 
 
 def _positive_int(text: str) -> int:
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="gradfast",
         description="Rust-accelerated, in-place NumPy kernels for training neural-network weights.",
     )
+    parser.add_argument("--version", action=_Version, help="print gradfast's version and exit")
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_bench(subparsers)
     demo.add_parser(subparsers)

@@ -8,9 +8,9 @@ All checks run before any array is written.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 
-import ml_dtypes
 import numpy as np
 
 try:  # NumPy >= 2.0
@@ -19,8 +19,24 @@ except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy import byte_bounds as _byte_bounds  # type: ignore[attr-defined,no-redef]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: ``ml_dtypes.bfloat16``, which the optimizers with low-precision state also take
-BF16 = np.dtype(ml_dtypes.bfloat16)
+_BF16: np.dtype | None = None
+
+
+def bf16() -> np.dtype:
+    """``ml_dtypes.bfloat16``, which the optimizers with low-precision state also take. ml_dtypes
+    is imported on first use: it costs more than the rest of ``import gradfast``."""
+    global _BF16
+    if _BF16 is None:
+        import ml_dtypes
+
+        _BF16 = np.dtype(ml_dtypes.bfloat16)
+    return _BF16
+
+
+def is_bf16(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is bfloat16, without importing ml_dtypes: until something has imported
+    it, no array can have that dtype."""
+    return "ml_dtypes" in sys.modules and dtype == bf16()
 
 
 def _describe(a: object) -> str:
@@ -50,7 +66,7 @@ def float_array(fn: str, name: str, a: object, *, writeable: bool = False, bf16:
     """Check that ``a`` is a float32/float64 ndarray (or bfloat16 where ``bf16``); outputs must
     also be C-contiguous and writeable."""
     a = ndarray(fn, name, a)
-    if a.dtype not in FLOAT_DTYPES and not (bf16 and a.dtype == BF16):
+    if a.dtype not in FLOAT_DTYPES and not (bf16 and is_bf16(a.dtype)):
         expected = "float32, float64 or bfloat16" if bf16 else "float32 or float64"
         raise TypeError(f"{fn}: {name} must have dtype {expected}, got {a.dtype}")
     if writeable:

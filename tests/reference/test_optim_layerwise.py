@@ -103,26 +103,29 @@ def test_layer_adaptive_lr_matches_the_seed_bitwise(dtype, layer_shapes, base_lr
     params = {f"l{i}": rand(rng, s, dtype) for i, s in enumerate(layer_shapes)}
     ours, seed_opt = LayerAdaptiveLR(base_lr, beta), SeedLayerAdaptiveLR(base_lr, beta)
     in_place = LayerAdaptiveLR(base_lr, beta)
-    p_seed = {k: p.copy() for k, p in params.items()}
+    # The seed's arithmetic is NumPy 2's: in NumPy 1 a 0-d float32 array times a Python float is
+    # float64, a 1-element array stays float32. The seed runs on 1-element arrays on both.
+    p_seed = {k: np.atleast_1d(p.copy()) for k, p in params.items()}
     p_ours = {k: p.copy() for k, p in params.items()}
     p_in_place = {k: p.copy() for k, p in params.items()}
     for step in range(steps):
         grads = {k: rand(rng, p.shape, dtype) for k, p in params.items()}
         if step % 2:  # an extra compute_lr on the first layer only: per-layer step counts
             g = rand(rng, params["l0"].shape, dtype)
-            np.testing.assert_array_equal(ours.compute_lr("l0", g), seed_opt.compute_lr("l0", g))
+            seed_lr = seed_opt.compute_lr("l0", np.atleast_1d(g)).reshape(g.shape)
+            np.testing.assert_array_equal(ours.compute_lr("l0", g), seed_lr)
             in_place.compute_lr("l0", g)
         before = {k: p.copy() for k, p in p_ours.items()}
         new_ours = ours.apply_gradients(p_ours, grads)
-        p_seed = seed_opt.apply_gradients(p_seed, grads)
+        p_seed = seed_opt.apply_gradients(p_seed, {k: np.atleast_1d(g) for k, g in grads.items()})
         for k in params:
             np.testing.assert_array_equal(p_ours[k], before[k])  # apply_gradients writes nothing
             assert new_ours[k] is not p_ours[k] and new_ours[k].dtype == dtype
-            np.testing.assert_array_equal(new_ours[k], p_seed[k])
+            np.testing.assert_array_equal(new_ours[k], p_seed[k].reshape(new_ours[k].shape))
         p_ours = new_ours
         assert in_place.update(p_in_place, grads) is p_in_place
         for k in params:
-            np.testing.assert_array_equal(p_in_place[k], p_seed[k])
+            np.testing.assert_array_equal(p_in_place[k], p_seed[k].reshape(p_in_place[k].shape))
     for k, stats in seed_opt.layer_stats.items():
         assert ours.layer_stats[k]["step"] == stats["step"] == ours.layer_steps[k]
         np.testing.assert_array_equal(ours.layer_stats[k]["square_avg"], stats["square_avg"])

@@ -3,9 +3,26 @@ implementations (``gradfast.linear`` in Rust, ``gradfast.reference.linear`` in N
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _validate
+
+#: NumPy < 1.24 warns about ragged nested sequences (VisibleDeprecationWarning, a UserWarning) and
+#: makes an object array, where later versions raise ValueError: the same error for both
+_RAGGED_WARNS = np.lib.NumpyVersion(np.__version__) < "1.24.0"
+
+
+def _asarray(a: object) -> np.ndarray:
+    if not _RAGGED_WARNS:
+        return np.asarray(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        try:
+            return np.asarray(a)
+        except UserWarning as e:
+            raise ValueError(str(e)) from e
 
 
 def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
@@ -14,7 +31,7 @@ def _data(fn: str, name: str, a: object, dtype: np.dtype) -> np.ndarray:
         arr = _validate.ndarray(fn, name, a)
     else:
         try:
-            arr = np.asarray(a)
+            arr = _asarray(a)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{fn}: {name} must be an array of real numbers, got {type(a).__name__}") from e
     if arr.dtype.kind in "biu" or (arr.dtype.kind == "f" and not isinstance(a, np.ndarray)):

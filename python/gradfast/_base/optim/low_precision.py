@@ -28,11 +28,12 @@ class LowPrecisionState(Optimizer):
         if state_dtype is None:
             self._state_dtype = None
             return
+        bf16 = _validate.bf16()  # imports ml_dtypes, which gives NumPy the name 'bfloat16'
         try:
             dt = np.dtype(state_dtype)  # type: ignore[call-overload]
         except TypeError:
             dt = None
-        if dt != _validate.BF16:
+        if dt != bf16:
             raise ValueError(f"{self._name}: state_dtype must be None or 'bfloat16', got {state_dtype!r}")
         self._state_dtype = "bfloat16"
 
@@ -50,7 +51,7 @@ class LowPrecisionState(Optimizer):
                 f"{fn}: {name} must have dtype float32 or bfloat16 with state_dtype='bfloat16', "
                 f"got float64 (bfloat16 state is computed in float32)"
             )
-        return _validate.BF16
+        return _validate.bf16()
 
     def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
         fn = self._update_name
@@ -74,7 +75,7 @@ class LowPrecisionState(Optimizer):
                         f"(a setting that needs it was switched on after the state was created)"
                     )
                 a = state[key][slot]
-                if _validate.BF16 not in (a.dtype, p.dtype):
+                if not (_validate.is_bf16(a.dtype) or _validate.is_bf16(p.dtype)):
                     _validate.like_state(fn, f"params[{key!r}]", p, a)
                 elif a.dtype != sd or a.shape != p.shape:
                     raise ValueError(
@@ -91,7 +92,7 @@ class LowPrecisionState(Optimizer):
 
     def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
         if self._state_dtype is None:
-            if isinstance(a, np.ndarray) and a.dtype == _validate.BF16:
+            if isinstance(a, np.ndarray) and _validate.is_bf16(a.dtype):
                 raise TypeError(
                     f"{fn}: {name} must have dtype float32 or float64 (this optimizer has state_dtype=None; "
                     f"construct it with state_dtype='bfloat16' to load bfloat16 state), got bfloat16"
@@ -100,8 +101,8 @@ class LowPrecisionState(Optimizer):
         arr = _validate.ndarray(fn, name, a)
         if _bfloat16_bits(arr.dtype):
             # NumPy alone (np.savez, np.load) keeps bfloat16 as raw 2-byte voids, or as its bits
-            arr = arr.view(_validate.BF16)
-        if arr.dtype != _validate.BF16:
+            arr = arr.view(_validate.bf16())
+        if not _validate.is_bf16(arr.dtype):
             raise TypeError(
                 f"{fn}: {name} must have dtype bfloat16 (this optimizer has state_dtype='bfloat16'), got {arr.dtype}"
             )

@@ -12,7 +12,7 @@ from ... import _validate
 
 def _widened(arrays):
     """float32 working copies of the bfloat16 arrays among ``arrays`` (None stays None)."""
-    return [a.astype(np.float32) if a is not None and a.dtype == _validate.BF16 else a for a in arrays]
+    return [a.astype(np.float32) if a is not None and _validate.is_bf16(a.dtype) else a for a in arrays]
 
 
 def _store(arrays, work) -> None:
