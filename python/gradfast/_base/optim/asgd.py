@@ -51,12 +51,31 @@ class ASGDBase(Optimizer):
         super().__init__(learning_rate)
         self.lambd, self.alpha, self.t0 = lambd, alpha, t0
         self.weight_decay, self.maximize = weight_decay, maximize
-        self.eta: float | None = None
-        self.mu: float | None = None
+
+    @property
+    def eta(self) -> float | None:
+        """The step size the next step takes (``None`` before the first: ``learning_rate``)."""
+        pair = self._eta_mu
+        return None if pair is None else pair[0]
+
+    @property
+    def mu(self) -> float | None:
+        """The averaging weight the next step takes (``None`` before the first: 1)."""
+        pair = self._eta_mu
+        return None if pair is None else pair[1]
+
+    @property
+    def _eta_mu(self) -> tuple[float, float] | None:
+        """``(eta, mu)``, committed with every step (the ``extra`` of the step state)."""
+        return self._steps.extra
+
+    @_eta_mu.setter
+    def _eta_mu(self, value: tuple[float, float] | None) -> None:
+        self._steps.extra = value
 
     def _scalars(self, step: int) -> tuple[tuple[float, float], tuple[float, float]]:
         """``(eta, mu)`` for step number ``step``, and the pair that step leaves for the next."""
-        now = (self.learning_rate, 1.0) if self.eta is None or self.mu is None else (self.eta, self.mu)
+        now = (self.learning_rate, 1.0) if self._eta_mu is None else self._eta_mu
         lr = self.learning_rate
         after = (lr / ((1 + self.lambd * lr * step) ** self.alpha), 1 / max(1, step - self.t0))
         return now, after
@@ -65,7 +84,7 @@ class ASGDBase(Optimizer):
         return {"eta": self.eta, "mu": self.mu}
 
     def _load_extra_state(self, fn: str, d: Mapping[str, Any], state: dict) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {}  # eta, then mu
         for name, bounds in (("eta", {"lo": 0.0}), ("mu", {"lo": 0.0, "hi": 1.0, "lo_open": True})):
             if name not in d:
                 raise ValueError(f"{fn}: d must have key {name!r} (ASGD's running {name}), got it missing")
@@ -75,4 +94,4 @@ class ASGDBase(Optimizer):
                 raise ValueError(f"{fn}: d[{name!r}] must be None with no state arrays, got {d[name]!r}")
             else:
                 out[name] = None
-        return out
+        return {"_eta_mu": None if not state else (out["eta"], out["mu"])}

@@ -28,4 +28,4 @@ class ASGD(ASGDBase):
                     ax += (p - ax) * t(mu)
                 else:
                     ax[...] = p
-        self.eta, self.mu = after
+        self._eta_mu = after
