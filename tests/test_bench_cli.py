@@ -120,6 +120,8 @@ NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 NOT_OPTIMIZERS |= {"prune"}
 # their baseline is gradfast.reference too (tests/test_rnn.py, tests/test_linear.py)
 NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "gradient_descent_narrow", "sgd_optimizer"}
+# their baseline is gradfast.reference (tests/reference/test_optim_*_torch.py, tests/test_optim_*.py)
+NOT_OPTIMIZERS |= {"adadelta", "adadelta_mlp", "asgd", "asgd_mlp", "radam", "radam_mlp", "rprop", "rprop_mlp"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

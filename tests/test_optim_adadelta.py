@@ -11,6 +11,7 @@ from optim_contract import (
     problems,
 )
 
+BF16 = np.dtype("bfloat16")
 HYPER = {
     "learning_rate": st.floats(0.0, 2.0),
     "rho": st.floats(0.0, 1.0),
@@ -28,6 +29,11 @@ def test_matches_reference(problem, hyper, rates):
 @given(problems(dtypes=(np.float32,)), st.fixed_dictionaries(HYPER))
 def test_bfloat16_state_matches_reference(problem, hyper):
     assert_runs_agree(lambda m: m.Adadelta(**hyper, state_dtype="bfloat16"), problem)
+
+
+@given(problems(dtypes=(BF16,)), st.fixed_dictionaries(HYPER), st.sampled_from([None, "bfloat16"]))
+def test_bfloat16_params_match_reference(problem, hyper, state_dtype):
+    assert_runs_agree(lambda m: m.Adadelta(**hyper, state_dtype=state_dtype), problem)
 
 
 def test_one_thread_equals_many_threads():
