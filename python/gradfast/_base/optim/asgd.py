@@ -84,14 +84,12 @@ class ASGDBase(Optimizer):
         return {"eta": self.eta, "mu": self.mu}
 
     def _load_extra_state(self, fn: str, d: Mapping[str, Any], state: dict) -> dict[str, Any]:
-        out: dict[str, Any] = {}  # eta, then mu
+        pair = []
         for name, bounds in (("eta", {"lo": 0.0}), ("mu", {"lo": 0.0, "hi": 1.0, "lo_open": True})):
             if name not in d:
                 raise ValueError(f"{fn}: d must have key {name!r} (ASGD's running {name}), got it missing")
             if state:
-                out[name] = _validate.number(fn, f"d[{name!r}]", d[name], **bounds)  # type: ignore[arg-type]
+                pair.append(_validate.number(fn, f"d[{name!r}]", d[name], **bounds))  # type: ignore[arg-type]
             elif d[name] is not None:
                 raise ValueError(f"{fn}: d[{name!r}] must be None with no state arrays, got {d[name]!r}")
-            else:
-                out[name] = None
-        return {"_eta_mu": None if not state else (out["eta"], out["mu"])}
+        return {"_eta_mu": tuple(pair) if state else None}
