@@ -193,6 +193,8 @@ NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "gradient_descent_narrow", "sgd_o
 NOT_OPTIMIZERS |= {"ema"}
 # checked below (test_numpy_total_norm_and_value_clipping_match)
 NOT_OPTIMIZERS |= {"get_total_norm", "clip_grad_value"}
+# their baseline is gradfast.reference (tests/reference/test_optim_*_torch.py, tests/test_optim_*.py)
+NOT_OPTIMIZERS |= {"adadelta", "adadelta_mlp", "asgd", "asgd_mlp", "radam", "radam_mlp", "rprop", "rprop_mlp"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

@@ -33,7 +33,19 @@ from .distributed import DataParallel, allreduce_gradients, broadcast_parameters
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import (
+    ASGD,
+    LAMB,
+    LARS,
+    Adadelta,
+    Adam,
+    AdamW,
+    LayerAdaptiveLR,
+    MomentumOptimizer,
+    RAdam,
+    Rprop,
+    adam_optimizer,
+)
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .reference import (
     DistributedOptimizer,
@@ -59,9 +71,11 @@ else:
 
 
 __all__ = [
+    "ASGD",
     "LAMB",
     "LARS",
     "Adam",
+    "Adadelta",
     "AdamW",
     "AdaptiveClipper",
     "DataParallel",
@@ -73,6 +87,8 @@ __all__ = [
     "LRScheduler",
     "LayerAdaptiveLR",
     "MomentumOptimizer",
+    "RAdam",
+    "Rprop",
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",

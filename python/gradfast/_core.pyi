@@ -35,6 +35,72 @@ class AdamHyper:
     ) -> AdamHyper: ...
 
 @final
+class RAdamHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    decoupled: bool
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float,
+        decoupled: bool,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> RAdamHyper: ...
+
+@final
+class AdadeltaHyper:
+    learning_rate: float
+    rho: float
+    epsilon: float
+    weight_decay: float
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls, *, learning_rate: float, rho: float, epsilon: float, weight_decay: float, maximize: bool, bf16_state: bool
+    ) -> AdadeltaHyper: ...
+
+@final
+class RpropHyper:
+    learning_rate: float
+    etaminus: float
+    etaplus: float
+    step_size_min: float
+    step_size_max: float
+    maximize: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        etaminus: float,
+        etaplus: float,
+        step_size_min: float,
+        step_size_max: float,
+        maximize: bool,
+    ) -> RpropHyper: ...
+
+@final
+class ASGDHyper:
+    learning_rate: float
+    lambd: float
+    alpha: float
+    t0: float
+    weight_decay: float
+    maximize: bool
+    def __new__(
+        cls, *, learning_rate: float, lambd: float, alpha: float, t0: float, weight_decay: float, maximize: bool
+    ) -> ASGDHyper: ...
+
+@final
 class MomentumHyper:
     learning_rate: float
     momentum: float
@@ -111,6 +177,38 @@ def adam_array(
     v: np.ndarray,
     t: int,
     hyper: AdamHyper,
+) -> None: ...
+def radam(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: RAdamHyper,
+) -> None: ...
+def adadelta(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdadeltaHyper,
+) -> None: ...
+def rprop(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: RpropHyper,
+) -> None: ...
+def asgd(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: ASGDHyper,
 ) -> None: ...
 def momentum(
     func: str,

@@ -12,7 +12,19 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
-from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
+from ._base.optim import (
+    AdadeltaBase,
+    AdamBase,
+    AdamWBase,
+    ASGDBase,
+    LAMBBase,
+    LARSBase,
+    LayerAdaptiveLRBase,
+    MomentumBase,
+    RAdamBase,
+    RpropBase,
+    adam_hypers,
+)
 from ._base.optimizer import next_step
 
 
@@ -60,6 +72,26 @@ class LAMB(RustStep, LAMBBase):
 class LARS(RustStep, LARSBase):
     _step = _core.lars
     _hyper_class = _core.LarsHyper
+
+
+class RAdam(RustStep, RAdamBase):
+    _step = _core.radam
+    _hyper_class = _core.RAdamHyper
+
+
+class Adadelta(RustStep, AdadeltaBase):
+    _step = _core.adadelta
+    _hyper_class = _core.AdadeltaHyper
+
+
+class Rprop(RustStep, RpropBase):
+    _step = _core.rprop
+    _hyper_class = _core.RpropHyper
+
+
+class ASGD(RustStep, ASGDBase):
+    _step = _core.asgd
+    _hyper_class = _core.ASGDHyper
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):

@@ -157,6 +157,60 @@ register(
         traffic=_state_traffic(1),
     )
 )
+# -- torch.optim's other element-wise optimizers, each on 4 arrays of 4M and on the MLP;
+# the NumPy column is gradfast's reference (torch's single-tensor arithmetic in NumPy)
+FOUR_BY_4M = (Case("float32", 4, 4_000_000),)
+FOUR_BY_1M = (Case("float32", 4, 1_000_000),)
+
+
+def _peer(name: str, **kw):
+    """``torch.optim.<name>(tensors, **kw)``, fused or foreach as ``_torch_optimizer`` asks."""
+    return lambda torch, tensors, **kind: getattr(torch.optim, name)(tensors, **kw, **kind)
+
+
+def _more_optimizers(name, title, numpy_cls, gradfast_cls, torch_make, slots, **kwargs):
+    prepare = optimizer(numpy_cls, gradfast_cls, torch_make, **kwargs)
+    register(Kernel(name, title, FOUR_BY_4M, FOUR_BY_1M, prepare, _state_traffic(slots)))
+    mlp = (layers("MLP 85,002", "float32", MLP, calls=200),)
+    quick = (layers("MLP 85,002", "float32", MLP, calls=20),)
+    register(Kernel(f"{name}_mlp", f"{title}, on the MLP's 6 arrays", mlp, quick, prepare))
+
+
+_more_optimizers(
+    "adadelta",
+    "Adadelta.update: p, square_avg, acc_delta read and written, g read",
+    ref.Adadelta,
+    optim.Adadelta,
+    _peer("Adadelta"),
+    2,
+)
+_more_optimizers(
+    "asgd",
+    "ASGD(t0=0).update, averaging from the first step: p, ax read and written, g read",
+    ref.ASGD,
+    optim.ASGD,
+    _peer("ASGD", t0=0.0),
+    1,
+    t0=0.0,
+)
+_more_optimizers(
+    "radam",
+    "RAdam.update: p, exp_avg, exp_avg_sq read and written, g read",
+    ref.RAdam,
+    optim.RAdam,
+    _peer("RAdam", lr=1e-3),
+    2,
+)
+_more_optimizers(
+    "rprop",
+    "Rprop.update: p, prev, step_size read and written, g read",
+    ref.Rprop,
+    optim.Rprop,
+    _peer("Rprop"),
+    2,
+)
+
+
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 

@@ -29,13 +29,27 @@ from .distributed import (
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import (
+    ASGD,
+    LAMB,
+    LARS,
+    Adadelta,
+    Adam,
+    AdamW,
+    LayerAdaptiveLR,
+    MomentumOptimizer,
+    RAdam,
+    Rprop,
+    adam_optimizer,
+)
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .regularization import compute_regularization
 from .rnn import bptt
 from .schedule import LRScheduler
 
 __all__ = [
+    "ASGD",
+    "Adadelta",
     "Adam",
     "AdamW",
     "AdaptiveClipper",
@@ -50,6 +64,8 @@ __all__ = [
     "LRScheduler",
     "LayerAdaptiveLR",
     "MomentumOptimizer",
+    "RAdam",
+    "Rprop",
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",

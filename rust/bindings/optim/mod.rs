@@ -11,11 +11,15 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+mod adadelta;
 mod adam;
+mod asgd;
 mod lamb;
 mod lars;
 mod layer_adaptive_lr;
 mod momentum;
+mod radam;
+mod rprop;
 
 use super::run;
 use super::steps::{StepState, MAX_STEP};
@@ -260,5 +264,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     momentum::register(m)?;
     lamb::register(m)?;
     lars::register(m)?;
-    layer_adaptive_lr::register(m)
+    layer_adaptive_lr::register(m)?;
+    adadelta::register(m)?;
+    asgd::register(m)?;
+    radam::register(m)?;
+    rprop::register(m)
 }

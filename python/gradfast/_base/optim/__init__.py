@@ -4,14 +4,20 @@ The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
 ``gradfast.reference.optim`` (the step in NumPy); neither subclasses the other.
 """
 
+from .adadelta import AdadeltaBase
 from .adam import AdamBase, AdamWBase, adam_hypers
+from .asgd import ASGDBase
 from .lamb import LAMBBase
 from .lars import LARSBase
 from .layer_adaptive_lr import LayerAdaptiveLRBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .radam import RAdamBase
+from .rprop import RpropBase
 
 __all__ = [
+    "ASGDBase",
+    "AdadeltaBase",
     "AdamBase",
     "AdamWBase",
     "LAMBBase",
@@ -19,5 +25,7 @@ __all__ = [
     "LayerAdaptiveLRBase",
     "LowPrecisionState",
     "MomentumBase",
+    "RAdamBase",
+    "RpropBase",
     "adam_hypers",
 ]
