@@ -19,15 +19,29 @@ from .distributed import (
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import (
+    LAMB,
+    LARS,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    LayerAdaptiveLR,
+    MomentumOptimizer,
+    NAdam,
+    RMSprop,
+    adam_optimizer,
+)
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .regularization import compute_regularization
 from .rnn import bptt
 from .schedule import LRScheduler
 
 __all__ = [
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "AdaptiveClipper",
     "BatchNorm",
     "DataParallel",
@@ -39,6 +53,8 @@ __all__ = [
     "LRScheduler",
     "LayerAdaptiveLR",
     "MomentumOptimizer",
+    "NAdam",
+    "RMSprop",
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",

@@ -4,20 +4,28 @@ The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
 ``gradfast.reference.optim`` (the step in NumPy); neither subclasses the other.
 """
 
+from .adagrad import AdagradBase
 from .adam import AdamBase, AdamWBase, adam_hypers
+from .adamax import AdamaxBase
 from .lamb import LAMBBase
 from .lars import LARSBase
 from .layer_adaptive_lr import LayerAdaptiveLRBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .nadam import NAdamBase
+from .rmsprop import RMSpropBase
 
 __all__ = [
+    "AdagradBase",
     "AdamBase",
     "AdamWBase",
+    "AdamaxBase",
     "LAMBBase",
     "LARSBase",
     "LayerAdaptiveLRBase",
     "LowPrecisionState",
     "MomentumBase",
+    "NAdamBase",
+    "RMSpropBase",
     "adam_hypers",
 ]
