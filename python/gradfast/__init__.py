@@ -17,7 +17,19 @@ from .distributed import DataParallel, allreduce_gradients, broadcast_parameters
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import (
+    LAMB,
+    LARS,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    LayerAdaptiveLR,
+    MomentumOptimizer,
+    NAdam,
+    RMSprop,
+    adam_optimizer,
+)
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .reference import (
     DistributedOptimizer,
@@ -31,8 +43,10 @@ apply_env_threads()
 __all__ = [
     "LAMB",
     "LARS",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "AdaptiveClipper",
     "DataParallel",
     "BatchNorm",
@@ -42,6 +56,8 @@ __all__ = [
     "LRScheduler",
     "LayerAdaptiveLR",
     "MomentumOptimizer",
+    "NAdam",
+    "RMSprop",
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",

@@ -12,7 +12,19 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
-from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
+from ._base.optim import (
+    AdagradBase,
+    AdamaxBase,
+    AdamBase,
+    AdamWBase,
+    LAMBBase,
+    LARSBase,
+    LayerAdaptiveLRBase,
+    MomentumBase,
+    NAdamBase,
+    RMSpropBase,
+    adam_hypers,
+)
 
 
 class RustStep:
@@ -44,6 +56,26 @@ class Adam(RustStep, AdamBase):
 
 class AdamW(AdamWBase, Adam):
     pass
+
+
+class Adagrad(RustStep, AdagradBase):
+    _step = _core.adagrad
+    _hyper_class = _core.AdagradHyper
+
+
+class Adamax(RustStep, AdamaxBase):
+    _step = _core.adamax
+    _hyper_class = _core.AdamaxHyper
+
+
+class NAdam(RustStep, NAdamBase):
+    _step = _core.nadam
+    _hyper_class = _core.NAdamHyper
+
+
+class RMSprop(RustStep, RMSpropBase):
+    _step = _core.rmsprop
+    _hyper_class = _core.RMSpropHyper
 
 
 class MomentumOptimizer(RustStep, MomentumBase):

@@ -157,6 +157,35 @@ register(
         traffic=_state_traffic(1),
     )
 )
+
+
+def _torch_peer(name: str, **hyper):
+    """``torch.optim.<name>(tensors, **hyper)``, for ``_torch_optimizer`` (fused or foreach)."""
+    return lambda torch, tensors, **kind: getattr(torch.optim, name)(tensors, **hyper, **kind)
+
+
+# (bench name, class, what moves, keyword arguments (torch's are the same), state slots)
+_TORCH_NAMED: tuple[tuple[str, str, str, dict[str, object], int], ...] = (
+    ("adagrad", "Adagrad", "p, sum read and written, g read", {}, 1),
+    ("adamax", "Adamax", "p, exp_avg, exp_inf read and written, g read", {}, 2),
+    ("nadam", "NAdam", "p, exp_avg, exp_avg_sq read and written, g read", {}, 2),
+    ("rmsprop", "RMSprop", "p, square_avg read and written, g read", {}, 1),
+    ("rmsprop_centered", "RMSprop", "p and 3 buffers read and written, g read", {"momentum": 0.9, "centered": True}, 3),
+)
+for name, cls, moves, kwargs, slots in _TORCH_NAMED:
+    call = f"{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())}).update"
+    register(
+        Kernel(
+            name,
+            f"{call}: {moves}",
+            cases=(Case("float32", 1, 16_000_000), Case("float64", 1, 4_000_000)),
+            quick=(Case("float32", 1, 1_000_000),),
+            prepare=optimizer(getattr(ref, cls), getattr(optim, cls), _torch_peer(cls, **kwargs), **kwargs),
+            traffic=_state_traffic(slots),
+        )
+    )
+
+
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 

@@ -34,6 +34,17 @@ impl NAdamArgs {
     pub fn mu(&self, t: u64) -> f64 {
         self.beta1 * (1.0 - 0.5 * 0.96f64.powf(t as f64 * self.momentum_decay))
     }
+
+    /// `mu_product` after step `step` from `previous`, rounded as torch keeps it: a float64
+    /// product for float64 params, else float32 (`float32(previous * float32(mu_t))`).
+    pub fn next_mu_product(&self, previous: f64, float64: bool) -> f64 {
+        let mu = self.mu(self.step);
+        if float64 {
+            previous * mu
+        } else {
+            ((previous as f32) * (mu as f32)) as f64
+        }
+    }
 }
 
 crate::bundle! {
@@ -206,6 +217,16 @@ mod tests {
                 assert!((p[i] - q).abs() < 1e-13, "{decoupled}: {} vs {q}", p[i]);
             }
         }
+    }
+
+    #[test]
+    fn float32_mu_product_rounds_each_factor_and_each_product() {
+        let a = args(3, 0.0, false);
+        let mu = a.mu(3);
+        assert_eq!(a.next_mu_product(0.7, true), 0.7 * mu);
+        let f32_product = a.next_mu_product(0.7, false);
+        assert_eq!(f32_product, (0.7f32 * mu as f32) as f64);
+        assert_ne!(f32_product, 0.7 * mu);
     }
 
     #[test]

@@ -82,6 +82,16 @@ class NAdamBase(LowPrecisionState):
         self.decoupled, self.maximize = decoupled, maximize
         self.mu_product = 1.0
 
+    @property
+    def mu_product(self) -> float:
+        """The product of the momentum coefficients so far, committed with every step (the
+        ``extra`` of the step state)."""
+        return self._steps.extra
+
+    @mu_product.setter
+    def mu_product(self, value: float) -> None:
+        self._steps.extra = value
+
     def _mu(self, step: int) -> float:
         """The momentum coefficient ``mu_t`` of step ``step``, in float64 as torch forms it."""
         return self.beta1 * (1.0 - 0.5 * (0.96 ** (step * self.momentum_decay)))
