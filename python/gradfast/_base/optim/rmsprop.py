@@ -57,6 +57,8 @@ class RMSpropBase(LowPrecisionState):
 
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The names of each parameter's state arrays: ``square_avg`` (and ``momentum_buffer``
+        with ``momentum > 0``, ``grad_avg`` with ``centered``)."""
         return (
             ("square_avg",)
             + (("momentum_buffer",) if self.momentum > 0.0 else ())
