@@ -183,6 +183,10 @@ NOT_OPTIMIZERS: set = {"bf16"}
 NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
 # the reference too, held to gradfast bit for bit by tests/test_optim_lowprec.py
 NOT_OPTIMIZERS |= {"adam_lowprec"}
+# the reference too, held to gradfast bit for bit by tests/test_optim_<name>.py
+NOT_OPTIMIZERS |= {
+    f"{n}{s}" for n in ("adagrad", "adamax", "nadam", "rmsprop", "rmsprop_centered") for s in ("", "_mlp")
+}
 # their baseline is gradfast.reference too (tests/test_nn.py, test_init.py, test_regularization.py)
 NOT_OPTIMIZERS |= {"batchnorm", "dropout", "init", "regularization"}
 # its baseline is gradfast.reference's prune_network (tests/reference/test_prune_rule.py, tests/test_prune.py)

@@ -414,3 +414,124 @@ def adaptive_clipper(
     running_weight: float,
     hyper: AdaptiveClipperHyper,
 ) -> tuple[dict[Any, np.ndarray], float, float]: ...
+
+@final
+class AdagradHyper:
+    learning_rate: float
+    lr_decay: float
+    weight_decay: float
+    epsilon: float
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        lr_decay: float,
+        weight_decay: float,
+        epsilon: float,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> AdagradHyper: ...
+
+@final
+class AdamaxHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> AdamaxHyper: ...
+
+@final
+class NAdamHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    momentum_decay: float
+    decoupled: bool
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float,
+        momentum_decay: float,
+        decoupled: bool,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> NAdamHyper: ...
+
+@final
+class RMSpropHyper:
+    learning_rate: float
+    alpha: float
+    epsilon: float
+    weight_decay: float
+    momentum: float
+    centered: bool
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        alpha: float,
+        epsilon: float,
+        weight_decay: float,
+        momentum: float,
+        centered: bool,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> RMSpropHyper: ...
+
+def adagrad(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdagradHyper,
+) -> None: ...
+def adamax(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdamaxHyper,
+) -> None: ...
+def nadam(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: NAdamHyper,
+) -> None: ...
+def rmsprop(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: RMSpropHyper,
+) -> None: ...

@@ -14,6 +14,8 @@ import numpy as np
 from . import _core, _validate
 from ._base.optim import (
     AdadeltaBase,
+    AdagradBase,
+    AdamaxBase,
     AdamBase,
     AdamWBase,
     ASGDBase,
@@ -21,7 +23,9 @@ from ._base.optim import (
     LARSBase,
     LayerAdaptiveLRBase,
     MomentumBase,
+    NAdamBase,
     RAdamBase,
+    RMSpropBase,
     RpropBase,
     adam_hypers,
 )
@@ -57,6 +61,26 @@ class Adam(RustStep, AdamBase):
 
 class AdamW(AdamWBase, Adam):
     pass
+
+
+class Adagrad(RustStep, AdagradBase):
+    _step = _core.adagrad
+    _hyper_class = _core.AdagradHyper
+
+
+class Adamax(RustStep, AdamaxBase):
+    _step = _core.adamax
+    _hyper_class = _core.AdamaxHyper
+
+
+class NAdam(RustStep, NAdamBase):
+    _step = _core.nadam
+    _hyper_class = _core.NAdamHyper
+
+
+class RMSprop(RustStep, RMSpropBase):
+    _step = _core.rmsprop
+    _hyper_class = _core.RMSpropHyper
 
 
 class MomentumOptimizer(RustStep, MomentumBase):

@@ -29,6 +29,9 @@ def exact_in_bf16(rng, shape, scale=1.0):
         lambda **k: ref.AdamW(0.01, **k),
         lambda **k: ref.MomentumOptimizer(0.1, 0.9, nesterov=True, **k),
         lambda **k: ref.MomentumOptimizer(0.1, 0.9, **k),
+        lambda **k: ref.Adagrad(0.1, weight_decay=0.1, initial_accumulator_value=0.1, maximize=True, **k),
+        lambda **k: ref.Adamax(0.01, weight_decay=0.1, **k),
+        lambda **k: ref.RMSprop(0.01, weight_decay=0.1, momentum=0.9, centered=True, **k),
     ],
 )
 def test_a_step_is_the_float32_step_rounded_when_stored(make):

@@ -209,6 +209,17 @@ _more_optimizers(
     _peer("Rprop"),
     2,
 )
+for name, cls, moves, kwargs, slots in (
+    ("adagrad", "Adagrad", "p, sum read and written, g read", {}, 1),
+    ("adamax", "Adamax", "p, exp_avg, exp_inf read and written, g read", {}, 2),
+    ("nadam", "NAdam", "p, exp_avg, exp_avg_sq read and written, g read", {}, 2),
+    ("rmsprop", "RMSprop", "p, square_avg read and written, g read", {}, 1),
+    ("rmsprop_centered", "RMSprop", "p and 3 buffers read and written, g read", {"momentum": 0.9, "centered": True}, 3),
+):
+    call = f"{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())}).update"
+    _more_optimizers(
+        name, f"{call}: {moves}", getattr(ref, cls), getattr(optim, cls), _peer(cls, **kwargs), slots, **kwargs
+    )
 
 
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column

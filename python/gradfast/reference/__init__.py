@@ -34,11 +34,15 @@ from .optim import (
     LAMB,
     LARS,
     Adadelta,
+    Adagrad,
     Adam,
+    Adamax,
     AdamW,
     LayerAdaptiveLR,
     MomentumOptimizer,
+    NAdam,
     RAdam,
+    RMSprop,
     Rprop,
     adam_optimizer,
 )
@@ -48,10 +52,12 @@ from .rnn import bptt
 from .schedule import LRScheduler
 
 __all__ = [
+    "Adagrad",
     "ASGD",
     "Adadelta",
     "Adam",
     "AdamW",
+    "Adamax",
     "AdaptiveClipper",
     "BatchNorm",
     "DataParallel",
@@ -64,6 +70,8 @@ __all__ = [
     "LRScheduler",
     "LayerAdaptiveLR",
     "MomentumOptimizer",
+    "NAdam",
+    "RMSprop",
     "RAdam",
     "Rprop",
     "adam_optimizer",

@@ -12,13 +12,17 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 mod adadelta;
+mod adagrad;
 mod adam;
+mod adamax;
 mod asgd;
 mod lamb;
 mod lars;
 mod layer_adaptive_lr;
 mod momentum;
+mod nadam;
 mod radam;
+mod rmsprop;
 mod rprop;
 
 use super::run;
@@ -195,6 +199,21 @@ pub fn take_step<'py>(
     fresh: Option<Bound<'py, PyAny>>,
     step: impl FnOnce(&Dicts<'_, 'py>, u64) -> Result<()>,
 ) -> PyResult<()> {
+    take_step_with_extra(func, steps, params, gradients, fresh, |dicts, n, _| {
+        step(dicts, n)
+    })
+}
+
+/// [`take_step`] for an optimizer that commits an `extra` object with every step (NAdam's
+/// `mu_product`): `step(dicts, step_number, extra)` may replace it.
+pub fn take_step_with_extra<'py>(
+    func: &str,
+    steps: &Bound<'py, StepState>,
+    params: &Bound<'py, PyAny>,
+    gradients: &Bound<'py, PyAny>,
+    fresh: Option<Bound<'py, PyAny>>,
+    step: impl FnOnce(&Dicts<'_, 'py>, u64, &mut Bound<'py, PyAny>) -> Result<()>,
+) -> PyResult<()> {
     super::guard(func, || {
         let mut taking = steps.get().take(steps.py());
         if !taking.state.is_truthy()? {
@@ -211,7 +230,7 @@ pub fn take_step<'py>(
         }
         taking.step += 1;
         let dicts = Dicts::new(func, params, gradients, &taking.state)?;
-        step(&dicts, taking.step)?;
+        step(&dicts, taking.step, &mut taking.extra)?;
         taking.commit();
         Ok(())
     })
@@ -261,6 +280,10 @@ macro_rules! step_binding {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     adam::register(m)?;
+    adagrad::register(m)?;
+    adamax::register(m)?;
+    nadam::register(m)?;
+    rmsprop::register(m)?;
     momentum::register(m)?;
     lamb::register(m)?;
     lars::register(m)?;

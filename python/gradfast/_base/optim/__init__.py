@@ -5,26 +5,34 @@ The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
 """
 
 from .adadelta import AdadeltaBase
+from .adagrad import AdagradBase
 from .adam import AdamBase, AdamWBase, adam_hypers
+from .adamax import AdamaxBase
 from .asgd import ASGDBase
 from .lamb import LAMBBase
 from .lars import LARSBase
 from .layer_adaptive_lr import LayerAdaptiveLRBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .nadam import NAdamBase
 from .radam import RAdamBase
+from .rmsprop import RMSpropBase
 from .rprop import RpropBase
 
 __all__ = [
+    "AdagradBase",
     "ASGDBase",
     "AdadeltaBase",
     "AdamBase",
     "AdamWBase",
+    "AdamaxBase",
     "LAMBBase",
     "LARSBase",
     "LayerAdaptiveLRBase",
     "LowPrecisionState",
     "MomentumBase",
+    "NAdamBase",
+    "RMSpropBase",
     "RAdamBase",
     "RpropBase",
     "adam_hypers",

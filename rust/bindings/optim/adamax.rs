@@ -1,0 +1,62 @@
+//! `Adamax` (the engine of its `update`).
+
+use gradfast_kernels::optim::adamax::{adamax as kernel, AdamaxArgs, AdamaxTensor};
+use gradfast_kernels::{Real, Store};
+use pyo3::prelude::*;
+
+use super::Dicts;
+use crate::arrays::Elem;
+use crate::error::Result;
+use crate::{hyper_class, step_binding};
+
+hyper_class! {
+    /// `gradfast.Adamax`'s hyper-parameters.
+    AdamaxHyper {
+        learning_rate: f64,
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        maximize: bool,
+        bf16_state: bool,
+    }
+}
+
+fn adamax_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &AdamaxHyper,
+    step: u64,
+) -> Result<()> {
+    let args = AdamaxArgs {
+        learning_rate: h.learning_rate,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        epsilon: h.epsilon,
+        weight_decay: h.weight_decay,
+        maximize: h.maximize,
+        step,
+    };
+    dicts.run::<P, S, 2>(py, ["exp_avg", "exp_inf"], |arrays| {
+        let tensors = arrays.into_iter().map(|a| {
+            let [exp_avg, exp_inf] = a.slots;
+            AdamaxTensor {
+                p: a.p,
+                g: a.g,
+                exp_avg,
+                exp_inf,
+            }
+        });
+        kernel::<C, P, S>(tensors.collect(), &args)
+    })
+}
+
+step_binding! {
+    /// One Adamax step over a dict of parameters, in place, committed to `steps`.
+    adamax(AdamaxHyper, bf16_state: bf16_state) => adamax_typed
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<AdamaxHyper>()?;
+    m.add_function(wrap_pyfunction!(adamax, m)?)
+}
