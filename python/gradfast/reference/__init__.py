@@ -19,7 +19,16 @@ from .distributed import (
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import (
+    LAMB,
+    LARS,
+    Adam,
+    AdamW,
+    LayerAdaptiveLR,
+    Lion,
+    MomentumOptimizer,
+    adam_optimizer,
+)
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .regularization import compute_regularization
 from .rnn import bptt
@@ -38,6 +47,7 @@ __all__ = [
     "LARS",
     "LRScheduler",
     "LayerAdaptiveLR",
+    "Lion",
     "MomentumOptimizer",
     "adam_optimizer",
     "adaptive_grad_clip",

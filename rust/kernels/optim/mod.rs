@@ -4,4 +4,5 @@ pub mod adam;
 pub mod lamb;
 pub mod lars;
 pub mod layer_adaptive_lr;
+pub mod lion;
 pub mod momentum;

@@ -8,6 +8,7 @@ from .adam import AdamBase, AdamWBase, adam_hypers
 from .lamb import LAMBBase
 from .lars import LARSBase
 from .layer_adaptive_lr import LayerAdaptiveLRBase
+from .lion import LionBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
 
@@ -17,6 +18,7 @@ __all__ = [
     "LAMBBase",
     "LARSBase",
     "LayerAdaptiveLRBase",
+    "LionBase",
     "LowPrecisionState",
     "MomentumBase",
     "adam_hypers",

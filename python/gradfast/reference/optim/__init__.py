@@ -4,6 +4,16 @@ from .adam import Adam, AdamW, adam_optimizer
 from .lamb import LAMB
 from .lars import LARS
 from .layer_adaptive_lr import LayerAdaptiveLR
+from .lion import Lion
 from .momentum import MomentumOptimizer
 
-__all__ = ["LAMB", "LARS", "Adam", "AdamW", "LayerAdaptiveLR", "MomentumOptimizer", "adam_optimizer"]
+__all__ = [
+    "LAMB",
+    "LARS",
+    "Adam",
+    "AdamW",
+    "LayerAdaptiveLR",
+    "Lion",
+    "MomentumOptimizer",
+    "adam_optimizer",
+]
