@@ -27,6 +27,7 @@ from .optim import (
     LayerAdaptiveLR,
     Lion,
     MomentumOptimizer,
+    ScheduleFreeAdamW,
     adam_optimizer,
 )
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
@@ -49,6 +50,7 @@ __all__ = [
     "LayerAdaptiveLR",
     "Lion",
     "MomentumOptimizer",
+    "ScheduleFreeAdamW",
     "adam_optimizer",
     "adaptive_grad_clip",
     "allreduce_gradients",

@@ -6,3 +6,4 @@ pub mod lars;
 pub mod layer_adaptive_lr;
 pub mod lion;
 pub mod momentum;
+pub mod schedule_free;

@@ -11,6 +11,7 @@ from .layer_adaptive_lr import LayerAdaptiveLRBase
 from .lion import LionBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .schedule_free import ScheduleFreeAdamWBase
 
 __all__ = [
     "AdamBase",
@@ -21,5 +22,6 @@ __all__ = [
     "LionBase",
     "LowPrecisionState",
     "MomentumBase",
+    "ScheduleFreeAdamWBase",
     "adam_hypers",
 ]

@@ -6,6 +6,7 @@ from .lars import LARS
 from .layer_adaptive_lr import LayerAdaptiveLR
 from .lion import Lion
 from .momentum import MomentumOptimizer
+from .schedule_free import ScheduleFreeAdamW
 
 __all__ = [
     "LAMB",
@@ -15,5 +16,6 @@ __all__ = [
     "LayerAdaptiveLR",
     "Lion",
     "MomentumOptimizer",
+    "ScheduleFreeAdamW",
     "adam_optimizer",
 ]
