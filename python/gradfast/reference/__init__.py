@@ -22,6 +22,7 @@ from .nn import BatchNorm, Dropout
 from .optim import (
     LAMB,
     LARS,
+    Adafactor,
     Adam,
     AdamW,
     LayerAdaptiveLR,
@@ -36,6 +37,7 @@ from .rnn import bptt
 from .schedule import LRScheduler
 
 __all__ = [
+    "Adafactor",
     "Adam",
     "AdamW",
     "AdaptiveClipper",

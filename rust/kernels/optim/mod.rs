@@ -1,5 +1,6 @@
 //! Optimizers: one fused pass over memory per step, over every tensor of a call.
 
+pub mod adafactor;
 pub mod adam;
 pub mod lamb;
 pub mod lars;

@@ -4,6 +4,7 @@ The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
 ``gradfast.reference.optim`` (the step in NumPy); neither subclasses the other.
 """
 
+from .adafactor import AdafactorBase
 from .adam import AdamBase, AdamWBase, adam_hypers
 from .lamb import LAMBBase
 from .lars import LARSBase
@@ -14,6 +15,7 @@ from .momentum import MomentumBase
 from .schedule_free import ScheduleFreeAdamWBase
 
 __all__ = [
+    "AdafactorBase",
     "AdamBase",
     "AdamWBase",
     "LAMBBase",

@@ -1,5 +1,6 @@
 """Reference optimizers in plain NumPy, one file each."""
 
+from .adafactor import Adafactor
 from .adam import Adam, AdamW, adam_optimizer
 from .lamb import LAMB
 from .lars import LARS
@@ -11,6 +12,7 @@ from .schedule_free import ScheduleFreeAdamW
 __all__ = [
     "LAMB",
     "LARS",
+    "Adafactor",
     "Adam",
     "AdamW",
     "LayerAdaptiveLR",
