@@ -7,6 +7,7 @@
 //! are rounded once to `T` as torch's `.norm()` returns them; scalars in float64 as torch's
 //! Python (with Python's `max`, so a NaN norm gives way); `lerp` with ATen's two branches.
 
+use super::lerp::Lerp;
 use crate::runtime::pool::{map_tasks, CHUNK};
 use crate::runtime::reduce::{norms, Order, Squares};
 use crate::Real;
@@ -48,16 +49,6 @@ fn py_max(a: f64, b: f64) -> f64 {
         b
     } else {
         a
-    }
-}
-
-/// `a.lerp_(b, w)` with ATen's two branches.
-#[inline(always)]
-fn lerp<T: Real>(a: T, b: T, w: T) -> T {
-    if w.abs() < T::of(0.5) {
-        a + w * (b - a)
-    } else {
-        b - (b - a) * (T::ONE - w)
     }
 }
 
@@ -139,12 +130,14 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
     }
     let step = a.step as f64;
     let eps1 = a.epsilon1.unwrap_or_else(machine_epsilon::<T>);
-    let w = T::of(step.powf(a.beta2_decay));
+    let w = Lerp::<T>::new(step.powf(a.beta2_decay));
     let rho = a.learning_rate.min(1.0 / step.powf(0.5));
     let p_norm = T::of(norms(&[&*p], Order::Two)[0]).to_f64();
     let alpha = py_max(a.epsilon2, p_norm / (numel as f64).powf(0.5)) * rho;
     let neg = a.maximize;
-    let (row, col, mean, full, rows, cols): (&[T], &[T], Vec<T>, &[T], usize, usize) = match v {
+    let eps_sq = T::of(eps1 * eps1);
+    let mean: Vec<T>;
+    let scale = match v {
         SecondMoment::Factored {
             rows,
             cols,
@@ -154,13 +147,13 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
             let (row_sq, col_sq) = row_col_squares(g, rows, cols);
             for (r, s) in row_var.iter_mut().zip(&row_sq) {
                 let n = T::of(s.sqrt());
-                *r = lerp(*r, (n * n) / T::of(cols as f64), w);
+                *r = w.at(*r, (n * n) / T::of(cols as f64));
             }
             for (c, s) in col_var.iter_mut().zip(&col_sq) {
                 let n = T::of(s.sqrt());
-                *c = lerp(*c, (n * n) / T::of(rows as f64), w);
+                *c = w.at(*c, (n * n) / T::of(rows as f64));
             }
-            let mean = row_var
+            mean = row_var
                 .chunks(rows)
                 .map(|r| {
                     let m = T::of(r.iter().map(|x| x.to_f64()).sum::<f64>()) / T::of(rows as f64);
@@ -171,27 +164,34 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
                     }
                 })
                 .collect();
-            (&*row_var, &*col_var, mean, &[][..], rows, cols)
+            Scale {
+                row: row_var,
+                col: col_var,
+                mean: &mean,
+                full: &[],
+                rows,
+                cols,
+                eps_sq,
+            }
         }
         SecondMoment::Full(variance) => {
             // (-g)^2 = g^2 exactly: maximize does not change the variance
             for (vi, &gi) in variance.iter_mut().zip(g) {
-                *vi = lerp(*vi, gi * gi, w);
+                *vi = w.at(*vi, gi * gi);
             }
-            (&[][..], &[][..], Vec::new(), &*variance, 1, 0)
+            Scale {
+                row: &[],
+                col: &[],
+                mean: &[],
+                full: variance,
+                rows: 1,
+                cols: 0,
+                eps_sq,
+            }
         }
     };
-    let scale = Scale {
-        row,
-        col,
-        mean: &mean,
-        full,
-        rows,
-        cols,
-        eps_sq: T::of(eps1 * eps1),
-    };
-    let pieces = row_pieces(numel, cols);
-    let bytes = numel * size_of::<T>();
+    let pieces = row_pieces(numel, scale.cols);
+    let bytes = size_of_val(g);
     // the norm of the update, over fixed pieces in order
     let sums = map_tasks(pieces.clone(), bytes, |(s, len)| {
         let mut acc = Squares::ZERO;
@@ -225,11 +225,7 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
 /// the rows in order and the pieces of its rows; a row's pieces are added in column order.
 fn row_col_squares<T: Real>(g: &[T], rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {
     const BLOCK: usize = 256;
-    let batch = if rows * cols == 0 {
-        0
-    } else {
-        g.len() / (rows * cols)
-    };
+    let batch = g.len().checked_div(rows * cols).unwrap_or(0);
     let blocks = cols.div_ceil(BLOCK);
     let tasks: Vec<(usize, usize)> = (0..batch)
         .flat_map(|b| (0..blocks).map(move |k| (b, k)))
@@ -295,17 +291,17 @@ mod tests {
     ) {
         let rows = p.len() / cols;
         let t = a.step as f64;
-        let w = t.powf(a.beta2_decay);
+        let w = Lerp::<f64>::new(t.powf(a.beta2_decay));
         let rho = a.learning_rate.min(1.0 / t.sqrt());
         let pn = p.iter().map(|x| x * x).sum::<f64>().sqrt();
         let alpha = (pn / (p.len() as f64).sqrt()).max(a.epsilon2) * rho;
         for i in 0..rows {
             let s: f64 = (0..cols).map(|j| g[i * cols + j].powi(2)).sum();
-            r[i] = lerp(r[i], s.sqrt() * s.sqrt() / cols as f64, w);
+            r[i] = w.at(r[i], s.sqrt() * s.sqrt() / cols as f64);
         }
         for j in 0..cols {
             let s: f64 = (0..rows).map(|i| g[i * cols + j].powi(2)).sum();
-            c[j] = lerp(c[j], s.sqrt() * s.sqrt() / rows as f64, w);
+            c[j] = w.at(c[j], s.sqrt() * s.sqrt() / rows as f64);
         }
         let mean = (r.iter().sum::<f64>() / rows as f64).max(f64::EPSILON);
         let u: Vec<f64> = (0..p.len())

@@ -5,6 +5,7 @@ pub mod adam;
 pub mod lamb;
 pub mod lars;
 pub mod layer_adaptive_lr;
+pub mod lerp;
 pub mod lion;
 pub mod momentum;
 pub mod schedule_free;

@@ -7,6 +7,7 @@
 //! `y = lerp(y, z, c) + (lr (beta1 (1 - c) - 1)) * u`, `z = z + (-lr) * u`; `lerp` with
 //! ATen's two branches. [`switch`] moves the params between `y` and the average `x`.
 
+use super::lerp::Lerp;
 use crate::runtime::pool::for_each_chunk;
 use crate::Real;
 
@@ -78,35 +79,6 @@ crate::bundle! {
     pub struct SwitchTensor<'a, T> {
         pub p: &'a mut [T],
         pub z: &'a [T],
-    }
-}
-
-/// `lerp(a, b, w)` as ATen's scalar path: `a + w (b - a)` for `|w| < 0.5`, else
-/// `b - (b - a) (1 - w)`.
-#[derive(Clone, Copy)]
-struct Lerp<T> {
-    w: T,
-    one_minus_w: T,
-    small: bool,
-}
-
-impl<T: Real> Lerp<T> {
-    fn new(weight: f64) -> Self {
-        let w = T::of(weight);
-        Lerp {
-            w,
-            one_minus_w: T::ONE - w,
-            small: w.abs() < T::of(0.5),
-        }
-    }
-
-    #[inline(always)]
-    fn at(&self, a: T, b: T) -> T {
-        if self.small {
-            a + self.w * (b - a)
-        } else {
-            b - (b - a) * self.one_minus_w
-        }
     }
 }
 
