@@ -28,6 +28,7 @@ from .optim import (
     LayerAdaptiveLR,
     Lion,
     MomentumOptimizer,
+    Muon,
     ScheduleFreeAdamW,
     adam_optimizer,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "LayerAdaptiveLR",
     "Lion",
     "MomentumOptimizer",
+    "Muon",
     "ScheduleFreeAdamW",
     "adam_optimizer",
     "adaptive_grad_clip",

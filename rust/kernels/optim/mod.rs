@@ -8,4 +8,5 @@ pub mod layer_adaptive_lr;
 pub mod lerp;
 pub mod lion;
 pub mod momentum;
+pub mod muon;
 pub mod schedule_free;

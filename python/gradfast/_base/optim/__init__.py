@@ -12,6 +12,7 @@ from .layer_adaptive_lr import LayerAdaptiveLRBase
 from .lion import LionBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .muon import MuonBase
 from .schedule_free import ScheduleFreeAdamWBase
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LionBase",
     "LowPrecisionState",
     "MomentumBase",
+    "MuonBase",
     "ScheduleFreeAdamWBase",
     "adam_hypers",
 ]

@@ -7,6 +7,7 @@ from .lars import LARS
 from .layer_adaptive_lr import LayerAdaptiveLR
 from .lion import Lion
 from .momentum import MomentumOptimizer
+from .muon import Muon
 from .schedule_free import ScheduleFreeAdamW
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "LayerAdaptiveLR",
     "Lion",
     "MomentumOptimizer",
+    "Muon",
     "ScheduleFreeAdamW",
     "adam_optimizer",
 ]
