@@ -32,7 +32,8 @@ class ScheduleFreeAdamWBase(Optimizer):
     ``x`` in place and ``train(params)`` turns them back into ``y`` (``lerp(x, z, 1 - beta1)``),
     each a no-op in the mode it leads to. Evaluate and save weights in eval mode; ``update``
     refuses to run in it. Unlike the peer, the optimizer starts in train mode.
-    ``state_dict()`` also holds ``train_mode``, ``lr_max`` and ``weight_sum``.
+    ``state_dict()`` also holds ``train_mode``, ``lr_max`` and ``weight_sum`` (the last two
+    committed with each step, as the step count).
     """
 
     slots = ("z", "exp_avg_sq")
@@ -69,8 +70,17 @@ class ScheduleFreeAdamWBase(Optimizer):
         self.beta1, self.beta2, self.epsilon, self.weight_decay = beta1, beta2, epsilon, weight_decay
         self.warmup_steps, self.r, self.weight_lr_power = warmup_steps, r, weight_lr_power
         self.train_mode = True
-        self.lr_max = -1.0
-        self.weight_sum = 0.0
+        self._steps.extra = (-1.0, 0.0)
+
+    @property
+    def lr_max(self) -> float:
+        """The largest scheduled learning rate so far (-1 before the first step)."""
+        return self._steps.extra[0]
+
+    @property
+    def weight_sum(self) -> float:
+        """The sum of the averaging weights so far."""
+        return self._steps.extra[1]
 
     def _schedule(self, step: int) -> tuple[float, float, float, float]:
         """``(lr_t, lr_max, weight_sum, c)`` of step number ``step``, as the peer computes them."""
@@ -106,7 +116,7 @@ class ScheduleFreeAdamWBase(Optimizer):
 
     def _switch(self, params, train: bool):
         fn = f"{self._name}.{'train' if train else 'eval'}"
-        with self._lock:
+        with self._steps:
             params = _validate.array_dict(fn, "params", params)
             if self.state:
                 _validate.matching_keys(fn, "params", params, "the optimizer state", self.state)
@@ -138,4 +148,13 @@ class ScheduleFreeAdamWBase(Optimizer):
         train_mode = _validate.flag(fn, "d['train_mode']", d["train_mode"])
         lr_max = _validate.number(fn, "d['lr_max']", d["lr_max"], lo=-1.0)
         weight_sum = _validate.number(fn, "d['weight_sum']", d["weight_sum"], lo=0.0)
-        return {"train_mode": train_mode, "lr_max": lr_max, "weight_sum": weight_sum}
+        return {"train_mode": train_mode, "_schedule_sums": (lr_max, weight_sum)}
+
+    @property
+    def _schedule_sums(self) -> tuple[float, float]:
+        """``(lr_max, weight_sum)``, committed with the step (``_steps.extra``)."""
+        return self._steps.extra
+
+    @_schedule_sums.setter
+    def _schedule_sums(self, value: tuple[float, float]) -> None:
+        self._steps.extra = value

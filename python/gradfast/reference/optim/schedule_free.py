@@ -48,7 +48,7 @@ class ScheduleFreeAdamW(ScheduleFreeAdamWBase):
                 ckp1,
                 bias_correction2,
             )
-        self.lr_max, self.weight_sum = lr_max, weight_sum
+        self._schedule_sums = (lr_max, weight_sum)
 
     def _lerp_to_z(self, params, weight):
         with np.errstate(all="ignore"):
