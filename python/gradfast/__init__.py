@@ -17,7 +17,7 @@ from .distributed import DataParallel, allreduce_gradients, broadcast_parameters
 from .init import initialize_weights
 from .linear import gradient_descent, sgd_optimizer
 from .nn import BatchNorm, Dropout
-from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, MomentumOptimizer, adam_optimizer
+from .optim import LAMB, LARS, Adam, AdamW, LayerAdaptiveLR, Lion, MomentumOptimizer, adam_optimizer
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
 from .reference import (
     DistributedOptimizer,
@@ -41,6 +41,7 @@ __all__ = [
     "GradualPruning",
     "LRScheduler",
     "LayerAdaptiveLR",
+    "Lion",
     "MomentumOptimizer",
     "adam_optimizer",
     "adaptive_grad_clip",

@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
-from ._base.optim import AdamBase, AdamWBase, LAMBBase, LARSBase, LayerAdaptiveLRBase, MomentumBase, adam_hypers
+from ._base.optim import (
+    AdamBase,
+    AdamWBase,
+    LAMBBase,
+    LARSBase,
+    LayerAdaptiveLRBase,
+    LionBase,
+    MomentumBase,
+    adam_hypers,
+)
 
 
 class RustStep:
@@ -49,6 +58,11 @@ class AdamW(AdamWBase, Adam):
 class MomentumOptimizer(RustStep, MomentumBase):
     _step = _core.momentum
     _hyper_class = _core.MomentumHyper
+
+
+class Lion(RustStep, LionBase):
+    _step = _core.lion
+    _hyper_class = _core.LionHyper
 
 
 class LAMB(RustStep, LAMBBase):

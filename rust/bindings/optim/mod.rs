@@ -15,6 +15,7 @@ mod adam;
 mod lamb;
 mod lars;
 mod layer_adaptive_lr;
+mod lion;
 mod momentum;
 
 use super::run;
@@ -260,5 +261,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     momentum::register(m)?;
     lamb::register(m)?;
     lars::register(m)?;
-    layer_adaptive_lr::register(m)
+    layer_adaptive_lr::register(m)?;
+    lion::register(m)
 }
