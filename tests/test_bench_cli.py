@@ -181,6 +181,8 @@ NOT_OPTIMIZERS: set = {"bf16"}
 # their baseline is gradfast.reference itself (tests/reference/, tests/test_layerwise_optimizers.py,
 # tests/test_adaptive_clipping.py)
 NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
+# its baseline is gradfast.reference too (tests/reference/test_optim_lion_peer.py, tests/test_optim_lion.py)
+NOT_OPTIMIZERS |= {"lion"}
 # the reference too, held to gradfast bit for bit by tests/test_optim_lowprec.py
 NOT_OPTIMIZERS |= {"adam_lowprec"}
 # the reference too, held to gradfast bit for bit by tests/test_optim_<name>.py

@@ -109,6 +109,17 @@ class MomentumHyper:
     def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool, bf16_state: bool) -> MomentumHyper: ...
 
 @final
+class LionHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    weight_decay: float
+    bf16_state: bool
+    def __new__(
+        cls, *, learning_rate: float, beta1: float, beta2: float, weight_decay: float, bf16_state: bool
+    ) -> LionHyper: ...
+
+@final
 class BatchNormHyper:
     num_features: int
     eps: float
@@ -217,6 +228,14 @@ def momentum(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
+) -> None: ...
+def lion(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: LionHyper,
 ) -> None: ...
 
 @final

@@ -22,6 +22,7 @@ from ._base.optim import (
     LAMBBase,
     LARSBase,
     LayerAdaptiveLRBase,
+    LionBase,
     MomentumBase,
     NAdamBase,
     RAdamBase,
@@ -86,6 +87,11 @@ class RMSprop(RustStep, RMSpropBase):
 class MomentumOptimizer(RustStep, MomentumBase):
     _step = _core.momentum
     _hyper_class = _core.MomentumHyper
+
+
+class Lion(RustStep, LionBase):
+    _step = _core.lion
+    _hyper_class = _core.LionHyper
 
 
 class LAMB(RustStep, LAMBBase):

@@ -222,6 +222,26 @@ for name, cls, moves, kwargs, slots in (
     )
 
 
+def _lion(torch, tensors, **kind):
+    """``lion_pytorch.Lion`` (plain torch ops: it has no fused or foreach variant); without it
+    installed, a ``RuntimeError``, which leaves the peer out."""
+    try:
+        from lion_pytorch import Lion  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise RuntimeError("lion_pytorch is not installed") from e
+    return Lion(tensors, lr=1e-4, weight_decay=0.1)
+
+
+register(
+    Kernel(
+        "lion",
+        "Lion.update (weight_decay=0.1): p, exp_avg read and written, g read",
+        cases=(Case("float32", 4, 4_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=optimizer(ref.Lion, optim.Lion, _lion, learning_rate=1e-4, weight_decay=0.1),
+        traffic=_state_traffic(1),
+    )
+)
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 

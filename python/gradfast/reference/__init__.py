@@ -34,16 +34,20 @@ from .optim import (
     LAMB,
     LARS,
     Adadelta,
+    Adafactor,
     Adagrad,
     Adam,
     Adamax,
     AdamW,
     LayerAdaptiveLR,
+    Lion,
     MomentumOptimizer,
+    Muon,
     NAdam,
     RAdam,
     RMSprop,
     Rprop,
+    ScheduleFreeAdamW,
     adam_optimizer,
 )
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
@@ -52,6 +56,7 @@ from .rnn import bptt
 from .schedule import LRScheduler
 
 __all__ = [
+    "Adafactor",
     "Adagrad",
     "ASGD",
     "Adadelta",
@@ -69,7 +74,10 @@ __all__ = [
     "LARS",
     "LRScheduler",
     "LayerAdaptiveLR",
+    "Lion",
     "MomentumOptimizer",
+    "Muon",
+    "ScheduleFreeAdamW",
     "NAdam",
     "RMSprop",
     "RAdam",

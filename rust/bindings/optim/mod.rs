@@ -19,6 +19,7 @@ mod asgd;
 mod lamb;
 mod lars;
 mod layer_adaptive_lr;
+mod lion;
 mod momentum;
 mod nadam;
 mod radam;
@@ -288,6 +289,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lamb::register(m)?;
     lars::register(m)?;
     layer_adaptive_lr::register(m)?;
+    lion::register(m)?;
     adadelta::register(m)?;
     asgd::register(m)?;
     radam::register(m)?;

@@ -5,6 +5,7 @@ The siblings over each declaration are ``gradfast.optim`` (the step in Rust) and
 """
 
 from .adadelta import AdadeltaBase
+from .adafactor import AdafactorBase
 from .adagrad import AdagradBase
 from .adam import AdamBase, AdamWBase, adam_hypers
 from .adamax import AdamaxBase
@@ -12,14 +13,18 @@ from .asgd import ASGDBase
 from .lamb import LAMBBase
 from .lars import LARSBase
 from .layer_adaptive_lr import LayerAdaptiveLRBase
+from .lion import LionBase
 from .low_precision import LowPrecisionState
 from .momentum import MomentumBase
+from .muon import MuonBase
 from .nadam import NAdamBase
 from .radam import RAdamBase
 from .rmsprop import RMSpropBase
 from .rprop import RpropBase
+from .schedule_free import ScheduleFreeAdamWBase
 
 __all__ = [
+    "AdafactorBase",
     "AdagradBase",
     "ASGDBase",
     "AdadeltaBase",
@@ -29,8 +34,11 @@ __all__ = [
     "LAMBBase",
     "LARSBase",
     "LayerAdaptiveLRBase",
+    "LionBase",
     "LowPrecisionState",
     "MomentumBase",
+    "MuonBase",
+    "ScheduleFreeAdamWBase",
     "NAdamBase",
     "RMSpropBase",
     "RAdamBase",
