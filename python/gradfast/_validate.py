@@ -1,4 +1,4 @@
-"""Argument validation shared by the reference implementations.
+"""Argument validation shared by both implementations (Rust-backed and reference).
 
 Every message has the shape ``"{function}: {argument} must be {expected}, got {actual}"``
 so that the Rust bindings and the reference raise the same errors for the same mistakes.

@@ -4,8 +4,8 @@ One module per kernel family, named as the family is in every layer of gradfast 
 kernel, its binding, the Python API): ``optim``, ``clip``, ``nn``, ``rnn``, ``prune``, ``init``,
 ``linear``, ``regularization``, ``schedule``, ``distributed``, ``average`` (and ``schedules``,
 pure Python, the same module as ``gradfast.schedules``). Nothing here imports the
-compiled extension; the shared runtime (the optimizer base and argument validation) lives in
-``gradfast._optimizer`` and ``gradfast._validate``.
+compiled extension; what both implementations share (the declarations of the classes, the
+optimizer base, argument validation) lives in ``gradfast._base`` and ``gradfast._validate``.
 """
 
 from .. import schedules  # pure Python, its own reference: the same module
