@@ -56,8 +56,8 @@ demo:
 
 # The user documentation with its API reference, generated from the docstrings of the installed
 # gradfast, into site/; any warning (a broken link, a name that does not resolve) fails the build.
-docs:
-	$(PYTHON) -m pip install --quiet ".[docs]"
+docs: wheel
+	$(PYTHON) -m pip install --quiet "$$(ls dist/gradfast-*.whl)[docs]"
 	$(PYTHON) -m mkdocs build --strict
 
 # The linters, with the lint extra's bounds (and actionlint for the release workflow): linting needs no build.
