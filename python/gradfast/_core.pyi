@@ -20,6 +20,7 @@ class AdamHyper:
     weight_decay: float
     decoupled: bool
     amsgrad: bool
+    maximize: bool
     bf16_state: bool
     def __new__(
         cls,
@@ -31,6 +32,7 @@ class AdamHyper:
         weight_decay: float,
         decoupled: bool,
         amsgrad: bool,
+        maximize: bool,
         bf16_state: bool,
     ) -> AdamHyper: ...
 
@@ -105,8 +107,11 @@ class MomentumHyper:
     learning_rate: float
     momentum: float
     nesterov: bool
+    maximize: bool
     bf16_state: bool
-    def __new__(cls, *, learning_rate: float, momentum: float, nesterov: bool, bf16_state: bool) -> MomentumHyper: ...
+    def __new__(
+        cls, *, learning_rate: float, momentum: float, nesterov: bool, maximize: bool, bf16_state: bool
+    ) -> MomentumHyper: ...
 
 @final
 class LionHyper:
@@ -356,8 +361,9 @@ class LambHyper:
     beta2: float
     epsilon: float
     weight_decay: float
+    maximize: bool
     def __new__(
-        cls, *, learning_rate: float, beta1: float, beta2: float, epsilon: float, weight_decay: float
+        cls, *, learning_rate: float, beta1: float, beta2: float, epsilon: float, weight_decay: float, maximize: bool
     ) -> LambHyper: ...
 
 @final
@@ -367,8 +373,16 @@ class LarsHyper:
     weight_decay: float
     trust_coefficient: float
     epsilon: float
+    maximize: bool
     def __new__(
-        cls, *, learning_rate: float, momentum: float, weight_decay: float, trust_coefficient: float, epsilon: float
+        cls,
+        *,
+        learning_rate: float,
+        momentum: float,
+        weight_decay: float,
+        trust_coefficient: float,
+        epsilon: float,
+        maximize: bool,
     ) -> LarsHyper: ...
 
 @final

@@ -163,6 +163,7 @@ def adam_optimizer(
         weight_decay=0.0,
         decoupled=False,
         amsgrad=False,
+        maximize=False,
         bf16_state=False,
     )
     if "m" in state:

@@ -23,6 +23,7 @@ hyper_class! {
         weight_decay: f64,
         decoupled: bool,
         amsgrad: bool,
+        maximize: bool,
         bf16_state: bool,
     }
 }
@@ -36,6 +37,7 @@ impl AdamHyper {
             epsilon: self.epsilon,
             weight_decay: self.weight_decay,
             decoupled: self.decoupled,
+            maximize: self.maximize,
             step,
         }
     }

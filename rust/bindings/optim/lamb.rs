@@ -16,6 +16,7 @@ hyper_class! {
         beta2: f64,
         epsilon: f64,
         weight_decay: f64,
+        maximize: bool,
     }
 }
 
@@ -26,6 +27,7 @@ fn lamb_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LambHyper, step: u64)
         beta2: h.beta2,
         epsilon: h.epsilon,
         weight_decay: h.weight_decay,
+        maximize: h.maximize,
         step,
     };
     dicts.run::<T, T, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {

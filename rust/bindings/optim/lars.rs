@@ -16,6 +16,7 @@ hyper_class! {
         weight_decay: f64,
         trust_coefficient: f64,
         epsilon: f64,
+        maximize: bool,
     }
 }
 
@@ -26,6 +27,7 @@ fn lars_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LarsHyper, _step: u64
         weight_decay: h.weight_decay,
         trust_coefficient: h.trust_coefficient,
         epsilon: h.epsilon,
+        maximize: h.maximize,
     };
     dicts.run::<T, T, 1>(py, ["velocity"], |arrays| {
         let tensors = arrays.into_iter().map(|a| {

@@ -15,6 +15,7 @@ hyper_class! {
         learning_rate: f64,
         momentum: f64,
         nesterov: bool,
+        maximize: bool,
         bf16_state: bool,
     }
 }
@@ -29,6 +30,7 @@ fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
         learning_rate: h.learning_rate,
         momentum: h.momentum,
         nesterov: h.nesterov,
+        maximize: h.maximize,
     };
     dicts.run::<P, S, 1>(py, ["velocity"], |arrays| {
         let tensors = arrays.into_iter().map(|a| {

@@ -23,6 +23,8 @@ pub struct AdamArgs {
     pub epsilon: f64,
     pub weight_decay: f64,
     pub decoupled: bool,
+    /// Ascend the gradient (torch's `maximize`): it is negated first.
+    pub maximize: bool,
     pub step: u64,
 }
 
@@ -84,6 +86,8 @@ struct Consts<T> {
     /// L2 weight decay added to the gradient (Adam), 0 for AdamW.
     l2: T,
     coupled: bool,
+    /// -1 to maximize, 1 otherwise (a product by it is exact).
+    sign: T,
     moments: Moments<T>,
     bc2_sqrt: T,
     eps: T,
@@ -102,6 +106,7 @@ impl<T: Real> Consts<T> {
             }),
             l2: T::of(h.weight_decay),
             coupled,
+            sign: T::of(if h.maximize { -1.0 } else { 1.0 }),
             moments: Moments::new(h.beta1, h.beta2),
             bc2_sqrt: T::of((1.0 - h.beta2.powf(t)).sqrt()),
             eps: T::of(h.epsilon),
@@ -173,9 +178,9 @@ fn adam_loop<
     for i in 0..n {
         let mut pi = p[i].load();
         let gi = if COUPLED {
-            g[i].load() + c.l2 * pi
+            g[i].load() * c.sign + c.l2 * pi
         } else {
-            g[i].load()
+            g[i].load() * c.sign
         };
         if !COUPLED {
             pi = pi * c.decay;
@@ -206,6 +211,7 @@ mod tests {
             epsilon: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
+            maximize: false,
             step,
         }
     }

@@ -20,6 +20,8 @@ pub struct LambArgs {
     pub beta2: f64,
     pub epsilon: f64,
     pub weight_decay: f64,
+    /// Ascend the gradient: it is negated first.
+    pub maximize: bool,
     pub step: u64,
 }
 
@@ -62,6 +64,8 @@ struct Consts<T> {
     eps: T,
     wd: T,
     decay: bool,
+    /// -1 to maximize, 1 otherwise (a product by it is exact).
+    sign: T,
 }
 
 impl<T: Real> Consts<T> {
@@ -74,6 +78,7 @@ impl<T: Real> Consts<T> {
             eps: T::of(h.epsilon),
             wd: T::of(h.weight_decay),
             decay: h.weight_decay != 0.0,
+            sign: T::of(if h.maximize { -1.0 } else { 1.0 }),
         }
     }
 }
@@ -173,7 +178,7 @@ fn measure_loop<T: Real, const LOW_WEIGHT: bool, const DECAY: bool>(
         // loops vectorize where one mixing both widths did not
         let mut r = [T::ZERO; L];
         for lane in 0..L {
-            let (mi, vi) = moments::<T, LOW_WEIGHT>(g[lane], m[lane], v[lane], &c.moments);
+            let (mi, vi) = moments::<T, LOW_WEIGHT>(g[lane] * c.sign, m[lane], v[lane], &c.moments);
             m[lane] = mi;
             v[lane] = vi;
             r[lane] = direction::<T, DECAY>(p[lane], mi, vi, c);
@@ -183,7 +188,7 @@ fn measure_loop<T: Real, const LOW_WEIGHT: bool, const DECAY: bool>(
     }
     let tail = n / L * L;
     for (lane, i) in (tail..n).enumerate() {
-        let (mi, vi) = moments::<T, LOW_WEIGHT>(g[i], m[i], v[i], &c.moments);
+        let (mi, vi) = moments::<T, LOW_WEIGHT>(g[i] * c.sign, m[i], v[i], &c.moments);
         m[i] = mi;
         v[i] = vi;
         sp.add(lane, p[i]);
@@ -223,6 +228,7 @@ mod tests {
             beta2: 0.999,
             epsilon: 1e-6,
             weight_decay,
+            maximize: false,
             step,
         }
     }

@@ -18,6 +18,8 @@ pub struct LarsArgs {
     pub weight_decay: f64,
     pub trust_coefficient: f64,
     pub epsilon: f64,
+    /// Ascend the gradient: it is negated first (its norm is the same).
+    pub maximize: bool,
 }
 
 crate::bundle! {
@@ -82,24 +84,26 @@ pub fn lars<T: Real>(tensors: Vec<LarsTensor<'_, T>>, h: &LarsArgs) {
         })
         .collect();
     let (mu, wd) = (T::of(h.momentum), T::of(h.weight_decay));
+    let sign = T::of(if h.maximize { -1.0 } else { 1.0 });
     let decay = h.weight_decay != 0.0;
     // p and v read and written, g read
     for_each_chunk(steps, 5 * std::mem::size_of::<T>(), |s| {
         let rate = T::of(s.rate.0);
         if decay {
-            step_slices::<T, true>(s.p, s.g, s.v, rate, mu, wd)
+            step_slices::<T, true>(s.p, s.g, s.v, rate, mu, wd, sign)
         } else {
-            step_slices::<T, false>(s.p, s.g, s.v, rate, mu, wd)
+            step_slices::<T, false>(s.p, s.g, s.v, rate, mu, wd, sign)
         }
     });
 }
 
 crate::simd! {
-    fn step_slices<T: Real, const DECAY: bool>(p: &mut [T], g: &[T], v: &mut [T], rate: T, mu: T, wd: T) {
+    #[allow(clippy::too_many_arguments)]
+    fn step_slices<T: Real, const DECAY: bool>(p: &mut [T], g: &[T], v: &mut [T], rate: T, mu: T, wd: T, sign: T) {
         let n = p.len();
         let (g, v) = (&g[..n], &mut v[..n]);
         for i in 0..n {
-            let d = if DECAY { g[i] + wd * p[i] } else { g[i] };
+            let d = if DECAY { g[i] * sign + wd * p[i] } else { g[i] * sign };
             v[i] = v[i] * mu + rate * d;
             p[i] = p[i] - v[i];
         }
@@ -117,6 +121,7 @@ mod tests {
         weight_decay: 0.0,
         trust_coefficient: 0.01,
         epsilon: 0.0,
+        maximize: false,
     };
 
     fn step<T: Real>(p: &mut [T], g: &[T], v: &mut [T], h: &LarsArgs) {

@@ -13,6 +13,8 @@ pub struct MomentumArgs {
     pub learning_rate: f64,
     pub momentum: f64,
     pub nesterov: bool,
+    /// Ascend the gradient: it is negated first.
+    pub maximize: bool,
 }
 
 crate::bundle! {
@@ -29,7 +31,9 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     tensors: Vec<MomentumTensor<'_, P, S>>,
     h: &MomentumArgs,
 ) {
-    let (lr, mu) = (C::of(h.learning_rate), C::of(h.momentum));
+    // Ascending, `lr * -g` is `-lr * g` bit for bit: the rate's sign carries `maximize`.
+    let lr = C::of(if h.maximize { -h.learning_rate } else { h.learning_rate });
+    let mu = C::of(h.momentum);
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
         if h.nesterov {
@@ -88,6 +92,7 @@ mod tests {
             learning_rate: 0.1,
             momentum: 0.5,
             nesterov: true,
+            maximize: false,
         };
         for _ in 0..2 {
             momentum(
@@ -111,6 +116,7 @@ mod tests {
             learning_rate: 0.5,
             momentum: 0.5,
             nesterov: false,
+            maximize: false,
         };
         momentum(
             vec![MomentumTensor {
@@ -132,6 +138,7 @@ mod tests {
                 learning_rate: 0.1,
                 momentum: 0.9,
                 nesterov,
+                maximize: false,
             };
             // v = 0.9 * 1 - 0.1 * 0.3125 = 0.86875, not a bfloat16 value
             let (p0, g, v0) = (1.0f32, 0.3125f32, 1.0f32);

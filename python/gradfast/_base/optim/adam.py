@@ -14,6 +14,7 @@ class AdamBase(LowPrecisionState):
     AdamW's (Loshchilov and Hutter, 2019) and matches ``torch.optim.AdamW``. With
     ``amsgrad=True`` the maximum of the second moments is kept, as in PyTorch.
     State slots per parameter: ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+    ``maximize=True`` ascends: the gradient is negated before anything else, as torch does.
 
     Low precision: ``state_dtype='bfloat16'`` stores the moments as ``ml_dtypes.bfloat16``
     (half the state memory, a third less traffic per step); params and gradients may be
@@ -22,13 +23,14 @@ class AdamBase(LowPrecisionState):
     parameter update uses the moments before they are rounded (see ``LowPrecisionState``).
     """
 
-    hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "amsgrad")
+    hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "amsgrad", "maximize")
     beta1 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     beta2 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)
     weight_decay = Hyper(lo=0.0)
     decoupled = Hyper(flag=True)
     amsgrad = Hyper(flag=True)
+    maximize = Hyper(flag=True)
 
     def __init__(
         self,
@@ -40,12 +42,14 @@ class AdamBase(LowPrecisionState):
         *,
         decoupled: bool = False,
         amsgrad: bool = False,
+        maximize: bool = False,
         state_dtype: str | None = None,
     ) -> None:
         super().__init__(learning_rate)
         self._init_state_dtype(state_dtype)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.decoupled, self.amsgrad = weight_decay, decoupled, amsgrad
+        self.maximize = maximize
 
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -66,10 +70,19 @@ class AdamWBase(AdamBase):
         weight_decay: float = 0.01,
         *,
         amsgrad: bool = False,
+        maximize: bool = False,
         state_dtype: str | None = None,
     ) -> None:
         super().__init__(
-            learning_rate, beta1, beta2, epsilon, weight_decay, decoupled=True, amsgrad=amsgrad, state_dtype=state_dtype
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+            decoupled=True,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            state_dtype=state_dtype,
         )
 
 

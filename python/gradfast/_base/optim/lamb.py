@@ -25,17 +25,19 @@ class LAMBBase(Optimizer):
 
     (so a NaN norm also gives 1.0 and the NaN propagates element-wise through ``r``).
     ``||p||`` is taken before the update. Weight decay applies to every layer, biases too.
+    ``maximize=True`` ascends: the gradient is negated before anything else, as torch does.
     This is optax's ``lamb`` (``scale_by_adam``, ``add_decayed_weights``,
     ``scale_by_trust_ratio``) up to rounding; only the default ``weight_decay`` differs
     (optax: 0). State slots per parameter: ``exp_avg`` (m), ``exp_avg_sq`` (v).
     """
 
     slots = ("exp_avg", "exp_avg_sq")
-    hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay")
+    hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "maximize")
     beta1 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     beta2 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)
     weight_decay = Hyper(lo=0.0)
+    maximize = Hyper(flag=True)
 
     def __init__(
         self,
@@ -44,6 +46,9 @@ class LAMBBase(Optimizer):
         beta2: float = 0.999,
         epsilon: float = 1e-6,
         weight_decay: float = 0.01,
+        *,
+        maximize: bool = False,
     ) -> None:
         super().__init__(learning_rate)
         self.beta1, self.beta2, self.epsilon, self.weight_decay = beta1, beta2, epsilon, weight_decay
+        self.maximize = maximize

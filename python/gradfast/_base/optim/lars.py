@@ -22,16 +22,18 @@ class LARSBase(Optimizer):
         velocity = momentum * velocity + (learning_rate * local_lr) * d
         p = p - velocity
 
+    ``maximize=True`` ascends: the gradient is negated before anything else, as torch does.
     With ``weight_decay == 0`` this is optax's ``lars`` (``nesterov=False``) up to rounding,
     whose momentum trace is ``-velocity``. State slot per parameter: ``velocity``.
     """
 
     slots = ("velocity",)
-    hyperparams = ("learning_rate", "momentum", "weight_decay", "trust_coefficient", "epsilon")
+    hyperparams = ("learning_rate", "momentum", "weight_decay", "trust_coefficient", "epsilon", "maximize")
     momentum = Hyper(lo=0.0, hi=1.0, hi_open=True)
     weight_decay = Hyper(lo=0.0)
     trust_coefficient = Hyper(lo=0.0)
     epsilon = Hyper(lo=0.0)
+    maximize = Hyper(flag=True)
 
     def __init__(
         self,
@@ -40,7 +42,9 @@ class LARSBase(Optimizer):
         weight_decay: float = 1e-4,
         trust_coefficient: float = 0.001,
         epsilon: float = 1e-9,
+        *,
+        maximize: bool = False,
     ) -> None:
         super().__init__(learning_rate)
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.trust_coefficient, self.epsilon = trust_coefficient, epsilon
+        self.trust_coefficient, self.epsilon, self.maximize = trust_coefficient, epsilon, maximize

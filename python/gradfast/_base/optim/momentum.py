@@ -12,6 +12,7 @@ class MomentumBase(LowPrecisionState):
     """The original design's momentum rule, in place: ``v = momentum*v - lr*g``, then
     ``p += v`` (classical) or ``p += momentum*v - lr*g`` (Nesterov).
 
+    ``maximize=True`` ascends: the gradient is negated before anything else, as torch does.
     The velocities are the ``velocity`` state slot, also readable as ``velocities``.
     ``state_dtype='bfloat16'`` stores them as ``ml_dtypes.bfloat16``; params and gradients may
     be bfloat16 too. The step is computed in float32 and the parameter update uses the
@@ -19,9 +20,10 @@ class MomentumBase(LowPrecisionState):
     """
 
     slots = ("velocity",)
-    hyperparams = ("learning_rate", "momentum", "nesterov")
+    hyperparams = ("learning_rate", "momentum", "nesterov", "maximize")
     momentum = Hyper(lo=0.0, hi=1.0, hi_open=True)
     nesterov = Hyper(flag=True)
+    maximize = Hyper(flag=True)
 
     def __init__(
         self,
@@ -29,11 +31,12 @@ class MomentumBase(LowPrecisionState):
         momentum: float = 0.9,
         nesterov: bool = False,
         *,
+        maximize: bool = False,
         state_dtype: str | None = None,
     ) -> None:
         super().__init__(learning_rate)
         self._init_state_dtype(state_dtype)
-        self.momentum, self.nesterov = momentum, nesterov
+        self.momentum, self.nesterov, self.maximize = momentum, nesterov, maximize
 
     @property
     def velocities(self) -> dict[str, np.ndarray]:

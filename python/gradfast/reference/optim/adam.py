@@ -97,6 +97,8 @@ class Adam(AdamBase):
             written = [p, s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq")]
             work = _widened(written)
             (g,) = _widened([gradients[key]])
+            if self.maximize:
+                g = -g
             _adam_arrays(
                 work[0],
                 g,

@@ -22,6 +22,8 @@ class LAMB(LAMBBase):
         inv_bc2_sqrt = 1.0 / math.sqrt(1.0 - self.beta2**step)
         for key, p in params.items():
             g, m, v = gradients[key], state[key]["exp_avg"], state[key]["exp_avg_sq"]
+            if self.maximize:
+                g = -g
             t = p.dtype.type
             with np.errstate(all="ignore"):
                 _adam_moments(g, m, v, self.beta1, self.beta2)

@@ -16,6 +16,8 @@ class LARS(LARSBase):
         self._check_state(fn, params, gradients, state)
         for key, p in params.items():
             g, v = gradients[key], state[key]["velocity"]
+            if self.maximize:
+                g = -g
             t = p.dtype.type
             with np.errstate(all="ignore"):
                 p_norm, g_norm = vector_norm(p), vector_norm(g)

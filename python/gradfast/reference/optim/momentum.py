@@ -17,6 +17,8 @@ class MomentumOptimizer(MomentumBase):
             written = [p_stored, state[key]["velocity"]]
             p, v = _widened(written)
             (g,) = _widened([gradients[key]])
+            if self.maximize:
+                g = -g
             t = p.dtype.type
             mu, lr = t(self.momentum), t(self.learning_rate)
             with np.errstate(all="ignore"):
