@@ -32,7 +32,11 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     h: &MomentumArgs,
 ) {
     // Ascending, `lr * -g` is `-lr * g` bit for bit: the rate's sign carries `maximize`.
-    let lr = C::of(if h.maximize { -h.learning_rate } else { h.learning_rate });
+    let lr = C::of(if h.maximize {
+        -h.learning_rate
+    } else {
+        h.learning_rate
+    });
     let mu = C::of(h.momentum);
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
