@@ -10,4 +10,4 @@ class EMA(EMABase):
     __doc__ = EMABase.__doc__
 
     def _lerp(self, fn, params, weight):
-        _core.ema_update(fn, self._averaged, params, weight)
+        _core.ema_update(fn, self._averaged, params, _core.EmaHyper(weight=weight))

@@ -52,7 +52,7 @@ def get_total_norm(
     fn = "get_total_norm"
     p = _validate.norm_type(fn, norm_type)
     error_if_nonfinite = _validate.flag(fn, "error_if_nonfinite", error_if_nonfinite)
-    return _core.get_total_norm(fn, gradients, p, error_if_nonfinite)
+    return _core.get_total_norm(fn, gradients, _core.TotalNormHyper(norm_type=p, error_if_nonfinite=error_if_nonfinite))
 
 
 def clip_grads_with_norm(
@@ -66,7 +66,7 @@ def clip_grads_with_norm(
     fn = "clip_grads_with_norm"
     max_norm = _validate.number(fn, "max_norm", max_norm, lo=0.0)
     total_norm = _validate.real(fn, "total_norm", total_norm)
-    _core.clip_grads_with_norm(fn, gradients, max_norm, total_norm)
+    _core.clip_grads_with_norm(fn, gradients, _core.ClipGradsWithNormHyper(max_norm=max_norm, total_norm=total_norm))
     return gradients
 
 
@@ -77,7 +77,7 @@ def clip_grad_value(gradients: Mapping[Any, np.ndarray], clip_value: float) -> M
     """
     fn = "clip_grad_value"
     clip_value = _validate.number(fn, "clip_value", clip_value, lo=0.0)
-    _core.clip_grad_value(fn, gradients, clip_value)
+    _core.clip_grad_value(fn, gradients, _core.ClipGradValueHyper(clip_value=clip_value))
     return gradients
 
 

@@ -6,8 +6,8 @@ use pyo3::prelude::*;
 
 use super::{guard, run};
 use crate::arrays::{float_dtype, same_shape, Call, Float, In, Items, Mapping, Name, Out};
-use crate::dispatch;
 use crate::error::Result;
+use crate::{dispatch, hyper_class};
 
 fn lerp_typed<T: Float>(
     py: Python<'_>,
@@ -35,16 +35,24 @@ fn lerp_typed<T: Float>(
     Ok(())
 }
 
+hyper_class! {
+    /// One `EMA.update`: the weight of the new values (`1 - decay`, or 1 for the first).
+    EmaHyper {
+        weight: f64,
+    }
+}
+
 /// `averaged[k] += weight * (params[k] - averaged[k])` for every key of `averaged`.
 #[pyfunction]
-#[pyo3(signature = (func, averaged, params, weight))]
+#[pyo3(signature = (func, averaged, params, hyper))]
 pub fn ema_update(
     py: Python<'_>,
     func: &str,
     averaged: &Bound<'_, PyAny>,
     params: &Bound<'_, PyAny>,
-    weight: f64,
+    hyper: &Bound<'_, EmaHyper>,
 ) -> PyResult<()> {
+    let weight = hyper.get().weight;
     guard(func, || {
         let avg = Items::read(func, "averaged", "numpy arrays", averaged)?;
         let p = Mapping::new(func, "params", "numpy arrays", params)?;
@@ -58,5 +66,6 @@ pub fn ema_update(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EmaHyper>()?;
     m.add_function(wrap_pyfunction!(ema_update, m)?)
 }

@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use super::nonfinite_check;
 use crate::arrays::{float_dtype, Call, Dtype, Float, In, Items, Name};
 use crate::bindings::{guard, run};
-use crate::dispatch;
 use crate::error::Result;
+use crate::{dispatch, hyper_class};
 
 /// A dict of gradients read, with the dtype of its first array (`None`: the dict is empty).
 pub(super) fn read_gradients<'py>(
@@ -64,16 +64,42 @@ fn total_typed<T: Float>(
     Ok(total)
 }
 
+hyper_class! {
+    /// `gradfast.get_total_norm`'s arguments besides the gradients.
+    TotalNormHyper {
+        norm_type: f64,
+        error_if_nonfinite: bool,
+    }
+}
+
+hyper_class! {
+    /// `gradfast.clip_grads_with_norm`'s arguments besides the gradients.
+    ClipGradsWithNormHyper {
+        max_norm: f64,
+        total_norm: f64,
+    }
+}
+
+hyper_class! {
+    /// `gradfast.clip_grad_value`'s argument besides the gradients.
+    ClipGradValueHyper {
+        clip_value: f64,
+    }
+}
+
 /// The global `norm_type`-norm of a dict of gradients (0 for an empty dict); only reads them.
 #[pyfunction]
-#[pyo3(signature = (func, gradients, norm_type, error_if_nonfinite))]
+#[pyo3(signature = (func, gradients, hyper))]
 pub fn get_total_norm(
     py: Python<'_>,
     func: &str,
     gradients: &Bound<'_, PyAny>,
-    norm_type: f64,
-    error_if_nonfinite: bool,
+    hyper: &Bound<'_, TotalNormHyper>,
 ) -> PyResult<f64> {
+    let TotalNormHyper {
+        norm_type,
+        error_if_nonfinite,
+    } = *hyper.get();
     guard(func, || {
         let (grads, dtype) = read_gradients(func, gradients)?;
         let Some(dtype) = dtype else { return Ok(0.0) };
@@ -93,14 +119,17 @@ fn scale_typed<T: Float>(
 
 /// Scales a dict of gradients by torch's factor for the global norm `total_norm`, in place.
 #[pyfunction]
-#[pyo3(signature = (func, gradients, max_norm, total_norm))]
+#[pyo3(signature = (func, gradients, hyper))]
 pub fn clip_grads_with_norm(
     py: Python<'_>,
     func: &str,
     gradients: &Bound<'_, PyAny>,
-    max_norm: f64,
-    total_norm: f64,
+    hyper: &Bound<'_, ClipGradsWithNormHyper>,
 ) -> PyResult<()> {
+    let ClipGradsWithNormHyper {
+        max_norm,
+        total_norm,
+    } = *hyper.get();
     guard(func, || {
         let (grads, dtype) = read_gradients(func, gradients)?;
         let Some(dtype) = dtype else { return Ok(()) };
@@ -114,13 +143,14 @@ fn clamp_typed<T: Float>(py: Python<'_>, func: &str, grads: &Items, clip_value: 
 
 /// Clamps a dict of gradients into `[-clip_value, clip_value]`, in place.
 #[pyfunction]
-#[pyo3(signature = (func, gradients, clip_value))]
+#[pyo3(signature = (func, gradients, hyper))]
 pub fn clip_grad_value(
     py: Python<'_>,
     func: &str,
     gradients: &Bound<'_, PyAny>,
-    clip_value: f64,
+    hyper: &Bound<'_, ClipGradValueHyper>,
 ) -> PyResult<()> {
+    let clip_value = hyper.get().clip_value;
     guard(func, || {
         let (grads, dtype) = read_gradients(func, gradients)?;
         let Some(dtype) = dtype else { return Ok(()) };
@@ -129,6 +159,9 @@ pub fn clip_grad_value(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TotalNormHyper>()?;
+    m.add_class::<ClipGradsWithNormHyper>()?;
+    m.add_class::<ClipGradValueHyper>()?;
     m.add_function(wrap_pyfunction!(get_total_norm, m)?)?;
     m.add_function(wrap_pyfunction!(clip_grads_with_norm, m)?)?;
     m.add_function(wrap_pyfunction!(clip_grad_value, m)?)
