@@ -165,6 +165,7 @@ def test_mpi_without_mpi4py_says_which_extra(capsys, monkeypatch):
 
 
 def test_mpi_on_one_rank_says_so():
+    pytest.importorskip("mpi4py", reason='needs mpi4py: pip install "gradfast[mpi]"')
     cmd = [sys.executable, "-m", "gradfast", "bench", "--mpi", "--quick", "--repeat", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     assert "measured on one rank" in out
