@@ -30,8 +30,25 @@ def test_import_loads_no_optional_or_heavy_module():
     """ml_dtypes (bfloat16) is imported on first use, mpi4py by gradfast.distributed's first
     call, the peers never; the version's metadata when asked for."""
     heavy = ["ml_dtypes", "mpi4py", "torch", "jax", "optax", "matplotlib", "sklearn", "importlib.metadata"]
+    # and gradfast's own modules that most programs never touch, with what only they need
+    heavy += ["gradfast.reference", "gradfast.schedules", "gradfast.bench", "hashlib", "logging"]
     code = f"import sys, gradfast, gradfast.distributed; print([m for m in {heavy!r} if m in sys.modules])"
     assert _python(code).strip() == "[]"
+
+
+def test_lazy_names_load_on_first_use():
+    code = (
+        "import sys, gradfast as gf\n"
+        "print(gf.LRScheduler is gf.reference.LRScheduler, gf.DistributedOptimizer.__module__)\n"
+        "print(gf.schedules.StepLR.__module__, 'gradfast.schedules' in sys.modules)\n"
+        "from gradfast import *\n"
+        "print(sorted(set(gf.__all__) - set(globals())))\n"
+    )
+    assert _python(code).split("\n")[:3] == [
+        "True gradfast.reference.distributed",
+        "gradfast.schedules True",
+        "[]",
+    ]
 
 
 def test_bfloat16_state_imports_ml_dtypes_on_first_use():

@@ -17,7 +17,6 @@ version of the Cargo workspace).
 
 from typing import TYPE_CHECKING
 
-from . import schedules  # a module: gf.schedules.StepLR, ...
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
 from .average import EMA
@@ -52,21 +51,30 @@ from .optim import (
     adam_optimizer,
 )
 from .prune import GradualPruning, apply_masks, magnitude_masks, prune_network
-from .reference import (
-    DistributedOptimizer,
-    LRScheduler,
-)
 from .regularization import compute_regularization
 from .rnn import bptt
 
 apply_env_threads()
 
 if TYPE_CHECKING:
+    from . import schedules
+    from .reference import DistributedOptimizer, LRScheduler
+
     __version__: str
 else:
+    # Loaded on first use, to keep `import gradfast` quick: the two names the reference serves
+    # (importing it imports every twin), the schedulers, and the version (importlib.metadata
+    # costs as much as the rest of gradfast's own modules).
+    _LAZY = {"DistributedOptimizer": "reference", "LRScheduler": "reference", "schedules": None}
 
     def __getattr__(name: str):
-        # importlib.metadata costs as much as the rest of gradfast's own modules: read on demand
+        if name in _LAZY:
+            from importlib import import_module
+
+            module = import_module(f".{_LAZY[name] or name}", __name__)
+            value = module if _LAZY[name] is None else getattr(module, name)
+            globals()[name] = value
+            return value
         if name == "__version__":
             from importlib.metadata import version
 

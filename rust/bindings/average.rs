@@ -56,7 +56,7 @@ pub fn ema_update(
     guard(func, || {
         let avg = Items::read(func, "averaged", "numpy arrays", averaged)?;
         let p = Mapping::new(func, "params", "numpy arrays", params)?;
-        let p = p.values_for(func, "params", "averaged", &avg)?;
+        let p = p.values_for(func, "params", "the averaged weights", &avg)?;
         if let Some((key, a)) = avg.items.first() {
             let dtype = float_dtype(func, &Name::Item("averaged", key.clone()), a)?;
             dispatch!(dtype => lerp_typed(py, func, &avg, &p, weight))?;

@@ -61,16 +61,22 @@ class EMABase(Locked):
         """Fold ``params`` into the average (the first call copies them)."""
         fn = f"{type(self).__name__}.update"
         with self._lock:
-            params = self._check(fn, params)
             if self.n_averaged == 0:
+                params = self._check(fn, params)
                 self._averaged = {k: np.array(p, order="C", copy=True) for k, p in params.items()}
             else:
-                _validate.no_overlaps(fn, list(self._named()), [(f"params[{k!r}]", p) for k, p in params.items()])
                 self._lerp(fn, params, 1.0 - self.decay)
             self.n_averaged += 1
 
-    def _lerp(self, fn: str, params: Mapping[Any, np.ndarray], weight: float) -> None:
+    def _lerp(self, fn: str, params, weight: float) -> None:
+        """Check ``params`` against the averages (``_check``, and that no average shares memory
+        with them), then move the averages toward them; the Rust binding checks in Rust."""
         raise NotImplementedError
+
+    def _check_lerp(self, fn: str, params) -> Mapping[Any, np.ndarray]:
+        params = self._check(fn, params)
+        _validate.no_overlaps(fn, list(self._named()), [(f"params[{k!r}]", p) for k, p in params.items()])
+        return params
 
     def copy_to(self, params: Mapping[Any, np.ndarray]) -> Mapping[Any, np.ndarray]:
         """Write the averages into ``params`` in place (same keys, shapes, dtype); returns ``params``."""

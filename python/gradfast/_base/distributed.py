@@ -16,7 +16,6 @@ where it would hang or reduce garbage.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -147,6 +146,8 @@ def describe(fn: str, name: str, items, **settings) -> tuple:
 def agree(MPI, comm, fn: str, description: tuple | None, error: Exception | None) -> None:
     """Collective: return if every rank has the same ``description`` and no ``error``;
     otherwise raise the same ValueError on every rank (the failing rank its own error)."""
+    import hashlib  # here, not at the top: only multi-rank runs need it, and it slows `import gradfast`
+
     digest = int.from_bytes(hashlib.blake2b(repr(description).encode(), digest_size=7).digest(), "little")
     word = np.array([digest, -digest, error is not None], dtype=np.int64)
     comm.Allreduce(MPI.IN_PLACE, word, op=MPI.MAX)

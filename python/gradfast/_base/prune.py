@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -16,8 +15,6 @@ import numpy as np
 from .. import _validate
 from .locked import Locked
 from .optimizer import Checked
-
-logger = logging.getLogger("gradfast")
 
 
 def scope_is_global(fn: str, scope: object) -> bool:
@@ -40,6 +37,9 @@ def log_pruned(fn: str, pruned: Mapping[Any, np.ndarray], thresholds) -> None:
     ``pruned`` holds the pruned arrays (or masks): a kept weight is never zero, since it
     exceeds a threshold >= 0, so the pruned count is the count of zeros (of ``False``).
     """
+    import logging  # here, not at the top: it slows `import gradfast` and most calls log nothing
+
+    logger = logging.getLogger("gradfast")
     for (key, out), threshold in zip(pruned.items(), thresholds):
         if threshold is not None and math.isnan(threshold):
             logger.warning("%s: layer %r has a NaN pruning threshold; every weight is pruned", fn, key)

@@ -12,6 +12,7 @@ class EMA(EMABase):
     __doc__ = EMABase.__doc__
 
     def _lerp(self, fn, params, weight):
+        params = self._check_lerp(fn, params)
         for key, a in self._averaged.items():
             p = params[key]
             w = a.dtype.type(weight)
