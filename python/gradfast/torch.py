@@ -49,6 +49,19 @@ def _view(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
+
+
+def _full(p: torch.Tensor, dtype: torch.dtype, value: float = 0.0) -> torch.Tensor:
+    """A state tensor shaped as ``p``, filled with ``value``: its memory is NumPy's, which
+    asks the kernel for huge pages for large arrays (torch's allocator does not), so that the
+    step's pass over it does not stall on page-table walks."""
+    t = torch.from_numpy(np.zeros(tuple(p.shape), _NUMPY[dtype]))
+    if dtype == torch.bfloat16:
+        t = t.view(torch.bfloat16)
+    return t.fill_(value) if value else t
+
+
 class _Call:
     """One gradfast call of a step: the parameters of a group that share a storage layout and
     a step count, as dicts of NumPy views keyed by position, with their state."""
@@ -256,7 +269,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
         dtype = self._state_dtype(group, p)
         state = {"step": torch.tensor(0.0, dtype=torch.float32)} if self._counts_steps else {}
         for s in engine.slots:
-            state[s] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            state[s] = _full(p, dtype)
         return state
 
     def _checked(self, i: int, group: dict) -> list[tuple]:
@@ -438,7 +451,7 @@ class Adagrad(GradfastOptimizer, torch.optim.Adagrad):
     def _new_state(self, p: torch.Tensor, group: dict, engine) -> dict[str, torch.Tensor]:
         dtype = self._state_dtype(group, p)
         init = self.defaults["initial_accumulator_value"]
-        return {"step": torch.tensor(0.0, dtype=torch.float32), "sum": torch.full_like(p, init, dtype=dtype)}
+        return {"step": torch.tensor(0.0, dtype=torch.float32), "sum": _full(p, dtype, init)}
 
 
 class RMSprop(GradfastOptimizer, torch.optim.RMSprop):
