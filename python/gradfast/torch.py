@@ -118,16 +118,17 @@ class GradfastOptimizer(torch.optim.Optimizer):
         """The engine's hyper-parameters (gradfast's names) from a torch param group."""
         raise NotImplementedError
 
-    def _init_extra(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Refuse torch's implementation switches gradfast does not have; return the other
-        arguments. ``state_dtype`` joins the defaults of every group."""
+    def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
+        """torch's constructor (of the torch class this one subclasses) with its arguments,
+        plus ``state_dtype``; torch's implementation switches gradfast does not have are refused."""
         for name in ("fused", "capturable", "differentiable"):
             if kwargs.get(name):
                 raise ValueError(
                     f"gradfast.torch.{type(self).__name__}: {name} must be False or None (gradfast runs its own "
                     f"fused CPU step), got {kwargs[name]!r}"
                 )
-        return kwargs
+        super().__init__(params, *args, **kwargs)
+        self._setup(state_dtype)
 
     def _setup(self, state_dtype: str | None) -> None:
         if state_dtype is not None and state_dtype not in ("bfloat16", torch.bfloat16):
@@ -384,10 +385,6 @@ class Adam(GradfastOptimizer, torch.optim.Adam):
             "maximize": group["maximize"],
         }
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.Adam.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
-
 
 class AdamW(GradfastOptimizer, torch.optim.AdamW):
     """``torch.optim.AdamW`` stepped by ``gradfast.AdamW``; ``state_dtype='bfloat16'`` keeps the
@@ -395,10 +392,6 @@ class AdamW(GradfastOptimizer, torch.optim.AdamW):
 
     _engine = optim.Adam
     _hyper = staticmethod(Adam._hyper)
-
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.AdamW.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
 
 
 class SGD(GradfastOptimizer, torch.optim.SGD):
@@ -420,10 +413,6 @@ class SGD(GradfastOptimizer, torch.optim.SGD):
             "maximize": group["maximize"],
         }
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.SGD.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
-
 
 class Adagrad(GradfastOptimizer, torch.optim.Adagrad):
     """``torch.optim.Adagrad`` stepped by ``gradfast.Adagrad`` (``initial_accumulator_value``
@@ -441,9 +430,8 @@ class Adagrad(GradfastOptimizer, torch.optim.Adagrad):
             "maximize": group["maximize"],
         }
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.Adagrad.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
+    def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
+        super().__init__(params, *args, state_dtype=state_dtype, **kwargs)
         if state_dtype is not None:  # torch made the sums in the parameters' dtype
             for st in self.state.values():
                 st["sum"] = st["sum"].to(torch.bfloat16)
@@ -471,10 +459,6 @@ class RMSprop(GradfastOptimizer, torch.optim.RMSprop):
             "maximize": group["maximize"],
         }
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.RMSprop.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
-
 
 class Adamax(GradfastOptimizer, torch.optim.Adamax):
     """``torch.optim.Adamax`` stepped by ``gradfast.Adamax``."""
@@ -484,10 +468,6 @@ class Adamax(GradfastOptimizer, torch.optim.Adamax):
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
         return {**_adam_like(group), "maximize": group["maximize"]}
-
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.Adamax.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
 
 
 class NAdam(GradfastOptimizer, torch.optim.NAdam):
@@ -506,10 +486,6 @@ class NAdam(GradfastOptimizer, torch.optim.NAdam):
             "maximize": group["maximize"],
         }
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.NAdam.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
-
     def _new_state(self, p: torch.Tensor, group: dict, engine) -> dict[str, torch.Tensor]:
         state = super()._new_state(p, group, engine)
         scalar = torch.float64 if p.dtype == torch.float64 else torch.float32
@@ -525,10 +501,6 @@ class RAdam(GradfastOptimizer, torch.optim.RAdam):
     def _hyper(group: dict) -> dict[str, Any]:
         return {**_adam_like(group), "decoupled": group["decoupled_weight_decay"], "maximize": group["maximize"]}
 
-    def __init__(self, params, *args, state_dtype: str | None = None, **kwargs) -> None:
-        torch.optim.RAdam.__init__(self, params, *args, **self._init_extra(kwargs))
-        self._setup(state_dtype)
-
 
 def _check_number(name: str, value: Any, hi: float | None = None, *, hi_closed: bool = False) -> None:
     """torch's check of a hyper-parameter (at least 0, below ``hi``), with its message."""
@@ -541,8 +513,7 @@ class _Plain(GradfastOptimizer):
     """A gradfast optimizer torch does not have, over ``torch.optim.Optimizer`` itself."""
 
     def _start(self, params, defaults: dict[str, Any], state_dtype: str | None) -> None:
-        torch.optim.Optimizer.__init__(self, params, defaults)
-        self._setup(state_dtype)
+        super().__init__(params, defaults, state_dtype=state_dtype)
 
 
 class Lion(_Plain):
