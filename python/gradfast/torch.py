@@ -22,6 +22,7 @@ bfloat16 raises ``TypeError``, naming the parameter, and the step changes nothin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -117,6 +118,15 @@ class GradfastOptimizer(torch.optim.Optimizer):
     def _hyper(group: dict) -> dict[str, Any]:
         """The engine's hyper-parameters (gradfast's names) from a torch param group."""
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # help() and inspect show torch's constructor arguments, plus state_dtype
+        base = next(b for b in cls.__mro__ if b.__module__.startswith("torch.optim"))
+        if base is not torch.optim.Optimizer and cls._engine is not None:
+            sig = inspect.signature(base.__init__)  # type: ignore[misc]
+            extra = inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None)
+            cls.__signature__ = sig.replace(parameters=[*list(sig.parameters.values())[1:], extra])  # type: ignore[attr-defined]
 
     def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
         """torch's constructor (of the torch class this one subclasses) with its arguments,

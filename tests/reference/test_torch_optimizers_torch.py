@@ -229,6 +229,14 @@ def test_is_a_torch_optimizer_of_torchs_class():
     assert isinstance(gft.LAMB([p]), torch.optim.Optimizer)
 
 
+def test_the_signature_is_torchs_with_state_dtype():
+    import inspect
+
+    names = list(inspect.signature(gft.AdamW).parameters)
+    assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
+    assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
+
+
 def test_closure_loss_is_returned_and_its_gradients_used():
     ref, ours = model(torch.float64), model(torch.float64)
     x, y = batches(torch.float64, 1)[0]
