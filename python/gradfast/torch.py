@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks as _GLOBAL_POST_HOOKS
+from torch.optim.optimizer import _global_optimizer_pre_hooks as _GLOBAL_PRE_HOOKS
 
 from . import _validate, optim
 
@@ -145,6 +147,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
             raise ValueError(
                 f"gradfast.torch.{type(self).__name__}: state_dtype must be None or 'bfloat16', got {state_dtype!r}"
             )
+        self._gf_name = f"gradfast.torch.{type(self).__name__}.step"
         self.defaults["state_dtype"] = None if state_dtype is None else "bfloat16"
         for group in self.param_groups:
             group.setdefault("state_dtype", self.defaults["state_dtype"])
@@ -181,10 +184,26 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     # -- the step ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step of every param group (parameters with ``.grad`` None skipped); returns the
-        loss ``closure()`` computed (with grad enabled) first, or None."""
+        loss ``closure()`` computed (with grad enabled) first, or None. Step hooks run around
+        it, and the profiler sees it, as torch's: only with neither there is the step called
+        directly (it writes through NumPy, so autograd has nothing to see)."""
+        if (
+            self._optimizer_step_pre_hooks
+            or self._optimizer_step_post_hooks
+            or _GLOBAL_PRE_HOOKS
+            or _GLOBAL_POST_HOOKS
+            or _profiler_enabled()
+        ):
+            return _HOOKED_STEP(self, closure)
+        loss = self._step(closure)
+        self._optimizer_step_code()
+        return loss
+
+    step.hooked = True  # type: ignore[attr-defined]  # torch.optim.Optimizer must not wrap it again
+
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -344,20 +363,22 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     def _run(self, group: dict, plan: _Plan) -> None:
         hyper = type(self)._hyper(group)  # a scheduler may have changed the group since the last step
+        name = self._gf_name
         for call in plan.calls:
             engine = call.engine
             _retune(engine, hyper)
-            engine._steps.step = call.count
+            # the engine's own update, minus what a call with its state ready needs not do
+            steps = engine._steps
+            steps.step, steps.state = call.count, call.state
             if call.extra is not None:
-                engine.mu_product = call.extra
-            engine.state = call.state
-            engine.update(call.params, call.grads)
+                steps.extra = call.extra
+            type(engine)._step(name, steps, call.params, call.grads, None, engine._packed or engine._pack())
             call.count += 1
             for v in call.steps:
                 v[()] = call.count
             key = self._extra_key
             if key is not None:
-                call.extra = engine.mu_product
+                call.extra = steps.extra
                 for st in call.tensors:
                     st[key].fill_(call.extra)
         if not self._counts_steps:
@@ -367,6 +388,11 @@ class GradfastOptimizer(torch.optim.Optimizer):
         """A step count kept nowhere in torch's state stays at 1 (SGD: the buffers have values)."""
         for call in plan.calls:
             call.count = 1
+
+
+#: torch's wrapper of a step (the profiler's record and the hooks), for the steps that need it
+_HOOKED_STEP = torch.optim.Optimizer.profile_hook_step(GradfastOptimizer._step)
+_profiler_enabled = torch._C._autograd._profiler_enabled
 
 
 def _adam_like(group: dict) -> dict[str, Any]:

@@ -294,6 +294,24 @@ def test_hooks_fire_once_per_step():
     assert seen == ["pre", "post", "pre", "post"]
 
 
+def test_global_hooks_and_the_profiler_see_the_step():
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    p = one_param()
+    opt = gft.SGD([p], lr=0.1)
+    seen = []
+    handle = register_optimizer_step_post_hook(lambda o, a, k: seen.append(type(o).__name__))
+    try:
+        opt.step()
+    finally:
+        handle.remove()
+    opt.step()
+    assert seen == ["SGD"]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert "Optimizer.step#SGD.step" in {e.key for e in prof.key_averages()}
+
+
 def test_tensor_lr_and_zero_grad():
     p, q = one_param(), one_param()
     gft.SGD([p], lr=torch.tensor(0.1)).step()
