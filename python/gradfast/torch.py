@@ -55,11 +55,11 @@ def _view(t: torch.Tensor) -> np.ndarray:
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
 
 
-def _full(p: torch.Tensor, dtype: torch.dtype, value: float = 0.0) -> torch.Tensor:
-    """A state tensor shaped as ``p``, filled with ``value``: its memory is NumPy's, which
+def _full(shape: tuple[int, ...], dtype: torch.dtype, value: float = 0.0) -> torch.Tensor:
+    """A state tensor of ``shape`` filled with ``value``: its memory is NumPy's, which
     asks the kernel for huge pages for large arrays (torch's allocator does not), so that the
     step's pass over it does not stall on page-table walks."""
-    t = torch.from_numpy(np.zeros(tuple(p.shape), _NUMPY[dtype]))
+    t = torch.from_numpy(np.zeros(shape, _NUMPY[dtype]))
     if dtype == torch.bfloat16:
         t = t.view(torch.bfloat16)
     return t.fill_(value) if value else t
@@ -255,7 +255,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
         name = f" ({names[j]!r})" if names else ""
         return f"gradfast.torch.{type(self).__name__}.step: param_groups[{i}]['params'][{j}]{name}"
 
-    def _check(self, where: str, what: str, t: torch.Tensor, p: torch.Tensor) -> None:
+    def _check(self, where: str, what: str, t: torch.Tensor, shape: tuple[int, ...]) -> None:
         """``t`` (the parameter, its gradient or a state tensor) as a step can take it."""
         if t.layout != torch.strided:
             raise ValueError(f"{where}: {what} must be a dense tensor, got layout {t.layout}")
@@ -263,13 +263,13 @@ class GradfastOptimizer(torch.optim.Optimizer):
             raise ValueError(f"{where}: {what} must be a CPU tensor, got device {t.device}")
         if t.is_complex() or t.dtype not in _DTYPES:
             raise TypeError(f"{where}: {what} must have dtype float32, float64 or bfloat16, got {t.dtype}")
-        if t.shape != p.shape:
-            raise ValueError(f"{where}: {what} must have the parameter's shape {tuple(p.shape)}, got {tuple(t.shape)}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{where}: {what} must have shape {shape}, got {tuple(t.shape)}")
         if not t.is_contiguous():
             raise ValueError(f"{where}: {what} must be contiguous, got strides {t.stride()}")
 
     def _check_grad(self, where: str, p: torch.Tensor, g: torch.Tensor) -> None:
-        self._check(where, "its gradient", g, p)
+        self._check(where, "its gradient", g, tuple(p.shape))
         if g.dtype != p.dtype:
             raise TypeError(f"{where}: its gradient must have the parameter's dtype {p.dtype}, got {g.dtype}")
         if g.device != p.device:
@@ -299,8 +299,13 @@ class GradfastOptimizer(torch.optim.Optimizer):
         dtype = self._state_dtype(group, p)
         state = {"step": torch.tensor(0.0, dtype=torch.float32)} if self._counts_steps else {}
         for s in engine.slots:
-            state[s] = _full(p, dtype)
+            state[s] = _full(self._slot_shape(p, s), dtype)
         return state
+
+    def _slot_shape(self, p: torch.Tensor, slot: str) -> tuple[int, ...]:
+        """The shape of state tensor ``slot`` of ``p``: the parameter's (an optimizer with
+        factored state, as Adafactor's, says otherwise)."""
+        return tuple(p.shape)
 
     def _checked(self, i: int, group: dict) -> list[tuple]:
         """Group ``i``'s parameters with a gradient, ``(position, p, grad, name)``, every tensor
@@ -312,7 +317,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
             if g is None:
                 continue
             where = self._where(i, j, group)
-            self._check(where, "the parameter", p, p)
+            self._check(where, "the parameter", p, tuple(p.shape))
             self._check_grad(where, p, g)
             if device is not None and p.device != device:
                 raise ValueError(f"{where}: the parameter must be on {device} like the others, got {p.device}")
@@ -320,7 +325,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
             st = self.state.get(p)
             for k, t in (st or {}).items():
                 if isinstance(t, torch.Tensor) and k != "step" and k != self._extra_key:
-                    self._check(where, f"its state {k!r}", t, p)
+                    self._check(where, f"its state {k!r}", t, self._slot_shape(p, k))
             found.append((j, p, g, where))
         return found
 
@@ -475,7 +480,7 @@ class Adagrad(GradfastOptimizer, torch.optim.Adagrad):
     def _new_state(self, p: torch.Tensor, group: dict, engine) -> dict[str, torch.Tensor]:
         dtype = self._state_dtype(group, p)
         init = self.defaults["initial_accumulator_value"]
-        return {"step": torch.tensor(0.0, dtype=torch.float32), "sum": _full(p, dtype, init)}
+        return {"step": torch.tensor(0.0, dtype=torch.float32), "sum": _full(tuple(p.shape), dtype, init)}
 
 
 class RMSprop(GradfastOptimizer, torch.optim.RMSprop):

@@ -420,3 +420,16 @@ def test_scheduler_acts_when_the_tensors_stay_the_same(new_grads):
             sched.step()
         results.append(p.detach().clone())
     torch.testing.assert_close(results[1], results[0])
+
+
+def test_a_state_tensor_of_the_wrong_shape_is_refused_before_any_write():
+    good, bad = one_param(), one_param()
+    opt = gft.Adam([{"params": [good]}, {"params": [bad]}], lr=0.1)
+    opt.step()
+    opt.state[bad]["exp_avg"] = torch.zeros(4)
+    before = good.detach().clone(), float(opt.state[good]["step"])
+    with pytest.raises(
+        ValueError, match=r"param_groups\[1\]\['params'\]\[0\]: its state 'exp_avg' must have shape \(3,\)"
+    ):
+        opt.step()
+    assert torch.equal(good.detach(), before[0]) and float(opt.state[good]["step"]) == before[1]
