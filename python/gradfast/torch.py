@@ -147,7 +147,6 @@ class GradfastOptimizer(torch.optim.Optimizer):
             raise ValueError(
                 f"gradfast.torch.{type(self).__name__}: state_dtype must be None or 'bfloat16', got {state_dtype!r}"
             )
-        self._gf_name = f"gradfast.torch.{type(self).__name__}.step"
         self.defaults["state_dtype"] = None if state_dtype is None else "bfloat16"
         for group in self.param_groups:
             group.setdefault("state_dtype", self.defaults["state_dtype"])
@@ -155,6 +154,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     def _forget(self) -> None:
         """Drop the cached views and engines (the groups or the state were replaced)."""
+        self._gf_name = f"gradfast.torch.{type(self).__name__}.step"
         self._gf_plans: list[_Plan | None] = []
         self._gf_engines: dict[tuple, Any] = {}
 

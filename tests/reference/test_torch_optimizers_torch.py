@@ -387,6 +387,18 @@ def test_unsupported_switches_and_bad_hyper_parameters():
         gft.SGD([p], lr=0.1, state_dtype="float16")
 
 
+def test_a_deepcopy_steps():
+    m = model(torch.float32)
+    opt = gft.NAdam(m.parameters(), lr=1e-2)
+    train(m, opt, batches(torch.float32, 1))
+    twin = copy.deepcopy((m, opt))
+    data = batches(torch.float32, 2, seed=3)
+    train(m, opt, data)
+    train(*twin, data)
+    for p, q in zip(m.parameters(), twin[0].parameters()):
+        assert torch.equal(p, q)
+
+
 def test_deepcopy_steps_on_its_own_tensors():
     m = model(torch.float32)
     opt = gft.Adam(m.parameters(), lr=1e-2)
