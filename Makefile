@@ -67,8 +67,8 @@ lint-tools:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(PYTHON) -m ruff check python tests benches
-	$(PYTHON) -m ruff format --check python tests benches
+	$(PYTHON) -m ruff check python tests benches examples
+	$(PYTHON) -m ruff format --check python tests benches examples
 	$(MAKE) lint-workflows
 
 # The release workflow (it runs on the CI service's hosted machines, not here): actionlint,

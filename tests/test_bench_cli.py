@@ -202,6 +202,9 @@ NOT_OPTIMIZERS |= {"ema"}
 NOT_OPTIMIZERS |= {"get_total_norm", "clip_grad_value"}
 # their baseline is gradfast.reference (tests/reference/test_optim_*_torch.py, tests/test_optim_*.py)
 NOT_OPTIMIZERS |= {"adadelta", "adadelta_mlp", "asgd", "asgd_mlp", "radam", "radam_mlp", "rprop", "rprop_mlp"}
+# torch's SGD rule: its baseline is gradfast.reference's (tests/reference/test_optim_sgd_torch.py,
+# tests/test_optim_sgd.py)
+NOT_OPTIMIZERS |= {"sgd", "sgd_mlp"}
 
 # -- the timed NumPy baselines compute what gradfast computes -----------------------------------------
 

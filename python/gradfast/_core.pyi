@@ -114,6 +114,27 @@ class MomentumHyper:
     ) -> MomentumHyper: ...
 
 @final
+class SgdStepHyper:
+    learning_rate: float
+    momentum: float
+    dampening: float
+    weight_decay: float
+    nesterov: bool
+    maximize: bool
+    bf16_state: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        momentum: float,
+        dampening: float,
+        weight_decay: float,
+        nesterov: bool,
+        maximize: bool,
+        bf16_state: bool,
+    ) -> SgdStepHyper: ...
+
+@final
 class LionHyper:
     learning_rate: float
     beta1: float
@@ -233,6 +254,14 @@ def momentum(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
+) -> None: ...
+def sgd_step(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: SgdStepHyper,
 ) -> None: ...
 def lion(
     func: str,

@@ -28,6 +28,7 @@ from ._base.optim import (
     RAdamBase,
     RMSpropBase,
     RpropBase,
+    SGDBase,
     adam_hypers,
 )
 from ._base.optimizer import next_step
@@ -122,6 +123,12 @@ class Rprop(RustStep, RpropBase):
 class ASGD(RustStep, ASGDBase):
     _step = _core.asgd
     _hyper_class = _core.ASGDHyper
+
+
+class SGD(RustStep, SGDBase):
+    # internal (not in ``gradfast.__all__``): the engine of ``gradfast.torch.SGD``
+    _step = _core.sgd_step
+    _hyper_class = _core.SgdStepHyper
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):

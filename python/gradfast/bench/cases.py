@@ -209,6 +209,17 @@ _more_optimizers(
     _peer("Rprop"),
     2,
 )
+_more_optimizers(
+    "sgd",
+    "SGD(momentum=0.9).update, torch's rule (the engine of gradfast.torch.SGD): p, momentum_buffer read and "
+    "written, g read",
+    ref.optim.SGD,
+    optim.SGD,
+    _peer("SGD", lr=0.01, momentum=0.9),
+    1,
+    learning_rate=0.01,
+    momentum=0.9,
+)
 for name, cls, moves, kwargs, slots in (
     ("adagrad", "Adagrad", "p, sum read and written, g read", {}, 1),
     ("adamax", "Adamax", "p, exp_avg, exp_inf read and written, g read", {}, 2),

@@ -25,6 +25,7 @@ mod nadam;
 mod radam;
 mod rmsprop;
 mod rprop;
+mod sgd;
 
 use super::run;
 use super::steps::{StepState, MAX_STEP};
@@ -293,5 +294,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     adadelta::register(m)?;
     asgd::register(m)?;
     radam::register(m)?;
-    rprop::register(m)
+    rprop::register(m)?;
+    sgd::register(m)
 }

@@ -19,3 +19,4 @@ pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
 pub mod schedule_free;
+pub mod sgd;

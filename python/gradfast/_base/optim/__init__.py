@@ -22,6 +22,7 @@ from .radam import RAdamBase
 from .rmsprop import RMSpropBase
 from .rprop import RpropBase
 from .schedule_free import ScheduleFreeAdamWBase
+from .sgd import SGDBase
 
 __all__ = [
     "AdafactorBase",
@@ -43,5 +44,6 @@ __all__ = [
     "RMSpropBase",
     "RAdamBase",
     "RpropBase",
+    "SGDBase",
     "adam_hypers",
 ]

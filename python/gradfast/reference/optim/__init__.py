@@ -17,6 +17,7 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
+from .sgd import SGD
 
 __all__ = [
     "ASGD",
@@ -37,5 +38,6 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "Rprop",
+    "SGD",
     "adam_optimizer",
 ]

@@ -1,0 +1,447 @@
+"""gradfast.torch against torch.optim: each class beside its torch counterpart on a small
+``nn.Module`` (float32, float64, bfloat16), with two param groups and an lr scheduler; state
+dicts passing both ways; torch's behaviours (closure, ``grad=None``, hooks, tensor ``lr``,
+``add_param_group``); bad tensors refused, changing nothing.
+
+torch runs its single-tensor path (``foreach=False``), the one gradfast's references are
+proven against. Its vectorized CPU code fuses some multiply-adds, so the two agree to a few
+units in the last place per step (float32 and float64 are compared to a tolerance that grows
+with the steps); on bfloat16 parameters torch rounds every intermediate to bfloat16 where
+gradfast rounds once, so they agree to a few bfloat16 units.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import gradfast as gf
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import gradfast.torch as gft  # noqa: E402
+
+STEPS = 6
+DTYPES = [torch.float32, torch.float64, torch.bfloat16]
+#: (gradfast.torch class, torch's, constructor kwargs, group 2's own settings)
+PAIRS = [
+    ("Adam", {"lr": 1e-2}, {"weight_decay": 0.1}),
+    ("Adam", {"lr": 1e-2, "amsgrad": True, "maximize": True}, {"betas": (0.8, 0.99)}),
+    ("Adam", {"lr": 1e-2, "decoupled_weight_decay": True, "weight_decay": 0.1}, {"eps": 1e-6}),
+    ("AdamW", {"lr": 1e-2}, {"weight_decay": 0.0}),
+    ("SGD", {"lr": 0.1}, {"weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}, {"dampening": 0.3}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "maximize": True}, {"weight_decay": 0.05}),
+    ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.1}, {"lr_decay": 0.01, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 1e-2}, {"momentum": 0.9}),
+    ("RMSprop", {"lr": 1e-2, "centered": True, "momentum": 0.5}, {"alpha": 0.9, "weight_decay": 0.1}),
+    ("Adamax", {"lr": 1e-2}, {"weight_decay": 0.1}),
+    ("NAdam", {"lr": 1e-2}, {"momentum_decay": 8e-3}),
+    ("NAdam", {"lr": 1e-2, "decoupled_weight_decay": True, "weight_decay": 0.1}, {"betas": (0.8, 0.99)}),
+    ("RAdam", {"lr": 1e-2}, {"weight_decay": 0.1}),
+    ("RAdam", {"lr": 1e-2, "decoupled_weight_decay": True, "weight_decay": 0.1}, {}),
+]
+
+
+def model(dtype, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+
+
+def groups(m, group2):
+    first, second = m[0], m[2]
+    return [{"params": list(first.parameters())}, {"params": list(second.parameters()), **group2}]
+
+
+def batches(dtype, n=STEPS, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 5, generator=g).to(dtype), torch.randn(16, 3, generator=g).to(dtype)) for _ in range(n)]
+
+
+def train(m, opt, data, sched=None):
+    for x, y in data:
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(m(x), y).backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+
+
+def tolerance(dtype, steps=STEPS):
+    """Absolute agreement of parameters of magnitude about 1 after ``steps`` steps."""
+    if dtype == torch.bfloat16:
+        return 4 * 2.0**-8 * steps
+    return (8 * steps * float(np.finfo(np.float32).eps)) if dtype == torch.float32 else 1e-12 * steps
+
+
+def assert_models_close(a, b, dtype, steps=STEPS):
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert p.dtype == q.dtype == dtype
+        torch.testing.assert_close(
+            p.detach().double(), q.detach().double(), atol=tolerance(dtype, steps), rtol=0, msg=name
+        )
+
+
+def side_by_side(name, kwargs, group2, dtype, scheduler=True):
+    """Train a copy of one model with torch.optim.<name> and one with gradfast.torch.<name>."""
+    ref, ours = model(dtype), model(dtype)
+    t_opt = getattr(torch.optim, name)(groups(ref, group2), foreach=False, **kwargs)
+    g_opt = getattr(gft, name)(groups(ours, group2), **kwargs)
+    data = batches(dtype)
+    scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5) if scheduler else None for o in (t_opt, g_opt)]
+    # torch keeps 0-d state (NAdam's mu_product) in its default dtype
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if dtype == torch.float64 else torch.float32)
+    try:
+        train(ref, t_opt, data, scheds[0])
+    finally:
+        torch.set_default_dtype(default)
+    train(ours, g_opt, data, scheds[1])
+    return ref, ours, t_opt, g_opt
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(("name", "kwargs", "group2"), PAIRS)
+def test_steps_as_torch(name, kwargs, group2, dtype):
+    ref, ours, t_opt, g_opt = side_by_side(name, kwargs, group2, dtype)
+    assert_models_close(ref, ours, dtype)
+    assert [g["lr"] for g in g_opt.param_groups] == [g["lr"] for g in t_opt.param_groups]
+    for p, q in zip(ref.parameters(), ours.parameters()):
+        ts, gs = t_opt.state[p], g_opt.state[q]
+        assert set(ts) == set(gs), name
+        for k in ts:
+            assert gs[k].dtype == ts[k].dtype or k in ("step", "mu_product"), (k, gs[k].dtype, ts[k].dtype)
+        if "step" in ts:
+            assert float(gs["step"]) == float(ts["step"]) == STEPS
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_lion_steps_as_lion_pytorch(dtype):
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    ref, ours = model(dtype), model(dtype)
+    t_opt = lion_pytorch.Lion(groups(ref, {"weight_decay": 0.1}), lr=1e-3)
+    g_opt = gft.Lion(groups(ours, {"weight_decay": 0.1}), lr=1e-3)
+    data = batches(dtype)
+    train(ref, t_opt, data, torch.optim.lr_scheduler.StepLR(t_opt, 2, 0.5))
+    train(ours, g_opt, data, torch.optim.lr_scheduler.StepLR(g_opt, 2, 0.5))
+    assert_models_close(ref, ours, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(
+    ("name", "gf_kwargs", "torch_kwargs"),
+    [
+        ("LAMB", {"learning_rate": 1e-2, "beta1": 0.8, "weight_decay": 0.1}, {"lr": 1e-2, "betas": (0.8, 0.999)}),
+        ("LARS", {"learning_rate": 0.1, "trust_coefficient": 0.01}, {"lr": 0.1, "trust_coefficient": 0.01}),
+    ],
+)
+def test_layerwise_optimizers_step_as_gradfast(name, gf_kwargs, torch_kwargs, dtype):
+    """LAMB and LARS (no torch peer): one gradfast.torch group each steps as gradfast's NumPy
+    optimizer over the same arrays, bitwise."""
+    m = model(dtype)
+    arrays = {n: p.detach().numpy().copy() for n, p in m.named_parameters()}
+    g_opt = getattr(gft, name)(m.parameters(), **{**torch_kwargs, "weight_decay": gf_kwargs.get("weight_decay", 1e-4)})
+    np_opt = getattr(gf, name)(**{**gf_kwargs, "weight_decay": gf_kwargs.get("weight_decay", 1e-4)})
+    for x, y in batches(dtype):
+        g_opt.zero_grad()
+        torch.nn.functional.mse_loss(m(x), y).backward()
+        grads = {n: p.grad.numpy().copy() for n, p in m.named_parameters()}
+        g_opt.step()
+        np_opt.update(arrays, grads)
+    for n, p in m.named_parameters():
+        np.testing.assert_array_equal(p.detach().numpy(), arrays[n], err_msg=n)
+
+
+# -- state dicts both ways --------------------------------------------------------------
+
+
+def _roundtrip(sd):
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("AdamW", {"lr": 1e-2, "amsgrad": True}), ("SGD", {"lr": 0.05, "momentum": 0.9}), ("NAdam", {"lr": 1e-2})],
+)
+@pytest.mark.parametrize("direction", ["torch->gradfast", "gradfast->torch"])
+def test_state_dict_passes_between_torch_and_gradfast(name, kwargs, direction):
+    dtype = torch.float32
+    data = batches(dtype, 2 * STEPS)
+    straight = model(dtype)
+    s_opt = getattr(torch.optim, name)(straight.parameters(), foreach=False, **kwargs)
+    train(straight, s_opt, data)
+
+    first, second = (torch.optim, gft) if direction == "torch->gradfast" else (gft, torch.optim)
+    extra = {"foreach": False} if first is torch.optim else {}
+    m = model(dtype)
+    a = getattr(first, name)(m.parameters(), **extra, **kwargs)
+    train(m, a, data[:STEPS])
+    saved = _roundtrip(a.state_dict())
+    extra = {"foreach": False} if second is torch.optim else {}
+    b = getattr(second, name)(m.parameters(), **extra, **kwargs)
+    b.load_state_dict(saved)
+    train(m, b, data[STEPS:])
+    assert_models_close(straight, m, dtype, 2 * STEPS)
+
+
+def test_bfloat16_state_saves_and_loads_as_bfloat16():
+    m = model(torch.float32)
+    opt = gft.Adam(m.parameters(), lr=1e-2, state_dtype="bfloat16")
+    train(m, opt, batches(torch.float32, 2))
+    saved = _roundtrip(opt.state_dict())
+    assert saved["state"][0]["exp_avg"].dtype == torch.bfloat16
+    resumed = gft.Adam(m.parameters(), lr=1e-2, state_dtype="bfloat16")
+    resumed.load_state_dict(saved)
+    for p in m.parameters():
+        assert resumed.state[p]["exp_avg"].dtype == torch.bfloat16
+        torch.testing.assert_close(resumed.state[p]["exp_avg_sq"], opt.state[p]["exp_avg_sq"], atol=0, rtol=0)
+    before = [p.detach().clone() for p in m.parameters()]
+    train(m, resumed, batches(torch.float32, 1, seed=7))
+    assert all(not torch.equal(b, p) for b, p in zip(before, m.parameters()))
+
+
+def test_bfloat16_state_is_float32_adam_within_bfloat16_rounding():
+    ref, ours = model(torch.float32), model(torch.float32)
+    data = batches(torch.float32)
+    train(ref, torch.optim.Adam(ref.parameters(), lr=1e-2, foreach=False), data)
+    train(ours, gft.Adam(ours.parameters(), lr=1e-2, state_dtype="bfloat16"), data)
+    for p, q in zip(ref.parameters(), ours.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-2 * STEPS * 2.0**-6, rtol=0)
+
+
+# -- torch's behaviours -------------------------------------------------------------------
+
+
+def one_param(values=(1.0, -2.0, 3.0), grad=(0.5, 0.5, -1.0), dtype=torch.float32):
+    p = torch.nn.Parameter(torch.tensor(values, dtype=dtype))
+    p.grad = torch.tensor(grad, dtype=dtype)
+    return p
+
+
+def test_is_a_torch_optimizer_of_torchs_class():
+    p = one_param()
+    assert isinstance(gft.AdamW([p]), torch.optim.AdamW)
+    assert isinstance(gft.LAMB([p]), torch.optim.Optimizer)
+
+
+def test_the_signature_is_torchs_with_state_dtype():
+    import inspect
+
+    names = list(inspect.signature(gft.AdamW).parameters)
+    assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
+    assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
+
+
+def test_closure_loss_is_returned_and_its_gradients_used():
+    ref, ours = model(torch.float64), model(torch.float64)
+    x, y = batches(torch.float64, 1)[0]
+    losses = []
+    for m, opt in ((ref, torch.optim.SGD(ref.parameters(), lr=0.1)), (ours, gft.SGD(ours.parameters(), lr=0.1))):
+
+        def closure(m=m, opt=opt):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(m(x), y)
+            loss.backward()
+            return loss
+
+        losses.append(opt.step(closure))
+    assert losses[0].item() == losses[1].item()
+    assert_models_close(ref, ours, torch.float64, 1)
+
+
+def test_parameters_without_gradient_are_skipped():
+    p, q = one_param(), one_param()
+    q.grad = None
+    opt = gft.Adam([p, q], lr=0.1)
+    opt.step()
+    assert torch.equal(q.detach(), torch.tensor([1.0, -2.0, 3.0])) and len(opt.state[q]) == 0
+    assert float(opt.state[p]["step"]) == 1
+    q.grad = torch.ones(3)
+    opt.step()  # q's first step, p's second: one call per step count
+    assert float(opt.state[p]["step"]) == 2 and float(opt.state[q]["step"]) == 1
+    t_p, t_q = one_param(), one_param()
+    t_q.grad = None
+    t = torch.optim.Adam([t_p, t_q], lr=0.1, foreach=False)
+    t.step()
+    t_q.grad = torch.ones(3)
+    t.step()
+    torch.testing.assert_close(p, t_p)
+    torch.testing.assert_close(q, t_q)
+
+
+def test_gradients_are_not_modified():
+    p = one_param()
+    g = p.grad.clone()
+    for cls in (gft.Adam, gft.SGD, gft.NAdam, gft.LAMB):
+        kwargs = {"momentum": 0.9, "weight_decay": 0.1, "maximize": True} if cls is gft.SGD else {"weight_decay": 0.1}
+        cls([p], lr=0.1, **kwargs).step()
+        assert torch.equal(p.grad, g)
+
+
+def test_hooks_fire_once_per_step():
+    p = one_param()
+    opt = gft.AdamW([p], lr=0.1)
+    seen = []
+    opt.register_step_pre_hook(lambda o, a, k: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: seen.append("post"))
+    opt.step()
+    opt.step()
+    assert seen == ["pre", "post", "pre", "post"]
+
+
+def test_global_hooks_and_the_profiler_see_the_step():
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    p = one_param()
+    opt = gft.SGD([p], lr=0.1)
+    seen = []
+    handle = register_optimizer_step_post_hook(lambda o, a, k: seen.append(type(o).__name__))
+    try:
+        opt.step()
+    finally:
+        handle.remove()
+    opt.step()
+    assert seen == ["SGD"]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        opt.step()
+    assert "Optimizer.step#SGD.step" in {e.key for e in prof.key_averages()}
+
+
+def test_tensor_lr_and_zero_grad():
+    p, q = one_param(), one_param()
+    gft.SGD([p], lr=torch.tensor(0.1)).step()
+    gft.SGD([q], lr=0.1).step()
+    assert torch.equal(p, q)
+    opt = gft.SGD([p], lr=0.1)
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_add_param_group_takes_the_defaults():
+    p, q = one_param(), one_param()
+    opt = gft.Adam([p], lr=0.1, state_dtype="bfloat16")
+    opt.step()
+    opt.add_param_group({"params": [q], "lr": 0.01})
+    opt.step()
+    assert opt.param_groups[1]["state_dtype"] == "bfloat16" and opt.param_groups[1]["betas"] == (0.9, 0.999)
+    assert opt.state[q]["exp_avg"].dtype == torch.bfloat16 and float(opt.state[q]["step"]) == 1
+
+
+def test_changed_tensors_are_seen():
+    """The cached views follow a parameter whose data is replaced and a new gradient tensor."""
+    p, ref = one_param(), one_param()
+    opt, t = gft.SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([ref], lr=0.1, momentum=0.9)
+    for o in (opt, t):
+        o.step()
+    for x in (p, ref):
+        x.data = torch.tensor([4.0, 5.0, 6.0])
+        x.grad = torch.tensor([1.0, 1.0, 1.0])
+    for o in (opt, t):
+        o.step()
+    torch.testing.assert_close(p, ref)
+
+
+# -- refused input: ValueError/TypeError naming the parameter, nothing changed -------------
+
+
+def _bad_params():
+    yield "contiguous", ValueError, torch.nn.Parameter(torch.ones(3, 4).t()), None
+    sparse = torch.nn.Parameter(torch.ones(3))
+    yield "dense", ValueError, sparse, torch.ones(3).to_sparse()
+    yield "CPU", ValueError, torch.nn.Parameter(torch.ones(3, device="meta")), None
+    yield "dtype", TypeError, torch.nn.Parameter(torch.ones(3, dtype=torch.float16)), None
+    mixed = torch.nn.Parameter(torch.ones(3))
+    mixed.grad_dtype = None  # torch refuses a gradient of another dtype unless told
+    yield "dtype", TypeError, mixed, torch.ones(3, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("case", list(range(5)))
+def test_bad_tensors_raise_naming_the_parameter_and_change_nothing(case):
+    match, exc, bad, grad = list(_bad_params())[case]
+    if grad is None:
+        grad = torch.ones_like(bad)
+    bad.grad = grad
+    good = one_param()
+    opt = gft.Adam([{"params": [good]}, {"params": [bad]}], lr=0.1)
+    with pytest.raises(exc, match=rf"param_groups\[1\]\['params'\]\[0\].*{match}"):
+        opt.step()
+    assert torch.equal(good.detach(), torch.tensor([1.0, -2.0, 3.0]))
+    assert len(opt.state) == 0 or all(len(s) == 0 for s in opt.state.values())
+
+
+def test_unsupported_switches_and_bad_hyper_parameters():
+    p = one_param()
+    for kwargs in ({"fused": True}, {"capturable": True}, {"differentiable": True}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            gft.Adam([p], **kwargs)
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        gft.AdamW([p], lr=-1.0)
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 1: 1.0"):
+        gft.LAMB([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="state_dtype"):
+        gft.SGD([p], lr=0.1, state_dtype="float16")
+
+
+def test_a_deepcopy_steps():
+    m = model(torch.float32)
+    opt = gft.NAdam(m.parameters(), lr=1e-2)
+    train(m, opt, batches(torch.float32, 1))
+    twin = copy.deepcopy((m, opt))
+    data = batches(torch.float32, 2, seed=3)
+    train(m, opt, data)
+    train(*twin, data)
+    for p, q in zip(m.parameters(), twin[0].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_deepcopy_steps_on_its_own_tensors():
+    m = model(torch.float32)
+    opt = gft.Adam(m.parameters(), lr=1e-2)
+    train(m, opt, batches(torch.float32, 1))
+    m2 = copy.deepcopy(m)
+    opt2 = gft.Adam(m2.parameters(), lr=1e-2)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    data = batches(torch.float32, 2, seed=3)
+    train(m, opt, data)
+    train(m2, opt2, data)
+    for p, q in zip(m.parameters(), m2.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("new_grads", [False, True])
+def test_scheduler_acts_when_the_tensors_stay_the_same(new_grads):
+    """A training loop that writes gradients into the same tensors (cached views) or makes new
+    ones (zero_grad, backward): a scheduler's lr is the next step's, as in torch."""
+    results = []
+    for cls, extra in ((torch.optim.Adam, {"foreach": False}), (gft.Adam, {})):
+        p = one_param()
+        opt = cls([p], lr=0.1, **extra)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+        for k in range(4):
+            g = torch.tensor([0.5, -1.0, 2.0]) * (k + 1)
+            if new_grads:
+                p.grad = g
+            else:
+                p.grad.copy_(g)
+            opt.step()
+            sched.step()
+        results.append(p.detach().clone())
+    torch.testing.assert_close(results[1], results[0])
+
+
+def test_a_state_tensor_of_the_wrong_shape_is_refused_before_any_write():
+    good, bad = one_param(), one_param()
+    opt = gft.Adam([{"params": [good]}, {"params": [bad]}], lr=0.1)
+    opt.step()
+    opt.state[bad]["exp_avg"] = torch.zeros(4)
+    before = good.detach().clone(), float(opt.state[good]["step"])
+    with pytest.raises(
+        ValueError, match=r"param_groups\[1\]\['params'\]\[0\]: its state 'exp_avg' must have shape \(3,\)"
+    ):
+        opt.step()
+    assert torch.equal(good.detach(), before[0]) and float(opt.state[good]["step"]) == before[1]
