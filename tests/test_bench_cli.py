@@ -24,7 +24,8 @@ OPTIMIZERS = {
 }
 ROW_FIELDS = {
     "kernel", "dtype", "arrays", "size", "elements", "calls", "label", "numpy_s", "gradfast_s", "torch_s",
-    "speedup", "speedup_vs_torch", "roofline_s", "roofline_fraction", "roofline_noise", "runs", "spread", "noisy",
+    "speedup", "speedup_vs_torch", "traffic_bytes", "gradfast_bytes_per_s", "in_cache", "roofline_s",
+    "roofline_fraction", "roofline_noise", "runs", "spread", "noisy",
 }  # fmt: skip
 
 
@@ -42,31 +43,63 @@ def run_json(capsys, *args):
     return json.loads(out), err
 
 
-def test_json_has_every_field_and_progress_goes_to_stderr(capsys):
+def test_json_has_every_field_and_progress_goes_to_stderr(capsys, monkeypatch):
+    # a cache of 8 MiB: adam's 1,000,000-element cases (16 and 32 MB) out of it, its 100 x 2,500
+    # and clip's 4 x 250,000 (4 MB a pass) in it
+    monkeypatch.setattr(bench.timing, "cache_bytes", lambda: 8 << 20)
     report, err = run_json(capsys, "--kernels", "adam,clip", "--threads", "1")
     assert report["machine"]["gradfast_threads"] == 1
     assert {"cpu", "cpu_count", "numpy", "gradfast"} <= report["machine"].keys()
+    assert report["machine"]["cache_bytes"] == 8 << 20
     assert report["repeat"] == 1 and report["quick"] is True
+    bw = report["bandwidth"]
+    assert bw["copy"] > 0 and bw["triad"] > 0 and bw["limit"] == max(bw["copy"], bw["triad"])
+    assert bw["array_bytes"] == 64 << 20
     rows = report["rows"]
     assert [r["kernel"] for r in rows] == ["adam"] * 3 + ["clip"]
-    for r in rows:
+    for r, case in zip(rows, bench.KERNELS["adam"].quick + bench.KERNELS["clip"].quick):
         assert r.keys() == ROW_FIELDS
         assert r["numpy_s"] > 0 and r["gradfast_s"] > 0
         assert r["speedup"] == pytest.approx(r["numpy_s"] / r["gradfast_s"])
         if r["torch_s"] is not None:
             assert r["speedup_vs_torch"] == pytest.approx(r["torch_s"] / r["gradfast_s"])
-        large = r["elements"] >= bench.LARGE
-        assert (r["roofline_s"] is not None) == large
-        if large:
+        moved, footprint = bench.traffic_bytes(case, bench.KERNELS[r["kernel"]].traffic(case))
+        assert r["traffic_bytes"] == moved and r["gradfast_bytes_per_s"] == pytest.approx(moved / r["gradfast_s"])
+        assert r["in_cache"] == (footprint <= 8 << 20)
+        if r["in_cache"]:
+            assert r["roofline_s"] is None and r["roofline_fraction"] is None
+        else:
+            assert r["roofline_s"] == pytest.approx(moved / bw["limit"])
             assert r["roofline_fraction"] == pytest.approx(r["roofline_s"] / r["gradfast_s"])
-        assert r["roofline_noise"] == (large and r["roofline_fraction"] > bench.ROOFLINE_NOISE)
+        assert r["roofline_noise"] == (not r["in_cache"] and r["roofline_fraction"] > bench.ROOFLINE_NOISE)
         timed = {"numpy", "gradfast"} | ({"torch"} if r["torch_s"] is not None else set())
-        assert r["runs"].keys() == timed | ({"roofline"} if large else set())
+        assert r["runs"].keys() == timed
         for impl, runs in r["runs"].items():
             assert len(runs) == 1 and r[f"{impl}_s"] == min(runs)
         assert r["spread"] == max(max(v) / min(v) for v in r["runs"].values())
         assert r["noisy"] == (r["spread"] > bench.NOISY)
+    assert [r["in_cache"] for r in rows] == [False, True, False, True]
+    assert "memory bandwidth (copy and triad) ..." in err
     assert "[4/4] clip float32 4 x 250,000 ..." in err
+
+
+def test_traffic_counts_a_read_write_array_twice_and_the_largest_pass_once():
+    case = bench.Case("float32", 2, 1000)  # 2,000 elements of 4 bytes
+    assert bench.traffic_bytes(case, [(0, 1), (1, 0)]) == (3 * 8000, 8000)
+    assert bench.traffic_bytes(case, [(2, 1), (0, 2)]) == (7 * 8000, 3 * 8000)
+    assert bench.traffic_bytes(bench.Case("float64", 1, 10), [(1, 1)]) == (240, 160)
+
+
+def test_a_kernel_without_traffic_gets_no_bandwidth_measure(capsys):
+    report, err = run_json(capsys, "--kernels", "gradient_descent")
+    assert report["bandwidth"] is None and "memory bandwidth" not in err
+    [row] = report["rows"]
+    assert row["traffic_bytes"] is None and row["roofline_fraction"] is None and not row["in_cache"]
+
+
+def test_the_machines_cache_is_read_from_the_system():
+    cache = bench.cache_bytes()
+    assert cache >= 1 << 16 and cache % 1024 == 0
 
 
 def test_every_optimizer_kernel_has_its_baseline_checked():
@@ -126,26 +159,41 @@ def test_quick_headers_give_the_quick_sizes(capsys):
 def _row(**changes) -> dict:
     row = {
         "kernel": "clip", "dtype": "float32", "label": "4 x 4,000,000", "numpy_s": 3e-3, "gradfast_s": 2e-3,
-        "torch_s": None, "speedup": 1.5, "speedup_vs_torch": None, "roofline_s": 2e-3, "roofline_fraction": 1.0,
-        "roofline_noise": False, "spread": 1.1, "noisy": False,
+        "torch_s": None, "speedup": 1.5, "speedup_vs_torch": None, "in_cache": False, "roofline_s": 2e-3,
+        "roofline_fraction": 1.0, "roofline_noise": False, "spread": 1.1, "noisy": False,
     }  # fmt: skip
     return {**row, **changes}
 
 
-def test_the_table_marks_noisy_rows_and_a_roofline_past_memory_speed():
-    machine = {"gradfast": "0", "cpu": "cpu", "cpu_count": 2, "gradfast_threads": 2, "numpy": "2", "torch": None}
+MACHINE = {
+    "gradfast": "0", "cpu": "cpu", "cpu_count": 2, "gradfast_threads": 2, "numpy": "2", "torch": None,
+    "cache_bytes": 32 << 20,
+}  # fmt: skip
+BANDWIDTH = {"copy": 61.2e9, "triad": 70.04e9, "limit": 70.04e9, "array_bytes": 128 << 20}
+
+
+def test_the_table_marks_noisy_rows_cached_rows_and_a_roofline_past_memory_speed():
     rows = [
-        _row(label="quiet"),
+        _row(label="quiet", roofline_fraction=0.834),
         _row(label="busy", spread=2.37, noisy=True),
         _row(label="too fast", roofline_s=3.68e-3, roofline_fraction=1.84, roofline_noise=True),
+        _row(label="small", in_cache=True, roofline_s=None, roofline_fraction=None),
     ]
-    report = {"machine": machine, "repeat": 5, "quick": False, "noisy_factor": 1.25, "roofline_noise_above": 1.05}
+    report = {
+        "machine": MACHINE, "bandwidth": BANDWIDTH, "repeat": 5, "quick": False, "noisy_factor": 1.25,
+        "roofline_noise_above": 1.05,
+    }  # fmt: skip
     lines = bench.format_report({**report, "rows": rows}).splitlines()
-    quiet, busy, fast = (next(line for line in lines if line.startswith(f"  {r['label']} ")) for r in rows)
-    assert quiet.endswith("100%  1.10") and "noisy" not in quiet
-    assert busy.endswith("2.37 noisy")
+    quiet, busy, fast, small = (next(line for line in lines if line.startswith(f"  {r['label']} ")) for r in rows)
+    assert quiet.endswith("83%  1.10") and "noisy" not in quiet
+    assert busy.endswith("100%  2.37 noisy")
     assert "noise" in fast.split() and "184%" not in fast
+    assert small.endswith("in cache  1.10")
     assert 'pip install "gradfast[bench]"' in lines[0]
+    assert "70.0 GB/s (copy 61.2, triad 70.0, write-allocate counted)" in lines[2]
+    assert "fits in the 32 MiB cache" in lines[2]
+    report["bandwidth"] = None
+    assert "roofline: not measured" in bench.format_report({**report, "rows": rows[:1]})
 
 
 def test_runs_that_disagree_mark_the_row_noisy(monkeypatch):
@@ -274,3 +322,38 @@ def test_numpy_total_norm_and_value_clipping_match(dtype):
     gf.clip_grad_value(grads, 0.5)
     for k in grads:
         np.testing.assert_array_equal(ours[k], grads[k])
+
+
+# -- gradfast bench --scale ------------------------------------------------------------------------------
+
+
+def test_scale_times_both_states_at_each_size_against_the_reference_size(capsys, monkeypatch):
+    monkeypatch.setattr(bench.scale, "REFERENCE", 10**5)
+    assert main(["bench", "--scale", "--quick", "--json", "--repeat", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reference"] == 10**5 and report["repeat"] == 1
+    rows = report["rows"]
+    assert [(r["params"], r["state"]) for r in rows] == [
+        (n, s) for n in bench.scale.QUICK_SIZES for s in ("float32", "bfloat16")
+    ]
+    for r in rows:
+        assert r["skipped"] is None and r["seconds"] > 0
+        assert r["bytes_per_param"] == {"float32": 28, "bfloat16": 20}[r["state"]]
+        assert r["params_per_s"] == pytest.approx(r["params"] / r["seconds"])
+        assert r["bytes_per_s"] == pytest.approx(r["bytes_per_param"] * r["params"] / r["seconds"])
+        ref = next(x for x in rows if x["state"] == r["state"] and x["params"] == 10**5)
+        assert r["vs_reference"] == pytest.approx(r["params_per_s"] / ref["params_per_s"])
+
+
+def test_scale_skips_sizes_that_do_not_fit_and_prints_a_line_per_size(capsys, monkeypatch):
+    # 1e5 parameters with float32 state hold 1.6 MB, with bfloat16 state 1.2 MB, beside the headroom
+    monkeypatch.setattr(bench.scale, "available_memory", lambda: bench.scale.HEADROOM + 1_400_000)
+    assert main(["bench", "--scale", "--quick", "--repeat", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("gradfast ") and " scale on " in lines[0]
+    body = lines[2:]
+    assert len(body) == 2 * len(bench.scale.QUICK_SIZES)
+    assert body[0].split()[:2] == ["100,000", "float32"] and "skipped: needs 1.1 GB, 1.1 GB available" in body[0]
+    assert body[1].split()[:2] == ["100,000", "bfloat16"] and "GB/s" in body[1] and "skipped" not in body[1]
+    assert all("skipped" in line for line in body[2:])
+    assert "x" not in body[1].split()[-1]  # no ratio: the reference size did not run

@@ -86,6 +86,11 @@ def _add_bench(subparsers) -> None:
         action="store_true",
         help="time Adam, Nesterov and clip_grad_norm on one thread and on the default count, over sizes",
     )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="time Adam (float32 and bfloat16 state) at 1e6 to 1e9 parameters (1e9 when memory allows)",
+    )
     p.set_defaults(run=_bench)
 
 
@@ -110,6 +115,13 @@ def _bench(args) -> int:
 
         report = threads.sweep(quick=args.quick, repeat=args.repeat)
         sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else threads.format_report(report))
+        return 0
+
+    if args.scale:
+        from .bench import scale
+
+        report = scale.sweep(quick=args.quick, repeat=args.repeat)
+        sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else scale.format_report(report))
         return 0
 
     def progress(message: str) -> None:

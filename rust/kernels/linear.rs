@@ -188,11 +188,15 @@ struct Work<T> {
     /// A batch's rows of `X` and `Y`, gathered for the GEMM (SGD only).
     xb: Vec<T>,
     yb: Vec<T>,
+    /// The traffic by which the pool judges a full-batch gradient: `X` once per epoch, for
+    /// every epoch of the call, since the epochs follow each other with the threads awake.
+    traffic: usize,
 }
 
 impl<T: Gemm> Work<T> {
-    /// For sums over all `n` rows (`batch = None`) or over batches of at most `batch` rows.
-    fn new(p: &Problem<T>, batch: Option<usize>) -> Self {
+    /// For sums over all `n` rows (`batch = None`) in each of `epochs`, or over batches of at
+    /// most `batch` rows.
+    fn new(p: &Problem<T>, batch: Option<usize>, epochs: u64) -> Self {
         let Problem { n, d, k, .. } = *p;
         let gemm = k >= GEMM_MIN_K;
         let z = |len: usize, on: bool| vec![T::ZERO; if on { len } else { 0 }];
@@ -215,6 +219,7 @@ impl<T: Gemm> Work<T> {
             g: z(d * k, gemm),
             xb: z(rows * d, gemm && batch.is_some()),
             yb: z(rows * k, gemm && batch.is_some()),
+            traffic: std::mem::size_of_val(p.x).saturating_mul(epochs as usize),
         }
     }
 
@@ -257,7 +262,7 @@ impl<T: Gemm> Work<T> {
                 let all = &self.all;
                 let tasks: Vec<(usize, &mut [T])> =
                     self.partials.chunks_mut(k * d).enumerate().collect();
-                map_tasks(tasks, std::mem::size_of_val(x), |(b, part)| {
+                map_tasks(tasks, self.traffic, |(b, part)| {
                     part.fill(T::ZERO);
                     let block = &all[b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n)];
                     rows_gradient(part, x, y, wt, block, k);
@@ -365,7 +370,7 @@ pub fn gradient_descent<T: Gemm>(
     if narrow && k < GEMM_MIN_K && n * row_bytes <= COLUMNS_MAX_BYTES {
         return descend_columns(p, w, learning_rate, epochs, go_on);
     }
-    let mut work = Work::new(&p, None);
+    let mut work = Work::new(&p, None, epochs);
     let (n_t, lr_t) = (T::of(n as f64), T::of(learning_rate));
     for e in 0..epochs {
         if e > 0 && !go_on() {
@@ -408,7 +413,9 @@ fn descend_columns<T: Gemm>(
         if e > 0 && !go_on() {
             return;
         }
-        let parts = map_tasks(blocks.clone(), std::mem::size_of_val(x), |start| {
+        // X once per epoch, every epoch of the call (as `Work::traffic`)
+        let traffic = std::mem::size_of_val(x).saturating_mul(epochs as usize);
+        let parts = map_tasks(blocks.clone(), traffic, |start| {
             let rows = block.min(n - start);
             let mut part = vec![T::ZERO; d * k];
             columns_gradient(&mut part, &xt, y, w, (start, rows), (n, d, k));
@@ -497,7 +504,7 @@ pub fn sgd<T: Gemm>(p: Problem<T>, w: &mut [T], args: &SgdArgs, go_on: &mut impl
         return;
     }
     let batch = batch_size.min(n);
-    let mut work = Work::new(&p, Some(batch));
+    let mut work = Work::new(&p, Some(batch), 1);
     let (lr_t, mu_t) = (T::of(learning_rate), T::of(momentum));
     let mut velocity = vec![T::ZERO; d * k];
     with_kept(|shuffle: &mut Shuffle| {

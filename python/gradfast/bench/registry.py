@@ -10,8 +10,6 @@ import numpy as np
 
 #: the implementations timed side by side; ``torch`` only when PyTorch is importable
 IMPLS = ("numpy", "gradfast", "torch")
-#: cases with at least this many elements get a roofline
-LARGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,8 @@ class Kernel:
 
     ``traffic(case)`` lists the passes over memory the fused kernel cannot avoid, each as
     ``(written, read)``: how many arrays of ``case.elements`` elements it reads and writes
-    (``written``) or only reads (``read``); the roofline is the probe moving those bytes.
+    (``written``) or only reads (``read``); the roofline is those bytes at the machine's memory
+    bandwidth (a written array counts as read and written: ordinary stores read it first).
     """
 
     name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import KERNELS, LARGE
+from .registry import KERNELS
 
 _UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6))
 
@@ -21,6 +21,8 @@ def _ratio(x: float | None) -> str:
 
 
 def _roofline(r: dict) -> str:
+    if r["in_cache"]:
+        return "in cache"
     if r["roofline_fraction"] is None:
         return "-"
     return "noise" if r["roofline_noise"] else f"{r['roofline_fraction']:.0%}"
@@ -29,6 +31,18 @@ def _roofline(r: dict) -> str:
 def _spread(r: dict) -> str:
     x = r["spread"]
     return f"{x:.{2 if x < 10 else 0}f}" + (" noisy" if r["noisy"] else "")
+
+
+def _bandwidth_line(report: dict) -> str:
+    bw, cache = report["bandwidth"], report["machine"]["cache_bytes"]
+    if bw is None:
+        return "roofline: not measured (no kernel of this run declares its memory traffic)"
+    return (
+        f"roofline = the bytes a call must move (declared by each kernel) at the memory bandwidth measured "
+        f"at the start, {bw['limit'] / 1e9:.1f} GB/s (copy {bw['copy'] / 1e9:.1f}, triad {bw['triad'] / 1e9:.1f}, "
+        f"write-allocate counted), / gradfast time (100% = memory speed); 'in cache' where a pass fits in the "
+        f"{cache / 2**20:.0f} MiB cache; 'noise' above {report['roofline_noise_above']:.0%}"
+    )
 
 
 def format_report(report: dict) -> str:
@@ -47,8 +61,7 @@ def format_report(report: dict) -> str:
         f"{m['gradfast_threads']} gradfast threads, numpy {m['numpy']}{peer}; best of {report['repeat']} runs",
         "speedup = numpy time / gradfast time"
         + ("; vs torch = torch time / gradfast time (same threads)" if with_torch else ""),
-        f"roofline = time of bandwidth_probe moving the same bytes / gradfast time (100% = memory speed), "
-        f"for cases of >= {LARGE:,} elements; 'noise' above {report['roofline_noise_above']:.0%}",
+        _bandwidth_line(report),
         f"spread = slowest / fastest run, the worst of the row's columns; 'noisy' above "
         f"{report['noisy_factor']:.2f}: the machine was busy, do not trust that row's ratios",
     ]
