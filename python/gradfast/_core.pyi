@@ -183,6 +183,7 @@ def adam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamHyper,
+    groups: tuple[list[AdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adam_array(
     func: str,
@@ -201,6 +202,7 @@ def radam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RAdamHyper,
+    groups: tuple[list[RAdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adadelta(
     func: str,
@@ -209,6 +211,7 @@ def adadelta(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdadeltaHyper,
+    groups: tuple[list[AdadeltaHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def rprop(
     func: str,
@@ -217,6 +220,7 @@ def rprop(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RpropHyper,
+    groups: tuple[list[RpropHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def asgd(
     func: str,
@@ -225,6 +229,7 @@ def asgd(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: ASGDHyper,
+    groups: tuple[list[ASGDHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def momentum(
     func: str,
@@ -233,6 +238,7 @@ def momentum(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
+    groups: tuple[list[MomentumHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def lion(
     func: str,
@@ -241,6 +247,7 @@ def lion(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LionHyper,
+    groups: tuple[list[LionHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 
 @final
@@ -433,6 +440,7 @@ def lamb(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LambHyper,
+    groups: tuple[list[LambHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def lars(
     func: str,
@@ -441,6 +449,7 @@ def lars(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LarsHyper,
+    groups: tuple[list[LarsHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def layer_adaptive_lr(
     func: str,
@@ -562,6 +571,7 @@ def adagrad(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdagradHyper,
+    groups: tuple[list[AdagradHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adamax(
     func: str,
@@ -570,6 +580,7 @@ def adamax(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamaxHyper,
+    groups: tuple[list[AdamaxHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def nadam(
     func: str,
@@ -578,6 +589,7 @@ def nadam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: NAdamHyper,
+    groups: tuple[list[NAdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def rmsprop(
     func: str,
@@ -586,4 +598,5 @@ def rmsprop(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RMSpropHyper,
+    groups: tuple[list[RMSpropHyper], dict[Any, int]] | None = None,
 ) -> None: ...

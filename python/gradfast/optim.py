@@ -49,10 +49,24 @@ class RustStep:
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+        claimed = self._resolve(self._update_name, params)  # type: ignore[attr-defined]
         hyper = self._packed or self._pack()  # type: ignore[attr-defined]
-        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+        if not claimed:
+            fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+            type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+            return params
+        fresh = None if self.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
+        groups = (self._group_hypers(), claimed)
+        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
         return params
+
+    def _group_hypers(self) -> list:
+        """Each group's ``_core`` hyper-parameter object (cached with the group views)."""
+        views = self._views()  # type: ignore[attr-defined]
+        if not views or views[0]._packed is None:
+            for v in views:
+                v._pack()
+        return [v._packed for v in views]
 
 
 class Adam(RustStep, AdamBase):
