@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from . import schedules  # a module: gf.schedules.StepLR, ...
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
-from .average import EMA
+from .average import EMA, Accumulate
 from .clip import (
     AdaptiveClipper,
     adaptive_grad_clip,
@@ -84,6 +84,7 @@ __all__ = [
     "Adadelta",
     "AdamW",
     "Adamax",
+    "Accumulate",
     "AdaptiveClipper",
     "DataParallel",
     "BatchNorm",
