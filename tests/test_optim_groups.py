@@ -24,6 +24,7 @@ GROUPED = {
     "ASGD": {"weight_decay": 0.1, "maximize": True},
     "LAMB": {"weight_decay": 0.0, "beta1": 0.5},
     "LARS": {"trust_coefficient": 0.01, "weight_decay": 0.0},
+    "LayerAdaptiveLR": {"beta": 0.5, "epsilon": 1e-3},
     "Lion": {"beta1": 0.5, "weight_decay": 0.5},
     "MomentumOptimizer": {"momentum": 0.5, "nesterov": True},
     "NAdam": {"beta2": 0.9, "weight_decay": 0.1},
@@ -38,7 +39,7 @@ def test_every_optimizer_takes_groups():
         obj = getattr(gf, name)
         if isinstance(obj, type) and issubclass(obj, gf._base.optimizer.Optimizer):
             assert "groups" in __import__("inspect").signature(obj).parameters, name
-            assert name in GROUPED or name == "LayerAdaptiveLR", name
+            assert name in GROUPED, name
 
 
 @st.composite
@@ -245,3 +246,12 @@ def test_groups_property_lists_the_groups():
 @pytest.mark.parametrize("name", ["AdamW", "RMSprop", "LARS"])
 def test_one_thread_equals_many_threads_with_groups(name):
     assert_threads_agree(lambda m: getattr(m, name)(groups=[{"keys": ["a"], "weight_decay": 0.0, "lr_scale": 0.5}]))
+
+
+@pytest.mark.parametrize("module", [gf, ref], ids=["rust", "reference"])
+def test_layer_adaptive_lr_rates_follow_the_layers_group(module):
+    opt = module.LayerAdaptiveLR(0.1, beta=0.9, epsilon=0.0, groups=[{"keys": ["b"], "lr_scale": 0.5}])
+    # at a layer's first step the bias-corrected square average is g**2: rate = lr / |g|
+    np.testing.assert_allclose(opt.compute_lr("b", np.array([2.0])), [0.05 / 2.0])
+    np.testing.assert_allclose(opt.compute_lr("w", np.array([2.0])), [0.1 / 2.0])
+    assert opt.state_dict()["groups"] == {"b": {"lr_scale": 0.5}, "w": {}}

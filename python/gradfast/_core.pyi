@@ -470,6 +470,7 @@ def layer_adaptive_lr(
     step: int | None,
     hyper: LayerAdaptiveLRHyper,
     write: str,
+    groups: tuple[list[LayerAdaptiveLRHyper], dict[Any, int]] | None = None,
 ) -> dict[Any, np.ndarray]: ...
 def adaptive_grad_clip(
     func: str,

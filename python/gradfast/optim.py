@@ -56,17 +56,9 @@ class RustStep:
             type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
             return params
         fresh = None if self.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
-        groups = (self._group_hypers(), claimed)
+        groups = (self._group_hypers(), claimed)  # type: ignore[attr-defined]
         type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
         return params
-
-    def _group_hypers(self) -> list:
-        """Each group's ``_core`` hyper-parameter object (cached with the group views)."""
-        views = self._views()  # type: ignore[attr-defined]
-        if not views or views[0]._packed is None:
-            for v in views:
-                v._pack()
-        return [v._packed for v in views]
 
 
 class Adam(RustStep, AdamBase):
@@ -147,7 +139,9 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
         step = None if write == "rates" else next_step(fn, self.step)
         state, steps = self._next(fn, gradients)
         hyper = self._packed or self._pack()
-        return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write)
+        claimed = self._resolve(fn, gradients)
+        groups = (self._group_hypers(), claimed) if claimed else None
+        return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write, groups)
 
 
 def adam_optimizer(

@@ -185,6 +185,7 @@ class Optimizer:
         self._groups = _groups.check_groups(self, groups)
         self._claimed: tuple[Any, dict] | None = None  # (the keys, their groups) last resolved
         self._expected: dict | None = None  # a loaded record still to compare, see _resolve
+        self._recorded: dict = {}  # each key's group settings, as resolved or loaded
 
     @property
     def groups(self) -> list[dict[str, Any]] | None:
@@ -201,8 +202,13 @@ class Optimizer:
             return {}
         if self._claimed is None or params.keys() != self._claimed[0]:
             claimed = _groups.assign(self._groups or [], params)
-            self._check_record(fn, self._expected, {k: claimed.get(k) for k in params})
-            self._claimed, self._expected = (frozenset(params.keys()), claimed), None
+            expected = self._expected
+            if expected is not None:  # the keys of this call that the loaded record names
+                self._check_record(fn, expected, {k: claimed.get(k) for k in params if k in expected})
+                left = {k: v for k, v in expected.items() if k not in params}
+                self._expected = left or None
+            self._claimed = (frozenset(params.keys()), claimed)
+            self._recorded = {**self._recorded, **{k: self._settings(claimed.get(k)) for k in params}}
         return self._claimed[1]
 
     def _settings(self, group: int | None) -> dict[str, Any]:
@@ -214,7 +220,7 @@ class Optimizer:
         if record is None:
             return
         for key, group in claimed.items():
-            ours, theirs = self._settings(group), record.get(key, {})
+            ours, theirs = self._settings(group), record[key]
             if ours != theirs:
                 raise ValueError(
                     f"{fn}: the state loaded must come from an optimizer with the same groups, got "
@@ -228,6 +234,15 @@ class Optimizer:
         if views is None:
             views = self._packed_groups = [_groups.group_view(self, g.settings) for g in self._groups or []]
         return views
+
+    def _group_hypers(self) -> list:
+        """Each group's ``_core`` hyper-parameter object, for the Rust-backed classes (cached
+        with the group views)."""
+        views = self._views()
+        if views and views[0]._packed is None:
+            for v in views:
+                v._pack()
+        return [v._packed for v in views]
 
     def _group_fresh_state(self, params, gradients, claimed: dict) -> dict:
         """Fresh state of a first step, each key's made by its group (Rprop's step sizes
@@ -320,8 +335,7 @@ class Optimizer:
                 **self._extra_state(),
             }
             if self._groups is not None:
-                claimed = self._claimed[1] if self._claimed else {}
-                d["groups"] = {k: self._settings(claimed.get(k)) for k in self.state}
+                d["groups"] = {k: dict(self._recorded.get(k, {})) for k in self.state}
             return d
 
     def _extra_state(self) -> dict[str, Any]:
@@ -364,31 +378,33 @@ class Optimizer:
                 f"step count go together), got {got}"
             )
         extra = self._load_extra_state(fn, d, state)
-        record = self._load_record(fn, d, state)
+        expected, loaded_record = self._load_record(fn, d, state)
         with self._steps:
             steps = self._steps
             self.__dict__.update(probe.__dict__)
             self._steps = steps
             self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
             self.__dict__.pop("_packed_groups", None)
-            self._claimed, self._expected = None, record
+            self._claimed, self._expected = None, expected
+            self._recorded = loaded_record
             for name, value in extra.items():
                 setattr(self, name, value)
             self.step = step
             self.state = state
 
-    def _load_record(self, fn: str, d: Mapping[str, Any], state: dict) -> dict | None:
-        """The group settings ``d`` records per key (``{}`` each without a record), checked
-        against this optimizer's groups now when they are key lists; ``None`` when there is
-        nothing to compare (no state), else the record the next update compares with."""
-        record = _validate.mapping(fn, "d['groups']", d.get("groups", {}), "group settings per key")
-        record = {k: dict(_validate.mapping(fn, f"d['groups'][{k!r}]", v, "settings")) for k, v in record.items()}
+    def _load_record(self, fn: str, d: Mapping[str, Any], state: dict) -> tuple[dict | None, dict]:
+        """The group settings ``d`` records for each key of its state (``{}`` where it records
+        none), checked against this optimizer's groups now when they are key lists; returned
+        as ``(record still to compare at the next update or None, the record)``."""
+        given = _validate.mapping(fn, "d['groups']", d.get("groups", {}), "group settings per key")
+        given = {k: dict(_validate.mapping(fn, f"d['groups'][{k!r}]", v, "settings")) for k, v in given.items()}
+        record = {k: given.get(k, {}) for k in state}
         if not state or (self._groups is None and not any(record.values())):
-            return None
+            return None, record
         if all(isinstance(g.keys, frozenset) for g in self._groups or []):
             self._check_record(fn, record, {k: _groups.assign(self._groups or [], {k: None}).get(k) for k in state})
-            return None
-        return record
+            return None, record
+        return record, record
 
     def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
         """A state array of ``load_state_dict``, checked for the dtypes this optimizer keeps."""

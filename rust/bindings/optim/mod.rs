@@ -61,7 +61,7 @@ impl<'h, H> Hypers<'h, H> {
     }
 
     /// The hyper-parameters of group number `g` (0: the optimizer's own, `i + 1`: group `i`).
-    fn of(&self, g: usize) -> &'h H {
+    pub fn of(&self, g: usize) -> &'h H {
         if g == 0 {
             self.own
         } else {

@@ -40,7 +40,6 @@ class LayerAdaptiveLRBase(Optimizer):
 
     slots = ("square_avg",)
     hyperparams = ("learning_rate", "beta", "epsilon")
-    _group_fixed = {h: "LayerAdaptiveLR takes no per-group settings yet" for h in hyperparams}
     _state_follows_step = False  # compute_lr advances layers without counting a step
     beta = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)
