@@ -246,6 +246,8 @@ NOT_OPTIMIZERS |= {"prune"}
 NOT_OPTIMIZERS |= {"bptt", "gradient_descent", "gradient_descent_narrow", "sgd_optimizer"}
 # its baseline is gradfast.reference's EMA (tests/test_average.py)
 NOT_OPTIMIZERS |= {"ema"}
+# its baseline is gradfast.reference's Accumulate (tests/test_accumulate.py)
+NOT_OPTIMIZERS |= {"accumulate"}
 # checked below (test_numpy_total_norm_and_value_clipping_match)
 NOT_OPTIMIZERS |= {"get_total_norm", "clip_grad_value"}
 # their baseline is gradfast.reference (tests/reference/test_optim_*_torch.py, tests/test_optim_*.py)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ._core import get_num_threads, set_num_threads
 from ._threads import apply_env_threads
-from .average import EMA
+from .average import EMA, Accumulate
 from .clip import (
     AdaptiveClipper,
     adaptive_grad_clip,
@@ -92,6 +92,7 @@ __all__ = [
     "Adadelta",
     "AdamW",
     "Adamax",
+    "Accumulate",
     "AdaptiveClipper",
     "DataParallel",
     "BatchNorm",

@@ -204,6 +204,7 @@ def adam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamHyper,
+    groups: tuple[list[AdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adam_array(
     func: str,
@@ -222,6 +223,7 @@ def radam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RAdamHyper,
+    groups: tuple[list[RAdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adadelta(
     func: str,
@@ -230,6 +232,7 @@ def adadelta(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdadeltaHyper,
+    groups: tuple[list[AdadeltaHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def rprop(
     func: str,
@@ -238,6 +241,7 @@ def rprop(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RpropHyper,
+    groups: tuple[list[RpropHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def asgd(
     func: str,
@@ -246,6 +250,7 @@ def asgd(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: ASGDHyper,
+    groups: tuple[list[ASGDHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def momentum(
     func: str,
@@ -254,6 +259,7 @@ def momentum(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
+    groups: tuple[list[MomentumHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def sgd_step(
     func: str,
@@ -270,6 +276,7 @@ def lion(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LionHyper,
+    groups: tuple[list[LionHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 
 @final
@@ -341,12 +348,21 @@ class ClipGradValueHyper:
     def __new__(cls, *, clip_value: float) -> ClipGradValueHyper: ...
 
 @final
+class AccumulateHyper:
+    first: bool
+    divisor: float
+    def __new__(cls, *, first: bool, divisor: float) -> AccumulateHyper: ...
+
+@final
 class EmaHyper:
     weight: float
     def __new__(cls, *, weight: float) -> EmaHyper: ...
 
 def get_total_norm(func: str, gradients: Mapping[Any, np.ndarray], hyper: TotalNormHyper) -> float: ...
 def clip_grads_with_norm(func: str, gradients: Mapping[Any, np.ndarray], hyper: ClipGradsWithNormHyper) -> None: ...
+def accumulate(
+    func: str, sums: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray], hyper: AccumulateHyper
+) -> None: ...
 def ema_update(
     func: str, averaged: Mapping[Any, np.ndarray], params: Mapping[Any, np.ndarray], hyper: EmaHyper
 ) -> None: ...
@@ -462,6 +478,7 @@ def lamb(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LambHyper,
+    groups: tuple[list[LambHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def lars(
     func: str,
@@ -470,6 +487,7 @@ def lars(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: LarsHyper,
+    groups: tuple[list[LarsHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def layer_adaptive_lr(
     func: str,
@@ -481,6 +499,7 @@ def layer_adaptive_lr(
     step: int | None,
     hyper: LayerAdaptiveLRHyper,
     write: str,
+    groups: tuple[list[LayerAdaptiveLRHyper], dict[Any, int]] | None = None,
 ) -> dict[Any, np.ndarray]: ...
 def adaptive_grad_clip(
     func: str,
@@ -591,6 +610,7 @@ def adagrad(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdagradHyper,
+    groups: tuple[list[AdagradHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def adamax(
     func: str,
@@ -599,6 +619,7 @@ def adamax(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamaxHyper,
+    groups: tuple[list[AdamaxHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def nadam(
     func: str,
@@ -607,6 +628,7 @@ def nadam(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: NAdamHyper,
+    groups: tuple[list[NAdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def rmsprop(
     func: str,
@@ -615,4 +637,5 @@ def rmsprop(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: RMSpropHyper,
+    groups: tuple[list[RMSpropHyper], dict[Any, int]] | None = None,
 ) -> None: ...

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from . import _core
 from ._base import distributed as _base
+from .average import accumulate
 
 __all__ = ["DataParallel", "allreduce_gradients", "broadcast_parameters", "rank", "size"]
 
@@ -31,6 +32,7 @@ def broadcast_parameters(params, root=0, *, comm=None):
 
 class DataParallel(_base.DataParallelBase):
     __doc__ = _base.DataParallelBase.__doc__
+    _accumulate = staticmethod(accumulate)
     _kernels: ClassVar[Any] = _core
 
 

@@ -50,9 +50,15 @@ class RustStep:
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+        claimed = self._resolve(self._update_name, params)  # type: ignore[attr-defined]
         hyper = self._packed or self._pack()  # type: ignore[attr-defined]
-        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+        if not claimed:
+            fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+            type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+            return params
+        fresh = None if self.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
+        groups = (self._group_hypers(), claimed)  # type: ignore[attr-defined]
+        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
         return params
 
 
@@ -140,7 +146,9 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
         step = None if write == "rates" else next_step(fn, self.step)
         state, steps = self._next(fn, gradients)
         hyper = self._packed or self._pack()
-        return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write)
+        claimed = self._resolve(fn, gradients)
+        groups = (self._group_hypers(), claimed) if claimed else None
+        return _core.layer_adaptive_lr(fn, self._steps, params, gradients, state, steps, step, hyper, write, groups)
 
 
 def adam_optimizer(

@@ -1,4 +1,5 @@
-//! Averages of the weights: the exponential moving average that `EMA` keeps for evaluation.
+//! Averages: the exponential moving average of the weights that `EMA` keeps for evaluation,
+//! and the sums of gradients that `Accumulate` and `DataParallel` accumulate over steps.
 
 use crate::runtime::pool::for_each_chunk;
 use crate::Real;
@@ -10,20 +11,38 @@ crate::bundle! {
     }
 }
 
+/// `avg[i] = f(avg[i], x[i])` for every `i`, the four quarters of the slices walked together
+/// (four pairs of streams keep more memory requests in flight per core than one), then the
+/// tail.
+#[inline(always)]
+fn in_quarters<T: Real>(avg: &mut [T], x: &[T], f: impl Fn(T, T) -> T) {
+    let n = avg.len();
+    let q = n / 4;
+    let x = &x[..n];
+    let (a0, rest) = avg.split_at_mut(q);
+    let (a1, rest) = rest.split_at_mut(q);
+    let (a2, rest) = rest.split_at_mut(q);
+    let (a3, tail) = rest.split_at_mut(q);
+    let (x0, x1, x2, x3) = (&x[..q], &x[q..2 * q], &x[2 * q..3 * q], &x[3 * q..4 * q]);
+    for i in 0..q {
+        a0[i] = f(a0[i], x0[i]);
+        a1[i] = f(a1[i], x1[i]);
+        a2[i] = f(a2[i], x2[i]);
+        a3[i] = f(a3[i], x3[i]);
+    }
+    for (a, &x) in tail.iter_mut().zip(&x[4 * q..]) {
+        *a = f(*a, x);
+    }
+}
+
 crate::simd! {
     fn lerp_slice<T: Real>(avg: &mut [T], x: &[T], w: T) {
-        let n = avg.len();
-        let x = &x[..n];
         // torch's lerp: the form that rounds least for the side of 0.5 the weight is on
         if w < T::of(0.5) {
-            for i in 0..n {
-                avg[i] = avg[i] + w * (x[i] - avg[i]);
-            }
+            in_quarters(avg, x, |a, x| a + w * (x - a));
         } else {
             let v = T::ONE - w;
-            for i in 0..n {
-                avg[i] = x[i] - (x[i] - avg[i]) * v;
-            }
+            in_quarters(avg, x, |a, x| x - (x - a) * v);
         }
     }
 }
@@ -36,6 +55,47 @@ pub fn lerp<T: Real>(pairs: Vec<(&mut [T], &[T])>, weight: f64) {
     // avg read and written, x read
     for_each_chunk(bundles, 3 * std::mem::size_of::<T>(), |p| {
         lerp_slice(p.avg, p.x, w)
+    });
+}
+
+crate::simd! {
+    /// `sum = (first ? x : sum + x) / divisor`, the division skipped for a divisor of 1
+    /// (`x / 1 == x`): the branches are constants of the call.
+    fn accumulate_slice<T: Real>(sum: &mut [T], x: &[T], first: bool, divisor: T) {
+        let n = sum.len();
+        let x = &x[..n];
+        match (first, divisor == T::ONE) {
+            (true, true) => sum.copy_from_slice(x),
+            (true, false) => {
+                for i in 0..n {
+                    sum[i] = x[i] / divisor;
+                }
+            }
+            (false, true) => {
+                for i in 0..n {
+                    sum[i] = sum[i] + x[i];
+                }
+            }
+            (false, false) => {
+                for i in 0..n {
+                    sum[i] = (sum[i] + x[i]) / divisor;
+                }
+            }
+        }
+    }
+}
+
+/// Folds each `x` into its `sum` (pairs of equal lengths) in one pass: `sum = x` for the
+/// `first` of a cycle, else `sum += x`; then, unless `divisor` is 1, `sum /= divisor` (rounded
+/// once to `T`), so that the last call of a cycle leaves the mean. Element-wise, so the same
+/// bits for every thread count.
+pub fn accumulate<T: Real>(pairs: Vec<(&mut [T], &[T])>, first: bool, divisor: f64) {
+    let d = T::of(divisor);
+    let bundles = pairs.into_iter().map(|(avg, x)| Pair { avg, x }).collect();
+    // sum written (and read unless first), x read
+    let streams = if first { 2 } else { 3 };
+    for_each_chunk(bundles, streams * std::mem::size_of::<T>(), |p| {
+        accumulate_slice(p.avg, p.x, first, d)
     });
 }
 
@@ -71,5 +131,52 @@ mod tests {
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn lerp_reaches_every_element_of_every_length() {
+        for n in 0..23 {
+            let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let mut a = vec![1.0f64; n];
+            lerp(vec![(&mut a[..], &x[..])], 0.25);
+            let want: Vec<f64> = x.iter().map(|&x| 1.0 + 0.25 * (x - 1.0)).collect();
+            assert_eq!(a, want, "length {n}");
+        }
+    }
+
+    #[test]
+    fn accumulate_by_hand() {
+        let mut s = [9.0f64, 9.0];
+        accumulate(vec![(&mut s[..], &[1.0, -2.0][..])], true, 1.0);
+        assert_eq!(s, [1.0, -2.0]);
+        accumulate(
+            vec![(&mut s[..], &[2.0, 0.5][..]), (&mut [], &[][..])],
+            false,
+            1.0,
+        );
+        assert_eq!(s, [3.0, -1.5]);
+        accumulate(vec![(&mut s[..], &[3.0, 0.0][..])], false, 3.0);
+        assert_eq!(s, [2.0, -0.5]);
+        let mut t = [3.0f32];
+        accumulate(vec![(&mut t[..], &[1.0][..])], true, 3.0);
+        assert_eq!(t, [1.0f32 / 3.0]);
+        accumulate::<f32>(vec![], false, 2.0);
+    }
+
+    #[test]
+    fn accumulate_one_thread_equals_many() {
+        let n = PARALLEL_MIN_BYTES / 8 + 3 * CHUNK + 5;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 7.0 - 60.0)
+            .collect();
+        let run = |threads| {
+            set_num_threads(threads);
+            let mut s = vec![0.5f32; n];
+            accumulate(vec![(&mut s[..], &x[..])], false, 1.0);
+            accumulate(vec![(&mut s[..], &x[..])], false, 3.0);
+            s
+        };
+        let one = run(1);
+        assert_eq!(one, run(3));
     }
 }

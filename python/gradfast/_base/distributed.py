@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _validate
+from .average import sum_buffers
 
 INSTALL = (
     'gradfast.distributed needs mpi4py and an MPI library: pip install "gradfast[mpi]" '
@@ -337,6 +338,9 @@ class DataParallelBase:
 
     _kernels: ClassVar[Any]
 
+    #: the sum kernel (``gradfast.average.accumulate`` or the reference's), set by each sibling
+    _accumulate: Any = None
+
     def __init__(self, optimizer, *, accumulation_steps=1, compression=None, comm=None) -> None:
         fn = "DataParallel"
         MPI, comm = communicator(fn, comm)
@@ -379,20 +383,13 @@ class DataParallelBase:
                     )
         return grads
 
-    def _add(self, grads: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        """Adds checked gradients to the sums (the first of a cycle is copied); returns the
-        sums' items in key order."""
-        sums = self._sums
+    def _add(self, fn: str, grads: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """Adds checked gradients to the sums (the first of a cycle is copied) with the sum
+        kernel ``Accumulate`` runs; returns the sums' items in key order."""
         if self._count == 0:
-            fresh = sums.keys() != grads.keys()
-            if fresh or any(s.shape != grads[k].shape or s.dtype != grads[k].dtype for k, s in sums.items()):
-                sums = self._sums = {k: np.empty(g.shape, g.dtype) for k, g in grads.items()}
-            for key, s in sums.items():
-                np.copyto(s, grads[key])
-        else:
-            with np.errstate(all="ignore"):
-                for key, s in sums.items():
-                    s += grads[key]
+            self._sums = sum_buffers(self._sums, grads)
+        sums = self._sums
+        self._accumulate(fn, sums, grads, self._count == 0, 1.0)
         self._count += 1
         return sorted(sums.items(), key=lambda item: item[0])
 
@@ -401,7 +398,7 @@ class DataParallelBase:
         steps and ranks and updates ``params`` in place. Returns True when it did."""
         fn = "DataParallel.update"
         if self._count + 1 < self.accumulation_steps:
-            self._add(self._check(fn, params, gradients))
+            self._add(fn, self._check(fn, params, gradients))
             return False
         description, error = None, None
         try:
@@ -411,7 +408,7 @@ class DataParallelBase:
         except (TypeError, ValueError) as e:
             error = e
         agree(self._mpi, self.comm, fn, description, error)
-        items = self._add(grads)
+        items = self._add(fn, grads)
         self._count = 0
         divisor = self.accumulation_steps * self.comm.Get_size()
         reduce(self._mpi, self.comm, self._kernels, fn, items, divisor, self.compression)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _validate
+from . import groups as _groups
 
 #: the largest step count a state may hold (far beyond any run; ``beta**step`` is 0 long before)
 MAX_STEP = 2**62
@@ -67,6 +68,7 @@ class Hyper:
         else:
             obj.__dict__[self.name] = _validate.number(fn, self.name, value, **self.bounds)
         obj.__dict__.pop("_packed", None)
+        obj.__dict__.pop("_packed_groups", None)
 
 
 class Checked:
@@ -118,9 +120,15 @@ class Optimizer:
     _new_steps: ClassVar[Any] = StepState
     #: attributes a copy does not take as they are: the step state (copied by value) and the
     #: cached hyper-parameters
-    _not_copied: ClassVar[tuple[str, ...]] = ("_steps", "_packed")
+    _not_copied: ClassVar[tuple[str, ...]] = ("_steps", "_packed", "_packed_groups")
+    #: hyper-parameters a parameter group may not set, each with the reason (``learning_rate``
+    #: here means ``lr_scale``)
+    _group_fixed: ClassVar[dict[str, str]] = {}
 
     learning_rate = Hyper(lo=0.0)
+    _groups: list[_groups.Group] | None = None
+    _claimed: tuple[Any, dict] | None = None
+    _expected: dict | None = None
 
     def __init__(self, learning_rate: float) -> None:
         self._steps = self._new_steps({}, 0)
@@ -167,17 +175,115 @@ class Optimizer:
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         cls._update_name = f"{cls.__name__}.update"
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_takes_groups", False):
+            cls.__init__ = _groups.takes_groups(init)  # type: ignore[method-assign]
+
+    # -- parameter groups ---------------------------------------------------------------
+
+    def _set_groups(self, groups: object) -> None:
+        self._groups = _groups.check_groups(self, groups)
+        self._claimed: tuple[Any, dict] | None = None  # (the keys, their groups) last resolved
+        self._expected: dict | None = None  # a loaded record still to compare, see _resolve
+        self._recorded: dict = {}  # each key's group settings, as resolved or loaded
+
+    @property
+    def groups(self) -> list[dict[str, Any]] | None:
+        """The parameter groups (``None`` without): ``[{"keys": KEYS, "lr_scale": s, **hyper}]``
+        as given, key collections as lists. Each key of a dict takes the hyper-parameters of
+        the first group that claims it, the optimizer's own otherwise; a group's learning rate
+        is ``learning_rate * lr_scale``."""
+        return None if self._groups is None else [g.spec() for g in self._groups]
+
+    def _resolve(self, fn: str, params) -> dict:
+        """``{key: group index}`` for the keys of ``params`` some group claims (kept while
+        the keys stay the same), checked against a loaded ``state_dict``'s record."""
+        if self._groups is None and self._expected is None:
+            return {}
+        if self._claimed is None or params.keys() != self._claimed[0]:
+            claimed = _groups.assign(self._groups or [], params)
+            expected = self._expected
+            if expected is not None:  # the keys of this call that the loaded record names
+                self._check_record(fn, expected, {k: claimed.get(k) for k in params if k in expected})
+                left = {k: v for k, v in expected.items() if k not in params}
+                self._expected = left or None
+            self._claimed = (frozenset(params.keys()), claimed)
+            self._recorded = {**self._recorded, **{k: self._settings(claimed.get(k)) for k in params}}
+        return self._claimed[1]
+
+    def _settings(self, group: int | None) -> dict[str, Any]:
+        return {} if group is None or self._groups is None else dict(self._groups[group].settings)
+
+    def _check_record(self, fn: str, record: dict | None, claimed: dict) -> None:
+        """A ``ValueError`` unless each key of ``claimed`` (``{key: group index or None}``) has
+        the settings ``record`` (a loaded ``state_dict()['groups']``) gives it."""
+        if record is None:
+            return
+        for key, group in claimed.items():
+            ours, theirs = self._settings(group), record[key]
+            if ours != theirs:
+                raise ValueError(
+                    f"{fn}: the state loaded must come from an optimizer with the same groups, got "
+                    f"key {key!r} with group settings {theirs} in the state and {ours} here"
+                )
+
+    def _views(self):
+        """Per group, a copy of this optimizer with the group's hyper-parameters (cached until
+        a hyper-parameter is assigned)."""
+        views = self.__dict__.get("_packed_groups")
+        if views is None:
+            views = self._packed_groups = [_groups.group_view(self, g.settings) for g in self._groups or []]
+        return views
+
+    def _group_hypers(self) -> list:
+        """Each group's ``_core`` hyper-parameter object, for the Rust-backed classes (cached
+        with the group views)."""
+        views = self._views()
+        if views and views[0]._packed is None:
+            for v in views:
+                v._pack()
+        return [v._packed for v in views]
+
+    def _group_fresh_state(self, params, gradients, claimed: dict) -> dict:
+        """Fresh state of a first step, each key's made by its group (Rprop's step sizes
+        start at the group's learning rate)."""
+        state = self._fresh_state(params, gradients)
+        views = self._views()
+        for i, view in enumerate(views):
+            keys = [k for k, g in claimed.items() if g == i]
+            if keys:
+                state.update(view._fresh_state({k: params[k] for k in keys}, {k: gradients[k] for k in keys}))
+        return state
 
     # -- the update ---------------------------------------------------------------------
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
         with self._steps:
-            step = next_step(self._update_name, self.step)
-            state = self.state or self._fresh_state(params, gradients)
-            self._apply(params, gradients, state, step)
+            fn = self._update_name
+            step = next_step(fn, self.step)
+            claimed = self._resolve(fn, params)
+            if not claimed:
+                state = self.state or self._fresh_state(params, gradients)
+                self._apply(params, gradients, state, step)
+            else:
+                state = self.state or self._group_fresh_state(params, gradients, claimed)
+                self._apply_groups(params, gradients, state, step, claimed)
             self.state, self.step = state, step
         return params
+
+    def _apply_groups(self, params, gradients, state, step: int, claimed: dict) -> None:
+        """``_apply`` once for the keys of each group (the optimizer's own first), everything
+        checked first. What a step commits besides the arrays (``extra``) depends only on
+        hyper-parameters a group may not set, so each group starts from the same."""
+        self._check_state(self._update_name, params, gradients, state)
+        extra = self._steps.extra
+        parts: list = [(self, [k for k in params if k not in claimed])]
+        parts += [(v, [k for k in params if claimed.get(k) == i]) for i, v in enumerate(self._views())]
+        for opt, keys in parts:
+            if keys:
+                self._steps.extra = extra
+                opt._apply(*({k: d[k] for k in keys} for d in (params, gradients, state)), step)
 
     def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
         """Zero state for ``params``, after validating the call (so that a refused first call
@@ -222,12 +328,15 @@ class Optimizer:
         {key: {slot: array}}}`` (copies of the state arrays), plus any entries the optimizer
         adds; ``load_state_dict`` of it continues bitwise identically."""
         with self._steps:
-            return {
+            d = {
                 "step": self.step,
                 "hyperparams": {h: getattr(self, h) for h in self.hyperparams},
                 "state": {k: {s: a.copy() for s, a in slots.items()} for k, slots in self.state.items()},
                 **self._extra_state(),
             }
+            if self._groups is not None:
+                d["groups"] = {k: dict(self._recorded.get(k, {})) for k in self.state}
+            return d
 
     def _extra_state(self) -> dict[str, Any]:
         """Entries of ``state_dict()`` beyond the three above (plain numbers); none by default."""
@@ -269,15 +378,33 @@ class Optimizer:
                 f"step count go together), got {got}"
             )
         extra = self._load_extra_state(fn, d, state)
+        expected, loaded_record = self._load_record(fn, d, state)
         with self._steps:
             steps = self._steps
             self.__dict__.update(probe.__dict__)
             self._steps = steps
             self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
+            self.__dict__.pop("_packed_groups", None)
+            self._claimed, self._expected = None, expected
+            self._recorded = loaded_record
             for name, value in extra.items():
                 setattr(self, name, value)
             self.step = step
             self.state = state
+
+    def _load_record(self, fn: str, d: Mapping[str, Any], state: dict) -> tuple[dict | None, dict]:
+        """The group settings ``d`` records for each key of its state (``{}`` where it records
+        none), checked against this optimizer's groups now when they are key lists; returned
+        as ``(record still to compare at the next update or None, the record)``."""
+        given = _validate.mapping(fn, "d['groups']", d.get("groups", {}), "group settings per key")
+        given = {k: dict(_validate.mapping(fn, f"d['groups'][{k!r}]", v, "settings")) for k, v in given.items()}
+        record = {k: given.get(k, {}) for k in state}
+        if not state or (self._groups is None and not any(record.values())):
+            return None, record
+        if all(isinstance(g.keys, frozenset) for g in self._groups or []):
+            self._check_record(fn, record, {k: _groups.assign(self._groups or [], {k: None}).get(k) for k in state})
+            return None, record
+        return record, record
 
     def _loaded_array(self, fn: str, name: str, a: object) -> np.ndarray:
         """A state array of ``load_state_dict``, checked for the dtypes this optimizer keeps."""

@@ -756,6 +756,35 @@ register(
 )
 
 
+def accumulation(case: Case, impl: str):
+    """``Accumulate(Adam(), steps).update`` inside a cycle (steps far beyond the calls timed):
+    the gradients added to the sums in place (torch: ``_foreach_add_``)."""
+    grads = case.arrays_of(1)
+    if impl == "torch":
+        torch = peers.torch()
+        if torch is None:
+            return None
+        sums = [torch.from_numpy(g.copy()) for g in grads.values()]
+        return partial(torch._foreach_add_, sums, [torch.from_numpy(g) for g in grads.values()]), None
+    params = case.arrays_of(0)
+    module = ref if impl == "numpy" else average
+    acc = module.Accumulate((ref.Adam if impl == "numpy" else optim.Adam)(1e-3), 2**62)
+    acc.update(params, grads)  # the first call of a cycle copies; time the sums
+    return partial(acc.update, params, grads), None
+
+
+register(
+    Kernel(
+        "accumulate",
+        "Accumulate(Adam(), steps).update inside a cycle: every sum read and written, every gradient read",
+        cases=(Case("float32", 4, 4_000_000), layers("MLP", "float32", MLP)),
+        quick=(Case("float32", 4, 250_000),),
+        prepare=accumulation,
+        traffic=lambda case: [(1, 1)],
+    )
+)
+
+
 def ema_update(case: Case, impl: str):
     """``EMA(0.999).update(params)`` after the first (copying) call: the average moved toward
     the weights in place."""

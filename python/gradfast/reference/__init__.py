@@ -9,7 +9,7 @@ optimizer base, argument validation) lives in ``gradfast._base`` and ``gradfast.
 """
 
 from .. import schedules  # pure Python, its own reference: the same module
-from .average import EMA
+from .average import EMA, Accumulate
 from .clip import (
     AdaptiveClipper,
     adaptive_grad_clip,
@@ -63,6 +63,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Accumulate",
     "AdaptiveClipper",
     "BatchNorm",
     "DataParallel",

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _validate
 from .._base import distributed as _base
+from .average import accumulate
 
 
 def to_bfloat16(x: np.ndarray) -> np.ndarray:
@@ -86,6 +87,7 @@ broadcast_parameters.__doc__ = _base.broadcast_parameters.__doc__
 
 class DataParallel(_base.DataParallelBase):
     __doc__ = _base.DataParallelBase.__doc__
+    _accumulate = staticmethod(accumulate)
     _kernels: ClassVar[Any] = kernels
 
 

@@ -4,7 +4,7 @@ use gradfast_kernels::optim::adadelta::{adadelta as kernel, AdadeltaArgs, Adadel
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -24,17 +24,17 @@ hyper_class! {
 fn adadelta_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &AdadeltaHyper,
+    h: &Hypers<AdadeltaHyper>,
     _step: u64,
 ) -> Result<()> {
-    let args = AdadeltaArgs {
-        learning_rate: h.learning_rate,
-        rho: h.rho,
-        epsilon: h.epsilon,
-        weight_decay: h.weight_decay,
-        maximize: h.maximize,
-    };
-    dicts.run::<P, S, 2>(py, ["square_avg", "acc_delta"], |arrays| {
+    dicts.run::<P, S, 2, _>(py, ["square_avg", "acc_delta"], h, |arrays, h| {
+        let args = AdadeltaArgs {
+            learning_rate: h.learning_rate,
+            rho: h.rho,
+            epsilon: h.epsilon,
+            weight_decay: h.weight_decay,
+            maximize: h.maximize,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [square_avg, acc_delta] = a.slots;
             AdadeltaTensor {

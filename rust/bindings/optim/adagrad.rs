@@ -4,7 +4,7 @@ use gradfast_kernels::optim::adagrad::{adagrad as kernel, AdagradArgs, AdagradTe
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -24,18 +24,18 @@ hyper_class! {
 fn adagrad_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &AdagradHyper,
+    h: &Hypers<AdagradHyper>,
     step: u64,
 ) -> Result<()> {
-    let args = AdagradArgs {
-        learning_rate: h.learning_rate,
-        lr_decay: h.lr_decay,
-        weight_decay: h.weight_decay,
-        epsilon: h.epsilon,
-        maximize: h.maximize,
-        step,
-    };
-    dicts.run::<P, S, 1>(py, ["sum"], |arrays| {
+    dicts.run::<P, S, 1, _>(py, ["sum"], h, |arrays, h| {
+        let args = AdagradArgs {
+            learning_rate: h.learning_rate,
+            lr_decay: h.lr_decay,
+            weight_decay: h.weight_decay,
+            epsilon: h.epsilon,
+            maximize: h.maximize,
+            step,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [sum] = a.slots;
             AdagradTensor {

@@ -7,7 +7,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::{float_dtype, same_shape, Call, Elem, Float, Name};
 use crate::bindings::{guard, run};
 use crate::error::Result;
@@ -46,13 +46,12 @@ impl AdamHyper {
 fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &AdamHyper,
+    h: &Hypers<AdamHyper>,
     step: u64,
 ) -> Result<()> {
-    let args = h.args(step);
     if h.amsgrad {
         let slots = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
-        dicts.run::<P, S, 3>(py, slots, |arrays| {
+        dicts.run::<P, S, 3, _>(py, slots, h, |arrays, h| {
             let tensors = arrays.into_iter().map(|a| {
                 let [m, v, vmax] = a.slots;
                 AdamTensor {
@@ -63,10 +62,10 @@ fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                     vmax: Some(vmax),
                 }
             });
-            kernel::<C, P, S>(tensors.collect(), &args)
+            kernel::<C, P, S>(tensors.collect(), &h.args(step))
         })
     } else {
-        dicts.run::<P, S, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {
+        dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], h, |arrays, h| {
             let tensors = arrays.into_iter().map(|a| {
                 let [m, v] = a.slots;
                 AdamTensor {
@@ -77,7 +76,7 @@ fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                     vmax: None,
                 }
             });
-            kernel::<C, P, S>(tensors.collect(), &args)
+            kernel::<C, P, S>(tensors.collect(), &h.args(step))
         })
     }
 }

@@ -6,7 +6,7 @@ use gradfast_kernels::optim::asgd::{asgd as kernel, ASGDArgs, ASGDTensor};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::Dicts;
+use super::{Dicts, Groups, Hypers};
 use crate::arrays::Float;
 use crate::bindings::guard;
 use crate::bindings::steps::{StepState, MAX_STEP};
@@ -36,20 +36,32 @@ impl ASGDHyper {
     }
 }
 
-fn asgd_typed<T: Float>(py: Python<'_>, dicts: &Dicts, args: &ASGDArgs) -> Result<()> {
-    dicts.run::<T, T, 1>(py, ["ax"], |arrays| {
+fn asgd_typed<T: Float>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    hypers: &Hypers<ASGDHyper>,
+    args: &ASGDArgs,
+) -> Result<()> {
+    dicts.run::<T, T, 1, _>(py, ["ax"], hypers, |arrays, h| {
         let tensors = arrays.into_iter().map(|a| {
             let [ax] = a.slots;
             ASGDTensor { p: a.p, g: a.g, ax }
         });
-        kernel(tensors.collect(), args)
+        // the rate's hyper-parameters, which make eta and mu, are the optimizer's own
+        let args = ASGDArgs {
+            weight_decay: h.weight_decay,
+            maximize: h.maximize,
+            ..*args
+        };
+        kernel(tensors.collect(), &args)
     })
 }
 
 /// One ASGD step over a dict of parameters, in place, committed with its `(eta, mu)` to
 /// `steps` (as every step binding, see `take_step`).
 #[pyfunction]
-#[pyo3(signature = (func, steps, params, gradients, fresh, hyper))]
+#[pyo3(signature = (func, steps, params, gradients, fresh, hyper, groups=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn asgd<'py>(
     py: Python<'py>,
     func: &str,
@@ -58,8 +70,10 @@ pub fn asgd<'py>(
     gradients: &Bound<'py, PyAny>,
     fresh: Option<Bound<'py, PyAny>>,
     hyper: &Bound<'py, ASGDHyper>,
+    groups: Groups<'py, ASGDHyper>,
 ) -> PyResult<()> {
     let h = hyper.get();
+    let (hypers, claimed) = super::hypers(hyper, &groups);
     guard(func, || {
         let mut taking = steps.get().take(py);
         if !taking.state.is_truthy()? {
@@ -92,9 +106,9 @@ pub fn asgd<'py>(
             eta,
             mu,
         };
-        let dicts = Dicts::new(func, params, gradients, &taking.state)?;
+        let dicts = Dicts::new(func, params, gradients, &taking.state, claimed)?;
         if let Some(dtype) = dicts.dtype()? {
-            dispatch!(dtype => asgd_typed(py, &dicts, &args))?;
+            dispatch!(dtype => asgd_typed(py, &dicts, &hypers, &args))?;
         }
         let (eta, mu) = h.after(taking.step);
         taking.extra = PyTuple::new(py, [eta, mu])?.into_any();

@@ -3,7 +3,7 @@
 use gradfast_kernels::optim::lamb::{lamb as kernel, LambArgs, LambTensor};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Float;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -20,17 +20,22 @@ hyper_class! {
     }
 }
 
-fn lamb_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LambHyper, step: u64) -> Result<()> {
-    let args = LambArgs {
-        learning_rate: h.learning_rate,
-        beta1: h.beta1,
-        beta2: h.beta2,
-        epsilon: h.epsilon,
-        weight_decay: h.weight_decay,
-        maximize: h.maximize,
-        step,
-    };
-    dicts.run::<T, T, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {
+fn lamb_typed<T: Float>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &Hypers<LambHyper>,
+    step: u64,
+) -> Result<()> {
+    dicts.run::<T, T, 2, _>(py, ["exp_avg", "exp_avg_sq"], h, |arrays, h| {
+        let args = LambArgs {
+            learning_rate: h.learning_rate,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            epsilon: h.epsilon,
+            weight_decay: h.weight_decay,
+            maximize: h.maximize,
+            step,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [m, v] = a.slots;
             LambTensor {

@@ -3,7 +3,7 @@
 use gradfast_kernels::optim::lars::{lars as kernel, LarsArgs, LarsTensor};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Float;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -20,16 +20,21 @@ hyper_class! {
     }
 }
 
-fn lars_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &LarsHyper, _step: u64) -> Result<()> {
-    let args = LarsArgs {
-        learning_rate: h.learning_rate,
-        momentum: h.momentum,
-        weight_decay: h.weight_decay,
-        trust_coefficient: h.trust_coefficient,
-        epsilon: h.epsilon,
-        maximize: h.maximize,
-    };
-    dicts.run::<T, T, 1>(py, ["velocity"], |arrays| {
+fn lars_typed<T: Float>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &Hypers<LarsHyper>,
+    _step: u64,
+) -> Result<()> {
+    dicts.run::<T, T, 1, _>(py, ["velocity"], h, |arrays, h| {
+        let args = LarsArgs {
+            learning_rate: h.learning_rate,
+            momentum: h.momentum,
+            weight_decay: h.weight_decay,
+            trust_coefficient: h.trust_coefficient,
+            epsilon: h.epsilon,
+            maximize: h.maximize,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [v] = a.slots;
             LarsTensor { p: a.p, g: a.g, v }

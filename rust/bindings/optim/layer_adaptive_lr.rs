@@ -16,6 +16,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::Groups;
 use crate::arrays::{float_dtype, fresh, same_shape, Call, Float, In, Items, Mapping, Name, Out};
 use crate::bindings::steps::StepState;
 use crate::bindings::{guard, run};
@@ -49,13 +50,18 @@ struct Layer<'py, T: Float> {
     /// What is written: the parameters (`InPlace`) or a new array.
     out: Out<'py, T>,
     step: u64,
+    /// Its group: the index of its arguments.
+    group: usize,
 }
 
+/// `hs[g]`: the arguments of group `g` (0: the optimizer's own, `i + 1`: group `i`);
+/// `claimed`: `{key: i}` for the layers of group `i`.
 fn layer_adaptive_lr_typed<'py, T: Float>(
     py: Python<'py>,
     func: &str,
     a: &Args<'py>,
-    h: &LayerAdaptiveLRArgs,
+    hs: &[LayerAdaptiveLRArgs],
+    claimed: Option<&Bound<'py, PyDict>>,
 ) -> Result<Vec<Bound<'py, PyAny>>> {
     let mut call = Call::new(func);
     let mut layers: Vec<Layer<T>> = Vec::with_capacity(a.grads.len());
@@ -104,32 +110,54 @@ fn layer_adaptive_lr_typed<'py, T: Float>(
             ),
         };
         same_shape(func, &p_name, out.shape(), g.shape())?;
+        let group = match claimed
+            .map(|c| c.get_item(key))
+            .transpose()
+            .map_err(Error::Python)?
+            .flatten()
+        {
+            None => 0,
+            Some(i) => match i.extract::<usize>() {
+                Ok(i) if i + 1 < hs.len() => i + 1,
+                _ => {
+                    return Err(Error::Value(format!(
+                        "{func}: the group of {p_name} must be an int < {}, got {i}",
+                        hs.len() - 1
+                    )))
+                }
+            },
+        };
         layers.push(Layer {
             g,
             sq,
             p,
             out,
             step,
+            group,
         });
     }
     let ok = call.check_overlaps()?;
     let mut total = 0;
-    let tensors: Vec<LayerAdaptiveLRTensor<T>> = layers
-        .iter_mut()
-        .map(|l| {
-            let out = l.out.slice(&ok);
-            total += out.len();
-            LayerAdaptiveLRTensor {
-                out,
-                g: l.g.slice(&ok),
-                sq: l.sq.slice(&ok),
-                p: l.p.as_ref().map(|p| p.slice(&ok)),
-                step: Each(l.step),
-            }
-        })
-        .collect();
+    let mut by_group: Vec<Vec<LayerAdaptiveLRTensor<T>>> = hs.iter().map(|_| Vec::new()).collect();
+    for l in layers.iter_mut() {
+        let out = l.out.slice(&ok);
+        total += out.len();
+        by_group[l.group].push(LayerAdaptiveLRTensor {
+            out,
+            g: l.g.slice(&ok),
+            sq: l.sq.slice(&ok),
+            p: l.p.as_ref().map(|p| p.slice(&ok)),
+            step: Each(l.step),
+        });
+    }
     let write = a.write;
-    run(py, total, || kernel(tensors, h, write));
+    run(py, total, || {
+        for (tensors, h) in by_group.into_iter().zip(hs) {
+            if !tensors.is_empty() {
+                kernel(tensors, h, write)
+            }
+        }
+    });
     Ok(fresh)
 }
 
@@ -154,7 +182,7 @@ fn new_array<'py, T: Float>(
 /// `{key: rate}`, `params` is None). `step` is the optimizer's new step count, None when the
 /// call does not count one.
 #[pyfunction]
-#[pyo3(signature = (func, steps, params, gradients, state, layer_steps, step, hyper, write))]
+#[pyo3(signature = (func, steps, params, gradients, state, layer_steps, step, hyper, write, groups=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn layer_adaptive_lr<'py>(
     py: Python<'py>,
@@ -167,6 +195,7 @@ pub fn layer_adaptive_lr<'py>(
     step: Option<u64>,
     hyper: &Bound<'py, LayerAdaptiveLRHyper>,
     write: &str,
+    groups: Groups<'py, LayerAdaptiveLRHyper>,
 ) -> PyResult<Bound<'py, PyDict>> {
     guard(func, || {
         let write = match write {
@@ -199,15 +228,23 @@ pub fn layer_adaptive_lr<'py>(
             grads,
             write,
         };
-        let h = LayerAdaptiveLRArgs {
-            learning_rate: hyper.get().learning_rate,
-            beta: hyper.get().beta,
-            epsilon: hyper.get().epsilon,
-        };
+        let (hypers, claimed) = super::hypers(hyper, &groups);
+        let hs: Vec<LayerAdaptiveLRArgs> = (0..=claimed.map_or(0, |(_, n)| n))
+            .map(|g| {
+                let h = hypers.of(g);
+                LayerAdaptiveLRArgs {
+                    learning_rate: h.learning_rate,
+                    beta: h.beta,
+                    epsilon: h.epsilon,
+                }
+            })
+            .collect();
+        let claimed = claimed.map(|(c, _)| c);
         let out = PyDict::new(py);
         if let Some((key, g)) = args.grads.items.first() {
             let dtype = float_dtype(func, &Name::Item("gradients", key.clone()), g)?;
-            let arrays = dispatch!(dtype => layer_adaptive_lr_typed(py, func, &args, &h))?;
+            let arrays =
+                dispatch!(dtype => layer_adaptive_lr_typed(py, func, &args, &hs, claimed))?;
             if write != Write::InPlace {
                 for ((key, _), a) in args.grads.items.iter().zip(arrays) {
                     out.set_item(key, a)?;

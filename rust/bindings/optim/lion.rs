@@ -4,7 +4,7 @@ use gradfast_kernels::optim::lion::{lion as kernel, LionArgs, LionTensor};
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -23,16 +23,16 @@ hyper_class! {
 fn lion_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &LionHyper,
+    h: &Hypers<LionHyper>,
     _step: u64,
 ) -> Result<()> {
-    let args = LionArgs {
-        learning_rate: h.learning_rate,
-        beta1: h.beta1,
-        beta2: h.beta2,
-        weight_decay: h.weight_decay,
-    };
-    dicts.run::<P, S, 1>(py, ["exp_avg"], |arrays| {
+    dicts.run::<P, S, 1, _>(py, ["exp_avg"], h, |arrays, h| {
+        let args = LionArgs {
+            learning_rate: h.learning_rate,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            weight_decay: h.weight_decay,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [exp_avg] = a.slots;
             LionTensor {

@@ -7,9 +7,14 @@
 //! state and the count before returning (see [`StepState`]). An optimizer file supplies the
 //! hyper-parameter class, the storage layouts it takes and a typed function that maps the
 //! checked slices onto its kernel's tensors.
+//!
+//! Parameter groups: a step may take, besides the optimizer's own hyper-parameters, one
+//! hyper-parameter object per group and a dict of the keys each group claims ([`Hypers`]).
+//! Every array is still checked before any is written, and the kernel runs once per group
+//! present in the call, all within the same release of the GIL: a group changes no pass count.
 
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString};
 
 mod adadelta;
 mod adagrad;
@@ -43,13 +48,46 @@ pub struct Arrays<'a, P, S, const N: usize> {
     pub slots: [&'a mut [S]; N],
 }
 
+/// The hyper-parameters of a step: the optimizer's own, and those of its parameter groups
+/// (empty without groups). Dereferences to the optimizer's own, which decide what is the same
+/// for every group (the state slots, the storage layout).
+pub struct Hypers<'h, H> {
+    own: &'h H,
+    groups: Vec<&'h H>,
+}
+
+impl<'h, H> Hypers<'h, H> {
+    pub fn new(own: &'h H, groups: Vec<&'h H>) -> Self {
+        Hypers { own, groups }
+    }
+
+    /// The hyper-parameters of group number `g` (0: the optimizer's own, `i + 1`: group `i`).
+    pub fn of(&self, g: usize) -> &'h H {
+        if g == 0 {
+            self.own
+        } else {
+            self.groups[g - 1]
+        }
+    }
+}
+
+impl<H> std::ops::Deref for Hypers<'_, H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        self.own
+    }
+}
+
 /// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
-/// `state` looked up by its keys.
+/// `state` looked up by its keys, and each parameter's group (0: the optimizer's own
+/// hyper-parameters, `i + 1`: group `i`).
 pub struct Dicts<'a, 'py> {
     func: &'a str,
     params: Items<'py>,
     grads: Mapping<'py>,
     state: Mapping<'py>,
+    group: Vec<usize>,
+    groups: usize,
 }
 
 impl<'a, 'py> Dicts<'a, 'py> {
@@ -58,15 +96,34 @@ impl<'a, 'py> Dicts<'a, 'py> {
         params: &Bound<'py, PyAny>,
         grads: &Bound<'py, PyAny>,
         state: &Bound<'py, PyAny>,
+        groups: Option<(&Bound<'py, PyDict>, usize)>,
     ) -> Result<Self> {
         let params = Items::read(func, "params", "numpy arrays", params)?;
         let grads = Mapping::new(func, "gradients", "numpy arrays", grads)?;
         let state = Mapping::new(func, "the optimizer state", "state dicts", state)?;
+        let mut group = vec![0; params.len()];
+        let mut count = 0;
+        if let Some((claimed, n)) = groups {
+            count = n;
+            for ((key, _), g) in params.items.iter().zip(&mut group) {
+                if let Some(i) = claimed.get_item(key).map_err(Error::Python)? {
+                    let i: usize = i.extract().map_err(Error::Python)?;
+                    if i >= n {
+                        return Err(Error::Value(format!(
+                            "{func}: the group of params[{key}] must be < {n}, got {i}"
+                        )));
+                    }
+                    *g = i + 1;
+                }
+            }
+        }
         let dicts = Dicts {
             func,
             params,
             grads,
             state,
+            group,
+            groups: count,
         };
         // With equal lengths, finding every key of `params` (in `run`) proves equal keys.
         if dicts.grads.len()? != dicts.params.len() {
@@ -136,13 +193,15 @@ impl<'a, 'py> Dicts<'a, 'py> {
         }
     }
 
-    /// Checks every array of the step (the state slots named `slots`), then runs `kernel` on
-    /// their slices, without the GIL when the step is large.
-    pub fn run<P: Elem, S: Elem, const N: usize>(
+    /// Checks every array of the step (the state slots named `slots`), then runs
+    /// `kernel(tensors, hyper)` on their slices, once per group present (each with that
+    /// group's hyper-parameters), all without the GIL when the step is large.
+    pub fn run<P: Elem, S: Elem, const N: usize, H: Sync>(
         &self,
         py: Python<'py>,
         slots: [&'static str; N],
-        kernel: impl FnOnce(Vec<Arrays<'_, P, S, N>>) + Send,
+        hypers: &Hypers<'_, H>,
+        mut kernel: impl FnMut(Vec<Arrays<'_, P, S, N>>, &H) + Send,
     ) -> Result<()> {
         let func = self.func;
         let slot_keys = slots.map(|s| PyString::new(py, s));
@@ -172,20 +231,26 @@ impl<'a, 'py> Dicts<'a, 'py> {
         }
         let ok = call.check_overlaps()?;
         let mut total = 0;
-        let tensors = checked
-            .iter_mut()
-            .map(|(p, g, slots)| {
-                let p = p.slice(&ok);
-                total += p.len();
-                let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
-                Arrays {
-                    p,
-                    g: g.slice(&ok),
-                    slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
+        let mut by_group: Vec<Vec<Arrays<'_, P, S, N>>> =
+            (0..=self.groups).map(|_| Vec::new()).collect();
+        for ((p, g, slots), &group) in checked.iter_mut().zip(&self.group) {
+            let p = p.slice(&ok);
+            total += p.len();
+            let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
+            by_group[group].push(Arrays {
+                p,
+                g: g.slice(&ok),
+                slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
+            });
+        }
+        let hypers: Vec<&H> = (0..by_group.len()).map(|g| hypers.of(g)).collect();
+        run(py, total, || {
+            for (tensors, h) in by_group.into_iter().zip(hypers) {
+                if !tensors.is_empty() {
+                    kernel(tensors, h)
                 }
-            })
-            .collect();
-        run(py, total, || kernel(tensors));
+            }
+        });
         Ok(())
     }
 }
@@ -199,11 +264,18 @@ pub fn take_step<'py>(
     params: &Bound<'py, PyAny>,
     gradients: &Bound<'py, PyAny>,
     fresh: Option<Bound<'py, PyAny>>,
+    groups: Option<(&Bound<'py, PyDict>, usize)>,
     step: impl FnOnce(&Dicts<'_, 'py>, u64) -> Result<()>,
 ) -> PyResult<()> {
-    take_step_with_extra(func, steps, params, gradients, fresh, |dicts, n, _| {
-        step(dicts, n)
-    })
+    take_step_with_extra(
+        func,
+        steps,
+        params,
+        gradients,
+        fresh,
+        groups,
+        |dicts, n, _| step(dicts, n),
+    )
 }
 
 /// [`take_step`] for an optimizer that commits an `extra` object with every step (NAdam's
@@ -214,6 +286,7 @@ pub fn take_step_with_extra<'py>(
     params: &Bound<'py, PyAny>,
     gradients: &Bound<'py, PyAny>,
     fresh: Option<Bound<'py, PyAny>>,
+    groups: Option<(&Bound<'py, PyDict>, usize)>,
     step: impl FnOnce(&Dicts<'_, 'py>, u64, &mut Bound<'py, PyAny>) -> Result<()>,
 ) -> PyResult<()> {
     super::guard(func, || {
@@ -231,24 +304,47 @@ pub fn take_step_with_extra<'py>(
             .into());
         }
         taking.step += 1;
-        let dicts = Dicts::new(func, params, gradients, &taking.state)?;
+        let dicts = Dicts::new(func, params, gradients, &taking.state, groups)?;
         step(&dicts, taking.step, &mut taking.extra)?;
         taking.commit();
         Ok(())
     })
 }
 
+/// The parameter groups a step binding takes: one hyper-parameter object per group and the
+/// dict `{key: group index}` of the keys they claim (keys not in it take the optimizer's own).
+pub type Groups<'py, H> = Option<(Vec<Bound<'py, H>>, Bound<'py, PyDict>)>;
+
+/// The [`Hypers`] of a step, and the claimed keys for [`Dicts::new`].
+#[allow(clippy::type_complexity)]
+pub fn hypers<'a, 'py, H>(
+    own: &'a Bound<'py, H>,
+    groups: &'a Groups<'py, H>,
+) -> (Hypers<'a, H>, Option<(&'a Bound<'py, PyDict>, usize)>)
+where
+    H: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
+{
+    match groups {
+        None => (Hypers::new(own.get(), Vec::new()), None),
+        Some((hs, claimed)) => (
+            Hypers::new(own.get(), hs.iter().map(|h| h.get()).collect()),
+            Some((claimed, hs.len())),
+        ),
+    }
+}
+
 /// Declares the `#[pyfunction]` of one optimizer's step: its name, its hyper-parameter
-/// class and the typed function it dispatches to. `typed::<T>(py, dicts, hyper, step)` serves
+/// class and the typed function it dispatches to. `typed::<T>(py, dicts, hypers, step)` serves
 /// float32 and float64; with `bf16_state: field`, `typed::<C, P, S>` serves every storage
 /// layout (bfloat16 params and state too) and the class's `field` says whether the state is
-/// bfloat16.
+/// bfloat16. `hypers` are the step's [`Hypers`] (the optimizer's own and its groups').
 #[macro_export]
 macro_rules! step_binding {
     (@fn $(#[$m:meta])* $name:ident($hyper:ty) |$py:ident, $dicts:ident, $h:ident, $step:ident| $body:expr) => {
         $(#[$m])*
         #[pyo3::pyfunction]
-        #[pyo3(signature = (func, steps, params, gradients, fresh, hyper))]
+        #[pyo3(signature = (func, steps, params, gradients, fresh, hyper, groups=None))]
+        #[allow(clippy::too_many_arguments)]
         pub fn $name<'py>(
             $py: pyo3::Python<'py>,
             func: &str,
@@ -257,9 +353,11 @@ macro_rules! step_binding {
             gradients: &pyo3::Bound<'py, pyo3::PyAny>,
             fresh: Option<pyo3::Bound<'py, pyo3::PyAny>>,
             hyper: &pyo3::Bound<'py, $hyper>,
+            groups: $crate::bindings::optim::Groups<'py, $hyper>,
         ) -> pyo3::PyResult<()> {
-            let $h = hyper.get();
-            $crate::bindings::optim::take_step(func, steps, params, gradients, fresh, |$dicts, $step| $body)
+            let ($h, claimed) = $crate::bindings::optim::hypers(hyper, &groups);
+            let $h = &$h;
+            $crate::bindings::optim::take_step(func, steps, params, gradients, fresh, claimed, |$dicts, $step| $body)
         }
     };
     ($(#[$m:meta])* $name:ident($hyper:ty, bf16_state: $field:ident) => $typed:ident) => {

@@ -4,7 +4,7 @@ use gradfast_kernels::optim::momentum::{momentum as kernel, MomentumArgs, Moment
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -23,16 +23,16 @@ hyper_class! {
 fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &MomentumHyper,
+    h: &Hypers<MomentumHyper>,
     _step: u64,
 ) -> Result<()> {
-    let args = MomentumArgs {
-        learning_rate: h.learning_rate,
-        momentum: h.momentum,
-        nesterov: h.nesterov,
-        maximize: h.maximize,
-    };
-    dicts.run::<P, S, 1>(py, ["velocity"], |arrays| {
+    dicts.run::<P, S, 1, _>(py, ["velocity"], h, |arrays, h| {
+        let args = MomentumArgs {
+            learning_rate: h.learning_rate,
+            momentum: h.momentum,
+            nesterov: h.nesterov,
+            maximize: h.maximize,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [v] = a.slots;
             MomentumTensor { p: a.p, g: a.g, v }

@@ -6,7 +6,7 @@ use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 use pyo3::types::PyFloat;
 
-use super::{take_step_with_extra, Dicts};
+use super::{take_step_with_extra, Dicts, Groups, Hypers};
 use crate::arrays::{Elem, Layout};
 use crate::bindings::steps::StepState;
 use crate::dispatch;
@@ -31,9 +31,10 @@ hyper_class! {
 fn nadam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
+    hypers: &Hypers<NAdamHyper>,
     args: &NAdamArgs,
 ) -> Result<()> {
-    dicts.run::<P, S, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {
+    dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], hypers, |arrays, h| {
         let tensors = arrays.into_iter().map(|a| {
             let [exp_avg, exp_avg_sq] = a.slots;
             NAdamTensor {
@@ -43,14 +44,25 @@ fn nadam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                 exp_avg_sq,
             }
         });
-        kernel::<C, P, S>(tensors.collect(), args)
+        // beta1 and momentum_decay, which make mu_product, are the optimizer's own
+        let args = NAdamArgs {
+            learning_rate: h.learning_rate,
+            beta2: h.beta2,
+            epsilon: h.epsilon,
+            weight_decay: h.weight_decay,
+            decoupled: h.decoupled,
+            maximize: h.maximize,
+            ..*args
+        };
+        kernel::<C, P, S>(tensors.collect(), &args)
     })
 }
 
 /// One NAdam step over a dict of parameters, in place, committed to `steps` with the new
 /// `mu_product` (its `extra`).
 #[pyfunction]
-#[pyo3(signature = (func, steps, params, gradients, fresh, hyper))]
+#[pyo3(signature = (func, steps, params, gradients, fresh, hyper, groups=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn nadam<'py>(
     py: Python<'py>,
     func: &str,
@@ -59,14 +71,17 @@ pub fn nadam<'py>(
     gradients: &Bound<'py, PyAny>,
     fresh: Option<Bound<'py, PyAny>>,
     hyper: &Bound<'py, NAdamHyper>,
+    groups: Groups<'py, NAdamHyper>,
 ) -> PyResult<()> {
     let h = hyper.get();
+    let (hypers, claimed) = super::hypers(hyper, &groups);
     take_step_with_extra(
         func,
         steps,
         params,
         gradients,
         fresh,
+        claimed,
         |dicts, step, extra| {
             let layout = dicts.layout(h.bf16_state)?;
             let mut args = NAdamArgs {
@@ -84,7 +99,7 @@ pub fn nadam<'py>(
             let previous: f64 = extra.extract().map_err(Error::Python)?;
             args.mu_product = args.next_mu_product(previous, layout == Some(Layout::F64));
             if let Some(layout) = layout {
-                dispatch!(storage layout => nadam_typed(py, dicts, &args))?;
+                dispatch!(storage layout => nadam_typed(py, dicts, &hypers, &args))?;
             }
             *extra = PyFloat::new(py, args.mu_product).into_any();
             Ok(())

@@ -4,7 +4,7 @@ use gradfast_kernels::optim::radam::{radam as kernel, RAdamArgs, RAdamTensor};
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -26,20 +26,20 @@ hyper_class! {
 fn radam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &RAdamHyper,
+    h: &Hypers<RAdamHyper>,
     step: u64,
 ) -> Result<()> {
-    let args = RAdamArgs {
-        learning_rate: h.learning_rate,
-        beta1: h.beta1,
-        beta2: h.beta2,
-        epsilon: h.epsilon,
-        weight_decay: h.weight_decay,
-        decoupled: h.decoupled,
-        maximize: h.maximize,
-        step,
-    };
-    dicts.run::<P, S, 2>(py, ["exp_avg", "exp_avg_sq"], |arrays| {
+    dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], h, |arrays, h| {
+        let args = RAdamArgs {
+            learning_rate: h.learning_rate,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            epsilon: h.epsilon,
+            weight_decay: h.weight_decay,
+            decoupled: h.decoupled,
+            maximize: h.maximize,
+            step,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [exp_avg, exp_avg_sq] = a.slots;
             RAdamTensor {

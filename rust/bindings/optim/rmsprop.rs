@@ -4,7 +4,7 @@ use gradfast_kernels::optim::rmsprop::{rmsprop as kernel, RMSpropArgs, RMSpropTe
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::{Arrays, Dicts};
+use super::{Arrays, Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -46,24 +46,27 @@ fn tensor<'a, P, S, const N: usize>(
 fn rmsprop_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &RMSpropHyper,
+    h: &Hypers<RMSpropHyper>,
     _step: u64,
 ) -> Result<()> {
-    let args = RMSpropArgs {
-        learning_rate: h.learning_rate,
-        alpha: h.alpha,
-        epsilon: h.epsilon,
-        weight_decay: h.weight_decay,
-        momentum: h.momentum,
-        centered: h.centered,
-        maximize: h.maximize,
-    };
+    // the slots are the optimizer's (a group may not change them)
     let (m, c) = (h.momentum > 0.0, h.centered);
-    let step = |tensors: Vec<RMSpropTensor<'_, P, S>>| kernel::<C, P, S>(tensors, &args);
+    let step = |tensors: Vec<RMSpropTensor<'_, P, S>>, h: &RMSpropHyper| {
+        let args = RMSpropArgs {
+            learning_rate: h.learning_rate,
+            alpha: h.alpha,
+            epsilon: h.epsilon,
+            weight_decay: h.weight_decay,
+            momentum: h.momentum,
+            centered: h.centered,
+            maximize: h.maximize,
+        };
+        kernel::<C, P, S>(tensors, &args)
+    };
     macro_rules! run_with {
         ($n:literal: $($slot:literal),+) => {
-            dicts.run::<P, S, $n>(py, [$($slot),+], |arrays| {
-                step(arrays.into_iter().map(|a| tensor(a, m, c)).collect())
+            dicts.run::<P, S, $n, _>(py, [$($slot),+], h, |arrays, h| {
+                step(arrays.into_iter().map(|a| tensor(a, m, c)).collect(), h)
             })
         };
     }

@@ -3,7 +3,7 @@
 use gradfast_kernels::optim::rprop::{rprop as kernel, RpropArgs, RpropTensor};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Float;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -21,15 +21,20 @@ hyper_class! {
     }
 }
 
-fn rprop_typed<T: Float>(py: Python<'_>, dicts: &Dicts, h: &RpropHyper, _step: u64) -> Result<()> {
-    let args = RpropArgs {
-        etaminus: h.etaminus,
-        etaplus: h.etaplus,
-        step_size_min: h.step_size_min,
-        step_size_max: h.step_size_max,
-        maximize: h.maximize,
-    };
-    dicts.run::<T, T, 2>(py, ["prev", "step_size"], |arrays| {
+fn rprop_typed<T: Float>(
+    py: Python<'_>,
+    dicts: &Dicts,
+    h: &Hypers<RpropHyper>,
+    _step: u64,
+) -> Result<()> {
+    dicts.run::<T, T, 2, _>(py, ["prev", "step_size"], h, |arrays, h| {
+        let args = RpropArgs {
+            etaminus: h.etaminus,
+            etaplus: h.etaplus,
+            step_size_min: h.step_size_min,
+            step_size_max: h.step_size_max,
+            maximize: h.maximize,
+        };
         let tensors = arrays.into_iter().map(|a| {
             let [prev, step_size] = a.slots;
             RpropTensor {

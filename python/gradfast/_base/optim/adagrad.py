@@ -33,6 +33,7 @@ class AdagradBase(LowPrecisionState):
 
     slots = ("sum",)
     hyperparams = ("learning_rate", "lr_decay", "weight_decay", "epsilon", "maximize")
+    _group_fixed = {"initial_accumulator_value": "the optimizer's only; torch ignores a group's"}
     lr_decay = Hyper(lo=0.0)
     weight_decay = Hyper(lo=0.0)
     epsilon = Hyper(lo=0.0)

@@ -32,6 +32,7 @@ class ASGDBase(Optimizer):
 
     slots = ("ax",)
     hyperparams = ("learning_rate", "lambd", "alpha", "t0", "weight_decay", "maximize")
+    _group_fixed = {h: "eta and mu are kept once per optimizer" for h in ("learning_rate", "lambd", "alpha", "t0")}
     lambd = Hyper(lo=0.0)
     alpha = Hyper(lo=0.0)
     t0 = Hyper()

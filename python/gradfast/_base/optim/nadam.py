@@ -54,6 +54,7 @@ class NAdamBase(LowPrecisionState):
         "decoupled",
         "maximize",
     )
+    _group_fixed = {h: "mu_product is kept once per optimizer" for h in ("beta1", "momentum_decay")}
     beta1 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     beta2 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)

@@ -14,16 +14,18 @@ class LayerAdaptiveLR(LayerAdaptiveLRBase):
     def _advance(self, fn, params, gradients, write):
         step = None if write == "rates" else next_step(fn, self.step)
         state, steps = self._next(fn, gradients)
+        claimed, views = self._resolve(fn, gradients), self._views()
         out = {}
         for key, g in gradients.items():
+            h = views[claimed[key]] if key in claimed else self  # the layer's hyper-parameters
             sq = state[key]["square_avg"]
             t = sq.dtype.type
             with np.errstate(all="ignore"):
-                sq *= t(self.beta)
-                sq += t(1.0 - self.beta) * (g * g)
-                corrected = sq / t(1.0 - self.beta ** steps[key])
+                sq *= t(h.beta)
+                sq += t(1.0 - h.beta) * (g * g)
+                corrected = sq / t(1.0 - h.beta ** steps[key])
                 # np.asarray: a 0-d layer gives a 0-d array, not a NumPy scalar
-                rate = np.asarray(t(self.learning_rate) / (np.sqrt(corrected) + t(self.epsilon)))
+                rate = np.asarray(t(h.learning_rate) / (np.sqrt(corrected) + t(h.epsilon)))
                 if write == "rates":
                     out[key] = rate
                 elif write == "stepped":
