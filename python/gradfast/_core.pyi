@@ -268,6 +268,7 @@ def sgd_step(
     gradients: Mapping[Any, np.ndarray],
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: SgdStepHyper,
+    groups: tuple[list[SgdStepHyper], dict[Any, int]] | None = None,
 ) -> None: ...
 def lion(
     func: str,

@@ -5,7 +5,7 @@ use gradfast_kernels::optim::sgd::{sgd as kernel, sgd_plain, SgdArgs, SgdPlainTe
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::Dicts;
+use super::{Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -26,10 +26,10 @@ hyper_class! {
 fn sgd_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
-    h: &SgdStepHyper,
+    h: &Hypers<SgdStepHyper>,
     step: u64,
 ) -> Result<()> {
-    let args = SgdArgs {
+    let args = |h: &SgdStepHyper| SgdArgs {
         learning_rate: h.learning_rate,
         momentum: h.momentum,
         dampening: h.dampening,
@@ -38,15 +38,16 @@ fn sgd_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
         maximize: h.maximize,
         first: step == 1,
     };
+    // Every group has the optimizer's slots (momentum on or off is the optimizer's only).
     if h.momentum == 0.0 {
-        return dicts.run::<P, S, 0>(py, [], |arrays| {
+        return dicts.run::<P, S, 0, _>(py, [], h, |arrays, h| {
             let tensors = arrays
                 .into_iter()
                 .map(|a| SgdPlainTensor { p: a.p, g: a.g });
-            sgd_plain::<C, P>(tensors.collect(), &args)
+            sgd_plain::<C, P>(tensors.collect(), &args(h))
         });
     }
-    dicts.run::<P, S, 1>(py, ["momentum_buffer"], |arrays| {
+    dicts.run::<P, S, 1, _>(py, ["momentum_buffer"], h, |arrays, h| {
         let tensors = arrays.into_iter().map(|a| {
             let [buf] = a.slots;
             SgdTensor {
@@ -55,7 +56,7 @@ fn sgd_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                 buf,
             }
         });
-        kernel::<C, P, S>(tensors.collect(), &args)
+        kernel::<C, P, S>(tensors.collect(), &args(h))
     })
 }
 
