@@ -184,6 +184,14 @@ def adam(
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: AdamHyper,
 ) -> None: ...
+def adam_8bit(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdamHyper,
+) -> None: ...
 def adam_array(
     func: str,
     params: np.ndarray,
@@ -234,7 +242,23 @@ def momentum(
     fresh: dict[Any, dict[str, np.ndarray]] | None,
     hyper: MomentumHyper,
 ) -> None: ...
+def momentum_8bit(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: MomentumHyper,
+) -> None: ...
 def lion(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: LionHyper,
+) -> None: ...
+def lion_8bit(
     func: str,
     steps: StepState,
     params: Mapping[Any, np.ndarray],
