@@ -23,7 +23,17 @@ class LowPrecisionState(Optimizer):
     in the order of the float32 optimizer, and every stored value (state, and bfloat16 params)
     is rounded to nearest even once, when written. The parameter update uses the state values
     as computed, before they are rounded for storage; the next step reads the rounded ones.
+
+    ``state_dtype='8bit'`` (where ``_eight_bit`` is set; float32 params) keeps each slot of an
+    array of 4,096 or more elements as bitsandbytes' block-wise 8-bit state: ``uint8`` codes
+    under the slot's name and float32 block maxima under ``<slot>_absmax`` (see
+    ``gradfast._base.optim.quantized``); smaller arrays keep float32 state. Each step decodes a
+    block of 256 values to float32, updates it as the float32 optimizer does, and encodes it
+    with the maximum of the updated values, as bitsandbytes' CPU encoder does.
     """
+
+    #: whether ``state_dtype='8bit'`` is offered
+    _eight_bit = False
 
     def _init_state_dtype(self, state_dtype: object) -> None:
         if state_dtype is None:
