@@ -36,7 +36,10 @@ def _problem(shapes, steps, seed):
     params = {f"k{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
     grads = []
     for _ in range(steps):
-        g = {k: (rng.standard_normal(p.shape) * rng.choice([1e-4, 1.0, 30.0])).astype(np.float32) for k, p in params.items()}
+        g = {
+            k: (rng.standard_normal(p.shape) * rng.choice([1e-4, 1.0, 30.0])).astype(np.float32)
+            for k, p in params.items()
+        }
         grads.append(g)
     return params, grads
 
@@ -127,7 +130,9 @@ def test_bad_input_changes_nothing(m):
     assert opt.state == {} and opt.step == 0
     np.testing.assert_array_equal(p64["w"], 1.0)
     with pytest.raises(ValueError, match="amsgrad must be False with state_dtype='8bit'"):
-        m.Adam(amsgrad=True, state_dtype="8bit").update({"w": np.ones(5000, np.float32)}, {"w": np.ones(5000, np.float32)})
+        m.Adam(amsgrad=True, state_dtype="8bit").update(
+            {"w": np.ones(5000, np.float32)}, {"w": np.ones(5000, np.float32)}
+        )
     # a state whose maxima have the wrong shape is refused before anything is written
     params = {"w": np.ones(5000, np.float32)}
     opt.update(params, {"w": np.ones(5000, np.float32)})

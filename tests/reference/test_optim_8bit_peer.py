@@ -136,7 +136,9 @@ def test_momentum_8bit_within_quantization_error_of_float32(problem):
     assert ours.mean() < 0.05 * np.abs(pf - problem[0]).mean()  # measured: 2% of the distance moved
 
 
-@pytest.mark.parametrize("make", [lambda sd: ref.AdamW(1e-2, state_dtype=sd), lambda sd: ref.Lion(1e-3, state_dtype=sd)])
+@pytest.mark.parametrize(
+    "make", [lambda sd: ref.AdamW(1e-2, state_dtype=sd), lambda sd: ref.Lion(1e-3, state_dtype=sd)]
+)
 def test_small_model_trains_to_float32_loss(make):
     # Softmax regression onto a random linear teacher's 10 classes: weights of 512 x 10
     # (8-bit state), from log(10) to near 0 in 150 steps with either state.

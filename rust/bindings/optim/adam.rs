@@ -1,7 +1,9 @@
 //! `Adam` and `AdamW` (the engine of their `update`), and the original functional
 //! `adam_optimizer` on one array.
 
-use gradfast_kernels::optim::adam::{adam as kernel, adam_8bit as kernel_8bit, AdamArgs, AdamTensor};
+use gradfast_kernels::optim::adam::{
+    adam as kernel, adam_8bit as kernel_8bit, AdamArgs, AdamTensor,
+};
 use gradfast_kernels::{Real, Store};
 use pyo3::intern;
 use pyo3::prelude::*;

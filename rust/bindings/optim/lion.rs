@@ -1,6 +1,8 @@
 //! `Lion` (the engine of its `update`).
 
-use gradfast_kernels::optim::lion::{lion as kernel, lion_8bit as kernel_8bit, LionArgs, LionTensor};
+use gradfast_kernels::optim::lion::{
+    lion as kernel, lion_8bit as kernel_8bit, LionArgs, LionTensor,
+};
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 

@@ -479,7 +479,12 @@ mod tests {
         for t in 1..=3 {
             step(&mut p, &g, &mut m, &mut v, None, &hyper(t));
         }
-        let worst = one.0.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = one
+            .0
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst > 0.0 && worst < 1e-3, "{worst}");
         let empty = Tensor8 {
             p: &mut [],
