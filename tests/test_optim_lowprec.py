@@ -199,8 +199,10 @@ def test_bfloat16_state_with_float64_params_is_refused(impl, name):
 @pytest.mark.parametrize("bad", ["float16", "float32", "bf16x", 3, np.float64])
 def test_state_dtype_is_none_or_bfloat16(impl, bad):
     for cls in (impl.Adam, impl.AdamW, impl.MomentumOptimizer):
-        with pytest.raises(ValueError, match=r"state_dtype must be None or 'bfloat16', got"):
+        with pytest.raises(ValueError, match=r"state_dtype must be None, 'bfloat16' or '8bit', got"):
             cls(state_dtype=bad)
+    with pytest.raises(ValueError, match=r"state_dtype must be None or 'bfloat16', got"):
+        impl.RAdam(state_dtype=bad)
     assert impl.Adam(state_dtype=ml_dtypes.bfloat16).state_dtype == "bfloat16"
     assert impl.MomentumOptimizer().state_dtype is None
 

@@ -206,6 +206,15 @@ def adam(
     hyper: AdamHyper,
     groups: tuple[list[AdamHyper], dict[Any, int]] | None = None,
 ) -> None: ...
+def adam_8bit(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdamHyper,
+    groups: tuple[list[AdamHyper], dict[Any, int]] | None = None,
+) -> None: ...
 def adam_array(
     func: str,
     params: np.ndarray,
@@ -270,7 +279,25 @@ def sgd_step(
     hyper: SgdStepHyper,
     groups: tuple[list[SgdStepHyper], dict[Any, int]] | None = None,
 ) -> None: ...
+def momentum_8bit(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: MomentumHyper,
+    groups: tuple[list[MomentumHyper], dict[Any, int]] | None = None,
+) -> None: ...
 def lion(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: LionHyper,
+    groups: tuple[list[LionHyper], dict[Any, int]] | None = None,
+) -> None: ...
+def lion_8bit(
     func: str,
     steps: StepState,
     params: Mapping[Any, np.ndarray],

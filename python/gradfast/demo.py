@@ -62,13 +62,14 @@ OPTIMIZERS: dict[str, tuple[Callable[..., Any], float]] = {
     "lamb": (lambda lib, lr: lib.LAMB(lr, weight_decay=0.01, groups=NO_DECAY), 1e-2),
     "lars": (lambda lib, lr: lib.LARS(lr, momentum=0.9, trust_coefficient=0.02), 1.0),
 }
-#: the optimizers that can keep their state in bfloat16 (``--state-dtype bfloat16``)
+#: the optimizers that can keep their state in bfloat16 or 8 bits (``--state-dtype``)
 LOW_PRECISION = ("adamw", "adam", "momentum")
 
 
 def make_optimizer(lib: ModuleType, name: str, learning_rate: float, state_dtype: str | None = None):
     """The optimizer ``name`` of ``lib`` (``gradfast`` or ``gradfast.reference``), its state in
-    float32 or, with ``state_dtype='bfloat16'`` (an optimizer of ``LOW_PRECISION``), in bfloat16."""
+    float32 or, with ``state_dtype='bfloat16'`` or ``'8bit'`` (an optimizer of ``LOW_PRECISION``),
+    in bfloat16 or bitsandbytes' block-wise 8 bits."""
     build, _ = OPTIMIZERS[name]
     return build(lib, learning_rate, state_dtype=state_dtype) if state_dtype else build(lib, learning_rate)
 
@@ -388,9 +389,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr", type=_rate, metavar="RATE", help="peak learning rate (default: one per optimizer)")
     p.add_argument(
         "--state-dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "8bit"),
         default="float32",
-        help=f"the MLP optimizer's state: float32 (default) or bfloat16 (with {', '.join(LOW_PRECISION)})",
+        help=f"the MLP optimizer's state: float32 (default), bfloat16 or 8bit (with {', '.join(LOW_PRECISION)})",
     )
     p.add_argument(
         "--impl",
@@ -444,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
         args.lr = OPTIMIZERS[args.optimizer][1]
     args.state_dtype = None if args.state_dtype == "float32" else args.state_dtype
     if args.state_dtype and args.optimizer not in LOW_PRECISION:
-        sys.stderr.write(f"gradfast demo: --state-dtype bfloat16 needs one of {', '.join(LOW_PRECISION)}\n")
+        sys.stderr.write(f"gradfast demo: --state-dtype {args.state_dtype} needs one of {', '.join(LOW_PRECISION)}\n")
         return 2
     lib = gradfast.reference if args.impl == "reference" else gradfast
     dist = lib.distributed if args.distributed else None  # its first call needs the mpi extra

@@ -42,6 +42,8 @@ class RustStep:
 
     _new_steps = _core.StepState
     _step: Any = None
+    #: the step with ``state_dtype='8bit'``, where the optimizer offers it
+    _step_8bit: Any = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -52,18 +54,21 @@ class RustStep:
         """Apply one step in place to ``params``; returns ``params``."""
         claimed = self._resolve(self._update_name, params)  # type: ignore[attr-defined]
         hyper = self._packed or self._pack()  # type: ignore[attr-defined]
+        eight_bit = getattr(self, "_state_dtype", None) == "8bit"
+        step = type(self)._step_8bit if eight_bit else type(self)._step
         if not claimed:
             fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
-            type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+            step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
             return params
         fresh = None if self.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
         groups = (self._group_hypers(), claimed)  # type: ignore[attr-defined]
-        type(self)._step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
+        step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
         return params
 
 
 class Adam(RustStep, AdamBase):
     _step = _core.adam
+    _step_8bit = _core.adam_8bit
     _hyper_class = _core.AdamHyper
 
 
@@ -93,11 +98,13 @@ class RMSprop(RustStep, RMSpropBase):
 
 class MomentumOptimizer(RustStep, MomentumBase):
     _step = _core.momentum
+    _step_8bit = _core.momentum_8bit
     _hyper_class = _core.MomentumHyper
 
 
 class Lion(RustStep, LionBase):
     _step = _core.lion
+    _step_8bit = _core.lion_8bit
     _hyper_class = _core.LionHyper
 
 

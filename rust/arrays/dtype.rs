@@ -100,6 +100,19 @@ impl<T: Float> Elem for T {
     }
 }
 
+/// uint8: the codes of 8-bit optimizer state.
+impl Elem for u8 {
+    fn holds(arr: &Bound<PyUntypedArray>) -> bool {
+        arr.dtype().num() == NPY_TYPES::NPY_UBYTE as i32
+    }
+    fn wrong(func: &str, name: &Name, arr: &Bound<PyUntypedArray>) -> Error {
+        Error::Type(format!(
+            "{func}: {name} must have dtype uint8 (8-bit state codes), got {}",
+            arr.dtype()
+        ))
+    }
+}
+
 /// `ml_dtypes.bfloat16`, borrowed as its bits.
 impl Elem for u16 {
     fn holds(arr: &Bound<PyUntypedArray>) -> bool {

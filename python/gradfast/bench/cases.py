@@ -256,11 +256,12 @@ register(
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 
-#: the operating points: (params dtype, state_dtype, label)
+#: the operating points: (params dtype, state_dtype, label with the state's bytes per param)
 LOWPREC_POINTS = (
-    ("float32", None, "f32 state"),
-    ("float32", "bfloat16", "bf16 state"),
-    ("bfloat16", "bfloat16", "all bf16"),
+    ("float32", None, "f32 state 8 B/param"),
+    ("float32", "bfloat16", "bf16 state 4 B/param"),
+    ("float32", "8bit", "8-bit state 2.03 B/param"),
+    ("bfloat16", "bfloat16", "all bf16 4 B/param"),
 )
 #: each case's state_dtype (its params' dtype is the case's)
 LOWPREC = {Case(d, 1, 16_000_000, name=f"16,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
@@ -295,15 +296,18 @@ def lowprec_adam(case: Case, impl: str):
 
 
 def _lowprec_traffic(case: Case):
-    # in arrays of the params' dtype: p and g, and m and v (half as wide for f32 params with bf16 state)
-    narrow = LOWPREC.get(case, LOWPREC_QUICK.get(case)) and case.dtype == "float32"
-    return [(2, 1)] if narrow else [(3, 1)]
+    # in arrays of the params' dtype: p and g, and m and v (half as wide for f32 params with
+    # bf16 state, a quarter with 8-bit state: its block maxima are 1/64 more)
+    state_dtype = LOWPREC.get(case, LOWPREC_QUICK.get(case))
+    if state_dtype == "8bit":
+        return [(1, 2)]
+    return [(2, 1)] if state_dtype and case.dtype == "float32" else [(3, 1)]
 
 
 register(
     Kernel(
         "adam_lowprec",
-        "Adam.update with float32 state, bfloat16 state, and all bfloat16 (28, 20, 12 bytes per param)",
+        "Adam.update with float32, bfloat16 and 8-bit state, and all bfloat16 (28, 20, 16, 12 bytes moved per param)",
         cases=tuple(LOWPREC),
         quick=tuple(LOWPREC_QUICK),
         prepare=lowprec_adam,

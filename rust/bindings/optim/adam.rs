@@ -1,7 +1,9 @@
 //! `Adam` and `AdamW` (the engine of their `update`), and the original functional
 //! `adam_optimizer` on one array.
 
-use gradfast_kernels::optim::adam::{adam as kernel, AdamArgs, AdamTensor};
+use gradfast_kernels::optim::adam::{
+    adam as kernel, adam_8bit as kernel_8bit, AdamArgs, AdamTensor,
+};
 use gradfast_kernels::{Real, Store};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -10,7 +12,7 @@ use pyo3::types::PyDict;
 use super::{Dicts, Hypers};
 use crate::arrays::{float_dtype, same_shape, Call, Elem, Float, Name};
 use crate::bindings::{guard, run};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::{dispatch, hyper_class, step_binding};
 
 hyper_class! {
@@ -86,6 +88,39 @@ step_binding! {
     adam(AdamHyper, bf16_state: bf16_state) => adam_typed
 }
 
+fn adam_8bit_typed(py: Python<'_>, dicts: &Dicts, h: &Hypers<AdamHyper>, step: u64) -> Result<()> {
+    if h.amsgrad {
+        return Err(Error::Value(format!(
+            "{}: amsgrad must be False with state_dtype='8bit' (8-bit Adam keeps no maximum), got True",
+            dicts.func
+        )));
+    }
+    let slots = ["exp_avg", "exp_avg_sq"];
+    let maxima = ["exp_avg_absmax", "exp_avg_sq_absmax"];
+    dicts.run_8bit(py, slots, maxima, h, |full, quantized, h| {
+        let args = h.args(step);
+        let full = full.into_iter().map(|a| {
+            let [m, v] = a.slots;
+            AdamTensor {
+                p: a.p,
+                g: a.g,
+                m,
+                v,
+                vmax: None,
+            }
+        });
+        kernel::<f32, f32, f32>(full.collect(), &args);
+        kernel_8bit(quantized.into_iter().map(|a| a.tensor()).collect(), &args);
+    })
+}
+
+step_binding! {
+    @fn
+    /// One Adam step with 8-bit state over a dict of float32 parameters, in place, committed
+    /// to `steps`.
+    adam_8bit(AdamHyper) |py, dicts, h, step| adam_8bit_typed(py, dicts, h, step)
+}
+
 fn adam_array_typed<T: Float>(
     py: Python<'_>,
     func: &str,
@@ -142,5 +177,6 @@ pub fn adam_array(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AdamHyper>()?;
     m.add_function(wrap_pyfunction!(adam, m)?)?;
+    m.add_function(wrap_pyfunction!(adam_8bit, m)?)?;
     m.add_function(wrap_pyfunction!(adam_array, m)?)
 }

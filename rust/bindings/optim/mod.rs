@@ -27,6 +27,7 @@ mod layer_adaptive_lr;
 mod lion;
 mod momentum;
 mod nadam;
+mod quantized;
 mod radam;
 mod rmsprop;
 mod rprop;

@@ -1,10 +1,12 @@
 //! `MomentumOptimizer` (the engine of its `update`).
 
-use gradfast_kernels::optim::momentum::{momentum as kernel, MomentumArgs, MomentumTensor};
+use gradfast_kernels::optim::momentum::{
+    momentum as kernel, momentum_8bit as kernel_8bit, MomentumArgs, MomentumTensor,
+};
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
-use super::{Dicts, Hypers};
+use super::{Arrays, Dicts, Hypers};
 use crate::arrays::Elem;
 use crate::error::Result;
 use crate::{hyper_class, step_binding};
@@ -20,6 +22,25 @@ hyper_class! {
     }
 }
 
+impl MomentumHyper {
+    fn args(&self) -> MomentumArgs {
+        MomentumArgs {
+            learning_rate: self.learning_rate,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            maximize: self.maximize,
+        }
+    }
+}
+
+fn tensors<'a, P, S>(arrays: Vec<Arrays<'a, P, S, 1>>) -> Vec<MomentumTensor<'a, P, S>> {
+    let tensors = arrays.into_iter().map(|a| {
+        let [v] = a.slots;
+        MomentumTensor { p: a.p, g: a.g, v }
+    });
+    tensors.collect()
+}
+
 fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
@@ -27,18 +48,29 @@ fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     _step: u64,
 ) -> Result<()> {
     dicts.run::<P, S, 1, _>(py, ["velocity"], h, |arrays, h| {
-        let args = MomentumArgs {
-            learning_rate: h.learning_rate,
-            momentum: h.momentum,
-            nesterov: h.nesterov,
-            maximize: h.maximize,
-        };
-        let tensors = arrays.into_iter().map(|a| {
-            let [v] = a.slots;
-            MomentumTensor { p: a.p, g: a.g, v }
-        });
-        kernel::<C, P, S>(tensors.collect(), &args)
+        kernel::<C, P, S>(tensors(arrays), &h.args())
     })
+}
+
+fn momentum_8bit_typed(py: Python<'_>, dicts: &Dicts, h: &Hypers<MomentumHyper>) -> Result<()> {
+    dicts.run_8bit(
+        py,
+        ["velocity"],
+        ["velocity_absmax"],
+        h,
+        |full, quantized, h| {
+            let args = h.args();
+            kernel::<f32, f32, f32>(tensors(full), &args);
+            kernel_8bit(quantized.into_iter().map(|a| a.tensor()).collect(), &args);
+        },
+    )
+}
+
+step_binding! {
+    @fn
+    /// One momentum step with 8-bit state over a dict of float32 parameters, in place,
+    /// committed to `steps`.
+    momentum_8bit(MomentumHyper) |py, dicts, h, _step| momentum_8bit_typed(py, dicts, h)
 }
 
 step_binding! {
@@ -48,5 +80,6 @@ step_binding! {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MomentumHyper>()?;
-    m.add_function(wrap_pyfunction!(momentum, m)?)
+    m.add_function(wrap_pyfunction!(momentum, m)?)?;
+    m.add_function(wrap_pyfunction!(momentum_8bit, m)?)
 }

@@ -10,8 +10,13 @@
 //! type `C` (bfloat16 in float32, see [`crate::runtime::store`]): each element is widened on load and
 //! rounded to nearest even on store, in the same pass. The parameter update uses the moments
 //! as computed, before they are rounded for storage.
+//!
+//! With 8-bit state ([`adam_8bit`], float32 params) each block of 256 moments is decoded into
+//! a float32 buffer, stepped by the same loop and encoded again ([`crate::runtime::quant8`]):
+//! still one pass over memory.
 
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -152,6 +157,35 @@ crate::simd! {
             (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, c),
             (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, c),
         }
+    }
+}
+
+/// One Adam step over tensors whose moments are 8-bit (`first` the signed codes of
+/// `exp_avg`, `second` the unsigned codes of `exp_avg_sq`), in place; AMSGrad is not offered.
+pub fn adam_8bit(tensors: Vec<Tensor8<'_, f32>>, h: &AdamArgs) {
+    let c = Consts::<f32>::new(h);
+    // p read and written, g read: 4 bytes each; two codes read and written: 1 byte each
+    for_each_chunk(tensors, 16, |t| adam_8bit_slices(t, &c));
+}
+
+crate::simd! {
+    fn adam_8bit_slices<'a>(t: Tensor8<'a, f32>, c: &Consts<f32>) {
+        let Tensor8 { p, g, first, first_max, second, second_max } = t;
+        let mut state = [
+            Quantized { codes: first, absmax: first_max.0 },
+            Quantized::second(second, second_max),
+        ];
+        let books = [Codebook::signed(), Codebook::unsigned()];
+        by_block(p.len(), &mut state, books, |start, [m, v], len| {
+            let (p, g) = (&mut p[start..start + len], &g[start..start + len]);
+            let (m, v) = (&mut m[..len], &mut v[..len]);
+            match (c.coupled, c.moments.low_weight) {
+                (false, true) => adam_loop::<f32, f32, f32, false, true, false>(p, g, m, v, &mut [], c),
+                (false, false) => adam_loop::<f32, f32, f32, false, false, false>(p, g, m, v, &mut [], c),
+                (true, true) => adam_loop::<f32, f32, f32, true, true, false>(p, g, m, v, &mut [], c),
+                (true, false) => adam_loop::<f32, f32, f32, true, false, false>(p, g, m, v, &mut [], c),
+            }
+        });
     }
 }
 
@@ -410,5 +444,56 @@ mod tests {
             (p, m, v)
         };
         assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn eight_bit_state_one_thread_equals_many_threads_bitwise_and_tracks_float32() {
+        use crate::runtime::quant8::{blocks, Maxima};
+        let n = PARALLEL_MIN_BYTES / 16 + 2 * CHUNK + 300;
+        let g: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let run = |threads| {
+            set_num_threads(threads);
+            let (mut p, mut m, mut v) = (vec![0.5f32; n], vec![0u8; n], vec![0u8; n]);
+            let (mut am, mut av) = (vec![0.0f32; blocks(n)], vec![0.0f32; blocks(n)]);
+            for step in 1..=3 {
+                let t = Tensor8 {
+                    p: &mut p,
+                    g: &g,
+                    first: &mut m,
+                    first_max: Maxima(&mut am),
+                    second: Some(&mut v),
+                    second_max: Some(Maxima(&mut av)),
+                };
+                adam_8bit(vec![t], &hyper(step));
+            }
+            (p, m, v, am, av)
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        // Float32 state: the parameters differ by the quantization of the moments only, less
+        // than one step's size (lr) in three steps.
+        let (mut p, mut m, mut v) = (vec![0.5f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        for t in 1..=3 {
+            step(&mut p, &g, &mut m, &mut v, None, &hyper(t));
+        }
+        let worst = one
+            .0
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst > 0.0 && worst < 1e-3, "{worst}");
+        let empty = Tensor8 {
+            p: &mut [],
+            g: &[],
+            first: &mut [],
+            first_max: Maxima(&mut []),
+            second: Some(&mut []),
+            second_max: Some(Maxima(&mut [])),
+        };
+        adam_8bit(vec![empty], &hyper(1));
     }
 }

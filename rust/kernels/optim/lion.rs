@@ -6,9 +6,11 @@
 //! The sign of NaN is 0, as torch's.
 //!
 //! As in Adam, parameters and gradients (`P`) and the moment (`S`) may be stored narrower
-//! than the arithmetic type `C`; the moment is rounded when stored.
+//! than the arithmetic type `C`; the moment is rounded when stored. With 8-bit state
+//! ([`lion_8bit`]) it is decoded and encoded block by block around the same loop.
 
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step.
@@ -79,15 +81,37 @@ fn sign<T: Real>(x: T) -> T {
 
 crate::simd! {
     fn lion_slices<C: Real, P: Store<C>, S: Store<C>>(p: &mut [P], g: &[P], m: &mut [S], c: &Consts<C>) {
-        let n = p.len();
-        let (g, m) = (&g[..n], &mut m[..n]);
-        let c = *c;
-        for i in 0..n {
-            let (gi, mi) = (g[i].load(), m[i].load());
-            let u = sign(mi * c.beta1 + c.one_minus_beta1 * gi);
-            p[i] = P::store(p[i].load() * c.decay + c.neg_lr * u);
-            m[i] = S::store(mi * c.beta2 + c.one_minus_beta2 * gi);
-        }
+        lion_loop(p, g, m, c)
+    }
+}
+
+#[inline(always)]
+fn lion_loop<C: Real, P: Store<C>, S: Store<C>>(p: &mut [P], g: &[P], m: &mut [S], c: &Consts<C>) {
+    let n = p.len();
+    let (g, m) = (&g[..n], &mut m[..n]);
+    let c = *c;
+    for i in 0..n {
+        let (gi, mi) = (g[i].load(), m[i].load());
+        let u = sign(mi * c.beta1 + c.one_minus_beta1 * gi);
+        p[i] = P::store(p[i].load() * c.decay + c.neg_lr * u);
+        m[i] = S::store(mi * c.beta2 + c.one_minus_beta2 * gi);
+    }
+}
+
+/// One Lion step over tensors whose moment is 8-bit (`first`, signed codes), in place.
+pub fn lion_8bit(tensors: Vec<Tensor8<'_, f32>>, args: &LionArgs) {
+    let c = Consts::<f32>::new(args);
+    // p read and written, g read: 4 bytes each; the codes read and written
+    for_each_chunk(tensors, 14, |t| lion_8bit_slices(t, &c));
+}
+
+crate::simd! {
+    fn lion_8bit_slices<'a>(t: Tensor8<'a, f32>, c: &Consts<f32>) {
+        let mut state = [Quantized { codes: t.first, absmax: t.first_max.0 }];
+        let (p, g) = (t.p, t.g);
+        by_block(p.len(), &mut state, [Codebook::signed()], |start, [m], len| {
+            lion_loop(&mut p[start..start + len], &g[start..start + len], &mut m[..len], c)
+        });
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! As in Adam, parameters and gradients (`P`) and the velocity (`S`) may be stored narrower
 //! than the arithmetic type `C`; the parameter update uses the velocity as computed, before
-//! it is rounded for storage.
+//! it is rounded for storage. With 8-bit state ([`momentum_8bit`]) the velocity is decoded
+//! and encoded block by block around the same loop.
 
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -31,13 +33,7 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     tensors: Vec<MomentumTensor<'_, P, S>>,
     h: &MomentumArgs,
 ) {
-    // Ascending, `lr * -g` is `-lr * g` bit for bit: the rate's sign carries `maximize`.
-    let lr = C::of(if h.maximize {
-        -h.learning_rate
-    } else {
-        h.learning_rate
-    });
-    let mu = C::of(h.momentum);
+    let (lr, mu) = rates::<C>(h);
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
         if h.nesterov {
@@ -56,13 +52,7 @@ crate::simd! {
         lr: C,
         mu: C,
     ) {
-        let n = p.len();
-        let (g, v) = (&g[..n], &mut v[..n]);
-        for i in 0..n {
-            let vi = mu * v[i].load() - lr * g[i].load();
-            v[i] = S::store(vi);
-            p[i] = P::store(p[i].load() + vi);
-        }
+        momentum_loop::<C, P, S, false>(p, g, v, lr, mu)
     }
 }
 
@@ -74,14 +64,62 @@ crate::simd! {
         lr: C,
         mu: C,
     ) {
-        let n = p.len();
-        let (g, v) = (&g[..n], &mut v[..n]);
-        for i in 0..n {
-            let step = lr * g[i].load();
-            let vi = mu * v[i].load() - step;
-            v[i] = S::store(vi);
-            p[i] = P::store(p[i].load() + (mu * vi - step));
-        }
+        momentum_loop::<C, P, S, true>(p, g, v, lr, mu)
+    }
+}
+
+#[inline(always)]
+fn momentum_loop<C: Real, P: Store<C>, S: Store<C>, const NESTEROV: bool>(
+    p: &mut [P],
+    g: &[P],
+    v: &mut [S],
+    lr: C,
+    mu: C,
+) {
+    let n = p.len();
+    let (g, v) = (&g[..n], &mut v[..n]);
+    for i in 0..n {
+        let step = lr * g[i].load();
+        let vi = mu * v[i].load() - step;
+        v[i] = S::store(vi);
+        p[i] = P::store(if NESTEROV {
+            p[i].load() + (mu * vi - step)
+        } else {
+            p[i].load() + vi
+        });
+    }
+}
+
+/// The rate and momentum of one step, rounded once to `C`; the rate's sign carries
+/// `maximize` (`lr * -g` is `-lr * g` bit for bit).
+fn rates<C: Real>(h: &MomentumArgs) -> (C, C) {
+    let lr = if h.maximize {
+        -h.learning_rate
+    } else {
+        h.learning_rate
+    };
+    (C::of(lr), C::of(h.momentum))
+}
+
+/// One momentum step over tensors whose velocity is 8-bit (`first`, signed codes), in place.
+pub fn momentum_8bit(tensors: Vec<Tensor8<'_, f32>>, h: &MomentumArgs) {
+    let (lr, mu) = rates::<f32>(h);
+    // p read and written, g read: 4 bytes each; the codes read and written
+    for_each_chunk(tensors, 14, |t| momentum_8bit_slices(t, lr, mu, h.nesterov));
+}
+
+crate::simd! {
+    fn momentum_8bit_slices<'a>(t: Tensor8<'a, f32>, lr: f32, mu: f32, nesterov: bool) {
+        let mut state = [Quantized { codes: t.first, absmax: t.first_max.0 }];
+        let (p, g) = (t.p, t.g);
+        by_block(p.len(), &mut state, [Codebook::signed()], |start, [v], len| {
+            let (p, g, v) = (&mut p[start..start + len], &g[start..start + len], &mut v[..len]);
+            if nesterov {
+                momentum_loop::<f32, f32, f32, true>(p, g, v, lr, mu)
+            } else {
+                momentum_loop::<f32, f32, f32, false>(p, g, v, lr, mu)
+            }
+        });
     }
 }
 

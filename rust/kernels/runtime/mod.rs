@@ -8,6 +8,7 @@ pub mod float;
 pub mod matmul;
 pub mod pool;
 pub mod probe;
+pub mod quant8;
 pub mod random;
 pub mod reduce;
 pub mod scratch;

@@ -21,7 +21,15 @@ class AdamBase(LowPrecisionState):
     ``ml_dtypes.bfloat16`` arrays too, with float32 (``state_dtype=None``) or bfloat16 state.
     The step is computed in float32 and each stored value rounded to nearest even; the
     parameter update uses the moments before they are rounded (see ``LowPrecisionState``).
+
+    ``state_dtype='8bit'`` (float32 params) keeps the moments as bitsandbytes' block-wise 8-bit
+    state (``exp_avg`` on its signed map, ``exp_avg_sq`` on its unsigned map, each with
+    ``<slot>_absmax``), arrays under 4,096 elements in float32; the step is this float32 step,
+    so weight decay stays torch ``Adam``'s L2 term (bitsandbytes' ``Adam8bit`` decays the AdamW
+    way: ``AdamW(state_dtype='8bit')`` matches it). AMSGrad is not offered with 8-bit state.
     """
+
+    _eight_bit = True
 
     hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "amsgrad", "maximize")
     beta1 = Hyper(lo=0.0, hi=1.0, hi_open=True)
@@ -50,6 +58,13 @@ class AdamBase(LowPrecisionState):
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.decoupled, self.amsgrad = weight_decay, decoupled, amsgrad
         self.maximize = maximize
+
+    def _check_8bit(self, fn: str, params, gradients) -> None:
+        if self.amsgrad:
+            raise ValueError(
+                f"{fn}: amsgrad must be False with state_dtype='8bit' (8-bit Adam keeps no maximum), got True"
+            )
+        super()._check_8bit(fn, params, gradients)
 
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]

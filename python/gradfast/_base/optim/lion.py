@@ -21,8 +21,12 @@ class LionBase(LowPrecisionState):
 
     ``state_dtype='bfloat16'`` stores ``exp_avg`` as ``ml_dtypes.bfloat16`` (params and
     gradients may be bfloat16 too): the step is computed in float32 and the moment rounded to
-    nearest even when stored (see ``LowPrecisionState``).
+    nearest even when stored (see ``LowPrecisionState``). ``state_dtype='8bit'`` (float32
+    params) keeps it as block-wise 8-bit state on bitsandbytes' signed map (``exp_avg`` codes,
+    ``exp_avg_absmax``), the rule of ``bitsandbytes.optim.Lion8bit``.
     """
+
+    _eight_bit = True
 
     slots = ("exp_avg",)
     hyperparams = ("learning_rate", "beta1", "beta2", "weight_decay")

@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import _validate
 from ..optimizer import Optimizer
+from . import quantized
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -22,11 +23,24 @@ class LowPrecisionState(Optimizer):
     in the order of the float32 optimizer, and every stored value (state, and bfloat16 params)
     is rounded to nearest even once, when written. The parameter update uses the state values
     as computed, before they are rounded for storage; the next step reads the rounded ones.
+
+    ``state_dtype='8bit'`` (where ``_eight_bit`` is set; float32 params) keeps each slot of an
+    array of 4,096 or more elements as bitsandbytes' block-wise 8-bit state: ``uint8`` codes
+    under the slot's name and float32 block maxima under ``<slot>_absmax`` (see
+    ``gradfast._base.optim.quantized``); smaller arrays keep float32 state. Each step decodes a
+    block of 256 values to float32, updates it as the float32 optimizer does, and encodes it
+    with the maximum of the updated values, as bitsandbytes' CPU encoder does.
     """
+
+    #: whether ``state_dtype='8bit'`` is offered
+    _eight_bit = False
 
     def _init_state_dtype(self, state_dtype: object) -> None:
         if state_dtype is None:
             self._state_dtype = None
+            return
+        if self._eight_bit and isinstance(state_dtype, str) and state_dtype == "8bit":
+            self._state_dtype = "8bit"
             return
         bf16 = _validate.bf16()  # imports ml_dtypes, which gives NumPy the name 'bfloat16'
         try:
@@ -34,12 +48,13 @@ class LowPrecisionState(Optimizer):
         except TypeError:
             dt = None
         if dt != bf16:
-            raise ValueError(f"{self._name}: state_dtype must be None or 'bfloat16', got {state_dtype!r}")
+            offered = "None, 'bfloat16' or '8bit'" if self._eight_bit else "None or 'bfloat16'"
+            raise ValueError(f"{self._name}: state_dtype must be {offered}, got {state_dtype!r}")
         self._state_dtype = "bfloat16"
 
     @property
     def state_dtype(self) -> str | None:
-        """``None`` (state in the arithmetic's dtype) or ``'bfloat16'``; fixed at construction."""
+        """``None`` (state in the arithmetic's dtype), ``'bfloat16'`` or ``'8bit'``; fixed at construction."""
         return self._state_dtype
 
     def _state_dtype_for(self, fn: str, name: str, dtype: np.dtype) -> np.dtype:
@@ -53,8 +68,20 @@ class LowPrecisionState(Optimizer):
             )
         return _validate.bf16()
 
+    def _check_8bit(self, fn: str, params, gradients) -> None:
+        """The checks of an 8-bit step before its state: float32 params (and the optimizer's
+        own conditions, in subclasses)."""
+        dtype = _validate.params_and_grads(fn, params, gradients)
+        if dtype is not None and dtype != _F32:
+            raise TypeError(
+                f"{fn}: params[{next(iter(params))!r}] must have dtype float32 with state_dtype='8bit', got {dtype}"
+            )
+
     def _fresh_state(self, params, gradients) -> dict[Any, dict[str, np.ndarray]]:
         fn = self._update_name
+        if self._state_dtype == "8bit":
+            self._check_8bit(fn, params, gradients)
+            return {k: quantized.fresh(self.slots, p.shape) for k, p in params.items()}
         dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
         if dtype is None:
             return {}
@@ -62,6 +89,18 @@ class LowPrecisionState(Optimizer):
         return {k: {s: np.zeros(p.shape, sd) for s in self.slots} for k, p in params.items()}
 
     def _check_state(self, fn: str, params, gradients, state) -> None:
+        if self._state_dtype == "8bit":
+            self._check_8bit(fn, params, gradients)
+            _validate.matching_keys(fn, "params", params, "the optimizer state", state)
+            for key, p in params.items():
+                quantized.check(fn, key, self.slots, p, state[key])
+            _validate.no_overlaps(
+                fn,
+                [(f"params[{k!r}]", p) for k, p in params.items()]
+                + [(f"state[{k!r}][{s!r}]", a) for k in params for s, a in state[k].items()],
+                [(f"gradients[{k!r}]", g) for k, g in gradients.items()],
+            )
+            return
         dtype = _validate.params_and_grads(fn, params, gradients, bf16=True)
         _validate.matching_keys(fn, "params", params, "the optimizer state", state)
         if dtype is None:
@@ -108,9 +147,39 @@ class LowPrecisionState(Optimizer):
             )
         return arr
 
+    def _load_state_arrays(self, fn: str, probe: Optimizer, loaded: object) -> dict:
+        if self._state_dtype != "8bit":
+            return super()._load_state_arrays(fn, probe, loaded)
+        # 8-bit state: per key the arrays of ``quantized.layout`` for the shape of its codes
+        loaded = _validate.mapping(fn, "d['state']", loaded, "per-parameter state dicts")
+        state: dict = {}
+        for key, slots in loaded.items():
+            where = f"d['state'][{key!r}]"
+            slots = _validate.mapping(fn, where, slots, "state arrays")
+            first = probe.slots[0]
+            if first not in slots:
+                raise ValueError(f"{fn}: {where} must have slot {first!r}, got it missing")
+            shape = _validate.ndarray(fn, f"{where}[{first!r}]", slots[first]).shape
+            want = quantized.layout(probe.slots, shape)
+            extra = [s for s in slots if s not in want]
+            if extra:
+                raise ValueError(f"{fn}: {where} must have only the arrays {tuple(want)}, got {extra[0]!r}")
+            quantized.check(fn, key, probe.slots, np.empty(shape, _F32), slots)
+            state[key] = {s: np.array(slots[s], order="C", copy=True) for s in want}
+        if self.state and state:
+            _validate.matching_keys(fn, "d['state']", state, "the optimizer's current state", self.state)
+            for key, slots in state.items():
+                for s, a in slots.items():
+                    current = self.state[key].get(s)
+                    if current is not None and current.shape != a.shape:
+                        raise ValueError(
+                            f"{fn}: d['state'][{key!r}][{s!r}] must have shape {current.shape}, got {a.shape}"
+                        )
+        return state
+
     def _pack(self):
         packed = self._packed = self._hyper_class(
-            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype is not None
+            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype == "bfloat16"
         )
         return packed
 

@@ -17,7 +17,13 @@ class MomentumBase(LowPrecisionState):
     ``state_dtype='bfloat16'`` stores them as ``ml_dtypes.bfloat16``; params and gradients may
     be bfloat16 too. The step is computed in float32 and the parameter update uses the
     velocity before it is rounded for storage (see ``LowPrecisionState``).
+    ``state_dtype='8bit'`` (float32 params) keeps it as block-wise 8-bit state on
+    bitsandbytes' signed map (``velocity`` codes, ``velocity_absmax``); the rule stays this one,
+    so it is held to float32 state within quantization error (bitsandbytes' ``SGD8bit``
+    keeps torch's buffer ``b = momentum*b + g`` instead).
     """
+
+    _eight_bit = True
 
     slots = ("velocity",)
     hyperparams = ("learning_rate", "momentum", "nesterov", "maximize")

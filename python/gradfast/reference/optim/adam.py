@@ -16,6 +16,7 @@ from ... import _validate
 from ..._base.optim import AdamBase, AdamWBase, adam_hypers
 from ..._base.optimizer import MAX_STEP
 from ._bf16 import _store, _widened
+from ._quant8 import load_slots, store_slots
 
 
 def _adam_moments(g, m, v, beta1, beta2):
@@ -92,10 +93,11 @@ class Adam(AdamBase):
 
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
+        slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         for key, p in params.items():
             s = state[key]
-            written = [p, s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq")]
-            work = _widened(written)
+            written = [p]
+            work = _widened(written) + load_slots(s, slots)
             (g,) = _widened([gradients[key]])
             if self.maximize:
                 g = -g
@@ -111,7 +113,8 @@ class Adam(AdamBase):
                 self.weight_decay,
                 self.decoupled,
             )
-            _store(written, work)
+            _store(written, work[:1])
+            store_slots(s, slots, work[1:])
 
 
 class AdamW(AdamWBase, Adam):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..._base.optim import LionBase
 from ._bf16 import _store, _widened
+from ._quant8 import load_slots, store_slots
 
 
 def _lion_arrays(p, g, m, lr, beta1, beta2, weight_decay):
@@ -30,8 +31,9 @@ class Lion(LionBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
         for key, p in params.items():
-            written = [p, state[key]["exp_avg"]]
-            work = _widened(written)
+            written = [p]
+            work = _widened(written) + load_slots(state[key], self.slots)
             (g,) = _widened([gradients[key]])
             _lion_arrays(work[0], g, work[1], self.learning_rate, self.beta1, self.beta2, self.weight_decay)
-            _store(written, work)
+            _store(written, work[:1])
+            store_slots(state[key], self.slots, work[1:])

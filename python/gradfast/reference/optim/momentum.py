@@ -6,6 +6,7 @@ import numpy as np
 
 from ..._base.optim import MomentumBase
 from ._bf16 import _store, _widened
+from ._quant8 import load_slots, store_slots
 
 
 class MomentumOptimizer(MomentumBase):
@@ -14,8 +15,9 @@ class MomentumOptimizer(MomentumBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
         for key, p_stored in params.items():
-            written = [p_stored, state[key]["velocity"]]
-            p, v = _widened(written)
+            written = [p_stored]
+            (p,) = _widened(written)
+            (v,) = load_slots(state[key], self.slots)
             (g,) = _widened([gradients[key]])
             if self.maximize:
                 g = -g
@@ -27,4 +29,5 @@ class MomentumOptimizer(MomentumBase):
                     p += mu * v - lr * g
                 else:
                     p += v
-            _store(written, [p, v])
+            _store(written, [p])
+            store_slots(state[key], self.slots, [v])

@@ -1,0 +1,340 @@
+//! Block-wise 8-bit optimizer state: bitsandbytes' dynamic quantization, as its CPU backend
+//! encodes and decodes it.
+//!
+//! A state array of `n` values is stored as `n` one-byte codes and one float32 absolute
+//! maximum per block of [`BLOCK`] values (the last block may be shorter). A code indexes a
+//! sorted map of 256 float32 values in [-1, 1] (signed, for first moments) or [0, 1]
+//! (unsigned, for second moments); the value is `map[code] * absmax`. Encoding scales by
+//! `1 / absmax` and looks the code up in a table of 65,536 entries over [-1, 1] (the nearest
+//! map value to each of 65,536 evenly spaced points), which is what bitsandbytes writes, not
+//! always the exact nearest code. A block whose maximum is 0 is all code 0.
+
+use std::sync::OnceLock;
+
+use crate::runtime::bundle::Part;
+
+/// Values per block; one float32 maximum each.
+pub const BLOCK: usize = 256;
+/// Arrays with fewer elements keep float32 state (bitsandbytes' `min_8bit_size`).
+pub const MIN_ELEMENTS: usize = 4096;
+/// Entries of the encoding table.
+const LUT: usize = 1 << 16;
+
+/// The number of blocks (and maxima) of an array of `n` values.
+pub fn blocks(n: usize) -> usize {
+    n.div_ceil(BLOCK)
+}
+
+/// The float32 bits of `bitsandbytes.functional.create_dynamic_map(signed=True)`.
+#[rustfmt::skip]
+const SIGNED_BITS: [u32; 256] = [
+    0xBF7E3333, 0xBF7A999A, 0xBF770000, 0xBF736666, 0xBF6FCCCD, 0xBF6C3333, 0xBF68999A, 0xBF650000,
+    0xBF616666, 0xBF5DCCCD, 0xBF5A3333, 0xBF56999A, 0xBF530000, 0xBF4F6666, 0xBF4BCCCD, 0xBF483333,
+    0xBF44999A, 0xBF410000, 0xBF3D6666, 0xBF39CCCD, 0xBF363334, 0xBF32999A, 0xBF2F0000, 0xBF2B6666,
+    0xBF27CCCD, 0xBF243334, 0xBF20999A, 0xBF1D0000, 0xBF196666, 0xBF15CCCD, 0xBF123334, 0xBF0E999A,
+    0xBF0B0000, 0xBF076666, 0xBF03CCCC, 0xBF003333, 0xBEF93332, 0xBEF20000, 0xBEEACCCC, 0xBEE3999A,
+    0xBEDC6666, 0xBED53333, 0xBECE0000, 0xBEC6CCCC, 0xBEBF999A, 0xBEB86666, 0xBEB13333, 0xBEAA0000,
+    0xBEA2CCCC, 0xBE9B999A, 0xBE946666, 0xBE8D3334, 0xBE860000, 0xBE7D9999, 0xBE6F3333, 0xBE60CCCD,
+    0xBE526666, 0xBE440000, 0xBE35999A, 0xBE273333, 0xBE18CCCD, 0xBE0A6666, 0xBDF80000, 0xBDDB3334,
+    0xBDC9EB85, 0xBDC428F7, 0xBDBE6667, 0xBDB8A3D7, 0xBDB2E148, 0xBDAD1EB8, 0xBDA75C2A, 0xBDA1999A,
+    0xBD9BD70A, 0xBD96147B, 0xBD9051EB, 0xBD8A8F5D, 0xBD84CCCD, 0xBD7E147B, 0xBD728F5D, 0xBD670A3D,
+    0xBD5B851F, 0xBD500000, 0xBD447AE1, 0xBD38F5C3, 0xBD2D70A3, 0xBD21EB85, 0xBD166667, 0xBD0AE148,
+    0xBCFEB852, 0xBCE7AE15, 0xBCD0A3D7, 0xBCB9999A, 0xBCA28F5D, 0xBC8B851F, 0xBC68F5C3, 0xBC3AE148,
+    0xBC1F3B64, 0xBC160418, 0xBC0CCCCD, 0xBC039581, 0xBBF4BC6A, 0xBBE24DD3, 0xBBCFDF3B, 0xBBBD70A4,
+    0xBBAB020D, 0xBB989374, 0xBB8624DD, 0xBB676C8A, 0xBB428F5C, 0xBB1DB22D, 0xBAF1A9FC, 0xBAA7EF9D,
+    0xBA7765FF, 0xBA59E83E, 0xBA3C6A80, 0xBA1EECC1, 0xBA016F01, 0xB9C7E283, 0xB98CE705, 0xB923D70B,
+    0xB8BA1F4B, 0xB88AEFB3, 0xB8378034, 0xB7B24206, 0xB70205FF, 0xB65A1A94, 0xB513A3B7, 0x00000000,
+    0x3513A3B7, 0x365A1A94, 0x370205FF, 0x37B24206, 0x38378034, 0x388AEFB3, 0x38BA1F4B, 0x3923D70B,
+    0x398CE705, 0x39C7E283, 0x3A016F01, 0x3A1EECC1, 0x3A3C6A80, 0x3A59E83E, 0x3A7765FF, 0x3AA7EF9D,
+    0x3AF1A9FC, 0x3B1DB22D, 0x3B428F5C, 0x3B676C8A, 0x3B8624DD, 0x3B989374, 0x3BAB020D, 0x3BBD70A4,
+    0x3BCFDF3B, 0x3BE24DD3, 0x3BF4BC6A, 0x3C039581, 0x3C0CCCCD, 0x3C160418, 0x3C1F3B64, 0x3C3AE148,
+    0x3C68F5C3, 0x3C8B851F, 0x3CA28F5D, 0x3CB9999A, 0x3CD0A3D7, 0x3CE7AE15, 0x3CFEB852, 0x3D0AE148,
+    0x3D166667, 0x3D21EB85, 0x3D2D70A3, 0x3D38F5C3, 0x3D447AE1, 0x3D500000, 0x3D5B851F, 0x3D670A3D,
+    0x3D728F5D, 0x3D7E147B, 0x3D84CCCD, 0x3D8A8F5D, 0x3D9051EB, 0x3D96147B, 0x3D9BD70A, 0x3DA1999A,
+    0x3DA75C2A, 0x3DAD1EB8, 0x3DB2E148, 0x3DB8A3D7, 0x3DBE6667, 0x3DC428F7, 0x3DC9EB85, 0x3DDB3334,
+    0x3DF80000, 0x3E0A6666, 0x3E18CCCD, 0x3E273333, 0x3E35999A, 0x3E440000, 0x3E526666, 0x3E60CCCD,
+    0x3E6F3333, 0x3E7D9999, 0x3E860000, 0x3E8D3334, 0x3E946666, 0x3E9B999A, 0x3EA2CCCC, 0x3EAA0000,
+    0x3EB13333, 0x3EB86666, 0x3EBF999A, 0x3EC6CCCC, 0x3ECE0000, 0x3ED53333, 0x3EDC6666, 0x3EE3999A,
+    0x3EEACCCC, 0x3EF20000, 0x3EF93332, 0x3F003333, 0x3F03CCCC, 0x3F076666, 0x3F0B0000, 0x3F0E999A,
+    0x3F123334, 0x3F15CCCD, 0x3F196666, 0x3F1D0000, 0x3F20999A, 0x3F243334, 0x3F27CCCD, 0x3F2B6666,
+    0x3F2F0000, 0x3F32999A, 0x3F363334, 0x3F39CCCD, 0x3F3D6666, 0x3F410000, 0x3F44999A, 0x3F483333,
+    0x3F4BCCCD, 0x3F4F6666, 0x3F530000, 0x3F56999A, 0x3F5A3333, 0x3F5DCCCD, 0x3F616666, 0x3F650000,
+    0x3F68999A, 0x3F6C3333, 0x3F6FCCCD, 0x3F736666, 0x3F770000, 0x3F7A999A, 0x3F7E3333, 0x3F800000
+];
+
+/// The float32 bits of `bitsandbytes.functional.create_dynamic_map(signed=False)`.
+#[rustfmt::skip]
+const UNSIGNED_BITS: [u32; 256] = [
+    0x00000000, 0x34AE7BAA, 0x35500998, 0x360E9B38, 0x3692CCF6, 0x36DE4C51, 0x3714E5D5, 0x3783126E,
+    0x37E171A0, 0x381FE868, 0x384F1800, 0x387E479A, 0x3896BB99, 0x38AE5364, 0x38C5EB31, 0x3906594B,
+    0x394154CA, 0x397C5049, 0x399BA5E4, 0x39B923A2, 0x39D6A163, 0x39F41F22, 0x3A08CE71, 0x3A178D50,
+    0x3A264C30, 0x3A350B10, 0x3A43C9EF, 0x3A5288D0, 0x3A6147AF, 0x3A70068E, 0x3A7EC56E, 0x3A958106,
+    0x3ABA5E35, 0x3ADF3B64, 0x3B020C4A, 0x3B147AE1, 0x3B26E978, 0x3B395810, 0x3B4BC6A7, 0x3B5E3540,
+    0x3B70A3D7, 0x3B818937, 0x3B8AC082, 0x3B93F7CF, 0x3B9D2F1A, 0x3BA66666, 0x3BAF9DB2, 0x3BB8D4FD,
+    0x3BC20C4A, 0x3BCB4395, 0x3BD47AE1, 0x3BDDB22E, 0x3BE6E978, 0x3BF020C5, 0x3BF9580F, 0x3C0147AE,
+    0x3C05E354, 0x3C0A7EF9, 0x3C0F1AA0, 0x3C13B645, 0x3C1851EB, 0x3C1CED92, 0x3C218937, 0x3C2F5C2A,
+    0x3C466667, 0x3C5D70A3, 0x3C747AE2, 0x3C85C28F, 0x3C9147AF, 0x3C9CCCCD, 0x3CA851EB, 0x3CB3D70B,
+    0x3CBF5C29, 0x3CCAE147, 0x3CD66667, 0x3CE1EB87, 0x3CED70A3, 0x3CF8F5C3, 0x3D023D70, 0x3D080000,
+    0x3D0DC28F, 0x3D13851F, 0x3D1947AF, 0x3D1F0A3D, 0x3D24CCCD, 0x3D2A8F5C, 0x3D3051EB, 0x3D36147B,
+    0x3D3BD70A, 0x3D41999A, 0x3D475C28, 0x3D4D1EB8, 0x3D52E147, 0x3D58A3D7, 0x3D5E6667, 0x3D6428F7,
+    0x3D69EB87, 0x3D6FAE15, 0x3D7570A3, 0x3D7B3333, 0x3D807AE2, 0x3D835C2A, 0x3D863D71, 0x3D891EB8,
+    0x3D8C0000, 0x3D8EE148, 0x3D91C290, 0x3D94A3D7, 0x3D97851F, 0x3D9A6667, 0x3D9D47AF, 0x3DA028F6,
+    0x3DA30A3E, 0x3DA5EB85, 0x3DA8CCCD, 0x3DABAE15, 0x3DAE8F5C, 0x3DB170A4, 0x3DB451EB, 0x3DB73333,
+    0x3DBA147B, 0x3DBCF5C3, 0x3DBFD70B, 0x3DC2B852, 0x3DC5999A, 0x3DC87AE2, 0x3DCB5C29, 0x3DD40000,
+    0x3DE26666, 0x3DF0CCCD, 0x3DFF3333, 0x3E06CCCC, 0x3E0E0000, 0x3E153334, 0x3E1C6666, 0x3E23999A,
+    0x3E2ACCCC, 0x3E320000, 0x3E393334, 0x3E406666, 0x3E47999A, 0x3E4ECCCC, 0x3E560000, 0x3E5D3334,
+    0x3E646666, 0x3E6B999A, 0x3E72CCCC, 0x3E7A0000, 0x3E809999, 0x3E843333, 0x3E87CCCD, 0x3E8B6666,
+    0x3E8F0000, 0x3E92999A, 0x3E963333, 0x3E99CCCC, 0x3E9D6666, 0x3EA10000, 0x3EA4999A, 0x3EA83333,
+    0x3EABCCCC, 0x3EAF6666, 0x3EB30000, 0x3EB6999A, 0x3EBA3333, 0x3EBDCCCC, 0x3EC16666, 0x3EC50000,
+    0x3EC8999A, 0x3ECC3333, 0x3ECFCCCC, 0x3ED36666, 0x3ED70000, 0x3EDA999A, 0x3EDE3333, 0x3EE1CCCC,
+    0x3EE56666, 0x3EE90000, 0x3EEC999A, 0x3EF03333, 0x3EF3CCCC, 0x3EF76666, 0x3EFB0000, 0x3EFE9999,
+    0x3F01199A, 0x3F02E666, 0x3F04B333, 0x3F068000, 0x3F084CCC, 0x3F0A199A, 0x3F0BE666, 0x3F0DB334,
+    0x3F0F8000, 0x3F114CCD, 0x3F13199A, 0x3F14E666, 0x3F16B334, 0x3F188000, 0x3F1A4CCD, 0x3F1C199A,
+    0x3F1DE666, 0x3F1FB334, 0x3F218000, 0x3F234CCD, 0x3F25199A, 0x3F26E666, 0x3F28B334, 0x3F2A8000,
+    0x3F2C4CCD, 0x3F2E199A, 0x3F2FE666, 0x3F31B334, 0x3F338000, 0x3F354CCD, 0x3F37199A, 0x3F38E666,
+    0x3F3AB334, 0x3F3C8000, 0x3F3E4CCD, 0x3F40199A, 0x3F41E666, 0x3F43B334, 0x3F458000, 0x3F474CCC,
+    0x3F49199A, 0x3F4AE666, 0x3F4CB334, 0x3F4E8000, 0x3F504CCC, 0x3F52199A, 0x3F53E666, 0x3F55B334,
+    0x3F578000, 0x3F594CCC, 0x3F5B199A, 0x3F5CE666, 0x3F5EB334, 0x3F608000, 0x3F624CCC, 0x3F64199A,
+    0x3F65E666, 0x3F67B334, 0x3F698000, 0x3F6B4CCC, 0x3F6D199A, 0x3F6EE666, 0x3F70B334, 0x3F728000,
+    0x3F744CCC, 0x3F76199A, 0x3F77E666, 0x3F79B334, 0x3F7B8000, 0x3F7D4CCC, 0x3F7F199A, 0x3F800000
+];
+
+/// One map: its 256 values and the encoding table over it.
+pub struct Codebook {
+    pub values: [f32; 256],
+    lut: Box<[u8; LUT]>,
+}
+
+impl Codebook {
+    fn new(bits: &[u32; 256]) -> Self {
+        let values = bits.map(f32::from_bits);
+        // Entry i is the code of -1 + 2i / 65535: the number of midpoints between
+        // neighbouring map values that lie below it.
+        let mid: Vec<f32> = values.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+        let mut lut = Box::new([0u8; LUT]);
+        let mut code = 0;
+        for (i, entry) in lut.iter_mut().enumerate() {
+            let x = -1.0f32 + (2.0f32 * i as f32) / (LUT - 1) as f32;
+            while code < mid.len() && mid[code] < x {
+                code += 1;
+            }
+            *entry = code as u8;
+        }
+        Codebook { values, lut }
+    }
+
+    /// The map for first moments (values of either sign).
+    pub fn signed() -> &'static Codebook {
+        static BOOK: OnceLock<Codebook> = OnceLock::new();
+        BOOK.get_or_init(|| Codebook::new(&SIGNED_BITS))
+    }
+
+    /// The map for second moments (values >= 0).
+    pub fn unsigned() -> &'static Codebook {
+        static BOOK: OnceLock<Codebook> = OnceLock::new();
+        BOOK.get_or_init(|| Codebook::new(&UNSIGNED_BITS))
+    }
+
+    /// The values of one block: `map[code] * absmax`.
+    #[inline(always)]
+    pub fn decode(&self, codes: &[u8], absmax: f32, out: &mut [f32]) {
+        for (o, &c) in out.iter_mut().zip(codes) {
+            *o = self.values[usize::from(c)] * absmax;
+        }
+    }
+
+    /// The codes of one block, written to `codes`; returns its absolute maximum.
+    #[inline(always)]
+    pub fn encode(&self, x: &[f32], codes: &mut [u8]) -> f32 {
+        let absmax = absmax(x);
+        if absmax == 0.0 {
+            codes.fill(0);
+            return absmax;
+        }
+        let inv = 1.0 / absmax;
+        // The table indices first, in a loop that vectorizes: rounded half up as bitsandbytes
+        // does, ((t + 1) / 2) * 65535 + 1/2, through i32 (one vector conversion). Then the
+        // lookups alone; a u16 index needs no bounds check in a table of 65,536.
+        let mut index = [0u16; BLOCK];
+        for (i, &v) in index.iter_mut().zip(x) {
+            let t = (v * inv).clamp(-1.0, 1.0);
+            *i = ((t + 1.0) * 0.5 * (LUT - 1) as f32 + 0.5) as i32 as u16;
+        }
+        for (c, &i) in codes.iter_mut().zip(&index) {
+            *c = self.lut[usize::from(i)];
+        }
+        absmax
+    }
+}
+
+/// The largest magnitude of `x` (0 for none), in eight independent lanes so that the
+/// reduction vectorizes; a maximum does not depend on the order it is taken in.
+#[inline(always)]
+fn absmax(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            lanes[k] = lanes[k].max(c[k].abs());
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f32, |a, &v| a.max(v.abs()));
+    lanes.iter().fold(tail, |a, &v| a.max(v))
+}
+
+/// The block maxima of a state array, cut with its bundle: the pool cuts at multiples of
+/// [`BLOCK`] (its chunks are), so element `mid` starts block `mid / BLOCK`.
+pub struct Maxima<'a>(pub &'a mut [f32]);
+
+impl Part for Maxima<'_> {
+    fn elements(&self) -> Option<usize> {
+        None
+    }
+    fn cut(self, mid: usize) -> (Self, Self) {
+        debug_assert_eq!(mid % BLOCK, 0);
+        let (a, b) = self.0.split_at_mut(mid / BLOCK);
+        (Maxima(a), Maxima(b))
+    }
+}
+
+/// One 8-bit state array: its codes and block maxima.
+pub struct Quantized<'a> {
+    pub codes: &'a mut [u8],
+    pub absmax: &'a mut [f32],
+}
+
+/// Runs `step` block by block over `n` elements with `N` state arrays decoded into
+/// float32 buffers (`books[k]` decodes and encodes array `k`): `step(start, buffers)` updates
+/// the buffers of the block that starts at element `start` (it has `buffers[k].len()` values)
+/// and they are encoded again, their maxima those of the updated values.
+#[inline(always)]
+pub fn by_block<const N: usize>(
+    n: usize,
+    state: &mut [Quantized<'_>; N],
+    books: [&Codebook; N],
+    mut step: impl FnMut(usize, &mut [[f32; BLOCK]; N], usize),
+) {
+    let mut buf = [[0.0f32; BLOCK]; N];
+    for (b, start) in (0..n).step_by(BLOCK).enumerate() {
+        let len = BLOCK.min(n - start);
+        for k in 0..N {
+            let s = &state[k];
+            books[k].decode(
+                &s.codes[start..start + len],
+                s.absmax[b],
+                &mut buf[k][..len],
+            );
+        }
+        step(start, &mut buf, len);
+        for k in 0..N {
+            let s = &mut state[k];
+            s.absmax[b] = books[k].encode(&buf[k][..len], &mut s.codes[start..start + len]);
+        }
+    }
+}
+
+crate::bundle! {
+    /// One tensor with 8-bit state: float32 parameters and gradients, the codes of one or two
+    /// state arrays and their block maxima.
+    pub struct Tensor8<'a, T> {
+        pub p: &'a mut [T],
+        pub g: &'a [T],
+        pub first: &'a mut [u8],
+        pub first_max: Maxima<'a>,
+        pub second: Option<&'a mut [u8]>,
+        pub second_max: Option<Maxima<'a>>,
+    }
+}
+
+impl<'a> Quantized<'a> {
+    /// The second state array of a [`Tensor8`] (empty when it has none).
+    pub fn second(codes: Option<&'a mut [u8]>, maxima: Option<Maxima<'a>>) -> Self {
+        Quantized {
+            codes: codes.unwrap_or_default(),
+            absmax: maxima.map_or(&mut [], |m| m.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_are_sorted_and_span_their_range() {
+        for (book, lo) in [(Codebook::signed(), -1.0), (Codebook::unsigned(), 0.0)] {
+            let v = book.values;
+            assert!(v.windows(2).all(|w| w[0] <= w[1]));
+            assert_eq!(v[255], 1.0);
+            assert!(v[0] >= lo && v[0] < lo + 0.01);
+        }
+    }
+
+    #[test]
+    fn encoding_is_within_the_table_resolution_of_the_nearest_code() {
+        // The table looks codes up on a grid of spacing 2/65535, so a code may be the
+        // second nearest only when the value is that close to a midpoint.
+        for book in [Codebook::signed(), Codebook::unsigned()] {
+            let x: Vec<f32> = (0..BLOCK)
+                .map(|i| ((i as f32 * 0.37).sin() * 3.0).powi(3))
+                .collect();
+            let mut codes = vec![0u8; BLOCK];
+            let absmax = book.encode(&x, &mut codes);
+            assert_eq!(absmax, x.iter().fold(0.0f32, |a, v| a.max(v.abs())));
+            let mut back = vec![0.0f32; BLOCK];
+            book.decode(&codes, absmax, &mut back);
+            for i in 0..BLOCK {
+                let t = (x[i] / absmax).clamp(-1.0, 1.0);
+                let best = book
+                    .values
+                    .iter()
+                    .map(|v| (v - t).abs())
+                    .fold(f32::INFINITY, f32::min);
+                let got = (book.values[usize::from(codes[i])] - t).abs();
+                assert!(got <= best + 2.0 / 65535.0, "{i}: {got} vs {best}");
+                assert_eq!(back[i], book.values[usize::from(codes[i])] * absmax);
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_block_is_code_zero_and_decodes_to_zero() {
+        let mut codes = vec![7u8; 10];
+        assert_eq!(Codebook::signed().encode(&[0.0; 10], &mut codes), 0.0);
+        assert!(codes.iter().all(|&c| c == 0));
+        let mut out = vec![1.0f32; 10];
+        Codebook::signed().decode(&codes, 0.0, &mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn blocks_are_decoded_stepped_and_encoded_with_the_new_maxima() {
+        // 600 values: blocks of 256, 256 and 88; doubling every value doubles each maximum
+        // and keeps the codes.
+        let n = 600;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.1).cos()).collect();
+        let mut codes = vec![0u8; n];
+        let mut absmax = vec![0.0f32; blocks(n)];
+        let book = Codebook::signed();
+        for (b, start) in (0..n).step_by(BLOCK).enumerate() {
+            let end = (start + BLOCK).min(n);
+            absmax[b] = book.encode(&x[start..end], &mut codes[start..end]);
+        }
+        let (codes0, absmax0) = (codes.clone(), absmax.clone());
+        let mut state = [Quantized {
+            codes: &mut codes,
+            absmax: &mut absmax,
+        }];
+        let mut seen = vec![];
+        by_block(n, &mut state, [book], |start, [v], len| {
+            seen.push((start, len));
+            v[..len].iter_mut().for_each(|x| *x *= 2.0);
+        });
+        assert_eq!(seen, [(0, 256), (256, 256), (512, 88)]);
+        assert_eq!(codes, codes0);
+        assert_eq!(absmax, absmax0.iter().map(|a| a * 2.0).collect::<Vec<_>>());
+    }
+}
