@@ -14,6 +14,7 @@ import numpy as np
 from . import _core, _validate
 from ._base.optim import (
     AdadeltaBase,
+    AdafactorBase,
     AdagradBase,
     AdamaxBase,
     AdamBase,
@@ -24,10 +25,12 @@ from ._base.optim import (
     LayerAdaptiveLRBase,
     LionBase,
     MomentumBase,
+    MuonBase,
     NAdamBase,
     RAdamBase,
     RMSpropBase,
     RpropBase,
+    ScheduleFreeAdamWBase,
     adam_hypers,
 )
 from ._base.optimizer import next_step
@@ -122,6 +125,24 @@ class Rprop(RustStep, RpropBase):
 class ASGD(RustStep, ASGDBase):
     _step = _core.asgd
     _hyper_class = _core.ASGDHyper
+
+
+class Adafactor(RustStep, AdafactorBase):
+    _step = _core.adafactor
+    _hyper_class = _core.AdafactorHyper
+
+
+class Muon(RustStep, MuonBase):
+    _step = _core.muon
+    _hyper_class = _core.MuonHyper
+
+
+class ScheduleFreeAdamW(RustStep, ScheduleFreeAdamWBase):
+    _step = _core.schedule_free_adamw
+    _hyper_class = _core.ScheduleFreeAdamWHyper
+
+    def _lerp_to_z(self, fn, params, weight):
+        _core.schedule_free_switch(fn, params, self.state, weight)
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):
