@@ -9,7 +9,7 @@
 
 use super::lerp::Lerp;
 use crate::runtime::pool::{map_tasks, CHUNK};
-use crate::runtime::reduce::{norms, Order, Squares};
+use crate::runtime::reduce::{norms, sum_squares, Order};
 use crate::Real;
 
 /// The step's hyper-parameters; `epsilon1` of `None` is `T`'s machine epsilon; `step` 1-based.
@@ -109,21 +109,16 @@ impl<T: Real> Scale<'_, T> {
     }
 }
 
+/// The sum of squares of `u` over one piece, element `i` of the piece in lane `i % LANES`;
+/// `u` is the piece's scratch.
+fn piece_squares<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, u: &mut [T]) -> f64 {
+    fill_piece(s, start, g, neg, u);
+    sum_squares(u)
+}
+
 crate::simd! {
-    /// The sum of squares of `u` over one piece, element `i` of the piece in lane
-    /// `i % LANES`; `u` is the piece's scratch.
-    fn piece_squares<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, u: &mut [T]) -> f64 {
-        s.fill(start, g, neg, u);
-        let mut acc = Squares::ZERO;
-        let blocks = u.chunks_exact(Squares::LANES);
-        let rest = blocks.remainder();
-        for block in blocks {
-            acc.add_block(block);
-        }
-        for (lane, &x) in rest.iter().enumerate() {
-            acc.add(lane, x);
-        }
-        acc.sum()
+    fn fill_piece<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, u: &mut [T]) {
+        s.fill(start, g, neg, u)
     }
 }
 
@@ -268,6 +263,30 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
     });
 }
 
+crate::simd! {
+    /// Adds the squares of `x` to `col`, element by element, and returns their sum: element
+    /// `j` in lane `j % 8`, the lanes combined in a fixed tree.
+    fn add_squares<T: Real>(x: &[T], col: &mut [f64]) -> f64 {
+        let n = x.len();
+        let col = &mut col[..n];
+        let mut lanes = [0.0f64; 8];
+        let whole = n - n % 8;
+        for j0 in (0..whole).step_by(8) {
+            for l in 0..8 {
+                let y = x[j0 + l].to_f64() * x[j0 + l].to_f64();
+                col[j0 + l] += y;
+                lanes[l] += y;
+            }
+        }
+        for j in whole..n {
+            let y = x[j].to_f64() * x[j].to_f64();
+            col[j] += y;
+            lanes[j - whole] += y;
+        }
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    }
+}
+
 /// The sums of squares of every row and every column of `g`, `batch` matrices of
 /// `rows x cols`: tasks of a block of columns of one matrix, each summing its columns over
 /// the rows in order and the pieces of its rows; a row's pieces are added in column order.
@@ -283,14 +302,10 @@ fn row_col_squares<T: Real>(g: &[T], rows: usize, cols: usize) -> (Vec<f64>, Vec
         let mut col = vec![0.0f64; j1 - j0];
         let mut row = vec![0.0f64; rows];
         for (i, r) in row.iter_mut().enumerate() {
-            let x = &g[(b * rows + i) * cols + j0..(b * rows + i) * cols + j1];
-            let mut acc = 0.0f64;
-            for (c, &xi) in col.iter_mut().zip(x) {
-                let y = xi.to_f64() * xi.to_f64();
-                *c += y;
-                acc += y;
-            }
-            *r = acc;
+            *r = add_squares(
+                &g[(b * rows + i) * cols + j0..(b * rows + i) * cols + j1],
+                &mut col,
+            );
         }
         (row, col)
     });
