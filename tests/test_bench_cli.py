@@ -232,6 +232,8 @@ NOT_OPTIMIZERS: set = {"bf16"}
 NOT_OPTIMIZERS |= {"lamb", "lars", "layer_adaptive", "agc", "adaptive_clipper"}
 # its baseline is gradfast.reference too (tests/reference/test_optim_lion_peer.py, tests/test_optim_lion.py)
 NOT_OPTIMIZERS |= {"lion"}
+# the reference too (tests/reference/test_optim_<name>_peer.py, tests/test_optim_<name>.py)
+NOT_OPTIMIZERS |= {"adafactor", "muon", "schedulefree"}
 # the reference too, held to gradfast bit for bit by tests/test_optim_lowprec.py
 NOT_OPTIMIZERS |= {"adam_lowprec"}
 # the reference too, held to gradfast bit for bit by tests/test_optim_<name>.py

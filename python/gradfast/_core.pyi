@@ -308,6 +308,106 @@ def lion_8bit(
 ) -> None: ...
 
 @final
+class ScheduleFreeAdamWHyper:
+    learning_rate: float
+    beta1: float
+    beta2: float
+    epsilon: float
+    weight_decay: float
+    warmup_steps: int
+    r: float
+    weight_lr_power: float
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        epsilon: float,
+        weight_decay: float,
+        warmup_steps: int,
+        r: float,
+        weight_lr_power: float,
+    ) -> ScheduleFreeAdamWHyper: ...
+
+def schedule_free_adamw(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: ScheduleFreeAdamWHyper,
+    groups: tuple[list[ScheduleFreeAdamWHyper], dict[Any, int]] | None = None,
+) -> None: ...
+def schedule_free_switch(
+    func: str, params: Mapping[Any, np.ndarray], state: Mapping[Any, Mapping[str, np.ndarray]], weight: float
+) -> None: ...
+
+@final
+class AdafactorHyper:
+    learning_rate: float
+    beta2_decay: float
+    epsilon: tuple[float | None, float]
+    d: float
+    weight_decay: float
+    maximize: bool
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        beta2_decay: float,
+        epsilon: tuple[float | None, float],
+        d: float,
+        weight_decay: float,
+        maximize: bool,
+    ) -> AdafactorHyper: ...
+
+def adafactor(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: AdafactorHyper,
+    groups: tuple[list[AdafactorHyper], dict[Any, int]] | None = None,
+) -> None: ...
+
+@final
+class MuonHyper:
+    learning_rate: float
+    weight_decay: float
+    momentum: float
+    nesterov: bool
+    ns_coefficients: tuple[float, float, float]
+    epsilon: float
+    ns_steps: int
+    adjust_lr_fn: str | None
+    ns_dtype: str
+    def __new__(
+        cls,
+        *,
+        learning_rate: float,
+        weight_decay: float,
+        momentum: float,
+        nesterov: bool,
+        ns_coefficients: tuple[float, float, float],
+        epsilon: float,
+        ns_steps: int,
+        adjust_lr_fn: str | None,
+        ns_dtype: str,
+    ) -> MuonHyper: ...
+
+def muon(
+    func: str,
+    steps: StepState,
+    params: Mapping[Any, np.ndarray],
+    gradients: Mapping[Any, np.ndarray],
+    fresh: dict[Any, dict[str, np.ndarray]] | None,
+    hyper: MuonHyper,
+    groups: tuple[list[MuonHyper], dict[Any, int]] | None = None,
+) -> None: ...
+
+@final
 class InitHyper:
     seed: int
     layer: int

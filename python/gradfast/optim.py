@@ -14,6 +14,7 @@ import numpy as np
 from . import _core, _validate
 from ._base.optim import (
     AdadeltaBase,
+    AdafactorBase,
     AdagradBase,
     AdamaxBase,
     AdamBase,
@@ -24,11 +25,13 @@ from ._base.optim import (
     LayerAdaptiveLRBase,
     LionBase,
     MomentumBase,
+    MuonBase,
     NAdamBase,
     RAdamBase,
     RMSpropBase,
     RpropBase,
     SGDBase,
+    ScheduleFreeAdamWBase,
     adam_hypers,
 )
 from ._base.optimizer import next_step
@@ -142,6 +145,24 @@ class SGD(RustStep, SGDBase):
     # internal (not in ``gradfast.__all__``): the engine of ``gradfast.torch.SGD``
     _step = _core.sgd_step
     _hyper_class = _core.SgdStepHyper
+
+
+class Adafactor(RustStep, AdafactorBase):
+    _step = _core.adafactor
+    _hyper_class = _core.AdafactorHyper
+
+
+class Muon(RustStep, MuonBase):
+    _step = _core.muon
+    _hyper_class = _core.MuonHyper
+
+
+class ScheduleFreeAdamW(RustStep, ScheduleFreeAdamWBase):
+    _step = _core.schedule_free_adamw
+    _hyper_class = _core.ScheduleFreeAdamWHyper
+
+    def _lerp_to_z(self, fn, params, weight):
+        _core.schedule_free_switch(fn, params, self.state, weight)
 
 
 class LayerAdaptiveLR(LayerAdaptiveLRBase):

@@ -1,4 +1,4 @@
-"""The reference Adafactor against ``torch.optim.Adafactor`` (foreach=False) step for step:
+"""The reference Adafactor (and gradfast's) against ``torch.optim.Adafactor`` (foreach=False) step for step:
 params and the factored or full second moments (float32 within a few ulps, float64 to 1e-12
 relative), over matrices, batches of matrices, vectors and scalars."""
 
@@ -28,11 +28,11 @@ def close(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
-def test_matches_torch_step_for_step(dtype, setting):
+def test_matches_torch_step_for_step(impl, dtype, setting):
     rng = np.random.default_rng(0)
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
     tp = {k: torch.tensor(p.copy()) for k, p in params.items()}
-    opt = Adafactor(**setting)
+    opt = impl.Adafactor(**setting)
     peer = torch.optim.Adafactor(
         list(tp.values()),
         lr=opt.learning_rate,

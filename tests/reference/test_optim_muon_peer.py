@@ -1,4 +1,4 @@
-"""The reference Muon against ``torch.optim.Muon``.
+"""The reference Muon and gradfast's against ``torch.optim.Muon``.
 
 torch orthogonalises in bfloat16, with its own GEMM's summation order; the reference rounds at
 the same points but sums in another order, so the two agree within bfloat16's error, not to
@@ -57,13 +57,13 @@ def peer_for(opt, tensors):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
-def test_matches_torch_within_its_bfloat16_error(dtype, setting):
+def test_matches_torch_within_its_bfloat16_error(impl, dtype, setting):
     rng = np.random.default_rng(0)
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
     tp = {k: torch.tensor(p.copy()) for k, p in params.items()}
     exact = {k: p.astype(np.float64) for k, p in params.items()}
     buf = {k: np.zeros(s) for k, s in SHAPES.items()}
-    opt = Muon(**setting)
+    opt = impl.Muon(**setting)
     peer = peer_for(opt, list(tp.values()))
     for _ in range(STEPS):
         g = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
@@ -95,11 +95,11 @@ def test_matches_torch_within_its_bfloat16_error(dtype, setting):
 
 
 @pytest.mark.parametrize("shape", [(12, 12), (6, 20), (20, 6)])
-def test_float32_iteration_is_the_exact_one_rounded(shape):
+def test_float32_iteration_is_the_exact_one_rounded(impl, shape):
     rng = np.random.default_rng(1)
     p0 = rng.standard_normal(shape)
     g = rng.standard_normal(shape)
-    opt = Muon(0.1, weight_decay=0.0, momentum=0.0, nesterov=False, ns_dtype="float32")
+    opt = impl.Muon(0.1, weight_decay=0.0, momentum=0.0, nesterov=False, ns_dtype="float32")
     params = {"w": p0.copy()}
     opt.update(params, {"w": g})
     ratio = math.sqrt(max(1, shape[0] / shape[1]))

@@ -1,4 +1,4 @@
-"""The reference ScheduleFreeAdamW against ``schedulefree.AdamWScheduleFree`` (single-tensor
+"""The reference ScheduleFreeAdamW (and gradfast's) against ``schedulefree.AdamWScheduleFree`` (single-tensor
 path) step for step, with train/eval switches between steps: params, ``z``, ``exp_avg_sq``,
 ``lr_max`` and ``weight_sum`` (float32 within a few ulps, float64 to 1e-12 relative)."""
 
@@ -54,11 +54,11 @@ def assert_matches(opt, params, peer, tp, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
-def test_matches_schedulefree_with_mode_switches(dtype, setting):
+def test_matches_schedulefree_with_mode_switches(impl, dtype, setting):
     rng = np.random.default_rng(0)
     params = {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
     tp = {k: torch.tensor(p.copy()) for k, p in params.items()}
-    opt = ScheduleFreeAdamW(**setting)
+    opt = impl.ScheduleFreeAdamW(**setting)
     peer = peer_for(opt, list(tp.values()))
     peer.train()
     for step in range(1, STEPS + 1):

@@ -253,6 +253,63 @@ register(
         traffic=_state_traffic(1),
     )
 )
+register(
+    Kernel(
+        "adafactor",
+        "Adafactor.update on 2000 x 2000 matrices: p read (its norm) and read and written, g read 3 times "
+        "(row and column norms, the update's norm, the update), m + n state values per matrix",
+        cases=(layers("4 x 2000 x 2000", "float32", ((2000, 2000),) * 4),),
+        quick=(layers("4 x 500 x 500", "float32", ((500, 500),) * 4),),
+        prepare=optimizer(ref.Adafactor, optim.Adafactor, _peer("Adafactor", lr=1e-2), learning_rate=1e-2),
+        traffic=lambda case: [(1, 4)],
+    )
+)
+
+
+def _muon(torch, tensors, **kind):
+    """``torch.optim.Muon`` (no fused or foreach variant)."""
+    return torch.optim.Muon(tensors, lr=1e-3)
+
+
+register(
+    Kernel(
+        "muon",
+        "Muon.update (bfloat16 Newton-Schulz, 5 steps) on two 1024 x 1024 and one 1024 x 4096 matrices: "
+        "GEMM-bound, no roofline",
+        cases=(layers("2 x 1024^2 + 1024 x 4096", "float32", ((1024, 1024), (1024, 1024), (1024, 4096))),),
+        quick=(layers("2 x 256^2 + 256 x 1024", "float32", ((256, 256), (256, 256), (256, 1024))),),
+        prepare=optimizer(ref.Muon, optim.Muon, _muon, learning_rate=1e-3),
+    )
+)
+
+
+def _schedule_free(torch, tensors, **kind):
+    """``schedulefree.AdamWScheduleFree`` in train mode (plain torch ops, ``foreach`` as asked);
+    it divides ``p.grad`` in place, so it gets its own copies. Without it installed, a
+    ``RuntimeError``, which leaves the peer out."""
+    try:
+        import schedulefree  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise RuntimeError("schedulefree is not installed") from e
+    if "foreach" not in kind:
+        raise TypeError("schedulefree has no fused variant")
+    for t in tensors:
+        t.grad = t.grad.clone()
+    opt = schedulefree.AdamWScheduleFree(tensors, lr=2.5e-3, **kind)
+    opt.train()
+    return opt
+
+
+register(
+    Kernel(
+        "schedulefree",
+        "ScheduleFreeAdamW.update (train mode): y (= p), z, exp_avg_sq read and written, g read",
+        cases=(Case("float32", 4, 4_000_000),),
+        quick=(Case("float32", 1, 1_000_000),),
+        prepare=optimizer(ref.ScheduleFreeAdamW, optim.ScheduleFreeAdamW, _schedule_free, learning_rate=2.5e-3),
+        traffic=_state_traffic(2),
+    )
+)
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 mod adadelta;
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
@@ -26,11 +27,13 @@ mod lars;
 mod layer_adaptive_lr;
 mod lion;
 mod momentum;
+mod muon;
 mod nadam;
 mod quantized;
 mod radam;
 mod rmsprop;
 mod rprop;
+mod schedule_free;
 mod sgd;
 
 use super::run;
@@ -42,11 +45,12 @@ use crate::arrays::{
 use crate::error::{Error, Result};
 
 /// The checked slices of one parameter: itself and its gradient stored as `P`, its `N`
-/// state slots as `S`.
+/// state slots as `S` (empty for a slot the parameter does not keep), and its shape.
 pub struct Arrays<'a, P, S, const N: usize> {
     pub p: &'a mut [P],
     pub g: &'a [P],
     pub slots: [&'a mut [S]; N],
+    pub shape: Vec<usize>,
 }
 
 /// The hyper-parameters of a step: the optimizer's own, and those of its parameter groups
@@ -78,6 +82,11 @@ impl<H> std::ops::Deref for Hypers<'_, H> {
         self.own
     }
 }
+
+/// The shapes of a parameter's state slots (`None`: a slot it does not keep), or the error
+/// refusing the parameter's shape; given the parameter's name and shape.
+pub type SlotShapes<'f, 'py, const N: usize> =
+    &'f dyn Fn(&Name<'py>, &[usize]) -> Result<[Option<Vec<usize>>; N]>;
 
 /// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
 /// `state` looked up by its keys, and each parameter's group (0: the optimizer's own
@@ -194,13 +203,28 @@ impl<'a, 'py> Dicts<'a, 'py> {
         }
     }
 
-    /// Checks every array of the step (the state slots named `slots`), then runs
-    /// `kernel(tensors, hyper)` on their slices, once per group present (each with that
-    /// group's hyper-parameters), all without the GIL when the step is large.
+    /// Checks every array of the step (the state slots named `slots`, each shaped as its
+    /// parameter), then runs `kernel(tensors, hyper)` on their slices, once per group present
+    /// (each with that group's hyper-parameters), all without the GIL when the step is large.
     pub fn run<P: Elem, S: Elem, const N: usize, H: Sync>(
         &self,
         py: Python<'py>,
         slots: [&'static str; N],
+        hypers: &Hypers<'_, H>,
+        kernel: impl FnMut(Vec<Arrays<'_, P, S, N>>, &H) + Send,
+    ) -> Result<()> {
+        let like_p = |_: &Name<'py>, shape: &[usize]| Ok([(); N].map(|_| Some(shape.to_vec())));
+        self.run_shaped(py, slots, &like_p, hypers, kernel)
+    }
+
+    /// [`Dicts::run`] for an optimizer whose slots are shaped otherwise than its parameters
+    /// (Adafactor's factors) or that takes only some shapes (Muon's matrices): `shapes` gives
+    /// each parameter's slot shapes, or refuses it.
+    pub fn run_shaped<P: Elem, S: Elem, const N: usize, H: Sync>(
+        &self,
+        py: Python<'py>,
+        slots: [&'static str; N],
+        shapes: SlotShapes<'_, 'py, N>,
         hypers: &Hypers<'_, H>,
         mut kernel: impl FnMut(Vec<Arrays<'_, P, S, N>>, &H) + Send,
     ) -> Result<()> {
@@ -209,7 +233,9 @@ impl<'a, 'py> Dicts<'a, 'py> {
         let mut call = Call::new(func);
         let mut checked = Vec::with_capacity(self.params.len());
         for (key, p) in &self.params.items {
-            let p = call.output::<P>(Name::Item("params", key.clone()), p)?;
+            let p_name = Name::Item("params", key.clone());
+            let p = call.output::<P>(p_name.clone(), p)?;
+            let slot_shapes = shapes(&p_name, p.shape())?;
             let g = self.grads.get(key)?.ok_or_else(|| self.grads_key_error())?;
             let g_name = Name::Item("gradients", key.clone());
             let g = call.input::<P>(g_name.clone(), &g)?;
@@ -217,7 +243,11 @@ impl<'a, 'py> Dicts<'a, 'py> {
             let s = self.state.get(key)?.ok_or_else(|| self.state_key_error())?;
             let s = Mapping::new(func, "each optimizer state entry", "state arrays", &s)?;
             let mut arrays = Vec::with_capacity(N);
-            for (slot, &slot_name) in slot_keys.iter().zip(&slots) {
+            for ((slot, &slot_name), want) in slot_keys.iter().zip(&slots).zip(slot_shapes) {
+                let Some(want) = want else {
+                    arrays.push(None);
+                    continue;
+                };
                 let name = Name::Slot("state", key.clone(), slot_name);
                 let Some(a) = s.get(slot.as_any())? else {
                     return Err(Error::Value(format!(
@@ -225,8 +255,8 @@ impl<'a, 'py> Dicts<'a, 'py> {
                     )));
                 };
                 let a = call.output::<S>(name.clone(), &a)?;
-                same_shape(func, &name, a.shape(), p.shape())?;
-                arrays.push(a);
+                same_shape(func, &name, a.shape(), &want)?;
+                arrays.push(Some(a));
             }
             checked.push((p, g, arrays));
         }
@@ -235,13 +265,17 @@ impl<'a, 'py> Dicts<'a, 'py> {
         let mut by_group: Vec<Vec<Arrays<'_, P, S, N>>> =
             (0..=self.groups).map(|_| Vec::new()).collect();
         for ((p, g, slots), &group) in checked.iter_mut().zip(&self.group) {
+            let shape = p.shape().to_vec();
             let p = p.slice(&ok);
             total += p.len();
-            let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
+            let mut slots = slots
+                .iter_mut()
+                .map(|a| a.as_mut().map_or(&mut [][..], |a| a.slice(&ok)));
             by_group[group].push(Arrays {
                 p,
                 g: g.slice(&ok),
                 slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
+                shape,
             });
         }
         let hypers: Vec<&H> = (0..by_group.len()).map(|g| hypers.of(g)).collect();
@@ -386,13 +420,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nadam::register(m)?;
     rmsprop::register(m)?;
     momentum::register(m)?;
+    muon::register(m)?;
     lamb::register(m)?;
     lars::register(m)?;
     layer_adaptive_lr::register(m)?;
     lion::register(m)?;
     adadelta::register(m)?;
+    adafactor::register(m)?;
     asgd::register(m)?;
     radam::register(m)?;
     rprop::register(m)?;
+    schedule_free::register(m)?;
     sgd::register(m)
 }

@@ -126,6 +126,7 @@ impl<'py> Dicts<'_, 'py> {
         let mut quant_by: Vec<Vec<Arrays8<'_, N>>> =
             (0..=self.groups).map(|_| Vec::new()).collect();
         for ((p, g, slots), &group) in full.iter_mut().zip(&full_group) {
+            let shape = p.shape().to_vec();
             let p = p.slice(&ok);
             total += p.len();
             let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
@@ -133,6 +134,7 @@ impl<'py> Dicts<'_, 'py> {
                 p,
                 g: g.slice(&ok),
                 slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
+                shape,
             });
         }
         for ((p, g, codes, maxes), &group) in quant.iter_mut().zip(&quant_group) {

@@ -9,7 +9,7 @@
 
 use super::lerp::Lerp;
 use crate::runtime::pool::{map_tasks, CHUNK};
-use crate::runtime::reduce::{norms, Order, Squares};
+use crate::runtime::reduce::{norms, sum_squares, Order};
 use crate::Real;
 
 /// The step's hyper-parameters; `epsilon1` of `None` is `T`'s machine epsilon; `step` 1-based.
@@ -78,30 +78,78 @@ struct Scale<'a, T> {
 
 impl<T: Real> Scale<'_, T> {
     /// `u` for `g` over the elements `start..start + g.len()`, which are whole rows when
-    /// factored; written to `out`.
+    /// factored, written to `out` (of `g`'s length).
     #[inline(always)]
-    fn update(&self, start: usize, g: &[T], neg: bool, out: &mut impl FnMut(usize, T)) {
+    fn fill(&self, start: usize, g: &[T], neg: bool, out: &mut [T]) {
         let sign = |x: T| if neg { T::ZERO - x } else { x };
+        let eps_sq = self.eps_sq;
         if self.full.is_empty() && self.cols > 0 {
             let n = self.cols;
-            for (r, gr) in g.chunks(n).enumerate() {
+            for (r, (gr, ur)) in g.chunks(n).zip(out.chunks_mut(n)).enumerate() {
                 let row = start / n + r;
                 let b = row / self.rows;
                 let (ri, d) = (self.row[row], self.mean[b]);
                 let col = &self.col[b * n..(b + 1) * n];
+                let (gr, ur) = (&gr[..n], &mut ur[..n]);
                 for j in 0..n {
                     let v = (ri * col[j]) / d;
-                    let v = if v < self.eps_sq { self.eps_sq } else { v }; // clamp keeps NaN
-                    out(r * n + j, (T::ONE / v.sqrt()) * sign(gr[j]));
+                    let v = if v < eps_sq { eps_sq } else { v }; // clamp keeps NaN
+                    ur[j] = (T::ONE / v.sqrt()) * sign(gr[j]);
                 }
             }
         } else {
-            let full = &self.full[start..start + g.len()];
-            for i in 0..g.len() {
+            let n = g.len();
+            let (full, out) = (&self.full[start..start + n], &mut out[..n]);
+            for i in 0..n {
                 let v = full[i];
-                let v = if v < self.eps_sq { self.eps_sq } else { v };
-                out(i, (T::ONE / v.sqrt()) * sign(g[i]));
+                let v = if v < eps_sq { eps_sq } else { v };
+                out[i] = (T::ONE / v.sqrt()) * sign(g[i]);
             }
+        }
+    }
+}
+
+/// The sum of squares of `u` over one piece, element `i` of the piece in lane `i % LANES`;
+/// `u` is the piece's scratch.
+fn piece_squares<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, u: &mut [T]) -> f64 {
+    fill_piece(s, start, g, neg, u);
+    sum_squares(u)
+}
+
+crate::simd! {
+    fn fill_piece<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, u: &mut [T]) {
+        s.fill(start, g, neg, u)
+    }
+}
+
+/// The decay and step of the final pass.
+#[derive(Clone, Copy)]
+struct Apply<T> {
+    decays: bool,
+    decay: T,
+    coef: T,
+}
+
+crate::simd! {
+    /// `p = p (1 - lr wd) + coef u` over one piece; `u` is the piece's scratch.
+    fn piece_apply<T: Real>(s: &Scale<'_, T>, start: usize, g: &[T], neg: bool, p: &mut [T], u: &mut [T], a: &Apply<T>) {
+        s.fill(start, g, neg, u);
+        let n = p.len();
+        let (u, a) = (&u[..n], *a);
+        for i in 0..n {
+            let pi = if a.decays { p[i] * a.decay } else { p[i] };
+            p[i] = pi + a.coef * u[i];
+        }
+    }
+}
+
+crate::simd! {
+    /// `variance = lerp(variance, g * g, w)` (a vector's full second moment).
+    fn full_variance<T: Real>(variance: &mut [T], g: &[T], w: &Lerp<T>) {
+        let n = variance.len();
+        let (g, w) = (&g[..n], *w);
+        for i in 0..n {
+            variance[i] = w.at(variance[i], g[i] * g[i]);
         }
     }
 }
@@ -176,9 +224,7 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
         }
         SecondMoment::Full(variance) => {
             // (-g)^2 = g^2 exactly: maximize does not change the variance
-            for (vi, &gi) in variance.iter_mut().zip(g) {
-                *vi = w.at(*vi, gi * gi);
-            }
+            full_variance(variance, g, &w);
             Scale {
                 row: &[],
                 col: &[],
@@ -194,17 +240,16 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
     let bytes = size_of_val(g);
     // the norm of the update, over fixed pieces in order
     let sums = map_tasks(pieces.clone(), bytes, |(s, len)| {
-        let mut acc = Squares::ZERO;
-        scale.update(s, &g[s..s + len], neg, &mut |i, u| {
-            acc.add(i % Squares::LANES, u)
-        });
-        acc.sum()
+        let mut u = vec![T::ZERO; len];
+        piece_squares(&scale, s, &g[s..s + len], neg, &mut u)
     });
     let u_norm = T::of(sums.iter().sum::<f64>().sqrt()).to_f64();
     let denom = py_max(1.0, u_norm / ((numel as f64).powf(0.5) * a.d));
-    let coef = T::of(-alpha / denom);
-    let decay = T::of(1.0 - a.learning_rate * a.weight_decay);
-    let decays = a.weight_decay != 0.0;
+    let apply = Apply {
+        decays: a.weight_decay != 0.0,
+        decay: T::of(1.0 - a.learning_rate * a.weight_decay),
+        coef: T::of(-alpha / denom),
+    };
     let mut tasks = Vec::with_capacity(pieces.len());
     let mut rest = &mut p[..];
     for &(s, len) in &pieces {
@@ -213,11 +258,33 @@ fn step_tensor<T: Real>(t: AdafactorTensor<'_, T>, a: &AdafactorArgs) {
         rest = tail;
     }
     map_tasks(tasks, 3 * bytes, |(s, ps)| {
-        scale.update(s, &g[s..s + ps.len()], neg, &mut |i, u| {
-            let pi = if decays { ps[i] * decay } else { ps[i] };
-            ps[i] = pi + coef * u;
-        })
+        let mut u = vec![T::ZERO; ps.len()];
+        piece_apply(&scale, s, &g[s..s + ps.len()], neg, ps, &mut u, &apply)
     });
+}
+
+crate::simd! {
+    /// Adds the squares of `x` to `col`, element by element, and returns their sum: element
+    /// `j` in lane `j % 8`, the lanes combined in a fixed tree.
+    fn add_squares<T: Real>(x: &[T], col: &mut [f64]) -> f64 {
+        let n = x.len();
+        let col = &mut col[..n];
+        let mut lanes = [0.0f64; 8];
+        let whole = n - n % 8;
+        for j0 in (0..whole).step_by(8) {
+            for l in 0..8 {
+                let y = x[j0 + l].to_f64() * x[j0 + l].to_f64();
+                col[j0 + l] += y;
+                lanes[l] += y;
+            }
+        }
+        for j in whole..n {
+            let y = x[j].to_f64() * x[j].to_f64();
+            col[j] += y;
+            lanes[j - whole] += y;
+        }
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    }
 }
 
 /// The sums of squares of every row and every column of `g`, `batch` matrices of
@@ -235,14 +302,10 @@ fn row_col_squares<T: Real>(g: &[T], rows: usize, cols: usize) -> (Vec<f64>, Vec
         let mut col = vec![0.0f64; j1 - j0];
         let mut row = vec![0.0f64; rows];
         for (i, r) in row.iter_mut().enumerate() {
-            let x = &g[(b * rows + i) * cols + j0..(b * rows + i) * cols + j1];
-            let mut acc = 0.0f64;
-            for (c, &xi) in col.iter_mut().zip(x) {
-                let y = xi.to_f64() * xi.to_f64();
-                *c += y;
-                acc += y;
-            }
-            *r = acc;
+            *r = add_squares(
+                &g[(b * rows + i) * cols + j0..(b * rows + i) * cols + j1],
+                &mut col,
+            );
         }
         (row, col)
     });

@@ -71,7 +71,8 @@ fn lanes<T: Real>(
 }
 
 crate::simd! {
-    fn sum_squares<T: Real>(x: &[T]) -> f64 {
+    /// The sum of squares of `x`, element `i` in lane `i % LANES` of a [`Squares`].
+    pub(crate) fn sum_squares<T: Real>(x: &[T]) -> f64 {
         let mut s = Squares::ZERO;
         let blocks = x.chunks_exact(Squares::LANES);
         let rest = blocks.remainder();

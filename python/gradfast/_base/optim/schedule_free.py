@@ -47,6 +47,10 @@ class ScheduleFreeAdamWBase(Optimizer):
         "r",
         "weight_lr_power",
     )
+    _group_fixed = {
+        h: "lr_max and weight_sum are kept once per optimizer, and the mode switches every array"
+        for h in ("learning_rate", "beta1", "warmup_steps", "r", "weight_lr_power")
+    }
     beta1 = Hyper(lo=0.0, hi=1.0, lo_open=True, hi_open=True)  # eval divides by beta1
     beta2 = Hyper(lo=0.0, hi=1.0, hi_open=True)
     epsilon = Hyper(lo=0.0)
@@ -69,8 +73,18 @@ class ScheduleFreeAdamWBase(Optimizer):
         super().__init__(learning_rate)
         self.beta1, self.beta2, self.epsilon, self.weight_decay = beta1, beta2, epsilon, weight_decay
         self.warmup_steps, self.r, self.weight_lr_power = warmup_steps, r, weight_lr_power
-        self.train_mode = True
-        self._steps.extra = (-1.0, 0.0)
+        self._steps.extra = (-1.0, 0.0, True)
+
+    @property
+    def train_mode(self) -> bool:
+        """Whether ``params`` hold the gradient point (``update`` runs) rather than the averaged
+        weights (after ``eval(params)``)."""
+        return self._steps.extra[2]
+
+    @train_mode.setter
+    def train_mode(self, value: bool) -> None:
+        lr_max, weight_sum, _ = self._steps.extra
+        self._steps.extra = (lr_max, weight_sum, value)
 
     @property
     def lr_max(self) -> float:
@@ -130,11 +144,11 @@ class ScheduleFreeAdamWBase(Optimizer):
                 )
                 if self.train_mode != train:
                     weight = 1.0 - self.beta1 if train else 1.0 - 1.0 / self.beta1
-                    self._lerp_to_z(params, weight)
+                    self._lerp_to_z(fn, params, weight)
             self.train_mode = train
         return params
 
-    def _lerp_to_z(self, params, weight: float) -> None:
+    def _lerp_to_z(self, fn: str, params, weight: float) -> None:
         """``p = lerp(p, z, weight)`` for every key, in place."""
         raise NotImplementedError
 
@@ -152,9 +166,10 @@ class ScheduleFreeAdamWBase(Optimizer):
 
     @property
     def _schedule_sums(self) -> tuple[float, float]:
-        """``(lr_max, weight_sum)``, committed with the step (``_steps.extra``)."""
-        return self._steps.extra
+        """``(lr_max, weight_sum)``, committed with the step (``_steps.extra``, with the mode:
+        the Rust step checks the mode under the lock)."""
+        return self._steps.extra[:2]
 
     @_schedule_sums.setter
     def _schedule_sums(self, value: tuple[float, float]) -> None:
-        self._steps.extra = value
+        self._steps.extra = (*value, self.train_mode)

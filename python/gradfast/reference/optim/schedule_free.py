@@ -50,7 +50,7 @@ class ScheduleFreeAdamW(ScheduleFreeAdamWBase):
             )
         self._schedule_sums = (lr_max, weight_sum)
 
-    def _lerp_to_z(self, params, weight):
+    def _lerp_to_z(self, fn, params, weight):
         with np.errstate(all="ignore"):
             for key, p in params.items():
                 lerp_(p, self.state[key]["z"], weight)
