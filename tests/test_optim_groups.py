@@ -54,7 +54,8 @@ MATRICES = [(1, 1), (3, 5), (8, 2), (16, 16)]
 @st.composite
 def grouped_problems(draw, matrices_only=False):
     dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
-    shapes = draw(st.lists(st.sampled_from(MATRICES if matrices_only else draw(st.sampled_from([ANY_SHAPES, MATRICES]))), min_size=1, max_size=5))
+    pool = MATRICES if matrices_only else draw(st.sampled_from([ANY_SHAPES, MATRICES]))
+    shapes = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     params = {f"k{i}": np.asarray(rng.standard_normal(s)).astype(dtype) for i, s in enumerate(shapes)}
     grads = [{k: np.asarray(rng.standard_normal(p.shape)).astype(dtype) for k, p in params.items()} for _ in range(3)]

@@ -30,8 +30,8 @@ from ._base.optim import (
     RAdamBase,
     RMSpropBase,
     RpropBase,
-    SGDBase,
     ScheduleFreeAdamWBase,
+    SGDBase,
     adam_hypers,
 )
 from ._base.optimizer import next_step
