@@ -32,8 +32,23 @@ from torch.optim.optimizer import _global_optimizer_post_hooks as _GLOBAL_POST_H
 from torch.optim.optimizer import _global_optimizer_pre_hooks as _GLOBAL_PRE_HOOKS
 
 from . import _validate, optim
+from ._base.optim.adafactor import state_shapes as adafactor_state_shapes
 
-__all__ = ["LAMB", "LARS", "SGD", "Adagrad", "Adam", "Adamax", "AdamW", "Lion", "NAdam", "RAdam", "RMSprop"]
+__all__ = [
+    "LAMB",
+    "LARS",
+    "SGD",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "Adamax",
+    "AdamW",
+    "Lion",
+    "Muon",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+]
 
 _DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
@@ -115,6 +130,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
     #: the state key of a per-parameter scalar the engine keeps once per call (NAdam's
     #: ``mu_product``), or None
     _extra_key: ClassVar[str | None] = None
+    #: whether the engine offers ``state_dtype='bfloat16'`` and bfloat16 parameters
+    _bfloat16: ClassVar[bool] = True
 
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
@@ -143,9 +160,10 @@ class GradfastOptimizer(torch.optim.Optimizer):
         self._setup(state_dtype)
 
     def _setup(self, state_dtype: str | None) -> None:
-        if state_dtype is not None and state_dtype not in ("bfloat16", torch.bfloat16):
+        if state_dtype is not None and (not self._bfloat16 or state_dtype not in ("bfloat16", torch.bfloat16)):
+            expected = "None or 'bfloat16'" if self._bfloat16 else "None (its state is kept as the parameters')"
             raise ValueError(
-                f"gradfast.torch.{type(self).__name__}: state_dtype must be None or 'bfloat16', got {state_dtype!r}"
+                f"gradfast.torch.{type(self).__name__}: state_dtype must be {expected}, got {state_dtype!r}"
             )
         self.defaults["state_dtype"] = None if state_dtype is None else "bfloat16"
         for group in self.param_groups:
@@ -261,8 +279,9 @@ class GradfastOptimizer(torch.optim.Optimizer):
             raise ValueError(f"{where}: {what} must be a dense tensor, got layout {t.layout}")
         if t.device.type != "cpu":
             raise ValueError(f"{where}: {what} must be a CPU tensor, got device {t.device}")
-        if t.is_complex() or t.dtype not in _DTYPES:
-            raise TypeError(f"{where}: {what} must have dtype float32, float64 or bfloat16, got {t.dtype}")
+        if t.is_complex() or t.dtype not in _DTYPES or (t.dtype == torch.bfloat16 and not self._bfloat16):
+            expected = "float32, float64 or bfloat16" if self._bfloat16 else "float32 or float64"
+            raise TypeError(f"{where}: {what} must have dtype {expected}, got {t.dtype}")
         if tuple(t.shape) != shape:
             raise ValueError(f"{where}: {what} must have shape {shape}, got {tuple(t.shape)}")
         if not t.is_contiguous():
@@ -299,12 +318,14 @@ class GradfastOptimizer(torch.optim.Optimizer):
         dtype = self._state_dtype(group, p)
         state = {"step": torch.tensor(0.0, dtype=torch.float32)} if self._counts_steps else {}
         for s in engine.slots:
-            state[s] = _full(self._slot_shape(p, s), dtype)
+            shape = self._slot_shape(p, s)
+            if shape is not None:
+                state[s] = _full(shape, dtype)
         return state
 
-    def _slot_shape(self, p: torch.Tensor, slot: str) -> tuple[int, ...]:
-        """The shape of state tensor ``slot`` of ``p``: the parameter's (an optimizer with
-        factored state, as Adafactor's, says otherwise)."""
+    def _slot_shape(self, p: torch.Tensor, slot: str) -> tuple[int, ...] | None:
+        """The shape of state tensor ``slot`` of ``p``, or None if ``p`` has no such slot: the
+        parameter's (an optimizer with factored state, as Adafactor's, says otherwise)."""
         return tuple(p.shape)
 
     def _checked(self, i: int, group: dict) -> list[tuple]:
@@ -322,12 +343,23 @@ class GradfastOptimizer(torch.optim.Optimizer):
             if device is not None and p.device != device:
                 raise ValueError(f"{where}: the parameter must be on {device} like the others, got {p.device}")
             device = p.device
-            st = self.state.get(p)
-            for k, t in (st or {}).items():
+            st = self.state.get(p) or {}
+            for k, t in st.items():
                 if isinstance(t, torch.Tensor) and k != "step" and k != self._extra_key:
-                    self._check(where, f"its state {k!r}", t, self._slot_shape(p, k))
+                    shape = self._slot_shape(p, k)
+                    if shape is None:
+                        raise ValueError(
+                            f"{where}: its state must not have {k!r} (a parameter of shape {tuple(p.shape)} keeps "
+                            f"{[s for s in self._engine.slots if self._slot_shape(p, s) is not None]}), "
+                            f"got {sorted(st)}"
+                        )
+                    self._check(where, f"its state {k!r}", t, shape)
+            self._check_more(where, p, st)
             found.append((j, p, g, where))
         return found
+
+    def _check_more(self, where: str, p: torch.Tensor, st: dict) -> None:
+        """What else an optimizer asks of a parameter and its state (nothing here)."""
 
     def _plan(self, i: int, group: dict, found: list[tuple]) -> _Plan:
         """The calls of group ``i`` over its checked parameters ``found``, making the state of
@@ -541,6 +573,65 @@ class RAdam(GradfastOptimizer, torch.optim.RAdam):
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
         return {**_adam_like(group), "decoupled": group["decoupled_weight_decay"], "maximize": group["maximize"]}
+
+
+class Adafactor(GradfastOptimizer, torch.optim.Adafactor):
+    """``torch.optim.Adafactor`` stepped by ``gradfast.Adafactor`` (float32 and float64
+    parameters). As torch's, a parameter of 2 or more dims keeps ``row_var`` of shape
+    ``(..., m, 1)`` and ``col_var`` of shape ``(..., 1, n)``, a vector ``variance``."""
+
+    _engine = optim.Adafactor
+    _bfloat16 = False
+
+    @staticmethod
+    def _hyper(group: dict) -> dict[str, Any]:
+        return {
+            "learning_rate": _number(group["lr"]),
+            "beta2_decay": group["beta2_decay"],
+            "epsilon": tuple(group["eps"]),
+            "d": group["d"],
+            "weight_decay": group["weight_decay"],
+            "maximize": group.get("maximize", False),  # older state dicts lack it (torch's loader adds none)
+        }
+
+    def _slot_shape(self, p: torch.Tensor, slot: str) -> tuple[int, ...] | None:
+        return adafactor_state_shapes(tuple(p.shape)).get(slot)
+
+    def _check_more(self, where: str, p: torch.Tensor, st: dict) -> None:
+        missing = [s for s in adafactor_state_shapes(tuple(p.shape)) if st and s not in st]
+        if missing:
+            raise ValueError(f"{where}: its state must have {missing[0]!r}, got {sorted(st)}")
+
+
+class Muon(GradfastOptimizer, torch.optim.Muon):
+    """``torch.optim.Muon`` stepped by ``gradfast.Muon`` (float32 and float64 matrices; the
+    Newton-Schulz iteration in bfloat16, as torch's, so the two agree within bfloat16's
+    error). As torch, every parameter must be 2-D: one added later with ``add_param_group``
+    is refused by ``step`` before anything is written. State ``momentum_buffer`` only."""
+
+    _engine = optim.Muon
+    _counts_steps = False
+    _bfloat16 = False
+
+    @staticmethod
+    def _hyper(group: dict) -> dict[str, Any]:
+        return {
+            "learning_rate": _number(group["lr"]),
+            "weight_decay": group["weight_decay"],
+            "momentum": group["momentum"],
+            "nesterov": group["nesterov"],
+            "ns_coefficients": tuple(group["ns_coefficients"]),
+            "epsilon": group["eps"],
+            "ns_steps": group["ns_steps"],
+            "adjust_lr_fn": group["adjust_lr_fn"],
+        }
+
+    def _check_more(self, where: str, p: torch.Tensor, st: dict) -> None:
+        if p.ndim != 2:
+            raise ValueError(
+                f"{where}: the parameter must be 2-D (Muon only supports 2D parameters: give biases, norms and "
+                f"embeddings to another optimizer such as AdamW), got size {tuple(p.shape)}"
+            )
 
 
 def _check_number(name: str, value: Any, hi: float | None = None, *, hi_closed: bool = False) -> None:

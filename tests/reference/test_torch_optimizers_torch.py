@@ -154,6 +154,153 @@ def test_layerwise_optimizers_step_as_gradfast(name, gf_kwargs, torch_kwargs, dt
         np.testing.assert_array_equal(p.detach().numpy(), arrays[n], err_msg=n)
 
 
+#: Adafactor's settings (float32 and float64: gradfast's Adafactor has no bfloat16)
+ADAFACTOR = [
+    ({"lr": 1e-2}, {"weight_decay": 0.1}),
+    ({"lr": 5e-2, "maximize": True, "eps": (1e-30, 1e-2)}, {"d": 2.0, "beta2_decay": -0.5}),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(("kwargs", "group2"), ADAFACTOR)
+def test_adafactor_steps_as_torch(kwargs, group2, dtype):
+    ref, ours, t_opt, g_opt = side_by_side("Adafactor", kwargs, group2, dtype)
+    assert_models_close(ref, ours, dtype)
+    for p, q in zip(ref.parameters(), ours.parameters()):
+        ts, gs = t_opt.state[p], g_opt.state[q]
+        assert set(ts) == set(gs) == ({"step", "row_var", "col_var"} if p.ndim == 2 else {"step", "variance"})
+        for k in set(ts) - {"step"}:  # torch's step is in its default dtype
+            assert gs[k].shape == ts[k].shape and gs[k].dtype == ts[k].dtype, k
+            torch.testing.assert_close(gs[k], ts[k], atol=tolerance(dtype), rtol=tolerance(dtype), msg=k)
+        assert float(gs["step"]) == float(ts["step"]) == STEPS
+
+
+def muon_model(dtype, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(5, 8, bias=False), torch.nn.Tanh(), torch.nn.Linear(8, 3, bias=False)
+    ).to(dtype)
+
+
+def exact_newton_schulz(grad, ns_coefficients, ns_steps, eps):
+    """torch's orthogonalisation in float64 (torch's runs in bfloat16)."""
+    a, b, c = ns_coefficients
+    x = grad.double()
+    tall = grad.size(0) > grad.size(1)
+    x = x.T if tall else x
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x.T if tall else x).to(grad.dtype)
+
+
+MUON = [
+    ({"lr": 0.02}, {"weight_decay": 0.0}),
+    ({"lr": 0.05, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}, {"momentum": 0.5, "ns_steps": 3}),
+]
+
+
+def muon_runs(kwargs, group2, dtype, first, second, monkeypatch):
+    """Parameters after 2 * STEPS steps of torch's Muon with the orthogonalisation exact, of
+    torch's Muon, and of the run whose first STEPS steps ``first`` takes and whose last ``second``
+    takes (the state passing through a saved state dict), each with two groups and a scheduler."""
+    data = batches(dtype, 2 * STEPS)
+    out = []
+    for classes in ("exact", (torch.optim, torch.optim), (first, second)):
+        m = muon_model(dtype)
+        with monkeypatch.context() as mp:
+            if classes == "exact":
+                mp.setattr(torch.optim._muon, "_zeropower_via_newtonschulz", exact_newton_schulz)
+                classes = (torch.optim, torch.optim)
+            saved = None
+            for half, cls in enumerate(classes):
+                opt = cls.Muon(groups(m, group2), **kwargs)
+                sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+                if saved is not None:
+                    opt.load_state_dict(saved["opt"])
+                    sched.load_state_dict(saved["sched"])
+                train(m, opt, data[half * STEPS : (half + 1) * STEPS], sched)
+                saved = _roundtrip({"opt": opt.state_dict(), "sched": sched.state_dict()})
+        out.append([p.detach().double() for p in m.parameters()])
+        for st in saved["opt"]["state"].values():
+            assert set(st) == {"momentum_buffer"} and st["momentum_buffer"].dtype == dtype
+    return out
+
+
+def assert_within_torchs_bfloat16_error(exact, theirs, ours):
+    """As tests/reference/test_optim_muon_peer.py: gradfast no farther from torch than twice
+    torch's own distance from the exact iteration."""
+    for e, t, o in zip(exact, theirs, ours):
+        torch_err = (t - e).abs().max()
+        assert torch_err > 0  # bfloat16 leaves an error to compare with
+        assert (o - t).abs().max() <= 2 * torch_err
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize(("kwargs", "group2"), MUON)
+def test_muon_steps_as_torch_within_its_bfloat16_error(kwargs, group2, dtype, monkeypatch):
+    assert_within_torchs_bfloat16_error(*muon_runs(kwargs, group2, dtype, gft, gft, monkeypatch))
+
+
+@pytest.mark.parametrize("first", ["torch", "gradfast"])
+def test_muon_state_dict_passes_between_torch_and_gradfast(first, monkeypatch):
+    pair = (torch.optim, gft) if first == "torch" else (gft, torch.optim)
+    assert_within_torchs_bfloat16_error(*muon_runs(*MUON[0], torch.float32, *pair, monkeypatch))
+
+
+def test_muon_refuses_arrays_not_2d_before_any_write():
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        gft.Muon([one_param()])
+    w = torch.nn.Parameter(torch.ones(3, 2))
+    w.grad = torch.ones(3, 2)
+    opt = gft.Muon([w], lr=0.1)
+    opt.add_param_group({"params": [one_param()]})
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\]: the parameter must be 2-D"):
+        opt.step()
+    assert torch.equal(w.detach(), torch.ones(3, 2)) and not opt.state[w]
+
+
+def test_adafactor_and_muon_refuse_bfloat16():
+    w = torch.nn.Parameter(torch.ones(3, 2))
+    for cls in (gft.Adafactor, gft.Muon):
+        with pytest.raises(ValueError, match="state_dtype must be None"):
+            cls([w], state_dtype="bfloat16")
+    p = one_param(dtype=torch.bfloat16)
+    opt = gft.Adafactor([p])
+    with pytest.raises(TypeError, match="must have dtype float32 or float64, got torch.bfloat16"):
+        opt.step()
+    assert not opt.state[p]
+
+
+@pytest.mark.parametrize("name", ["Adafactor", "Muon"])
+def test_adafactor_and_muon_refuse_complex_parameters(name):
+    p = torch.nn.Parameter(torch.ones(2, 3, dtype=torch.complex64))
+    p.grad = torch.ones_like(p)
+    opt = getattr(gft, name)([p])
+    with pytest.raises(TypeError, match=r"the parameter must have dtype float32 or float64, got torch.complex64"):
+        opt.step()
+    assert torch.equal(p.detach(), torch.ones(2, 3, dtype=torch.complex64)) and not opt.state[p]
+
+
+def test_adafactor_state_of_another_shape_is_refused_before_any_write():
+    good, w = one_param(), torch.nn.Parameter(torch.ones(3, 2))
+    w.grad = torch.ones(3, 2)
+    opt = gft.Adafactor([{"params": [good]}, {"params": [w]}])
+    opt.step()
+    before = good.detach().clone()
+    opt.state[w]["variance"] = opt.state[w].pop("row_var")
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\]: its state must not have 'variance'"):
+        opt.step()
+    del opt.state[w]["variance"]
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\]: its state must have 'row_var'"):
+        opt.step()
+    opt.state[w]["row_var"] = torch.zeros(1, 2)
+    with pytest.raises(ValueError, match=r"its state 'row_var' must have shape \(3, 1\)"):
+        opt.step()
+    assert torch.equal(good.detach(), before) and float(opt.state[good]["step"]) == 1
+
+
 # -- state dicts both ways --------------------------------------------------------------
 
 
@@ -166,7 +313,12 @@ def _roundtrip(sd):
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("AdamW", {"lr": 1e-2, "amsgrad": True}), ("SGD", {"lr": 0.05, "momentum": 0.9}), ("NAdam", {"lr": 1e-2})],
+    [
+        ("AdamW", {"lr": 1e-2, "amsgrad": True}),
+        ("SGD", {"lr": 0.05, "momentum": 0.9}),
+        ("NAdam", {"lr": 1e-2}),
+        ("Adafactor", {"lr": 5e-2, "weight_decay": 0.1}),
+    ],
 )
 @pytest.mark.parametrize("direction", ["torch->gradfast", "gradfast->torch"])
 def test_state_dict_passes_between_torch_and_gradfast(name, kwargs, direction):

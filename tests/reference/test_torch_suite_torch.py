@@ -37,7 +37,20 @@ from torch.testing._internal.common_optimizers import (  # noqa: E402
 #: optim_db entries not applied, with the reason: (optimizer, input description) -> reason.
 #: None: the classes subclass torch's, so even the inputs about torch's implementation
 #: switches raise torch's errors; only the inputs that switch one on are not stepped (below).
-DESELECTED: dict[tuple[str, str], str] = {}
+DESELECTED: dict[tuple[str, str], str] = {
+    (name, "does not support complex parameters"): (
+        "gradfast.torch refuses a complex parameter at the step with its own TypeError (a dtype error), where "
+        "torch raises RuntimeError; test_torch_optimizers_torch.py checks the refusal"
+    )
+    for name in ("Adafactor", "Muon")
+}
+#: optimizers whose inputs are not stepped here, with the reason (their errors are tested)
+NOT_STEPPED = {
+    "Muon": (
+        "Muon takes 2-D parameters only and agrees with torch within bfloat16's error, so the weight-and-bias "
+        "problem and tolerances here do not fit it; test_torch_optimizers_torch.py steps it against torch"
+    ),
+}
 #: keyword arguments that select one of torch's implementations (out of scope)
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
 
@@ -52,6 +65,8 @@ def _ours(name):
 def _inputs(name, dtype=torch.float32):
     """(description, kwargs) of the optimizer's test inputs on CPU, deselected ones left out."""
     out = []
+    if name in NOT_STEPPED:
+        return out
     for oi in INFOS[name].optim_inputs_func(device="cpu", dtype=dtype):
         if (name, oi.desc) in DESELECTED or any(oi.kwargs.get(k) for k in IMPLEMENTATION_SWITCHES):
             continue
@@ -75,7 +90,18 @@ def _error_cases():
 
 
 def test_every_torch_class_of_gradfast_torch_is_covered():
-    assert set(CLASSES) == {"Adagrad", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "SGD"}
+    assert set(CLASSES) == {
+        "Adafactor",
+        "Adagrad",
+        "Adam",
+        "Adamax",
+        "AdamW",
+        "Muon",
+        "NAdam",
+        "RAdam",
+        "RMSprop",
+        "SGD",
+    }
 
 
 @pytest.mark.parametrize(("name", "error_input"), _error_cases())
