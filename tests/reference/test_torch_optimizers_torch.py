@@ -175,6 +175,27 @@ def test_adafactor_steps_as_torch(kwargs, group2, dtype):
         assert float(gs["step"]) == float(ts["step"]) == STEPS
 
 
+def test_adafactor_factors_the_last_two_dims_as_torch():
+    """A 3-D parameter (factored over its last two dims), a scalar, a vector and a 1-row matrix."""
+    shapes = [(2, 3, 4), (), (5,), (1, 6)]
+    runs = []
+    for cls, extra in ((torch.optim.Adafactor, {"foreach": False}), (gft.Adafactor, {})):
+        torch.manual_seed(0)
+        ps = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+        opt = cls(ps, lr=0.05, weight_decay=0.1, **extra)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(STEPS):
+            for p in ps:
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        runs.append((ps, opt))
+    (t_ps, t_opt), (g_ps, g_opt) = runs
+    for p, q in zip(t_ps, g_ps):
+        torch.testing.assert_close(q.detach(), p.detach(), atol=tolerance(torch.float32), rtol=0)
+        assert {k: v.shape for k, v in g_opt.state[q].items()} == {k: v.shape for k, v in t_opt.state[p].items()}
+    assert g_opt.state[g_ps[0]]["row_var"].shape == (2, 3, 1) and g_opt.state[g_ps[0]]["col_var"].shape == (2, 1, 4)
+
+
 def muon_model(dtype, seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(

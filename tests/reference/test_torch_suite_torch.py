@@ -14,7 +14,8 @@ gradients never written, ``deepcopy`` keeping every public attribute.
 
 Out of scope (gradfast.torch is CPU and its own fused step): CUDA, ``foreach``/``fused``,
 ``capturable``, ``differentiable``, complex and sparse inputs. Every entry of optim_db left out
-is in ``DESELECTED`` below, with the reason.
+is in ``DESELECTED`` (or, for all of an optimizer's stepping inputs, ``NOT_STEPPED``) below,
+with the reason.
 """
 
 from __future__ import annotations
