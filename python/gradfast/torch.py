@@ -140,12 +140,13 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # help() and inspect show torch's constructor arguments, plus state_dtype
+        # help() and inspect show torch's constructor arguments, plus state_dtype where it has a choice
         base = next(b for b in cls.__mro__ if b.__module__.startswith("torch.optim"))
         if base is not torch.optim.Optimizer and cls._engine is not None:
             sig = inspect.signature(base.__init__)  # type: ignore[misc]
-            extra = inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None)
-            cls.__signature__ = sig.replace(parameters=[*list(sig.parameters.values())[1:], extra])  # type: ignore[attr-defined]
+            extra = [inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None)]
+            params = [*list(sig.parameters.values())[1:], *(extra if cls._bfloat16 else [])]
+            cls.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
 
     def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
         """torch's constructor (of the torch class this one subclasses) with its arguments,

@@ -408,6 +408,7 @@ def test_the_signature_is_torchs_with_state_dtype():
     names = list(inspect.signature(gft.AdamW).parameters)
     assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
     assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
+    assert list(inspect.signature(gft.Muon).parameters) == list(inspect.signature(torch.optim.Muon).parameters)
 
 
 def test_closure_loss_is_returned_and_its_gradients_used():
