@@ -138,6 +138,11 @@ impl Codebook {
     /// The values of one block: `map[code] * absmax`.
     #[inline(always)]
     pub fn decode(&self, codes: &[u8], absmax: f32, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if codes.len() == BLOCK && out.len() == BLOCK && std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present and both blocks are whole.
+            return unsafe { avx2::decode(&self.values, codes, absmax, out) };
+        }
         for (o, &c) in out.iter_mut().zip(codes) {
             *o = self.values[usize::from(c)] * absmax;
         }
@@ -156,14 +161,85 @@ impl Codebook {
         // does, ((t + 1) / 2) * 65535 + 1/2, through i32 (one vector conversion). Then the
         // lookups alone; a u16 index needs no bounds check in a table of 65,536.
         let mut index = [0u16; BLOCK];
-        for (i, &v) in index.iter_mut().zip(x) {
-            let t = (v * inv).clamp(-1.0, 1.0);
-            *i = ((t + 1.0) * 0.5 * (LUT - 1) as f32 + 0.5) as i32 as u16;
+        #[cfg(target_arch = "x86_64")]
+        let whole = x.len() == BLOCK && std::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let whole = false;
+        if whole {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2 is present and the block is whole.
+            unsafe {
+                avx2::index(x, inv, &mut index)
+            };
+        } else {
+            for (i, &v) in index.iter_mut().zip(x) {
+                *i = table_index(v, inv);
+            }
         }
         for (c, &i) in codes.iter_mut().zip(&index) {
             *c = self.lut[usize::from(i)];
         }
         absmax
+    }
+}
+
+/// The encoding table's index of `v * inv`: rounded half up as bitsandbytes does,
+/// ((t + 1) / 2) * 65535 + 1/2, through i32 (a NaN is index 0).
+#[inline(always)]
+fn table_index(v: f32, inv: f32) -> u16 {
+    let t = (v * inv).clamp(-1.0, 1.0);
+    ((t + 1.0) * 0.5 * (LUT - 1) as f32 + 0.5) as i32 as u16
+}
+
+/// Whole blocks with AVX2, the same operations as the scalar loops in the same order.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BLOCK, LUT};
+    use std::arch::x86_64::*;
+
+    /// `out[i] = values[codes[i]] * absmax`, eight gathers at a time.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn decode(values: &[f32; 256], codes: &[u8], absmax: f32, out: &mut [f32]) {
+        let (codes, out) = (&codes[..BLOCK], &mut out[..BLOCK]);
+        let scale = _mm256_set1_ps(absmax);
+        for k in (0..BLOCK).step_by(8) {
+            // SAFETY: k + 8 <= BLOCK, and a u8 code indexes the 256 values.
+            let c = _mm_loadl_epi64(codes.as_ptr().add(k).cast());
+            let v = _mm256_i32gather_ps::<4>(values.as_ptr(), _mm256_cvtepu8_epi32(c));
+            _mm256_storeu_ps(out.as_mut_ptr().add(k), _mm256_mul_ps(v, scale));
+        }
+    }
+
+    /// The table indices of a block. `cvttps` gives i32::MIN for NaN, whose low 16 bits are
+    /// 0 like the saturating cast's; the clamp keeps every other value in range.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn index(x: &[f32], inv: f32, index: &mut [u16; BLOCK]) {
+        let x = &x[..BLOCK];
+        let (inv, lo, hi) = (
+            _mm256_set1_ps(inv),
+            _mm256_set1_ps(-1.0),
+            _mm256_set1_ps(1.0),
+        );
+        let (one, half, top) = (
+            _mm256_set1_ps(1.0),
+            _mm256_set1_ps(0.5),
+            _mm256_set1_ps((LUT - 1) as f32),
+        );
+        let low16 = _mm256_set1_epi32(0xFFFF);
+        for k in (0..BLOCK).step_by(16) {
+            let mut w = [_mm256_setzero_si256(); 2];
+            for (j, w) in w.iter_mut().enumerate() {
+                // SAFETY: k + 16 <= BLOCK.
+                let v = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(k + 8 * j)), inv);
+                // clamp: max then min, a NaN staying NaN as f32::clamp keeps it
+                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+                let t = _mm256_blendv_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), v, nan);
+                let s = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(t, one), half), top);
+                *w = _mm256_and_si256(_mm256_cvttps_epi32(_mm256_add_ps(s, half)), low16);
+            }
+            let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(w[0], w[1]));
+            _mm256_storeu_si256(index.as_mut_ptr().add(k).cast(), packed);
+        }
     }
 }
 
@@ -296,6 +372,65 @@ mod tests {
                 let got = (book.values[usize::from(codes[i])] - t).abs();
                 assert!(got <= best + 2.0 / 65535.0, "{i}: {got} vs {best}");
                 assert_eq!(back[i], book.values[usize::from(codes[i])] * absmax);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_blocks_match_the_scalar_loops_bitwise() {
+        if !std::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1e-30,
+        ];
+        for (r, inv) in [1.0f32, 0.37, 3.0e4, 0.0, f32::INFINITY]
+            .into_iter()
+            .enumerate()
+        {
+            let x: Vec<f32> = (0..BLOCK)
+                .map(|i| match i % 11 {
+                    0 => special[(i / 11 + r) % special.len()],
+                    _ => ((i * 7 + r) as f32 * 0.731).sin() * 1.5,
+                })
+                .collect();
+            let mut got = [0u16; BLOCK];
+            // SAFETY: AVX2 is present and the block is whole.
+            unsafe { avx2::index(&x, inv, &mut got) };
+            for i in 0..BLOCK {
+                assert_eq!(got[i], table_index(x[i], inv), "{i}: {} * {inv}", x[i]);
+            }
+        }
+        // Every index of the table, as the value that lands on it.
+        for chunk in (0..LUT).collect::<Vec<_>>().chunks(BLOCK) {
+            let x: Vec<f32> = chunk
+                .iter()
+                .map(|&i| -1.0 + (2.0 * i as f32) / (LUT - 1) as f32)
+                .collect();
+            let mut got = [0u16; BLOCK];
+            // SAFETY: as above.
+            unsafe { avx2::index(&x, 1.0, &mut got) };
+            for i in 0..BLOCK {
+                assert_eq!(got[i], table_index(x[i], 1.0));
+            }
+        }
+        for book in [Codebook::signed(), Codebook::unsigned()] {
+            let codes: Vec<u8> = (0..=255).collect();
+            for absmax in [1.0f32, 0.0, 3.7e-3, f32::MAX] {
+                let mut got = [0.0f32; BLOCK];
+                // SAFETY: as above.
+                unsafe { avx2::decode(&book.values, &codes, absmax, &mut got) };
+                for (c, g) in got.iter().enumerate() {
+                    assert_eq!(g.to_bits(), (book.values[c] * absmax).to_bits());
+                }
             }
         }
     }
