@@ -60,27 +60,14 @@ pub fn lerp<T: Real>(pairs: Vec<(&mut [T], &[T])>, weight: f64) {
 
 crate::simd! {
     /// `sum = (first ? x : sum + x) / divisor`, the division skipped for a divisor of 1
-    /// (`x / 1 == x`): the branches are constants of the call.
+    /// (`x / 1 == x`): the branches are constants of the call. Walked in quarters, as
+    /// `lerp_slice`: a two-array pass has few streams to keep memory busy.
     fn accumulate_slice<T: Real>(sum: &mut [T], x: &[T], first: bool, divisor: T) {
-        let n = sum.len();
-        let x = &x[..n];
         match (first, divisor == T::ONE) {
-            (true, true) => sum.copy_from_slice(x),
-            (true, false) => {
-                for i in 0..n {
-                    sum[i] = x[i] / divisor;
-                }
-            }
-            (false, true) => {
-                for i in 0..n {
-                    sum[i] = sum[i] + x[i];
-                }
-            }
-            (false, false) => {
-                for i in 0..n {
-                    sum[i] = (sum[i] + x[i]) / divisor;
-                }
-            }
+            (true, true) => sum.copy_from_slice(&x[..sum.len()]),
+            (true, false) => in_quarters(sum, x, |_, x| x / divisor),
+            (false, true) => in_quarters(sum, x, |s, x| s + x),
+            (false, false) => in_quarters(sum, x, |s, x| (s + x) / divisor),
         }
     }
 }
@@ -161,6 +148,25 @@ mod tests {
         accumulate(vec![(&mut t[..], &[1.0][..])], true, 3.0);
         assert_eq!(t, [1.0f32 / 3.0]);
         accumulate::<f32>(vec![], false, 2.0);
+    }
+
+    #[test]
+    fn accumulate_reaches_every_element_of_every_length() {
+        for n in 0..23 {
+            let x: Vec<f64> = (0..n).map(|i| i as f64 + 1.0).collect();
+            let mut s = vec![9.0f64; n];
+            accumulate(vec![(&mut s[..], &x[..])], true, 2.0);
+            let halves: Vec<f64> = x.iter().map(|&x| x / 2.0).collect();
+            assert_eq!(s, halves, "length {n}, first with a divisor");
+            accumulate(vec![(&mut s[..], &x[..])], true, 1.0);
+            assert_eq!(s, x, "length {n}, first");
+            accumulate(vec![(&mut s[..], &x[..])], false, 1.0);
+            let doubles: Vec<f64> = x.iter().map(|&x| 2.0 * x).collect();
+            assert_eq!(s, doubles, "length {n}, summed");
+            accumulate(vec![(&mut s[..], &x[..])], false, 4.0);
+            let means: Vec<f64> = x.iter().map(|&x| 3.0 * x / 4.0).collect();
+            assert_eq!(s, means, "length {n}, summed with a divisor");
+        }
     }
 
     #[test]
