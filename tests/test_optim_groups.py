@@ -128,6 +128,37 @@ def test_lr_scale_follows_learning_rate(module):
     np.testing.assert_allclose(params["b"], 1.0 - 0.05 - 0.1)
 
 
+#: hyper-parameters that have setters of their own (not a plain ``Hyper``), and a new value
+SET_BETWEEN_STEPS = [
+    ("Adafactor", "epsilon", (1e-3, 10.0)),
+    ("Muon", "ns_steps", 2),
+    ("Muon", "ns_coefficients", (3.0, -4.0, 1.5)),
+    ("Muon", "adjust_lr_fn", "match_rms_adamw"),
+    ("ScheduleFreeAdamW", "warmup_steps", 3),
+]
+
+
+@pytest.mark.parametrize("module", [gf, ref], ids=["rust", "reference"])
+@pytest.mark.parametrize(("name", "attr", "value"), SET_BETWEEN_STEPS, ids=lambda v: str(v))
+def test_groups_follow_a_hyper_parameter_set_between_steps(module, name, attr, value):
+    # a group repeating the optimizer's own setting steps its key as the optimizer does, also
+    # after another hyper-parameter was set between steps (the group's copy must follow it)
+    rng = np.random.default_rng(0)
+    p0 = {k: rng.standard_normal((4, 3)) for k in ("w", "v")}
+    grads = [{k: rng.standard_normal((4, 3)) for k in p0} for _ in range(3)]
+    cls = getattr(module, name)
+    plain = cls(1e-2)
+    setting = next(iter(GROUPED[name]))
+    grouped = cls(1e-2, groups=[{"keys": ["v"], setting: getattr(plain, setting)}])
+    got = []
+    for opt in (plain, grouped):
+        params = _run(opt, p0, grads[:1])
+        setattr(opt, attr, value)
+        got.append(_run(opt, params, grads[1:]))
+    for k in p0:
+        np.testing.assert_array_equal(got[1][k], got[0][k], err_msg=k)
+
+
 def test_first_group_claims_first():
     opt = ref.MomentumOptimizer(
         0.1, momentum=0.0, groups=[{"keys": ["b"], "lr_scale": 0.0}, {"keys": ["b", "w"], "lr_scale": 2.0}]

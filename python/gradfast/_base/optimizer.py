@@ -27,6 +27,13 @@ from . import groups as _groups
 MAX_STEP = 2**62
 
 
+def forget_packed(obj) -> None:
+    """Drop the hyper-parameter objects cached for ``obj``'s steps, its own and its groups'
+    (whose views copied its hyper-parameters), after one of them changed."""
+    obj.__dict__.pop("_packed", None)
+    obj.__dict__.pop("_packed_groups", None)
+
+
 class StepState:
     """What an optimizer's step commits: ``state`` (the per-key state dicts), ``step`` (the
     count of steps taken) and ``extra`` (one more object some optimizers commit with them),
@@ -67,8 +74,7 @@ class Hyper:
             obj.__dict__[self.name] = _validate.flag(fn, self.name, value)
         else:
             obj.__dict__[self.name] = _validate.number(fn, self.name, value, **self.bounds)
-        obj.__dict__.pop("_packed", None)
-        obj.__dict__.pop("_packed_groups", None)
+        forget_packed(obj)
 
 
 class Checked:
@@ -383,8 +389,7 @@ class Optimizer:
             steps = self._steps
             self.__dict__.update(probe.__dict__)
             self._steps = steps
-            self.__dict__.pop("_packed", None)  # the cached hyper-parameters are the old ones
-            self.__dict__.pop("_packed_groups", None)
+            forget_packed(self)  # the cached hyper-parameters are the old ones
             self._claimed, self._expected = None, expected
             self._recorded = loaded_record
             for name, value in extra.items():

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ... import _validate
-from ..optimizer import Hyper, Optimizer
+from ..optimizer import Hyper, Optimizer, forget_packed
 
 
 def factored(shape: tuple[int, ...]) -> bool:
@@ -82,7 +82,7 @@ class AdafactorBase(Optimizer):
             raise ValueError(f"{fn}: epsilon must be a pair (eps1 or None, eps2), got {value!r}")
         eps1 = None if value[0] is None else _validate.number(fn, "epsilon[0]", value[0], lo=0.0)
         self.__dict__["epsilon"] = (eps1, _validate.number(fn, "epsilon[1]", value[1], lo=0.0))
-        self.__dict__.pop("_packed", None)
+        forget_packed(self)
 
     def _eps1(self, dtype: np.dtype) -> float:
         eps1 = self.epsilon[0]

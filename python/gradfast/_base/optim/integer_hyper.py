@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ... import _validate
-from ..optimizer import Hyper
+from ..optimizer import Hyper, forget_packed
 
 
 class IntegerHyper(Hyper):
@@ -13,4 +13,4 @@ class IntegerHyper(Hyper):
         fn = type(obj).__name__
         lo, hi = self.bounds["lo"], self.bounds["hi"]
         obj.__dict__[self.name] = _validate.integer(fn, self.name, value, lo=lo, hi=hi)
-        obj.__dict__.pop("_packed", None)
+        forget_packed(obj)

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ... import _validate
-from ..optimizer import Hyper, Optimizer
+from ..optimizer import Hyper, Optimizer, forget_packed
 from .integer_hyper import IntegerHyper
 
 ADJUST_LR_FNS = ("original", "match_rms_adamw", "spectral_unclamped")
@@ -103,7 +103,7 @@ class MuonBase(Optimizer):
             raise ValueError(f"{fn}: ns_coefficients must be three numbers (a, b, c), got {value!r}")
         a, b, c = (_validate.number(fn, f"ns_coefficients[{i}]", v) for i, v in enumerate(value))
         self.__dict__["ns_coefficients"] = (a, b, c)
-        self.__dict__.pop("_packed", None)
+        forget_packed(self)
 
     @property
     def adjust_lr_fn(self) -> str | None:
@@ -115,7 +115,7 @@ class MuonBase(Optimizer):
         if value is not None:
             _validate.choice(self._name, "adjust_lr_fn", value, ADJUST_LR_FNS)
         self.__dict__["adjust_lr_fn"] = value
-        self.__dict__.pop("_packed", None)
+        forget_packed(self)
 
     @property
     def ns_dtype(self) -> str:
@@ -125,7 +125,7 @@ class MuonBase(Optimizer):
     @ns_dtype.setter
     def ns_dtype(self, value: Any) -> None:
         self.__dict__["ns_dtype"] = _validate.choice(self._name, "ns_dtype", value, NS_DTYPES)
-        self.__dict__.pop("_packed", None)
+        forget_packed(self)
 
     def _matrices(self, fn: str, params) -> None:
         """Every array of ``params`` must be 2-D."""
