@@ -448,7 +448,6 @@ def test_is_a_torch_optimizer_of_torchs_class():
 
 
 def test_the_signature_is_torchs_with_state_dtype():
-
     names = list(inspect.signature(gft.AdamW).parameters)
     assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
     assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
