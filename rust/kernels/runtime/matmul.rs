@@ -189,8 +189,9 @@ pub fn matmul_gram<T: Gemm>(c: &mut [T], a: View<T>) {
         let (upper, lower) = c.split_at_mut((i + 1) * m);
         let row = &mut upper[i * m..];
         // columns past the diagonal block of row i were not computed: the lower rows hold them
-        for j in (i / br + 1) * br..m {
-            row[j] = lower[(j - i - 1) * m + i];
+        let start = ((i / br + 1) * br).min(m);
+        for (j, v) in row.iter_mut().enumerate().skip(start) {
+            *v = lower[(j - i - 1) * m + i];
         }
     }
 }
