@@ -33,6 +33,7 @@ from torch.optim.optimizer import _global_optimizer_pre_hooks as _GLOBAL_PRE_HOO
 
 from . import _validate, optim
 from ._base.optim.adafactor import state_shapes as adafactor_state_shapes
+from ._base.optim.muon import NS_DTYPES
 
 __all__ = [
     "LAMB",
@@ -132,6 +133,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
     _extra_key: ClassVar[str | None] = None
     #: whether the engine offers ``state_dtype='bfloat16'`` and bfloat16 parameters
     _bfloat16: ClassVar[bool] = True
+    #: gradfast's own keyword arguments of the constructor beyond torch's and ``state_dtype``
+    _extra_keywords: ClassVar[tuple[inspect.Parameter, ...]] = ()
 
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
@@ -140,12 +143,13 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # help() and inspect show torch's constructor arguments, plus state_dtype where it has a choice
+        # help() and inspect show torch's constructor arguments, plus state_dtype where it has a
+        # choice and the class's own keywords
         base = next(b for b in cls.__mro__ if b.__module__.startswith("torch.optim"))
         if base is not torch.optim.Optimizer and cls._engine is not None:
             sig = inspect.signature(base.__init__)  # type: ignore[misc]
             extra = [inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None)]
-            params = [*list(sig.parameters.values())[1:], *(extra if cls._bfloat16 else [])]
+            params = [*list(sig.parameters.values())[1:], *(extra if cls._bfloat16 else []), *cls._extra_keywords]
             cls.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
 
     def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
@@ -608,11 +612,28 @@ class Muon(GradfastOptimizer, torch.optim.Muon):
     """``torch.optim.Muon`` stepped by ``gradfast.Muon`` (float32 and float64 matrices; the
     Newton-Schulz iteration in bfloat16, as torch's, so the two agree within bfloat16's
     error). As torch, every parameter must be 2-D: one added later with ``add_param_group``
-    is refused by ``step`` before anything is written. State ``momentum_buffer`` only."""
+    is refused by ``step`` before anything is written. State ``momentum_buffer`` only.
+
+    gradfast's own keyword ``ns_dtype='float32'`` runs the iteration in float32 throughout
+    (a param group may set its own); a state dict loaded from torch keeps the constructor's."""
 
     _engine = optim.Muon
     _counts_steps = False
     _bfloat16 = False
+    _extra_keywords = (inspect.Parameter("ns_dtype", inspect.Parameter.KEYWORD_ONLY, default="bfloat16"),)
+
+    def __init__(self, params, *args: Any, ns_dtype: str = "bfloat16", **kwargs: Any) -> None:
+        _validate.choice("gradfast.torch.Muon", "ns_dtype", ns_dtype, NS_DTYPES)
+        self._ns_dtype = ns_dtype
+        super().__init__(params, *args, **kwargs)
+
+    def _forget(self) -> None:
+        # every group has an ns_dtype: torch's state dicts and groups added before the
+        # constructor finished have none
+        ns_dtype = self.defaults.setdefault("ns_dtype", getattr(self, "_ns_dtype", "bfloat16"))
+        for group in self.param_groups:
+            group.setdefault("ns_dtype", ns_dtype)
+        super()._forget()
 
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
@@ -625,6 +646,7 @@ class Muon(GradfastOptimizer, torch.optim.Muon):
             "epsilon": group["eps"],
             "ns_steps": group["ns_steps"],
             "adjust_lr_fn": group["adjust_lr_fn"],
+            "ns_dtype": group["ns_dtype"],
         }
 
     def _check_more(self, where: str, p: torch.Tensor, st: dict) -> None:

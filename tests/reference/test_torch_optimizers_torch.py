@@ -13,6 +13,8 @@ gradfast rounds once, so they agree to a few bfloat16 units.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import io
 
 import gradfast as gf
@@ -203,10 +205,10 @@ def muon_model(dtype, seed=0):
     ).to(dtype)
 
 
-def exact_newton_schulz(grad, ns_coefficients, ns_steps, eps):
-    """torch's orthogonalisation in float64 (torch's runs in bfloat16)."""
+def exact_newton_schulz(grad, ns_coefficients, ns_steps, eps, dtype=torch.float64):
+    """torch's orthogonalisation in ``dtype``, float64 by default (torch's runs in bfloat16)."""
     a, b, c = ns_coefficients
-    x = grad.double()
+    x = grad.to(dtype)
     tall = grad.size(0) > grad.size(1)
     x = x.T if tall else x
     x = x / x.norm().clamp(min=eps)
@@ -268,6 +270,49 @@ def test_muon_steps_as_torch_within_its_bfloat16_error(kwargs, group2, dtype, mo
 def test_muon_state_dict_passes_between_torch_and_gradfast(first, monkeypatch):
     pair = (torch.optim, gft) if first == "torch" else (gft, torch.optim)
     assert_within_torchs_bfloat16_error(*muon_runs(*MUON[0], torch.float32, *pair, monkeypatch))
+
+
+def test_muon_ns_dtype_float32_steps_as_torchs_iteration_in_float32(monkeypatch):
+    # torch's Muon with its iteration run in float32 instead of bfloat16: gradfast's float32
+    # iteration is as near to it as float32's rounding of 2 * STEPS steps allows, far nearer
+    # than torch's own bfloat16 run
+    exact, theirs, _ = muon_runs(*MUON[0], torch.float32, torch.optim, torch.optim, monkeypatch)
+    with monkeypatch.context() as mp:
+        f32 = functools.partial(exact_newton_schulz, dtype=torch.float32)
+        mp.setattr(torch.optim._muon, "_zeropower_via_newtonschulz", f32)
+        want = muon_runs(*MUON[0], torch.float32, torch.optim, torch.optim, monkeypatch)[1]
+    ours = muon_model(torch.float32)
+    opt = gft.Muon(groups(ours, MUON[0][1]), **MUON[0][0], ns_dtype="float32")
+    train(ours, opt, batches(torch.float32, 2 * STEPS), torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5))
+    for e, t, w, o in zip(exact, theirs, want, ours.parameters()):
+        assert (o.detach().double() - w).abs().max() <= 1e-5 < (t - e).abs().max()
+    assert [g["ns_dtype"] for g in opt.state_dict()["param_groups"]] == ["float32", "float32"]
+
+
+def test_muon_ns_dtype_is_kept_by_groups_and_state_dicts():
+    w, v = torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.ones(2, 2))
+    opt = gft.Muon([{"params": [w]}, {"params": [v], "ns_dtype": "bfloat16"}], ns_dtype="float32")
+    assert [g["ns_dtype"] for g in opt.param_groups] == ["float32", "bfloat16"]
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, 3))]})
+    assert opt.param_groups[2]["ns_dtype"] == "float32"
+    # a state dict of torch's Muon has no ns_dtype: its groups take the constructor's
+    torch_opt = torch.optim.Muon([w, v])
+    opt = gft.Muon([w, v], ns_dtype="float32")
+    opt.load_state_dict(torch_opt.state_dict())
+    assert opt.param_groups[0]["ns_dtype"] == "float32"
+    assert "ns_dtype" in inspect.signature(gft.Muon).parameters
+
+
+@pytest.mark.parametrize(("value", "error"), [("float16", ValueError), (torch.float32, TypeError)])
+def test_muon_refuses_a_bad_ns_dtype_naming_it(value, error):
+    w = torch.nn.Parameter(torch.ones(3, 2))
+    with pytest.raises(error, match=r"gradfast.torch.Muon: ns_dtype must be one of \('bfloat16', 'float32'\)"):
+        gft.Muon([w], ns_dtype=value)
+    w.grad = torch.ones(3, 2)
+    opt = gft.Muon([{"params": [w], "ns_dtype": "float16"}])
+    with pytest.raises(ValueError, match="ns_dtype must be one of"):
+        opt.step()
+    assert torch.equal(w.detach(), torch.ones(3, 2)) and not opt.state[w]
 
 
 def test_muon_refuses_arrays_not_2d_before_any_write():
@@ -403,12 +448,11 @@ def test_is_a_torch_optimizer_of_torchs_class():
 
 
 def test_the_signature_is_torchs_with_state_dtype():
-    import inspect
-
     names = list(inspect.signature(gft.AdamW).parameters)
     assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
     assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
-    assert list(inspect.signature(gft.Muon).parameters) == list(inspect.signature(torch.optim.Muon).parameters)
+    muon = list(inspect.signature(gft.Muon).parameters)
+    assert muon == [*inspect.signature(torch.optim.Muon).parameters, "ns_dtype"]
 
 
 def test_closure_loss_is_returned_and_its_gradients_used():

@@ -69,6 +69,9 @@ class Kernel:
     quick: tuple[Case, ...]
     prepare: Prepare
     traffic: Callable[[Case], list[tuple[int, int]]] | None = None
+    #: at most this many timed runs per implementation, whatever the bench's ``repeat`` (a
+    #: kernel whose peer takes minutes a call), or None
+    most_runs: int | None = None
 
 
 KERNELS: dict[str, Kernel] = {}

@@ -99,6 +99,7 @@ def measure(name: str, case: Case, repeat: int, bandwidth: float | None = None, 
     (``in_cache``): they run from the cache, not from memory.
     """
     kernel = KERNELS[name]
+    repeat = min(repeat, kernel.most_runs or repeat)
     timed = {impl: _time(kernel, case, impl, repeat) for impl in IMPLS}
     runs = {impl: r for impl, r in timed.items() if r is not None}
     if "numpy" not in runs or "gradfast" not in runs:

@@ -2,14 +2,15 @@
 //! Newton-Schulz iteration, then the decayed parameter update.
 //!
 //! The iteration runs on float32 values through [`crate::runtime::matmul`] (fixed row blocks
-//! over the pool: the same bits for any thread count). With `ns_bf16`, as torch's bfloat16
+//! over the pool: the same bits for any thread count); the symmetric `X X^T` and `G G` are
+//! computed in their lower triangles and mirrored. With `ns_bf16`, as torch's bfloat16
 //! path, every result torch stores as bfloat16 (the input, its norm, the normalised input,
 //! each `X X^T`, `b G + c G G` and `a X + H X`) is rounded to bfloat16; products are summed in
 //! float32 either way. Float64 values go to the iteration through float32, as torch's cast.
 
 use super::lerp::Lerp;
 use crate::runtime::bf16::{bf16_from_f32, f32_from_bf16};
-use crate::runtime::matmul::{matmul, View};
+use crate::runtime::matmul::{matmul, matmul_gram, View};
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::reduce::{norms, Order};
 use crate::runtime::scratch::{with_kept, Scratch};
@@ -176,10 +177,11 @@ fn step_matrix<T: Real>(t: MuonTensor<'_, T>, a: &MuonArgs, buf: &mut Buffers) {
     buf.h.resize(s * s.max(l), 0.0);
     let (gram, h) = (&mut buf.gram[..s * s], &mut buf.h[..s * s.max(l)]);
     for _ in 0..a.ns_steps {
-        matmul(gram, s, View::new(x, s, l), View::new(x, s, l).t(), false);
+        matmul_gram(gram, View::new(x, s, l));
         round_all(gram, bf16);
         let hh = &mut h[..s * s];
-        matmul(hh, s, View::new(gram, s, s), View::new(gram, s, s), false);
+        // G is symmetric, so G G is G G^T
+        matmul_gram(hh, View::new(gram, s, s));
         for (hi, &gi) in hh.iter_mut().zip(gram.iter()) {
             *hi = r(cb * gi + cc * *hi);
         }
