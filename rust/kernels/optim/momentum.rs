@@ -8,6 +8,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
+use crate::runtime::store::Draws;
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +26,8 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub v: &'a mut [S],
+        /// How the velocity is rounded when stored (slot 0 of the element's word).
+        pub draws: Draws,
     }
 }
 
@@ -37,9 +40,9 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
         if h.nesterov {
-            nesterov_slices(t.p, t.g, t.v, lr, mu)
+            nesterov_slices(t.p, t.g, t.v, &t.draws, lr, mu)
         } else {
-            classical_slices(t.p, t.g, t.v, lr, mu)
+            classical_slices(t.p, t.g, t.v, &t.draws, lr, mu)
         }
     });
 }
@@ -49,10 +52,15 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
+        d: &Draws,
         lr: C,
         mu: C,
     ) {
-        momentum_loop::<C, P, S, false>(p, g, v, lr, mu)
+        if d.is_stochastic() {
+            momentum_loop::<C, P, S::Drawn, false>(p, g, S::drawn(v), d, lr, mu)
+        } else {
+            momentum_loop::<C, P, S, false>(p, g, v, d, lr, mu)
+        }
     }
 }
 
@@ -61,10 +69,15 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
+        d: &Draws,
         lr: C,
         mu: C,
     ) {
-        momentum_loop::<C, P, S, true>(p, g, v, lr, mu)
+        if d.is_stochastic() {
+            momentum_loop::<C, P, S::Drawn, true>(p, g, S::drawn(v), d, lr, mu)
+        } else {
+            momentum_loop::<C, P, S, true>(p, g, v, d, lr, mu)
+        }
     }
 }
 
@@ -73,6 +86,7 @@ fn momentum_loop<C: Real, P: Store<C>, S: Store<C>, const NESTEROV: bool>(
     p: &mut [P],
     g: &[P],
     v: &mut [S],
+    d: &Draws,
     lr: C,
     mu: C,
 ) {
@@ -81,7 +95,7 @@ fn momentum_loop<C: Real, P: Store<C>, S: Store<C>, const NESTEROV: bool>(
     for i in 0..n {
         let step = lr * g[i].load();
         let vi = mu * v[i].load() - step;
-        v[i] = S::store(vi);
+        v[i] = S::store_at(vi, d, i, 0);
         p[i] = P::store(if NESTEROV {
             p[i].load() + (mu * vi - step)
         } else {
@@ -115,9 +129,9 @@ crate::simd! {
         by_block(p.len(), &mut state, [Codebook::signed()], |start, [v], len| {
             let (p, g, v) = (&mut p[start..start + len], &g[start..start + len], &mut v[..len]);
             if nesterov {
-                momentum_loop::<f32, f32, f32, true>(p, g, v, lr, mu)
+                momentum_loop::<f32, f32, f32, true>(p, g, v, &Draws::NEAREST, lr, mu)
             } else {
-                momentum_loop::<f32, f32, f32, false>(p, g, v, lr, mu)
+                momentum_loop::<f32, f32, f32, false>(p, g, v, &Draws::NEAREST, lr, mu)
             }
         });
     }
@@ -142,6 +156,7 @@ mod tests {
                     p: &mut p,
                     g: &g,
                     v: &mut v,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -165,6 +180,7 @@ mod tests {
                 p: &mut p,
                 g: &g,
                 v: &mut v,
+                draws: Draws::NEAREST,
             }],
             &h,
         );
@@ -190,6 +206,7 @@ mod tests {
                     p: &mut p,
                     g: &[g],
                     v: &mut v,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -199,6 +216,7 @@ mod tests {
                     p: &mut p2,
                     g: &[g],
                     v: &mut v2,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -210,6 +228,7 @@ mod tests {
                     p: &mut p3,
                     g: &[bf16_from_f32(g)],
                     v: &mut v3,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
