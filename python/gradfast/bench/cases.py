@@ -4,6 +4,7 @@ kernel must move, its NumPy baseline, its gradfast call, PyTorch's best CPU equi
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -315,8 +316,8 @@ register(
 
 #: the operating points: (params dtype, the optimizer's state keywords, label with the state's
 #: bytes per param); bfloat16 state by nearest and by stochastic rounding side by side
-_BF16 = {"state_dtype": "bfloat16"}
-LOWPREC_POINTS = (
+_BF16: dict[str, Any] = {"state_dtype": "bfloat16"}
+LOWPREC_POINTS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("float32", {}, "f32 state 8 B/param"),
     ("float32", _BF16, "bf16 state 4 B/param"),
     ("float32", {**_BF16, "rounding": "stochastic", "seed": 0}, "bf16 state stochastic rounding 4 B/param"),

@@ -11,7 +11,7 @@
 //! rounded to nearest even on store, in the same pass. The parameter update uses the moments
 //! as computed, before they are rounded for storage. bfloat16 state may be rounded
 //! stochastically instead ([`Draws`]): `exp_avg`, `exp_avg_sq` and `max_exp_avg_sq` are
-//! slots 0, 1 and 2 of the element's word.
+//! its slots 0, 1 and 2.
 //!
 //! With 8-bit state ([`adam_8bit`], float32 params) each block of 256 moments is decoded into
 //! a float32 buffer, stepped by the same loop and encoded again ([`crate::runtime::quant8`]):
@@ -19,7 +19,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
-use crate::runtime::store::Draws;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -136,7 +136,13 @@ pub fn adam<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<AdamTensor<'_, P, S>
     };
     let bytes = 3 * size_of::<P>() + state_streams * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), &t.draws, &c)
+        let slots = 2 + usize::from(t.vmax.is_some());
+        with_bits(
+            t,
+            |t| t.draws,
+            slots,
+            |t, bits| adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), bits, &c),
+        )
     });
 }
 
@@ -150,13 +156,13 @@ crate::simd! {
         m: &mut [S],
         v: &mut [S],
         vmax: &mut [S],
-        d: &Draws,
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        if d.is_stochastic() {
-            adam_arms::<C, P, S::Drawn>(p, g, S::drawn(m), S::drawn(v), S::drawn(vmax), d, c)
+        if bits.stochastic() {
+            adam_arms::<C, P, S::Drawn>(p, g, S::drawn(m), S::drawn(v), S::drawn(vmax), bits, c)
         } else {
-            adam_arms::<C, P, S>(p, g, m, v, vmax, d, c)
+            adam_arms::<C, P, S>(p, g, m, v, vmax, bits, c)
         }
     }
 }
@@ -168,19 +174,21 @@ fn adam_arms<C: Real, P: Store<C>, S: Store<C>>(
     m: &mut [S],
     v: &mut [S],
     vmax: &mut [S],
-    d: &Draws,
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let ams = !vmax.is_empty();
     match (c.coupled, c.moments.low_weight, ams) {
-        (false, true, false) => adam_loop::<C, P, S, false, true, false>(p, g, m, v, vmax, d, c),
-        (false, true, true) => adam_loop::<C, P, S, false, true, true>(p, g, m, v, vmax, d, c),
-        (false, false, false) => adam_loop::<C, P, S, false, false, false>(p, g, m, v, vmax, d, c),
-        (false, false, true) => adam_loop::<C, P, S, false, false, true>(p, g, m, v, vmax, d, c),
-        (true, true, false) => adam_loop::<C, P, S, true, true, false>(p, g, m, v, vmax, d, c),
-        (true, true, true) => adam_loop::<C, P, S, true, true, true>(p, g, m, v, vmax, d, c),
-        (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, d, c),
-        (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, d, c),
+        (false, true, false) => adam_loop::<C, P, S, false, true, false>(p, g, m, v, vmax, bits, c),
+        (false, true, true) => adam_loop::<C, P, S, false, true, true>(p, g, m, v, vmax, bits, c),
+        (false, false, false) => {
+            adam_loop::<C, P, S, false, false, false>(p, g, m, v, vmax, bits, c)
+        }
+        (false, false, true) => adam_loop::<C, P, S, false, false, true>(p, g, m, v, vmax, bits, c),
+        (true, true, false) => adam_loop::<C, P, S, true, true, false>(p, g, m, v, vmax, bits, c),
+        (true, true, true) => adam_loop::<C, P, S, true, true, true>(p, g, m, v, vmax, bits, c),
+        (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, bits, c),
+        (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, bits, c),
     }
 }
 
@@ -204,10 +212,10 @@ crate::simd! {
             let (p, g) = (&mut p[start..start + len], &g[start..start + len]);
             let (m, v) = (&mut m[..len], &mut v[..len]);
             match (c.coupled, c.moments.low_weight) {
-                (false, true) => adam_loop::<f32, f32, f32, false, true, false>(p, g, m, v, &mut [], &Draws::NEAREST, c),
-                (false, false) => adam_loop::<f32, f32, f32, false, false, false>(p, g, m, v, &mut [], &Draws::NEAREST, c),
-                (true, true) => adam_loop::<f32, f32, f32, true, true, false>(p, g, m, v, &mut [], &Draws::NEAREST, c),
-                (true, false) => adam_loop::<f32, f32, f32, true, false, false>(p, g, m, v, &mut [], &Draws::NEAREST, c),
+                (false, true) => adam_loop::<f32, f32, f32, false, true, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (false, false) => adam_loop::<f32, f32, f32, false, false, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (true, true) => adam_loop::<f32, f32, f32, true, true, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (true, false) => adam_loop::<f32, f32, f32, true, false, false>(p, g, m, v, &mut [], &Bits::NONE, c),
             }
         });
     }
@@ -227,10 +235,11 @@ fn adam_loop<
     m: &mut [S],
     v: &mut [S],
     vmax: &mut [S],
-    d: &Draws,
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1, 2].map(|k| bits.slot::<C, S>(k, n));
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
     let c = *c;
@@ -245,11 +254,11 @@ fn adam_loop<
             pi = pi * c.decay;
         }
         let (mi, mut vi) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), v[i].load(), &c.moments);
-        m[i] = S::store_at(mi, d, i, 0);
-        v[i] = S::store_at(vi, d, i, 1);
+        m[i] = S::store_drawn(mi, S::bit(r[0], i));
+        v[i] = S::store_drawn(vi, S::bit(r[1], i));
         if AMSGRAD {
             vi = vmax[i].load().nan_max(vi);
-            vmax[i] = S::store_at(vi, d, i, 2);
+            vmax[i] = S::store_drawn(vi, S::bit(r[2], i));
         }
         let denom = vi.sqrt() / c.bc2_sqrt + c.eps;
         // addcdiv's `self + value * t1 / t2`, evaluated left to right as ATen does

@@ -8,7 +8,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
-use crate::runtime::store::Draws;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -26,7 +26,7 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub v: &'a mut [S],
-        /// How the velocity is rounded when stored (slot 0 of the element's word).
+        /// How the velocity (slot 0) is rounded when stored.
         pub draws: Draws,
     }
 }
@@ -39,11 +39,18 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     let (lr, mu) = rates::<C>(h);
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
-        if h.nesterov {
-            nesterov_slices(t.p, t.g, t.v, &t.draws, lr, mu)
-        } else {
-            classical_slices(t.p, t.g, t.v, &t.draws, lr, mu)
-        }
+        with_bits(
+            t,
+            |t| t.draws,
+            1,
+            |t, bits| {
+                if h.nesterov {
+                    nesterov_slices(t.p, t.g, t.v, bits, lr, mu)
+                } else {
+                    classical_slices(t.p, t.g, t.v, bits, lr, mu)
+                }
+            },
+        )
     });
 }
 
@@ -52,14 +59,14 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
-        d: &Draws,
+        bits: &Bits,
         lr: C,
         mu: C,
     ) {
-        if d.is_stochastic() {
-            momentum_loop::<C, P, S::Drawn, false>(p, g, S::drawn(v), d, lr, mu)
+        if bits.stochastic() {
+            momentum_loop::<C, P, S::Drawn, false>(p, g, S::drawn(v), bits, lr, mu)
         } else {
-            momentum_loop::<C, P, S, false>(p, g, v, d, lr, mu)
+            momentum_loop::<C, P, S, false>(p, g, v, bits, lr, mu)
         }
     }
 }
@@ -69,14 +76,14 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
-        d: &Draws,
+        bits: &Bits,
         lr: C,
         mu: C,
     ) {
-        if d.is_stochastic() {
-            momentum_loop::<C, P, S::Drawn, true>(p, g, S::drawn(v), d, lr, mu)
+        if bits.stochastic() {
+            momentum_loop::<C, P, S::Drawn, true>(p, g, S::drawn(v), bits, lr, mu)
         } else {
-            momentum_loop::<C, P, S, true>(p, g, v, d, lr, mu)
+            momentum_loop::<C, P, S, true>(p, g, v, bits, lr, mu)
         }
     }
 }
@@ -86,16 +93,17 @@ fn momentum_loop<C: Real, P: Store<C>, S: Store<C>, const NESTEROV: bool>(
     p: &mut [P],
     g: &[P],
     v: &mut [S],
-    d: &Draws,
+    bits: &Bits,
     lr: C,
     mu: C,
 ) {
     let n = p.len();
+    let r = bits.slot::<C, S>(0, n);
     let (g, v) = (&g[..n], &mut v[..n]);
     for i in 0..n {
         let step = lr * g[i].load();
         let vi = mu * v[i].load() - step;
-        v[i] = S::store_at(vi, d, i, 0);
+        v[i] = S::store_drawn(vi, S::bit(r, i));
         p[i] = P::store(if NESTEROV {
             p[i].load() + (mu * vi - step)
         } else {
@@ -129,9 +137,9 @@ crate::simd! {
         by_block(p.len(), &mut state, [Codebook::signed()], |start, [v], len| {
             let (p, g, v) = (&mut p[start..start + len], &g[start..start + len], &mut v[..len]);
             if nesterov {
-                momentum_loop::<f32, f32, f32, true>(p, g, v, &Draws::NEAREST, lr, mu)
+                momentum_loop::<f32, f32, f32, true>(p, g, v, &Bits::NONE, lr, mu)
             } else {
-                momentum_loop::<f32, f32, f32, false>(p, g, v, &Draws::NEAREST, lr, mu)
+                momentum_loop::<f32, f32, f32, false>(p, g, v, &Bits::NONE, lr, mu)
             }
         });
     }

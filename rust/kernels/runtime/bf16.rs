@@ -28,12 +28,14 @@ pub fn bf16_from_f32_stochastic(x: f32, r: u16) -> u16 {
     let b = x.to_bits();
     #[allow(clippy::eq_op)]
     let nan = x != x;
-    let bits = if nan {
-        b | 0x0040_0000
+    // Two selects of values, not a branch around the addition: a branch lets the compiler
+    // move the load of `r` under it, and a loop with a conditional load does not vectorize.
+    let (quiet, add) = if nan {
+        (0x0040_0000, 0)
     } else {
-        b.wrapping_add(u32::from(r))
+        (0, u32::from(r))
     };
-    (bits >> 16) as u16
+    ((b | quiet).wrapping_add(add) >> 16) as u16
 }
 
 /// The bfloat16 bits of `x`, rounded once to nearest even. Going through float32 by

@@ -5,14 +5,15 @@
 //! Loading widens exactly; storing rounds to nearest even. For `C` itself both are the
 //! identity, so one generic loop serves every combination and compiles to the plain one.
 //!
-//! State may instead be rounded stochastically: kernels store state with [`Store::store_at`],
-//! which [`Stochastic`] storage rounds with 16 bits drawn from the counter-based stream at
-//! the element's index ([`Draws`]), and every other type rounds as [`Store::store`]. A kernel
-//! takes `S` and its [`Store::Drawn`] type apart with [`Draws::stochastic`], so the loop of
-//! nearest rounding draws nothing.
+//! State may instead be rounded stochastically: kernels store state with [`Store::store_drawn`],
+//! which [`Stochastic`] storage rounds with 16 random bits of the element and slot, and every
+//! other type rounds as [`Store::store`]. [`with_bits`] runs a kernel's loop on blocks of
+//! [`BLOCK`] elements with the bits of each block drawn ahead ([`Bits`]) from the
+//! counter-based stream; a kernel takes `S` and its [`Store::Drawn`] type apart with
+//! [`Bits::stochastic`], so the loop of nearest rounding draws nothing.
 
 use crate::runtime::bf16::{bf16_from_f32, bf16_from_f32_stochastic, f32_from_bf16};
-use crate::runtime::bundle::Part;
+use crate::runtime::bundle::{Part, Split};
 use crate::runtime::random::Stream;
 use crate::Real;
 
@@ -20,12 +21,21 @@ use crate::Real;
 pub trait Store<C: Real>: Copy + Send + Sync + 'static {
     /// The same storage rounded stochastically where the type can be (`Self` otherwise).
     type Drawn: Store<C>;
+    /// Whether [`Store::store_drawn`] reads its random bits.
+    const DRAWS: bool = false;
     fn load(self) -> C;
     fn store(x: C) -> Self;
-    /// `x` stored as state slot `slot` (0 to 3) of element `i` of a chunk drawing `d`.
+    /// `x` stored with the random bits `r` (from [`Store::bit`]).
     #[inline(always)]
-    fn store_at(x: C, _d: &Draws, _i: usize, _slot: u32) -> Self {
+    fn store_drawn(x: C, _r: u16) -> Self {
         Self::store(x)
+    }
+    /// The bits of element `i` of a slot's [`Bits::slot`] (0 for types that read none). Read
+    /// in the loop, as the argument of [`Store::store_drawn`]: an index into `r` inside the
+    /// store keeps the loop from vectorizing.
+    #[inline(always)]
+    fn bit(_r: &[u16], _i: usize) -> u16 {
+        0
     }
     /// The same elements as [`Store::Drawn`].
     fn drawn(s: &mut [Self]) -> &mut [Self::Drawn];
@@ -70,6 +80,7 @@ pub struct Stochastic(pub u16);
 
 impl Store<f32> for Stochastic {
     type Drawn = Stochastic;
+    const DRAWS: bool = true;
     #[inline(always)]
     fn load(self) -> f32 {
         f32_from_bf16(self.0)
@@ -78,27 +89,28 @@ impl Store<f32> for Stochastic {
     fn store(x: f32) -> Stochastic {
         Stochastic(bf16_from_f32(x))
     }
-    /// Slot `k` takes bits `16k..16k + 16` of the element's word: one word serves up to four
-    /// slots, and two slots of one element never share a draw.
     #[inline(always)]
-    fn store_at(x: f32, d: &Draws, i: usize, slot: u32) -> Stochastic {
-        Stochastic(bf16_from_f32_stochastic(
-            x,
-            (d.word(i) >> (16 * slot)) as u16,
-        ))
+    fn store_drawn(x: f32, r: u16) -> Stochastic {
+        Stochastic(bf16_from_f32_stochastic(x, r))
+    }
+    #[inline(always)]
+    fn bit(r: &[u16], i: usize) -> u16 {
+        r[i]
     }
     fn drawn(s: &mut [Stochastic]) -> &mut [Stochastic] {
         s
     }
 }
 
-/// The random words of a chunk of one tensor for stochastic rounding: element `i` of the
-/// chunk draws word `at + i` of the stream `(seed, step)`, `at` being the chunk's start in
-/// the concatenation of the call's tensors (so every element of a step draws its own word,
-/// whatever the chunking and thread count). A bundle field: cutting advances `at`.
+/// How one tensor's state is rounded: a bundle field. Stochastically, the bits of element `e`
+/// of the call (its index in the concatenation of the call's tensors) in state slot `k` of
+/// step `step` are the 16-bit piece `e % 4` (bits `16 (e % 4)` up) of word `e / 4` of the
+/// stream `(seed, 4 step + k)` (mod 2^64): every element, slot and step draws its own bits,
+/// whatever the chunking and thread count, and one word serves four elements.
 #[derive(Clone, Copy, Debug)]
 pub struct Draws {
-    stream: Stream,
+    seed: u64,
+    step: u64,
     at: u64,
     stochastic: bool,
 }
@@ -106,7 +118,8 @@ pub struct Draws {
 impl Draws {
     /// Nearest rounding: nothing is drawn.
     pub const NEAREST: Draws = Draws {
-        stream: Stream::ZERO,
+        seed: 0,
+        step: 0,
         at: 0,
         stochastic: false,
     };
@@ -114,21 +127,11 @@ impl Draws {
     /// Stochastic rounding of step `step` of a tensor starting at element `at` of the call.
     pub fn stochastic(seed: u64, step: u64, at: u64) -> Self {
         Draws {
-            stream: Stream::new(seed, step),
+            seed,
+            step,
             at,
             stochastic: true,
         }
-    }
-
-    /// Whether the state is to be rounded stochastically.
-    pub fn is_stochastic(&self) -> bool {
-        self.stochastic
-    }
-
-    /// The word of element `i` of the chunk.
-    #[inline(always)]
-    pub fn word(&self, i: usize) -> u64 {
-        self.stream.bits(self.at.wrapping_add(i as u64))
     }
 }
 
@@ -142,6 +145,86 @@ impl Part for Draws {
             ..self
         };
         (self, tail)
+    }
+}
+
+/// Elements of a block whose bits are drawn ahead of the loop (a multiple of 4).
+pub const BLOCK: usize = 1024;
+
+/// The random bits of up to four state slots of a block of elements.
+pub struct Bits {
+    pieces: [[u16; BLOCK + 4]; 4],
+    /// where the block's first element sits in `pieces` (its index mod 4)
+    off: usize,
+    stochastic: bool,
+}
+
+impl Bits {
+    /// The bits of nearest rounding: none are read.
+    pub const NONE: Bits = Bits {
+        pieces: [[0; BLOCK + 4]; 4],
+        off: 0,
+        stochastic: false,
+    };
+
+    /// Whether the state is to be rounded stochastically.
+    pub fn stochastic(&self) -> bool {
+        self.stochastic
+    }
+
+    /// The bits of slot `k` for the block's `n` elements, for storage `S` (empty when `S`
+    /// reads none).
+    #[inline(always)]
+    pub fn slot<C: Real, S: Store<C>>(&self, k: usize, n: usize) -> &[u16] {
+        if S::DRAWS {
+            &self.pieces[k][self.off..self.off + n]
+        } else {
+            &[]
+        }
+    }
+}
+
+crate::simd! {
+    /// Draws the bits of `slots` slots for `len` elements from element `e` on.
+    fn fill(bits: &mut Bits, d: &Draws, e: u64, len: usize, slots: usize) {
+        let (w0, off) = (e / 4, (e % 4) as usize);
+        let words = (off + len).div_ceil(4);
+        bits.off = off;
+        for (k, row) in bits.pieces.iter_mut().enumerate().take(slots) {
+            let s = Stream::new(d.seed, d.step.wrapping_mul(4).wrapping_add(k as u64));
+            for (w, piece) in row.chunks_exact_mut(4).take(words).enumerate() {
+                let b = s.bits(w0.wrapping_add(w as u64));
+                piece.copy_from_slice(&[b as u16, (b >> 16) as u16, (b >> 32) as u16, (b >> 48) as u16]);
+            }
+        }
+    }
+}
+
+/// Runs `f` on bundle `t` with the random bits of its state stores (its [`Draws`] given by
+/// `draws`): once, with none, for nearest rounding; else on blocks of [`BLOCK`] elements,
+/// the bits of `slots` state slots drawn ahead of each.
+pub fn with_bits<T: Split>(
+    t: T,
+    draws: impl Fn(&T) -> Draws,
+    slots: usize,
+    mut f: impl FnMut(T, &Bits),
+) {
+    let d = draws(&t);
+    if !d.stochastic {
+        return f(t, &Bits::NONE);
+    }
+    let mut bits = Bits {
+        pieces: [[0; BLOCK + 4]; 4],
+        off: 0,
+        stochastic: true,
+    };
+    let (mut rest, mut e) = (t, d.at);
+    while !rest.is_empty() {
+        let len = rest.len().min(BLOCK);
+        let (head, tail) = rest.split_at(len);
+        fill(&mut bits, &d, e, len, slots);
+        f(head, &bits);
+        (rest, e) = (tail, e.wrapping_add(len as u64));
     }
 }
 
@@ -160,22 +243,44 @@ mod tests {
     }
 
     #[test]
-    fn stochastic_stores_draw_per_element_and_slot_and_others_round_to_nearest() {
-        let d = Draws::stochastic(7, 3, 100);
-        let (_, tail) = d.cut(40);
-        // element 45 of the tensor: the same word whether reached from its start or a chunk's
-        assert_eq!(d.word(45), tail.word(5));
-        assert_eq!(d.word(45), Stream::new(7, 3).bits(145));
-        let x = 1.0f32 + 2f32.powi(-9);
-        for slot in 0..4 {
-            let r = (d.word(45) >> (16 * slot)) as u16;
-            let s = <Stochastic as Store<f32>>::store_at(x, &d, 45, slot);
-            assert_eq!(s.0, bf16_from_f32_stochastic(x, r));
+    fn bits_are_the_pieces_of_the_stream_of_each_slot() {
+        // 3000 elements from element 5 of the call, in blocks: element e of slot k draws
+        // piece e % 4 of word e / 4 of stream (seed, 4 step + k)
+        crate::bundle! {
+            pub struct One<'a, T> {
+                pub x: &'a mut [T],
+                pub d: Draws,
+            }
         }
-        assert_eq!(
-            <u16 as Store<f32>>::store_at(x, &d, 45, 0),
-            bf16_from_f32(x)
+        let mut x = vec![0u64; 3000];
+        let t = One {
+            x: &mut x,
+            d: Draws::stochastic(7, 3, 5),
+        };
+        with_bits(
+            t,
+            |t| t.d,
+            2,
+            |t, bits| {
+                for k in 0..2 {
+                    let r = bits.slot::<f32, Stochastic>(k, t.x.len());
+                    for (i, x) in t.x.iter_mut().enumerate() {
+                        let e = t.d.at + i as u64;
+                        let word = Stream::new(7, 12 + k as u64).bits(e / 4);
+                        assert_eq!(r[i], (word >> (16 * (e % 4))) as u16);
+                        *x += 1;
+                    }
+                }
+                assert!(bits.slot::<f32, u16>(0, t.x.len()).is_empty());
+            },
         );
-        assert_eq!(<f32 as Store<f32>>::store_at(x, &d, 45, 0), x);
+        assert!(x.iter().all(|&v| v == 2));
+        let s = <Stochastic as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0x8000);
+        assert_eq!(s.0, 0x3F81);
+        assert_eq!(
+            <u16 as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0x8000),
+            0x3F80
+        );
+        assert_eq!(<u16 as Store<f32>>::bit(&[], 7), 0);
     }
 }

@@ -37,13 +37,14 @@ class LowPrecisionState(Optimizer):
     probability equal to the fraction of a bfloat16 ulp it lies above the value below, so
     the mean of many roundings is the float32 value and small increments that nearest
     rounding would drop accumulate in expectation. The 16 random bits of a value are drawn
-    from the counter-based stream of ``gradfast.reference._random``:
-    ``bits(seed, step, at + j)`` is the word of element ``j`` (C order) of a parameter whose
-    elements start at ``at`` in the concatenation of the call's parameters (in the order of
-    ``params``), ``step`` the 1-based number of the step taken, and state slot ``k`` (its
-    position in ``slots``) takes bits ``16k`` to ``16k + 15`` of the word, which is added to
-    the float32 bits before the low 16 are dropped (NaN stays NaN). So every element, slot
-    and step draws its own bits, the same for any thread count. Only the state is rounded
+    from the counter-based stream of ``gradfast.reference._random``: element ``e`` of the
+    call (element ``j``, in C order, of a parameter starting at ``at`` in the concatenation of
+    all the step's parameters in the order of ``params``: ``e = at + j``) in state slot ``k``
+    (its position in ``slots``) at step ``t`` (1-based) takes bits ``16 (e % 4)`` to
+    ``16 (e % 4) + 15`` of word ``bits(seed, 4 t + k, e // 4)`` (stream ``4 t + k`` mod
+    2**64), which are added to the float32 bits before the low 16 are dropped (NaN stays
+    NaN). So every element, slot and step draws its own bits, the same for any thread count,
+    and one word of the stream serves four elements. Only the state is rounded
     stochastically: bfloat16 params keep nearest rounding, like the stores of torch's
     optimizers and of optax (stochastic rounding of the weights themselves is a separate
     choice of the training loop). ``seed=None`` draws a fresh seed once at construction;
@@ -268,7 +269,7 @@ class LowPrecisionState(Optimizer):
         return state
 
     def _pack(self):
-        extra: dict[str, Any] = {}
+        extra = {}
         if self._stochastic:
             extra["rounding_seed"] = self._seed if self._rounding == "stochastic" else None
         packed = self._packed = self._hyper_class(

@@ -27,19 +27,30 @@ def _store(arrays, work) -> None:
 
 
 def draws(optimizer, params, step: int) -> dict:
-    """Per key of ``params``, the uint64 words of stochastic rounding of step ``step`` shaped
-    as its parameter (``None`` with nearest rounding): ``bits(seed, step, at + j)``, ``at``
-    where the parameter starts in the concatenation of all the step's params (of every group)."""
+    """Per key of ``params``, the random bits of stochastic rounding of step ``step``, as a
+    function of the state slot ``k`` giving a uint32 array shaped as the parameter (``None``
+    with nearest rounding): element ``e`` of the step (its index among all the step's params,
+    of every group) takes piece ``e % 4`` of word ``e // 4`` of stream ``4 step + k``."""
     if getattr(optimizer, "rounding", "nearest") != "stochastic":
         return dict.fromkeys(params)
     starts = optimizer._starts or element_starts(params)
-    return {k: _random.bits(optimizer.seed, step, p.size, start=starts[k]).reshape(p.shape) for k, p in params.items()}
+    seed = optimizer.seed
+
+    def pieces(at: int, p: np.ndarray):
+        def of_slot(k: int) -> np.ndarray:
+            w0, off = divmod(at, 4)
+            words = _random.bits(seed, (4 * step + k) & _random.MASK, (off + p.size + 3) // 4, start=w0)
+            quarters = (words[:, None] >> (np.arange(4, dtype=np.uint64) * np.uint64(16))) & np.uint64(0xFFFF)
+            return quarters.reshape(-1)[off : off + p.size].astype(np.uint32).reshape(p.shape)
+
+        return of_slot
+
+    return {k: pieces(starts[k], p) for k, p in params.items()}
 
 
-def stochastic(x: np.ndarray, words: np.ndarray, slot: int) -> np.ndarray:
-    """float32 ``x`` as bfloat16, rounded stochastically by bits ``16 slot`` to ``16 slot + 15``
-    of ``words``: added to the float32 bits before their low half is dropped; NaN made quiet."""
+def stochastic(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """float32 ``x`` as bfloat16 rounded stochastically by the 16-bit draws ``r``: added to the
+    float32 bits before their low half is dropped; NaN made quiet."""
     b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    r = ((words >> np.uint64(16 * slot)) & np.uint64(0xFFFF)).astype(np.uint32)
-    bits = np.where(np.isnan(x), b | np.uint32(0x0040_0000), b + r)
+    bits = np.where(np.isnan(x), b | np.uint32(0x0040_0000), b + r.astype(np.uint32))
     return (bits >> np.uint32(16)).astype(np.uint16).view(_validate.bf16())

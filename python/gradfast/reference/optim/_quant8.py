@@ -150,7 +150,7 @@ def load_slots(entry, slots) -> list:
 def store_slots(entry, slots, work, words=None) -> None:
     """Write the working arrays of ``load_slots`` back: 8-bit codes encoded with their new
     maxima, bfloat16 rounded to nearest even, or stochastically with the parameter's
-    ``words`` (from ``_bf16.draws``; slot ``k`` of ``slots`` takes bits ``16k`` onwards)."""
+    ``words`` (from ``_bf16.draws``: slot ``k`` of ``slots`` takes ``words(k)``)."""
     with np.errstate(all="ignore"):
         for k, (s, w) in enumerate(zip(slots, work)):
             a = entry.get(s)
@@ -159,6 +159,6 @@ def store_slots(entry, slots, work, words=None) -> None:
             if a.dtype == np.uint8:
                 entry[s][...], entry[maxima_slot(s)][...] = encode(w, book(s))
             elif words is not None:
-                a[...] = _bf16.stochastic(w, words, k)
+                a[...] = _bf16.stochastic(w, words(k))
             else:
                 a[...] = w
