@@ -275,10 +275,15 @@ mod tests {
             },
         );
         assert!(x.iter().all(|&v| v == 2));
-        let s = <Stochastic as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0x8000);
+        // 1 + 2^-9 is a quarter of an ulp above 1: a draw of 3/4 of 2^16 rounds it up
+        let s = <Stochastic as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0xC000);
         assert_eq!(s.0, 0x3F81);
         assert_eq!(
-            <u16 as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0x8000),
+            <Stochastic as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0xBFFF).0,
+            0x3F80
+        );
+        assert_eq!(
+            <u16 as Store<f32>>::store_drawn(1.0 + 2f32.powi(-9), 0xC000),
             0x3F80
         );
         assert_eq!(<u16 as Store<f32>>::bit(&[], 7), 0);
