@@ -22,6 +22,7 @@ class AdamHyper:
     amsgrad: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -34,6 +35,7 @@ class AdamHyper:
         amsgrad: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdamHyper: ...
 
 @final
@@ -109,8 +111,16 @@ class MomentumHyper:
     nesterov: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
-        cls, *, learning_rate: float, momentum: float, nesterov: bool, maximize: bool, bf16_state: bool
+        cls,
+        *,
+        learning_rate: float,
+        momentum: float,
+        nesterov: bool,
+        maximize: bool,
+        bf16_state: bool,
+        rounding_seed: int | None,
     ) -> MomentumHyper: ...
 
 @final
@@ -141,8 +151,16 @@ class LionHyper:
     beta2: float
     weight_decay: float
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
-        cls, *, learning_rate: float, beta1: float, beta2: float, weight_decay: float, bf16_state: bool
+        cls,
+        *,
+        learning_rate: float,
+        beta1: float,
+        beta2: float,
+        weight_decay: float,
+        bf16_state: bool,
+        rounding_seed: int | None,
     ) -> LionHyper: ...
 
 @final

@@ -208,6 +208,7 @@ def adam_optimizer(
         amsgrad=False,
         maximize=False,
         bf16_state=False,
+        rounding_seed=None,
     )
     if "m" in state:
         if "v" not in state:

@@ -4,6 +4,7 @@ kernel must move, its NumPy baseline, its gradfast call, PyTorch's best CPU equi
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -321,16 +322,19 @@ register(
 # -- low-precision state: one Adam at three operating points, side by side. The NumPy column
 # is gradfast.reference (the specification); PyTorch's only for float32 and all-bfloat16.
 
-#: the operating points: (params dtype, state_dtype, label with the state's bytes per param)
-LOWPREC_POINTS = (
-    ("float32", None, "f32 state 8 B/param"),
-    ("float32", "bfloat16", "bf16 state 4 B/param"),
-    ("float32", "8bit", "8-bit state 2.03 B/param"),
-    ("bfloat16", "bfloat16", "all bf16 4 B/param"),
+#: the operating points: (params dtype, the optimizer's state keywords, label with the state's
+#: bytes per param); bfloat16 state by nearest and by stochastic rounding side by side
+_BF16: dict[str, Any] = {"state_dtype": "bfloat16"}
+LOWPREC_POINTS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("float32", {}, "f32 state 8 B/param"),
+    ("float32", _BF16, "bf16 state 4 B/param"),
+    ("float32", {**_BF16, "rounding": "stochastic", "seed": 0}, "bf16 state stochastic rounding 4 B/param"),
+    ("float32", {"state_dtype": "8bit"}, "8-bit state 2.03 B/param"),
+    ("bfloat16", _BF16, "all bf16 4 B/param"),
 )
-#: each case's state_dtype (its params' dtype is the case's)
-LOWPREC = {Case(d, 1, 16_000_000, name=f"16,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
-LOWPREC_QUICK = {Case(d, 1, 1_000_000, name=f"1,000,000 {label}"): sd for d, sd, label in LOWPREC_POINTS}
+#: each case's state keywords (its params' dtype is the case's)
+LOWPREC = {Case(d, 1, 16_000_000, name=f"16,000,000 {label}"): kw for d, kw, label in LOWPREC_POINTS}
+LOWPREC_QUICK = {Case(d, 1, 1_000_000, name=f"1,000,000 {label}"): kw for d, kw, label in LOWPREC_POINTS}
 
 
 def _torch_tensor(torch, a: np.ndarray):
@@ -340,12 +344,12 @@ def _torch_tensor(torch, a: np.ndarray):
 
 
 def lowprec_adam(case: Case, impl: str):
-    """``Adam(1e-3, state_dtype=...).update(params, grads)`` at the case's operating point."""
-    state_dtype = {**LOWPREC, **LOWPREC_QUICK}[case]
+    """``Adam(1e-3, **state keywords).update(params, grads)`` at the case's operating point."""
+    state = {**LOWPREC, **LOWPREC_QUICK}[case]
     params, grads = case.arrays_of(0), case.arrays_of(1)
     if impl == "torch":
         torch = peers.torch()
-        if torch is None or (state_dtype and case.dtype == "float32"):
+        if torch is None or (state and case.dtype == "float32"):
             return None  # torch keeps Adam's state in the params' dtype
         tp = [torch.nn.Parameter(_torch_tensor(torch, p)) for p in params.values()]
         for t, g in zip(tp, grads.values()):
@@ -356,14 +360,14 @@ def lowprec_adam(case: Case, impl: str):
     if impl == "numpy":
         from ..reference import optim as ref_optim
 
-        return partial(ref_optim.Adam(1e-3, state_dtype=state_dtype).update, params, grads), None
-    return partial(optim.Adam(1e-3, state_dtype=state_dtype).update, params, grads), None
+        return partial(ref_optim.Adam(1e-3, **state).update, params, grads), None
+    return partial(optim.Adam(1e-3, **state).update, params, grads), None
 
 
 def _lowprec_traffic(case: Case):
     # in arrays of the params' dtype: p and g, and m and v (half as wide for f32 params with
     # bf16 state, a quarter with 8-bit state: its block maxima are 1/64 more)
-    state_dtype = LOWPREC.get(case, LOWPREC_QUICK.get(case))
+    state_dtype = {**LOWPREC, **LOWPREC_QUICK}[case].get("state_dtype")
     if state_dtype == "8bit":
         return [(1, 2)]
     return [(2, 1)] if state_dtype and case.dtype == "float32" else [(3, 1)]
@@ -372,7 +376,8 @@ def _lowprec_traffic(case: Case):
 register(
     Kernel(
         "adam_lowprec",
-        "Adam.update with float32, bfloat16 and 8-bit state, and all bfloat16 (28, 20, 16, 12 bytes moved per param)",
+        "Adam.update with float32, bfloat16 (nearest and stochastic rounding) and 8-bit state, and all bfloat16 "
+        "(28, 20, 20, 16, 12 bytes moved per param)",
         cases=tuple(LOWPREC),
         quick=tuple(LOWPREC_QUICK),
         prepare=lowprec_adam,

@@ -4,6 +4,7 @@
 use gradfast_kernels::optim::adam::{
     adam as kernel, adam_8bit as kernel_8bit, AdamArgs, AdamTensor,
 };
+use gradfast_kernels::runtime::store::Draws;
 use gradfast_kernels::{Real, Store};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -27,6 +28,7 @@ hyper_class! {
         amsgrad: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -53,8 +55,9 @@ fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
 ) -> Result<()> {
     if h.amsgrad {
         let slots = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
-        dicts.run::<P, S, 3, _>(py, slots, h, |arrays, h| {
+        dicts.run::<P, S, 3, _>(py, slots, h, |arrays, g| {
             let tensors = arrays.into_iter().map(|a| {
+                let draws = a.draws(h.rounding_seed, step);
                 let [m, v, vmax] = a.slots;
                 AdamTensor {
                     p: a.p,
@@ -62,13 +65,15 @@ fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                     m,
                     v,
                     vmax: Some(vmax),
+                    draws,
                 }
             });
-            kernel::<C, P, S>(tensors.collect(), &h.args(step))
+            kernel::<C, P, S>(tensors.collect(), &g.args(step))
         })
     } else {
-        dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], h, |arrays, h| {
+        dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], h, |arrays, g| {
             let tensors = arrays.into_iter().map(|a| {
+                let draws = a.draws(h.rounding_seed, step);
                 let [m, v] = a.slots;
                 AdamTensor {
                     p: a.p,
@@ -76,9 +81,10 @@ fn adam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
                     m,
                     v,
                     vmax: None,
+                    draws,
                 }
             });
-            kernel::<C, P, S>(tensors.collect(), &h.args(step))
+            kernel::<C, P, S>(tensors.collect(), &g.args(step))
         })
     }
 }
@@ -107,6 +113,7 @@ fn adam_8bit_typed(py: Python<'_>, dicts: &Dicts, h: &Hypers<AdamHyper>, step: u
                 m,
                 v,
                 vmax: None,
+                draws: Draws::NEAREST,
             }
         });
         kernel::<f32, f32, f32>(full.collect(), &args);
@@ -143,6 +150,7 @@ fn adam_array_typed<T: Float>(
         m: m.slice(&ok),
         v: v.slice(&ok),
         vmax: None,
+        draws: Draws::NEAREST,
     };
     run(py, t.p.len(), || kernel(vec![t], args));
     Ok(())

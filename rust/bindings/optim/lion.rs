@@ -19,6 +19,7 @@ hyper_class! {
         beta2: f64,
         weight_decay: f64,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -33,13 +34,19 @@ impl LionHyper {
     }
 }
 
-fn tensors<'a, P, S>(arrays: Vec<Arrays<'a, P, S, 1>>) -> Vec<LionTensor<'a, P, S>> {
+fn tensors<'a, P, S>(
+    arrays: Vec<Arrays<'a, P, S, 1>>,
+    seed: Option<u64>,
+    step: u64,
+) -> Vec<LionTensor<'a, P, S>> {
     let tensors = arrays.into_iter().map(|a| {
+        let draws = a.draws(seed, step);
         let [exp_avg] = a.slots;
         LionTensor {
             p: a.p,
             g: a.g,
             exp_avg,
+            draws,
         }
     });
     tensors.collect()
@@ -49,10 +56,10 @@ fn lion_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &Hypers<LionHyper>,
-    _step: u64,
+    step: u64,
 ) -> Result<()> {
-    dicts.run::<P, S, 1, _>(py, ["exp_avg"], h, |arrays, h| {
-        kernel::<C, P, S>(tensors(arrays), &h.args())
+    dicts.run::<P, S, 1, _>(py, ["exp_avg"], h, |arrays, g| {
+        kernel::<C, P, S>(tensors(arrays, h.rounding_seed, step), &g.args())
     })
 }
 
@@ -64,7 +71,7 @@ fn lion_8bit_typed(py: Python<'_>, dicts: &Dicts, h: &Hypers<LionHyper>) -> Resu
         h,
         |full, quantized, h| {
             let args = h.args();
-            kernel::<f32, f32, f32>(tensors(full), &args);
+            kernel::<f32, f32, f32>(tensors(full, None, 0), &args);
             kernel_8bit(quantized.into_iter().map(|a| a.tensor()).collect(), &args);
         },
     )

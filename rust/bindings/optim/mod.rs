@@ -13,6 +13,7 @@
 //! Every array is still checked before any is written, and the kernel runs once per group
 //! present in the call, all within the same release of the GIL: a group changes no pass count.
 
+use gradfast_kernels::runtime::store::Draws;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -45,12 +46,23 @@ use crate::arrays::{
 use crate::error::{Error, Result};
 
 /// The checked slices of one parameter: itself and its gradient stored as `P`, its `N`
-/// state slots as `S` (empty for a slot the parameter does not keep), and its shape.
+/// state slots as `S` (empty for a slot the parameter does not keep), its shape, and where
+/// its elements start in the concatenation of the call's parameters (in the order of `params`).
 pub struct Arrays<'a, P, S, const N: usize> {
     pub p: &'a mut [P],
     pub g: &'a [P],
     pub slots: [&'a mut [S]; N],
     pub shape: Vec<usize>,
+    pub at: u64,
+}
+
+impl<P, S, const N: usize> Arrays<'_, P, S, N> {
+    /// How the state of step `step` is rounded: stochastically from `seed` when there is one.
+    pub fn draws(&self, seed: Option<u64>, step: u64) -> Draws {
+        seed.map_or(Draws::NEAREST, |seed| {
+            Draws::stochastic(seed, step, self.at)
+        })
+    }
 }
 
 /// The hyper-parameters of a step: the optimizer's own, and those of its parameter groups
@@ -267,6 +279,7 @@ impl<'a, 'py> Dicts<'a, 'py> {
         for ((p, g, slots), &group) in checked.iter_mut().zip(&self.group) {
             let shape = p.shape().to_vec();
             let p = p.slice(&ok);
+            let at = total as u64;
             total += p.len();
             let mut slots = slots
                 .iter_mut()
@@ -276,6 +289,7 @@ impl<'a, 'py> Dicts<'a, 'py> {
                 g: g.slice(&ok),
                 slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
                 shape,
+                at,
             });
         }
         let hypers: Vec<&H> = (0..by_group.len()).map(|g| hypers.of(g)).collect();

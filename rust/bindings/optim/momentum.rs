@@ -19,6 +19,7 @@ hyper_class! {
         nesterov: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -33,10 +34,20 @@ impl MomentumHyper {
     }
 }
 
-fn tensors<'a, P, S>(arrays: Vec<Arrays<'a, P, S, 1>>) -> Vec<MomentumTensor<'a, P, S>> {
+fn tensors<'a, P, S>(
+    arrays: Vec<Arrays<'a, P, S, 1>>,
+    seed: Option<u64>,
+    step: u64,
+) -> Vec<MomentumTensor<'a, P, S>> {
     let tensors = arrays.into_iter().map(|a| {
+        let draws = a.draws(seed, step);
         let [v] = a.slots;
-        MomentumTensor { p: a.p, g: a.g, v }
+        MomentumTensor {
+            p: a.p,
+            g: a.g,
+            v,
+            draws,
+        }
     });
     tensors.collect()
 }
@@ -45,10 +56,10 @@ fn momentum_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &Hypers<MomentumHyper>,
-    _step: u64,
+    step: u64,
 ) -> Result<()> {
-    dicts.run::<P, S, 1, _>(py, ["velocity"], h, |arrays, h| {
-        kernel::<C, P, S>(tensors(arrays), &h.args())
+    dicts.run::<P, S, 1, _>(py, ["velocity"], h, |arrays, g| {
+        kernel::<C, P, S>(tensors(arrays, h.rounding_seed, step), &g.args())
     })
 }
 
@@ -60,7 +71,7 @@ fn momentum_8bit_typed(py: Python<'_>, dicts: &Dicts, h: &Hypers<MomentumHyper>)
         h,
         |full, quantized, h| {
             let args = h.args();
-            kernel::<f32, f32, f32>(tensors(full), &args);
+            kernel::<f32, f32, f32>(tensors(full, None, 0), &args);
             kernel_8bit(quantized.into_iter().map(|a| a.tensor()).collect(), &args);
         },
     )

@@ -135,6 +135,7 @@ impl<'py> Dicts<'_, 'py> {
                 g: g.slice(&ok),
                 slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
                 shape,
+                at: 0, // the float32 state of an 8-bit step draws nothing
             });
         }
         for ((p, g, codes, maxes), &group) in quant.iter_mut().zip(&quant_group) {

@@ -9,7 +9,9 @@
 //! Parameters and gradients (`P`) and state (`S`) may be stored narrower than the arithmetic
 //! type `C` (bfloat16 in float32, see [`crate::runtime::store`]): each element is widened on load and
 //! rounded to nearest even on store, in the same pass. The parameter update uses the moments
-//! as computed, before they are rounded for storage.
+//! as computed, before they are rounded for storage. bfloat16 state may be rounded
+//! stochastically instead ([`Draws`]): `exp_avg`, `exp_avg_sq` and `max_exp_avg_sq` are
+//! its slots 0, 1 and 2.
 //!
 //! With 8-bit state ([`adam_8bit`], float32 params) each block of 256 moments is decoded into
 //! a float32 buffer, stepped by the same loop and encoded again ([`crate::runtime::quant8`]):
@@ -17,6 +19,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -42,6 +45,8 @@ crate::bundle! {
         pub v: &'a mut [S],
         /// AMSGrad's running maximum of `v`.
         pub vmax: Option<&'a mut [S]>,
+        /// How the state is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -131,32 +136,59 @@ pub fn adam<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<AdamTensor<'_, P, S>
     };
     let bytes = 3 * size_of::<P>() + state_streams * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), &c)
+        let slots = 2 + usize::from(t.vmax.is_some());
+        with_bits(
+            t,
+            |t| t.draws,
+            slots,
+            |t, bits| adam_slices(t.p, t.g, t.m, t.v, t.vmax.unwrap_or_default(), bits, &c),
+        )
     });
 }
 
 crate::simd! {
-    /// The branches of the update are constants of the call; as const parameters they leave
-    /// every loop free of branches, which lets it vectorize.
+    /// The branches of the update are constants of the call; as const parameters (and the
+    /// rounding as the state's type) they leave every loop free of branches, which lets it
+    /// vectorize.
     fn adam_slices<C: Real, P: Store<C>, S: Store<C>>(
         p: &mut [P],
         g: &[P],
         m: &mut [S],
         v: &mut [S],
         vmax: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        let ams = !vmax.is_empty();
-        match (c.coupled, c.moments.low_weight, ams) {
-            (false, true, false) => adam_loop::<C, P, S, false, true, false>(p, g, m, v, vmax, c),
-            (false, true, true) => adam_loop::<C, P, S, false, true, true>(p, g, m, v, vmax, c),
-            (false, false, false) => adam_loop::<C, P, S, false, false, false>(p, g, m, v, vmax, c),
-            (false, false, true) => adam_loop::<C, P, S, false, false, true>(p, g, m, v, vmax, c),
-            (true, true, false) => adam_loop::<C, P, S, true, true, false>(p, g, m, v, vmax, c),
-            (true, true, true) => adam_loop::<C, P, S, true, true, true>(p, g, m, v, vmax, c),
-            (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, c),
-            (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, c),
+        if bits.stochastic() {
+            adam_arms::<C, P, S::Drawn>(p, g, S::drawn(m), S::drawn(v), S::drawn(vmax), bits, c)
+        } else {
+            adam_arms::<C, P, S>(p, g, m, v, vmax, bits, c)
         }
+    }
+}
+
+#[inline(always)]
+fn adam_arms<C: Real, P: Store<C>, S: Store<C>>(
+    p: &mut [P],
+    g: &[P],
+    m: &mut [S],
+    v: &mut [S],
+    vmax: &mut [S],
+    bits: &Bits,
+    c: &Consts<C>,
+) {
+    let ams = !vmax.is_empty();
+    match (c.coupled, c.moments.low_weight, ams) {
+        (false, true, false) => adam_loop::<C, P, S, false, true, false>(p, g, m, v, vmax, bits, c),
+        (false, true, true) => adam_loop::<C, P, S, false, true, true>(p, g, m, v, vmax, bits, c),
+        (false, false, false) => {
+            adam_loop::<C, P, S, false, false, false>(p, g, m, v, vmax, bits, c)
+        }
+        (false, false, true) => adam_loop::<C, P, S, false, false, true>(p, g, m, v, vmax, bits, c),
+        (true, true, false) => adam_loop::<C, P, S, true, true, false>(p, g, m, v, vmax, bits, c),
+        (true, true, true) => adam_loop::<C, P, S, true, true, true>(p, g, m, v, vmax, bits, c),
+        (true, false, false) => adam_loop::<C, P, S, true, false, false>(p, g, m, v, vmax, bits, c),
+        (true, false, true) => adam_loop::<C, P, S, true, false, true>(p, g, m, v, vmax, bits, c),
     }
 }
 
@@ -180,10 +212,10 @@ crate::simd! {
             let (p, g) = (&mut p[start..start + len], &g[start..start + len]);
             let (m, v) = (&mut m[..len], &mut v[..len]);
             match (c.coupled, c.moments.low_weight) {
-                (false, true) => adam_loop::<f32, f32, f32, false, true, false>(p, g, m, v, &mut [], c),
-                (false, false) => adam_loop::<f32, f32, f32, false, false, false>(p, g, m, v, &mut [], c),
-                (true, true) => adam_loop::<f32, f32, f32, true, true, false>(p, g, m, v, &mut [], c),
-                (true, false) => adam_loop::<f32, f32, f32, true, false, false>(p, g, m, v, &mut [], c),
+                (false, true) => adam_loop::<f32, f32, f32, false, true, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (false, false) => adam_loop::<f32, f32, f32, false, false, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (true, true) => adam_loop::<f32, f32, f32, true, true, false>(p, g, m, v, &mut [], &Bits::NONE, c),
+                (true, false) => adam_loop::<f32, f32, f32, true, false, false>(p, g, m, v, &mut [], &Bits::NONE, c),
             }
         });
     }
@@ -203,9 +235,11 @@ fn adam_loop<
     m: &mut [S],
     v: &mut [S],
     vmax: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1, 2].map(|k| bits.slot::<C, S>(k, n));
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let vmax = if AMSGRAD { &mut vmax[..n] } else { vmax };
     let c = *c;
@@ -220,11 +254,11 @@ fn adam_loop<
             pi = pi * c.decay;
         }
         let (mi, mut vi) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), v[i].load(), &c.moments);
-        m[i] = S::store(mi);
-        v[i] = S::store(vi);
+        m[i] = S::store_drawn(mi, S::bit(r[0], i));
+        v[i] = S::store_drawn(vi, S::bit(r[1], i));
         if AMSGRAD {
             vi = vmax[i].load().nan_max(vi);
-            vmax[i] = S::store(vi);
+            vmax[i] = S::store_drawn(vi, S::bit(r[2], i));
         }
         let denom = vi.sqrt() / c.bc2_sqrt + c.eps;
         // addcdiv's `self + value * t1 / t2`, evaluated left to right as ATen does
@@ -259,7 +293,17 @@ mod tests {
         vmax: Option<&mut [S]>,
         h: &AdamArgs,
     ) {
-        adam(vec![AdamTensor { p, g, m, v, vmax }], h);
+        adam(
+            vec![AdamTensor {
+                p,
+                g,
+                m,
+                v,
+                vmax,
+                draws: Draws::NEAREST,
+            }],
+            h,
+        );
     }
 
     #[test]
@@ -341,6 +385,7 @@ mod tests {
                     m: &mut m,
                     v: &mut v,
                     vmax: Some(&mut x),
+                    draws: Draws::NEAREST,
                 };
                 let h = AdamArgs {
                     weight_decay: 0.01,
@@ -355,6 +400,7 @@ mod tests {
                             m: &mut [],
                             v: &mut [],
                             vmax: None,
+                            draws: Draws::NEAREST,
                         },
                     ],
                     &h,

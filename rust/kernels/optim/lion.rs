@@ -11,6 +11,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step.
@@ -28,6 +29,8 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub exp_avg: &'a mut [S],
+        /// How the moment (slot 0) is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -63,7 +66,12 @@ pub fn lion<C: Real, P: Store<C>, S: Store<C>>(
     let c = Consts::<C>::new(args);
     // p read and written, g read, exp_avg read and written
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
-        lion_slices(t.p, t.g, t.exp_avg, &c)
+        with_bits(
+            t,
+            |t| t.draws,
+            1,
+            |t, bits| lion_slices(t.p, t.g, t.exp_avg, bits, &c),
+        )
     });
 }
 
@@ -80,21 +88,38 @@ fn sign<T: Real>(x: T) -> T {
 }
 
 crate::simd! {
-    fn lion_slices<C: Real, P: Store<C>, S: Store<C>>(p: &mut [P], g: &[P], m: &mut [S], c: &Consts<C>) {
-        lion_loop(p, g, m, c)
+    fn lion_slices<C: Real, P: Store<C>, S: Store<C>>(
+        p: &mut [P],
+        g: &[P],
+        m: &mut [S],
+        bits: &Bits,
+        c: &Consts<C>,
+    ) {
+        if bits.stochastic() {
+            lion_loop(p, g, S::drawn(m), bits, c)
+        } else {
+            lion_loop(p, g, m, bits, c)
+        }
     }
 }
 
 #[inline(always)]
-fn lion_loop<C: Real, P: Store<C>, S: Store<C>>(p: &mut [P], g: &[P], m: &mut [S], c: &Consts<C>) {
+fn lion_loop<C: Real, P: Store<C>, S: Store<C>>(
+    p: &mut [P],
+    g: &[P],
+    m: &mut [S],
+    bits: &Bits,
+    c: &Consts<C>,
+) {
     let n = p.len();
+    let r = bits.slot::<C, S>(0, n);
     let (g, m) = (&g[..n], &mut m[..n]);
     let c = *c;
     for i in 0..n {
         let (gi, mi) = (g[i].load(), m[i].load());
         let u = sign(mi * c.beta1 + c.one_minus_beta1 * gi);
         p[i] = P::store(p[i].load() * c.decay + c.neg_lr * u);
-        m[i] = S::store(mi * c.beta2 + c.one_minus_beta2 * gi);
+        m[i] = S::store_drawn(mi * c.beta2 + c.one_minus_beta2 * gi, S::bit(r, i));
     }
 }
 
@@ -110,7 +135,7 @@ crate::simd! {
         let mut state = [Quantized { codes: t.first, absmax: t.first_max.0 }];
         let (p, g) = (t.p, t.g);
         by_block(p.len(), &mut state, [Codebook::signed()], |start, [m], len| {
-            lion_loop(&mut p[start..start + len], &g[start..start + len], &mut m[..len], c)
+            lion_loop(&mut p[start..start + len], &g[start..start + len], &mut m[..len], &Bits::NONE, c)
         });
     }
 }
@@ -130,7 +155,15 @@ mod tests {
     }
 
     fn step<C: Real, P: Store<C>, S: Store<C>>(p: &mut [P], g: &[P], m: &mut [S], a: &LionArgs) {
-        lion(vec![LionTensor { p, g, exp_avg: m }], a);
+        lion(
+            vec![LionTensor {
+                p,
+                g,
+                exp_avg: m,
+                draws: Draws::NEAREST,
+            }],
+            a,
+        );
     }
 
     #[test]

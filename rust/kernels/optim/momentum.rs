@@ -8,6 +8,7 @@
 
 use crate::runtime::pool::for_each_chunk;
 use crate::runtime::quant8::{by_block, Codebook, Quantized, Tensor8};
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +26,8 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub v: &'a mut [S],
+        /// How the velocity (slot 0) is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -36,11 +39,18 @@ pub fn momentum<C: Real, P: Store<C>, S: Store<C>>(
     let (lr, mu) = rates::<C>(h);
     // p and v read and written, g read
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
-        if h.nesterov {
-            nesterov_slices(t.p, t.g, t.v, lr, mu)
-        } else {
-            classical_slices(t.p, t.g, t.v, lr, mu)
-        }
+        with_bits(
+            t,
+            |t| t.draws,
+            1,
+            |t, bits| {
+                if h.nesterov {
+                    nesterov_slices(t.p, t.g, t.v, bits, lr, mu)
+                } else {
+                    classical_slices(t.p, t.g, t.v, bits, lr, mu)
+                }
+            },
+        )
     });
 }
 
@@ -49,10 +59,15 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
+        bits: &Bits,
         lr: C,
         mu: C,
     ) {
-        momentum_loop::<C, P, S, false>(p, g, v, lr, mu)
+        if bits.stochastic() {
+            momentum_loop::<C, P, S::Drawn, false>(p, g, S::drawn(v), bits, lr, mu)
+        } else {
+            momentum_loop::<C, P, S, false>(p, g, v, bits, lr, mu)
+        }
     }
 }
 
@@ -61,10 +76,15 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         v: &mut [S],
+        bits: &Bits,
         lr: C,
         mu: C,
     ) {
-        momentum_loop::<C, P, S, true>(p, g, v, lr, mu)
+        if bits.stochastic() {
+            momentum_loop::<C, P, S::Drawn, true>(p, g, S::drawn(v), bits, lr, mu)
+        } else {
+            momentum_loop::<C, P, S, true>(p, g, v, bits, lr, mu)
+        }
     }
 }
 
@@ -73,15 +93,17 @@ fn momentum_loop<C: Real, P: Store<C>, S: Store<C>, const NESTEROV: bool>(
     p: &mut [P],
     g: &[P],
     v: &mut [S],
+    bits: &Bits,
     lr: C,
     mu: C,
 ) {
     let n = p.len();
+    let r = bits.slot::<C, S>(0, n);
     let (g, v) = (&g[..n], &mut v[..n]);
     for i in 0..n {
         let step = lr * g[i].load();
         let vi = mu * v[i].load() - step;
-        v[i] = S::store(vi);
+        v[i] = S::store_drawn(vi, S::bit(r, i));
         p[i] = P::store(if NESTEROV {
             p[i].load() + (mu * vi - step)
         } else {
@@ -115,9 +137,9 @@ crate::simd! {
         by_block(p.len(), &mut state, [Codebook::signed()], |start, [v], len| {
             let (p, g, v) = (&mut p[start..start + len], &g[start..start + len], &mut v[..len]);
             if nesterov {
-                momentum_loop::<f32, f32, f32, true>(p, g, v, lr, mu)
+                momentum_loop::<f32, f32, f32, true>(p, g, v, &Bits::NONE, lr, mu)
             } else {
-                momentum_loop::<f32, f32, f32, false>(p, g, v, lr, mu)
+                momentum_loop::<f32, f32, f32, false>(p, g, v, &Bits::NONE, lr, mu)
             }
         });
     }
@@ -142,6 +164,7 @@ mod tests {
                     p: &mut p,
                     g: &g,
                     v: &mut v,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -165,6 +188,7 @@ mod tests {
                 p: &mut p,
                 g: &g,
                 v: &mut v,
+                draws: Draws::NEAREST,
             }],
             &h,
         );
@@ -190,6 +214,7 @@ mod tests {
                     p: &mut p,
                     g: &[g],
                     v: &mut v,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -199,6 +224,7 @@ mod tests {
                     p: &mut p2,
                     g: &[g],
                     v: &mut v2,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );
@@ -210,6 +236,7 @@ mod tests {
                     p: &mut p3,
                     g: &[bf16_from_f32(g)],
                     v: &mut v3,
+                    draws: Draws::NEAREST,
                 }],
                 &h,
             );

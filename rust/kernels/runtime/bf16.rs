@@ -19,6 +19,25 @@ pub fn bf16_from_f32(x: f32) -> u16 {
     (bits >> 16) as u16
 }
 
+/// The bfloat16 bits of `x` rounded stochastically with the 16 random bits `r`: up (in
+/// magnitude) with probability the dropped half over 2^16, so the expected value is `x`.
+/// Adding `r` carries into the kept half exactly when `r` reaches 2^16 minus the dropped
+/// half; infinities stay infinite (their dropped half is 0) and NaN stays NaN, made quiet.
+#[inline(always)]
+pub fn bf16_from_f32_stochastic(x: f32, r: u16) -> u16 {
+    let b = x.to_bits();
+    #[allow(clippy::eq_op)]
+    let nan = x != x;
+    // Two selects of values, not a branch around the addition: a branch lets the compiler
+    // move the load of `r` under it, and a loop with a conditional load does not vectorize.
+    let (quiet, add) = if nan {
+        (0x0040_0000, 0)
+    } else {
+        (0, u32::from(r))
+    };
+    ((b | quiet).wrapping_add(add) >> 16) as u16
+}
+
 /// The bfloat16 bits of `x`, rounded once to nearest even. Going through float32 by
 /// nearest rounding would round twice (1 + 2^-8 + 2^-30 would become 1, not 1 + 2^-7), so
 /// the float32 step rounds to odd: truncated towards zero, lowest bit set if inexact. With
@@ -189,6 +208,35 @@ mod tests {
         for x in xs {
             assert_nearest_even(x, bf16_from_f64(x));
         }
+    }
+
+    #[test]
+    fn stochastic_rounding_picks_a_neighbour_with_the_right_odds() {
+        // 1 + 2^-8 + 2^-10 lies 5/8 of the way from 1 to 1 + 2^-7: of the 65,536 draws, the
+        // 5/8 * 65,536 largest round it up.
+        let x = 1.0f32 + 2f32.powi(-8) + 2f32.powi(-10);
+        let up = (0..=u16::MAX)
+            .filter(|&r| bf16_from_f32_stochastic(x, r) == 0x3F81)
+            .count();
+        let down = (0..=u16::MAX)
+            .filter(|&r| bf16_from_f32_stochastic(x, r) == 0x3F80)
+            .count();
+        assert_eq!((up, down), (5 << 13, 3 << 13));
+        assert_eq!(bf16_from_f32_stochastic(-x, 0xFFFF), 0xBF81);
+        for b in 0..=u16::MAX {
+            let v = f32_from_bf16(b);
+            if v.is_nan() {
+                assert!(f32_from_bf16(bf16_from_f32_stochastic(v, 0xFFFF)).is_nan());
+            } else {
+                // representable values (and infinities) stay themselves whatever the draw
+                assert_eq!(bf16_from_f32_stochastic(v, 0xFFFF), b);
+            }
+        }
+        assert!(f32_from_bf16(bf16_from_f32_stochastic(
+            f32::from_bits(0x7F80_0001),
+            0xFFFF
+        ))
+        .is_nan());
     }
 
     #[test]

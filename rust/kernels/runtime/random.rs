@@ -20,6 +20,9 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A placeholder stream for callers that draw nothing.
+    pub const ZERO: Stream = Stream { key: 0 };
+
     pub fn new(seed: u64, stream: u64) -> Self {
         Stream {
             key: mix64(seed ^ mix64(stream.wrapping_add(GOLDEN))),

@@ -21,6 +21,8 @@ class AdamBase(LowPrecisionState):
     ``ml_dtypes.bfloat16`` arrays too, with float32 (``state_dtype=None``) or bfloat16 state.
     The step is computed in float32 and each stored value rounded to nearest even; the
     parameter update uses the moments before they are rounded (see ``LowPrecisionState``).
+    ``rounding='stochastic'`` with ``seed=`` rounds the bfloat16 moments stochastically
+    (slots 0, 1, 2: ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``; see ``LowPrecisionState``).
 
     ``state_dtype='8bit'`` (float32 params) keeps the moments as bitsandbytes' block-wise 8-bit
     state (``exp_avg`` on its signed map, ``exp_avg_sq`` on its unsigned map, each with
@@ -30,6 +32,7 @@ class AdamBase(LowPrecisionState):
     """
 
     _eight_bit = True
+    _stochastic = True
 
     hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "amsgrad", "maximize")
     beta1 = Hyper(lo=0.0, hi=1.0, hi_open=True)
@@ -52,9 +55,11 @@ class AdamBase(LowPrecisionState):
         amsgrad: bool = False,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.decoupled, self.amsgrad = weight_decay, decoupled, amsgrad
         self.maximize = maximize
@@ -87,6 +92,8 @@ class AdamWBase(AdamBase):
         amsgrad: bool = False,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(
             learning_rate,
@@ -98,6 +105,8 @@ class AdamWBase(AdamBase):
             amsgrad=amsgrad,
             maximize=maximize,
             state_dtype=state_dtype,
+            rounding=rounding,
+            seed=seed,
         )
 
 

@@ -21,12 +21,14 @@ class LionBase(LowPrecisionState):
 
     ``state_dtype='bfloat16'`` stores ``exp_avg`` as ``ml_dtypes.bfloat16`` (params and
     gradients may be bfloat16 too): the step is computed in float32 and the moment rounded to
-    nearest even when stored (see ``LowPrecisionState``). ``state_dtype='8bit'`` (float32
+    nearest even when stored, or stochastically with ``rounding='stochastic'`` and ``seed=``
+    (see ``LowPrecisionState``). ``state_dtype='8bit'`` (float32
     params) keeps it as block-wise 8-bit state on bitsandbytes' signed map (``exp_avg`` codes,
     ``exp_avg_absmax``), the rule of ``bitsandbytes.optim.Lion8bit``.
     """
 
     _eight_bit = True
+    _stochastic = True
 
     slots = ("exp_avg",)
     hyperparams = ("learning_rate", "beta1", "beta2", "weight_decay")
@@ -42,7 +44,9 @@ class LionBase(LowPrecisionState):
         weight_decay: float = 0.0,
         *,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.beta1, self.beta2, self.weight_decay = beta1, beta2, weight_decay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,102 @@ class LowPrecisionState(Optimizer):
     ``gradfast._base.optim.quantized``); smaller arrays keep float32 state. Each step decodes a
     block of 256 values to float32, updates it as the float32 optimizer does, and encodes it
     with the maximum of the updated values, as bitsandbytes' CPU encoder does.
+
+    ``rounding='stochastic'`` (where ``_stochastic`` is set; with ``state_dtype='bfloat16'``)
+    rounds each stored state value stochastically instead: up (in magnitude) with
+    probability equal to the fraction of a bfloat16 ulp it lies above the value below, so
+    the mean of many roundings is the float32 value and small increments that nearest
+    rounding would drop accumulate in expectation. The 16 random bits of a value are drawn
+    from the counter-based stream of ``gradfast.reference._random``: element ``e`` of the
+    call (element ``j``, in C order, of a parameter starting at ``at`` in the concatenation of
+    all the step's parameters in the order of ``params``: ``e = at + j``) in state slot ``k``
+    (its position in ``slots``) at step ``t`` (1-based) takes bits ``16 (e % 4)`` to
+    ``16 (e % 4) + 15`` of word ``bits(seed, 4 t + k, e // 4)`` (stream ``4 t + k`` mod
+    2**64), which are added to the float32 bits before the low 16 are dropped (NaN stays
+    NaN). So every element, slot and step draws its own bits, the same for any thread count,
+    and one word of the stream serves four elements. Only the state is rounded
+    stochastically: bfloat16 params keep nearest rounding, like the stores of torch's
+    optimizers and of optax (stochastic rounding of the weights themselves is a separate
+    choice of the training loop). ``seed=None`` draws a fresh seed once at construction;
+    ``state_dict()`` records ``rounding`` and ``seed`` (with the step) so a resumed run
+    continues bitwise, and ``load_state_dict`` restores them.
     """
 
     #: whether ``state_dtype='8bit'`` is offered
     _eight_bit = False
+    #: whether ``rounding='stochastic'`` is offered
+    _stochastic = False
+    _rounding = "nearest"
+    _seed: int | None = None
 
-    def _init_state_dtype(self, state_dtype: object) -> None:
+    def _init_state_dtype(self, state_dtype: object, rounding: object = "nearest", seed: object = None) -> None:
+        self._init_dtype(state_dtype)
+        if self._stochastic:
+            self._rounding, self._seed = self._checked_rounding(self._name, "rounding", rounding, "seed", seed)
+
+    def _checked_rounding(self, fn: str, rname: str, rounding: object, sname: str, seed: object):
+        """``(rounding, seed)`` checked (and a fresh seed drawn for ``None`` if stochastic)."""
+        if not isinstance(rounding, str):
+            raise TypeError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {type(rounding).__name__}")
+        if rounding not in ("nearest", "stochastic"):
+            raise ValueError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {rounding!r}")
+        if rounding == "stochastic" and self._state_dtype != "bfloat16":
+            raise ValueError(
+                f"{fn}: {rname} must be 'nearest' with state_dtype={self._state_dtype!r} "
+                f"(stochastic rounding is for bfloat16 state), got 'stochastic'"
+            )
+        if seed is not None:
+            seed = _validate.u64(fn, sname, seed)
+        elif rounding == "stochastic":
+            seed = _validate.resolve_seed(None, fn)
+        return rounding, seed
+
+    @property
+    def rounding(self) -> str:
+        """How bfloat16 state is rounded when stored: ``'nearest'`` (even) or ``'stochastic'``."""
+        return self._rounding
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of stochastic rounding (``None`` with nearest rounding and no seed given)."""
+        return self._seed
+
+    def _extra_state(self) -> dict[str, Any]:
+        extra = super()._extra_state()
+        if self._rounding == "stochastic":
+            extra.update(rounding=self._rounding, seed=self._seed)
+        return extra
+
+    def _load_extra_state(self, fn: str, d: Mapping[str, Any], state: dict) -> dict[str, Any]:
+        extra = super()._load_extra_state(fn, d, state)
+        if "rounding" in d or "seed" in d:
+            if not self._stochastic:
+                raise ValueError(
+                    f"{fn}: d must not have 'rounding' or 'seed' ({self._name} rounds to nearest), got them"
+                )
+            rounding = d.get("rounding", self._rounding)
+            seed = d.get("seed", self._seed)
+            extra["_rounding"], extra["_seed"] = self._checked_rounding(
+                fn, "d['rounding']", rounding, "d['seed']", seed
+            )
+        return extra
+
+    def _apply_groups(self, params, gradients, state, step: int, claimed: dict) -> None:
+        # Stochastic rounding numbers the elements over all of ``params``, whatever the group
+        # of each key: the group views that apply their keys are told where each one starts.
+        starts = element_starts(params)
+        views = (self, *self._views())
+        for v in views:
+            v._starts = starts
+        try:
+            super()._apply_groups(params, gradients, state, step, claimed)
+        finally:
+            for v in views:
+                v._starts = None
+
+    _starts: dict | None = None
+
+    def _init_dtype(self, state_dtype: object) -> None:
         if state_dtype is None:
             self._state_dtype = None
             return
@@ -178,10 +269,22 @@ class LowPrecisionState(Optimizer):
         return state
 
     def _pack(self):
+        extra = {}
+        if self._stochastic:
+            extra["rounding_seed"] = self._seed if self._rounding == "stochastic" else None
         packed = self._packed = self._hyper_class(
-            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype == "bfloat16"
+            **{h: getattr(self, h) for h in self.hyperparams}, bf16_state=self._state_dtype == "bfloat16", **extra
         )
         return packed
+
+
+def element_starts(params) -> dict:
+    """Where each key's elements start in the concatenation of ``params`` (in its order)."""
+    starts, at = {}, 0
+    for key, p in params.items():
+        starts[key] = at
+        at += p.size
+    return starts
 
 
 def _bfloat16_bits(dt: np.dtype) -> bool:

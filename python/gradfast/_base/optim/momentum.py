@@ -16,7 +16,8 @@ class MomentumBase(LowPrecisionState):
     The velocities are the ``velocity`` state slot, also readable as ``velocities``.
     ``state_dtype='bfloat16'`` stores them as ``ml_dtypes.bfloat16``; params and gradients may
     be bfloat16 too. The step is computed in float32 and the parameter update uses the
-    velocity before it is rounded for storage (see ``LowPrecisionState``).
+    velocity before it is rounded for storage (see ``LowPrecisionState``), to nearest even or,
+    with ``rounding='stochastic'`` and ``seed=``, stochastically.
     ``state_dtype='8bit'`` (float32 params) keeps it as block-wise 8-bit state on
     bitsandbytes' signed map (``velocity`` codes, ``velocity_absmax``); the rule stays this one,
     so it is held to float32 state within quantization error (bitsandbytes' ``SGD8bit``
@@ -24,6 +25,7 @@ class MomentumBase(LowPrecisionState):
     """
 
     _eight_bit = True
+    _stochastic = True
 
     slots = ("velocity",)
     hyperparams = ("learning_rate", "momentum", "nesterov", "maximize")
@@ -39,9 +41,11 @@ class MomentumBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.momentum, self.nesterov, self.maximize = momentum, nesterov, maximize
 
     @property

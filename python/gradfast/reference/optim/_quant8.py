@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import _validate
 from ..._base.optim.quantized import BLOCK, maxima_slot
+from . import _bf16
 
 _F32 = np.float32
 
@@ -146,15 +147,18 @@ def load_slots(entry, slots) -> list:
     return out
 
 
-def store_slots(entry, slots, work) -> None:
+def store_slots(entry, slots, work, words=None) -> None:
     """Write the working arrays of ``load_slots`` back: 8-bit codes encoded with their new
-    maxima, bfloat16 rounded to nearest even."""
+    maxima, bfloat16 rounded to nearest even, or stochastically with the parameter's
+    ``words`` (from ``_bf16.draws``: slot ``k`` of ``slots`` takes ``words(k)``)."""
     with np.errstate(all="ignore"):
-        for s, w in zip(slots, work):
+        for k, (s, w) in enumerate(zip(slots, work)):
             a = entry.get(s)
             if a is None or w is a:
                 continue
             if a.dtype == np.uint8:
                 entry[s][...], entry[maxima_slot(s)][...] = encode(w, book(s))
+            elif words is not None:
+                a[...] = _bf16.stochastic(w, words(k))
             else:
                 a[...] = w

@@ -15,7 +15,7 @@ import numpy as np
 from ... import _validate
 from ..._base.optim import AdamBase, AdamWBase, adam_hypers
 from ..._base.optimizer import MAX_STEP
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._quant8 import load_slots, store_slots
 
 
@@ -94,6 +94,7 @@ class Adam(AdamBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
         slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        words = draws(self, params, step)
         for key, p in params.items():
             s = state[key]
             written = [p]
@@ -114,7 +115,7 @@ class Adam(AdamBase):
                 self.decoupled,
             )
             _store(written, work[:1])
-            store_slots(s, slots, work[1:])
+            store_slots(s, slots, work[1:], words[key])
 
 
 class AdamW(AdamWBase, Adam):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import LionBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._quant8 import load_slots, store_slots
 
 
@@ -30,10 +30,11 @@ class Lion(LionBase):
 
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
+        words = draws(self, params, step)
         for key, p in params.items():
             written = [p]
             work = _widened(written) + load_slots(state[key], self.slots)
             (g,) = _widened([gradients[key]])
             _lion_arrays(work[0], g, work[1], self.learning_rate, self.beta1, self.beta2, self.weight_decay)
             _store(written, work[:1])
-            store_slots(state[key], self.slots, work[1:])
+            store_slots(state[key], self.slots, work[1:], words[key])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import MomentumBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._quant8 import load_slots, store_slots
 
 
@@ -14,6 +14,7 @@ class MomentumOptimizer(MomentumBase):
 
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored]
             (p,) = _widened(written)
@@ -30,4 +31,4 @@ class MomentumOptimizer(MomentumBase):
                 else:
                     p += v
             _store(written, [p])
-            store_slots(state[key], self.slots, [v])
+            store_slots(state[key], self.slots, [v], words[key])
