@@ -170,6 +170,19 @@ def test_concurrent_updates_of_one_optimizer_equal_serial_ones(name):
     np.testing.assert_array_equal(p["w"], q["w"])
 
 
+def test_an_update_waits_for_the_step_lock_and_resumes_when_it_is_released(impl):
+    """A step taken while another thread holds the optimizer's lock waits for it (no write,
+    no count), then runs once the holder releases it: releasing wakes the waiter."""
+    opt, p, g = impl.Adam(0.01), {"w": np.ones(8, F32)}, {"w": np.full(8, 0.5, F32)}
+    worker = threading.Thread(target=opt.update, args=(p, g))
+    with opt._steps:
+        worker.start()
+        worker.join(timeout=0.2)
+        assert worker.is_alive() and opt._steps.step == 0 and np.all(p["w"] == 1)
+    worker.join(timeout=30)
+    assert not worker.is_alive() and opt.step == 1 and np.all(p["w"] < 1)
+
+
 def test_an_optimizer_can_be_deep_copied_and_pickled(impl):
     import pickle
 

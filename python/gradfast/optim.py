@@ -47,6 +47,8 @@ class RustStep:
     _step: Any = None
     #: the step with ``state_dtype='8bit'``, where the optimizer offers it
     _step_8bit: Any = None
+    #: ``'8bit'`` selects ``_step_8bit`` (set by the optimizers that store low-precision state)
+    _state_dtype: str | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -55,17 +57,19 @@ class RustStep:
 
     def update(self, params: Mapping[Any, np.ndarray], gradients: Mapping[Any, np.ndarray]):
         """Apply one step in place to ``params``; returns ``params``."""
-        claimed = self._resolve(self._update_name, params)  # type: ignore[attr-defined]
+        steps, fn = self._steps, self._update_name  # type: ignore[attr-defined]
         hyper = self._packed or self._pack()  # type: ignore[attr-defined]
-        eight_bit = getattr(self, "_state_dtype", None) == "8bit"
-        step = type(self)._step_8bit if eight_bit else type(self)._step
+        step = self._step_8bit if self._state_dtype == "8bit" else self._step
+        # without groups (nor a loaded record to compare) there is nothing to resolve
+        plain = self._groups is None and self._expected is None  # type: ignore[attr-defined]
+        claimed = None if plain else self._resolve(fn, params)  # type: ignore[attr-defined]
         if not claimed:
-            fresh = None if self.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
-            step(self._update_name, self._steps, params, gradients, fresh, hyper)  # type: ignore[attr-defined]
+            fresh = None if steps.state else self._fresh_state(params, gradients)  # type: ignore[attr-defined]
+            step(fn, steps, params, gradients, fresh, hyper)
             return params
-        fresh = None if self.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
+        fresh = None if steps.state else self._group_fresh_state(params, gradients, claimed)  # type: ignore[attr-defined]
         groups = (self._group_hypers(), claimed)  # type: ignore[attr-defined]
-        step(self._update_name, self._steps, params, gradients, fresh, hyper, groups)  # type: ignore[attr-defined]
+        step(fn, steps, params, gradients, fresh, hyper, groups)
         return params
 
 

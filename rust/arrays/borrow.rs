@@ -78,14 +78,22 @@ impl<'py, T: Elem> Out<'py, T> {
         self.array.shape()
     }
 
-    pub fn slice(&mut self, _: &Checked) -> &mut [T] {
-        if self.array.len() == 0 {
-            return &mut [];
-        }
-        // SAFETY: the array is C-contiguous, aligned and writeable (checked at registration),
-        // kept alive by `self.array`, and `Checked` proves that no other array of the call
-        // overlaps it; `&mut self` gives one slice at a time.
-        unsafe { std::slice::from_raw_parts_mut(self.array.data(), self.array.len()) }
+    pub fn slice(&mut self, ok: &Checked) -> &mut [T] {
+        self.shape_and_slice(ok).1
+    }
+
+    /// The shape (held by the array object) with the slice of the data.
+    pub fn shape_and_slice(&mut self, _: &Checked) -> (&[usize], &mut [T]) {
+        let len = self.array.len();
+        let data = if len == 0 {
+            &mut []
+        } else {
+            // SAFETY: the array is C-contiguous, aligned and writeable (checked at
+            // registration), kept alive by `self.array`, and `Checked` proves that no other
+            // array of the call overlaps it; `&mut self` gives one slice at a time.
+            unsafe { std::slice::from_raw_parts_mut(self.array.data(), len) }
+        };
+        (self.array.shape(), data)
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! A binding holds it from reading the optimizer's step to committing the next one, so two
 //! threads updating one optimizer get the result of two serial updates. Taking it costs one
-//! atomic operation when it is free; a caller that must wait does so without the GIL (the
-//! holder needs the GIL to finish). Python code uses it as a context manager.
+//! atomic operation when it is free, and releasing it wakes a thread only when one waits (a
+//! condition variable's wake is a system call even with no waiter); a caller that must wait
+//! does so without the GIL (the holder needs the GIL to finish). Python code uses it as a
+//! context manager.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -12,8 +14,15 @@ use pyo3::prelude::*;
 #[pyclass(frozen, module = "gradfast._core")]
 #[derive(Default)]
 pub struct StepLock {
-    held: Mutex<bool>,
+    state: Mutex<LockState>,
     freed: Condvar,
+}
+
+#[derive(Default)]
+struct LockState {
+    held: bool,
+    /// threads waiting on `freed` for the lock
+    waiting: usize,
 }
 
 /// Proof of holding a [`StepLock`]; releases it when dropped.
@@ -26,36 +35,41 @@ impl Drop for Held<'_> {
 }
 
 impl StepLock {
-    fn state(&self) -> MutexGuard<'_, bool> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, LockState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the lock, waiting without the GIL while another thread holds it.
     pub fn hold(&self, py: Python<'_>) -> Held<'_> {
         {
-            let mut held = self.state();
-            if !*held {
-                *held = true;
+            let mut state = self.state();
+            if !state.held {
+                state.held = true;
                 return Held(self);
             }
         }
         py.detach(|| {
-            let mut held = self.state();
-            while *held {
-                held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state();
+            state.waiting += 1;
+            while state.held {
+                state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
-            *held = true;
+            state.waiting -= 1;
+            state.held = true;
         });
         Held(self)
     }
 
     pub fn is_held(&self) -> bool {
-        *self.state()
+        self.state().held
     }
 
     pub fn release(&self) {
-        *self.state() = false;
-        self.freed.notify_one();
+        let mut state = self.state();
+        state.held = false;
+        if state.waiting > 0 {
+            self.freed.notify_one();
+        }
     }
 }
 

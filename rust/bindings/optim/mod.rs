@@ -13,6 +13,8 @@
 //! Every array is still checked before any is written, and the kernel runs once per group
 //! present in the call, all within the same release of the GIL: a group changes no pass count.
 
+use std::sync::Mutex;
+
 use gradfast_kernels::runtime::store::Draws;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -52,7 +54,7 @@ pub struct Arrays<'a, P, S, const N: usize> {
     pub p: &'a mut [P],
     pub g: &'a [P],
     pub slots: [&'a mut [S]; N],
-    pub shape: Vec<usize>,
+    pub shape: &'a [usize],
     pub at: u64,
 }
 
@@ -102,12 +104,13 @@ pub type SlotShapes<'f, 'py, const N: usize> =
 
 /// The dict arguments of an optimizer step: `params` read into a list, `gradients` and
 /// `state` looked up by its keys, and each parameter's group (0: the optimizer's own
-/// hyper-parameters, `i + 1`: group `i`).
+/// hyper-parameters, `i + 1`: group `i`; see [`Dicts::group_indices`]).
 pub struct Dicts<'a, 'py> {
     func: &'a str,
     params: Items<'py>,
     grads: Mapping<'py>,
     state: Mapping<'py>,
+    /// each parameter's group, in the order of `params`; empty for a step without groups
     group: Vec<usize>,
     groups: usize,
 }
@@ -123,10 +126,11 @@ impl<'a, 'py> Dicts<'a, 'py> {
         let params = Items::read(func, "params", "numpy arrays", params)?;
         let grads = Mapping::new(func, "gradients", "numpy arrays", grads)?;
         let state = Mapping::new(func, "the optimizer state", "state dicts", state)?;
-        let mut group = vec![0; params.len()];
+        let mut group = Vec::new();
         let mut count = 0;
         if let Some((claimed, n)) = groups {
             count = n;
+            group = vec![0; params.len()];
             for ((key, _), g) in params.items.iter().zip(&mut group) {
                 if let Some(i) = claimed.get_item(key).map_err(Error::Python)? {
                     let i: usize = i.extract().map_err(Error::Python)?;
@@ -155,6 +159,11 @@ impl<'a, 'py> Dicts<'a, 'py> {
             return Err(dicts.state_key_error());
         }
         Ok(dicts)
+    }
+
+    /// Each parameter's group, in the order of `params` (all 0 without groups).
+    fn group_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.group.iter().copied().chain(std::iter::repeat(0))
     }
 
     fn grads_key_error(&self) -> Error {
@@ -241,7 +250,7 @@ impl<'a, 'py> Dicts<'a, 'py> {
         mut kernel: impl FnMut(Vec<Arrays<'_, P, S, N>>, &H) + Send,
     ) -> Result<()> {
         let func = self.func;
-        let slot_keys = slots.map(|s| PyString::new(py, s));
+        let slot_keys = slots.map(|s| slot_key(py, s));
         let mut call = Call::new(func);
         let mut checked = Vec::with_capacity(self.params.len());
         for (key, p) in &self.params.items {
@@ -254,10 +263,10 @@ impl<'a, 'py> Dicts<'a, 'py> {
             same_shape(func, &g_name, g.shape(), p.shape())?;
             let s = self.state.get(key)?.ok_or_else(|| self.state_key_error())?;
             let s = Mapping::new(func, "each optimizer state entry", "state arrays", &s)?;
-            let mut arrays = Vec::with_capacity(N);
-            for ((slot, &slot_name), want) in slot_keys.iter().zip(&slots).zip(slot_shapes) {
+            let mut arrays = [(); N].map(|_| None);
+            let wanted = slot_keys.iter().zip(&slots).zip(slot_shapes);
+            for (((slot, &slot_name), want), array) in wanted.zip(&mut arrays) {
                 let Some(want) = want else {
-                    arrays.push(None);
                     continue;
                 };
                 let name = Name::Slot("state", key.clone(), slot_name);
@@ -268,40 +277,63 @@ impl<'a, 'py> Dicts<'a, 'py> {
                 };
                 let a = call.output::<S>(name.clone(), &a)?;
                 same_shape(func, &name, a.shape(), &want)?;
-                arrays.push(Some(a));
+                *array = Some(a);
             }
             checked.push((p, g, arrays));
         }
         let ok = call.check_overlaps()?;
         let mut total = 0;
-        let mut by_group: Vec<Vec<Arrays<'_, P, S, N>>> =
-            (0..=self.groups).map(|_| Vec::new()).collect();
-        for ((p, g, slots), &group) in checked.iter_mut().zip(&self.group) {
-            let shape = p.shape().to_vec();
-            let p = p.slice(&ok);
-            let at = total as u64;
-            total += p.len();
-            let mut slots = slots
-                .iter_mut()
-                .map(|a| a.as_mut().map_or(&mut [][..], |a| a.slice(&ok)));
-            by_group[group].push(Arrays {
-                p,
-                g: g.slice(&ok),
-                slots: std::array::from_fn(|_| slots.next().unwrap_or_default()),
-                shape,
-                at,
-            });
+        let tensors: Vec<Arrays<'_, P, S, N>> = checked
+            .iter_mut()
+            .map(|(p, g, slots)| {
+                let (shape, p) = p.shape_and_slice(&ok);
+                let at = total as u64;
+                total += p.len();
+                Arrays {
+                    p,
+                    g: g.slice(&ok),
+                    slots: slots
+                        .each_mut()
+                        .map(|a| a.as_mut().map_or(&mut [][..], |a| a.slice(&ok))),
+                    shape,
+                    at,
+                }
+            })
+            .collect();
+        if tensors.is_empty() {
+            return Ok(());
         }
-        let hypers: Vec<&H> = (0..by_group.len()).map(|g| hypers.of(g)).collect();
+        let (groups, group) = (self.groups, &self.group);
         run(py, total, || {
-            for (tensors, h) in by_group.into_iter().zip(hypers) {
+            if groups == 0 {
+                return kernel(tensors, hypers.of(0));
+            }
+            let mut by_group: Vec<Vec<_>> = (0..=groups).map(|_| Vec::new()).collect();
+            for (t, &g) in tensors.into_iter().zip(group) {
+                by_group[g].push(t);
+            }
+            for (g, tensors) in by_group.into_iter().enumerate() {
                 if !tensors.is_empty() {
-                    kernel(tensors, h)
+                    kernel(tensors, hypers.of(g))
                 }
             }
         });
         Ok(())
     }
+}
+
+/// The Python string of a state slot's name, made once (interned, as Python's own literal
+/// names are): a step looks its slots up without building strings, and a state dict made in
+/// Python finds the very key object.
+fn slot_key<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
+    static KEYS: Mutex<Vec<(&str, Py<PyString>)>> = Mutex::new(Vec::new());
+    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, key)) = keys.iter().find(|(n, _)| *n == name) {
+        return key.bind(py).clone();
+    }
+    let key = PyString::intern(py, name);
+    keys.push((name, key.clone().unbind()));
+    key
 }
 
 /// The body of every step binding: under the lock of `steps`, its state (or `fresh` when it

@@ -7,7 +7,7 @@ use gradfast_kernels::runtime::quant8::{blocks, Maxima, Tensor8, MIN_ELEMENTS};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::{Arrays, Dicts, Hypers};
+use super::{slot_key, Arrays, Dicts, Hypers};
 use crate::arrays::{same_shape, Call, Dtype, Mapping, Name};
 use crate::bindings::run;
 use crate::error::{Error, Result};
@@ -72,12 +72,12 @@ impl<'py> Dicts<'_, 'py> {
                 )));
             }
         }
-        let slot_keys = slots.map(|s| PyString::new(py, s));
-        let max_keys = maxima.map(|s| PyString::new(py, s));
+        let slot_keys = slots.map(|s| slot_key(py, s));
+        let max_keys = maxima.map(|s| slot_key(py, s));
         let mut call = Call::new(func);
         let (mut full, mut quant) = (vec![], vec![]);
         let (mut full_group, mut quant_group) = (vec![], vec![]);
-        for ((key, p), &group) in self.params.items.iter().zip(&self.group) {
+        for ((key, p), group) in self.params.items.iter().zip(self.group_indices()) {
             let p = call.output::<f32>(Name::Item("params", key.clone()), p)?;
             let g = self.grads.get(key)?.ok_or_else(|| self.grads_key_error())?;
             let g_name = Name::Item("gradients", key.clone());
@@ -126,8 +126,7 @@ impl<'py> Dicts<'_, 'py> {
         let mut quant_by: Vec<Vec<Arrays8<'_, N>>> =
             (0..=self.groups).map(|_| Vec::new()).collect();
         for ((p, g, slots), &group) in full.iter_mut().zip(&full_group) {
-            let shape = p.shape().to_vec();
-            let p = p.slice(&ok);
+            let (shape, p) = p.shape_and_slice(&ok);
             total += p.len();
             let mut slots = slots.iter_mut().map(|a| a.slice(&ok));
             full_by[group].push(Arrays {
