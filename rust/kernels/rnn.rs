@@ -11,14 +11,15 @@
 //! through all its steps, with products that read `Wh` in place instead of packing it again
 //! every step. All scratch memory is allocated before the time loops.
 
-use crate::runtime::matmul::{matmul, small_matmul, Gemm, View, PARALLEL_MIN_FMAS};
+use crate::runtime::matmul::{matmul_wide, small_matmul, Gemm, View, PARALLEL_MIN_FMAS};
 use crate::runtime::pool::for_each_task;
 use crate::Real;
 
 /// Batch columns a task of the recurrences takes through every step. The columns of a batch
 /// are independent sequences, so fixed blocks of them run on the pool with no step-by-step
-/// synchronisation, and the bits do not depend on the thread count.
-const BATCH_BLOCK: usize = 8;
+/// synchronisation, and the bits do not depend on the thread count. Sixteen rows are tiles of
+/// 6, 6 and 4 in the products, and each panel of `Wh` read from memory serves all of them.
+const BATCH_BLOCK: usize = 16;
 
 /// The sizes of one call: `s` steps used (`sequence_length`), batch `b`, input `i`,
 /// hidden `h`, output `o`.
@@ -76,7 +77,7 @@ pub fn bptt<T: Tanh + Gemm>(
         }
     }
     let wx_t = View::new(w.wx, h, i).t();
-    matmul(&mut hs[b * h..], h, View::new(xr, rows, i), wx_t, false);
+    matmul_wide(&mut hs[b * h..], h, View::new(xr, rows, i), wx_t, false);
 
     let wh_t = transpose(w.wh, h, h);
     let parallel = s * b * h * h >= PARALLEL_MIN_FMAS;
@@ -98,7 +99,7 @@ pub fn bptt<T: Tanh + Gemm>(
 
     // Output error: dy = 2 (y_hat - target) / (S O B), as rows.
     let mut dy = vec![T::ZERO; rows * o];
-    matmul(
+    matmul_wide(
         &mut dy,
         o,
         View::new(hidden, rows, h),
@@ -108,7 +109,7 @@ pub fn bptt<T: Tanh + Gemm>(
     let loss = subtract_targets(&mut dy, &y[..rows * o], o, b);
     let scale = T::of(2.0 / (rows * o) as f64);
     dy.iter_mut().for_each(|v| *v = *v * scale);
-    matmul(
+    matmul_wide(
         g.wy,
         h,
         View::new(&dy, rows, o).t(),
@@ -119,7 +120,7 @@ pub fn bptt<T: Tanh + Gemm>(
     // da: first the output's share of dL/dh_t for every step, then the recurrence adds the
     // future's share (da_{t+1} Wh) and multiplies by tanh's derivative, from the last step.
     let mut da = vec![T::ZERO; rows * h];
-    matmul(
+    matmul_wide(
         &mut da,
         h,
         View::new(&dy, rows, o),
@@ -138,14 +139,14 @@ pub fn bptt<T: Tanh + Gemm>(
         }
     });
 
-    matmul(
+    matmul_wide(
         g.wx,
         i,
         View::new(&da, rows, h).t(),
         View::new(xr, rows, i),
         false,
     );
-    matmul(
+    matmul_wide(
         g.wh,
         h,
         View::new(&da, rows, h).t(),
@@ -491,12 +492,14 @@ mod tests {
 
     #[test]
     fn matches_a_step_by_step_implementation() {
-        // Batch blocks of 8 columns and a shorter last one, tiles of 4 rows and of 1; H = 37 and
-        // 64: a panel of 32 hidden units and a tail, two panels; S < T leaves steps unread.
+        // Batch blocks of 16 columns and a shorter last one (19 = 16 + 3), tiles of 6, 4, 2 and
+        // 1 rows; H = 37 and 64: whole panels of hidden units, half panels and tails; S < T
+        // leaves steps unread.
         for (s, t, b, i, h, o) in [
             (1, 1, 1, 1, 1, 1),
             (7, 8, 11, 5, 37, 2),
             (3, 3, 9, 4, 64, 3),
+            (4, 5, 19, 3, 37, 2),
             (5, 7, 1, 3, 4, 2),
             (6, 6, 2, 5, 3, 4),
             (4, 9, 6, 2, 7, 3),
@@ -543,7 +546,7 @@ mod tests {
     #[test]
     fn the_same_bits_for_every_thread_count() {
         // Large enough for the whole products and the recurrences to run on the pool; the
-        // second shape has a batch block of 5 columns (a tile of 4 and one of 1) and 6 hidden
+        // second shape has a batch block of 5 columns (a tile of 4 and one of 1) and hidden
         // units past the last panel.
         for d in [
             Dims {
@@ -555,7 +558,7 @@ mod tests {
             },
             Dims {
                 s: 70,
-                b: 13,
+                b: 21,
                 i: 9,
                 h: 70,
                 o: 3,

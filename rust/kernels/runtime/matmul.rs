@@ -152,19 +152,43 @@ impl<'a, T> View<'a, T> {
 /// `c = a b` (or `c += a b` when `accumulate`), `c` row-major with row stride `ldc`; large
 /// products in blocks of rows over the pool.
 pub fn matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumulate: bool) {
+    matmul_in_blocks(c, ldc, a, b, accumulate, block_rows(a.rows));
+}
+
+/// Most tasks [`matmul_wide`] cuts a product into.
+const WIDE_TASKS: usize = 8;
+
+/// [`matmul`] for products with many rows: in at most [`WIDE_TASKS`] blocks of rows (of a size
+/// fixed by `m` alone, and never smaller than [`matmul`]'s), because every block packs all of
+/// `b` again, which for `k x n` large costs a third of the product's time.
+pub fn matmul_wide<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accumulate: bool) {
+    let block = a.rows.div_ceil(WIDE_TASKS).next_multiple_of(16);
+    matmul_in_blocks(c, ldc, a, b, accumulate, block.max(block_rows(a.rows)));
+}
+
+/// `c = a b` (or `+=`), large products in blocks of `block` rows over the pool. Every output
+/// element is summed in the same order whatever the blocks, so the bits depend on neither
+/// `block` nor the thread count.
+fn matmul_in_blocks<T: Gemm>(
+    c: &mut [T],
+    ldc: usize,
+    a: View<T>,
+    b: View<T>,
+    accumulate: bool,
+    block: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    if m <= BLOCK_ROWS || m.saturating_mul(k).saturating_mul(n) < PARALLEL_MIN_FMAS {
+    if m <= block || m.saturating_mul(k).saturating_mul(n) < PARALLEL_MIN_FMAS {
         return matmul_serial(c, ldc, a, b, accumulate);
     }
-    let br = block_rows(m);
     let tasks: Vec<(usize, &mut [T])> = c
-        .chunks_mut(br * ldc)
-        .take(m.div_ceil(br))
+        .chunks_mut(block * ldc)
+        .take(m.div_ceil(block))
         .enumerate()
         .collect();
     for_each_task(tasks, |(j, cj)| {
-        let rows = br.min(m - j * br);
-        matmul_serial(cj, ldc, a.row_block(j * br, rows), b, accumulate)
+        let rows = block.min(m - j * block);
+        matmul_serial(cj, ldc, a.row_block(j * block, rows), b, accumulate)
     });
 }
 
@@ -231,35 +255,48 @@ fn matmul_serial<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>, accum
     }
 }
 
-/// Bytes of the output columns of a [`small_matmul`] tile: four AVX-512 vectors (32 `f64`, 64
-/// `f32`), which with [`TILE_ROWS`] rows make 16 accumulator registers.
-const PANEL_BYTES: usize = 256;
-/// Output rows of a [`small_matmul`] tile.
-const TILE_ROWS: usize = 4;
+/// Bytes of the output columns of a [`small_matmul`] tile with AVX-512: four vectors (32 `f64`,
+/// 64 `f32`), which with [`TILE_ROWS`] rows make 24 of the 32 vector registers accumulators.
+const PANEL_BYTES_512: usize = 256;
+/// The same with 256-bit vectors, which have 16 registers: two vectors, 12 accumulators (four
+/// vectors would spill the tile to the stack).
+const PANEL_BYTES_256: usize = 64;
+/// Output rows of a [`small_matmul`] tile; the rows left are done four, two, then one at a time.
+const TILE_ROWS: usize = 6;
 
 crate::simd! {
     /// `c += a b` without packing, for the small products of a recurrence, where a GEMM crate
     /// would pack `b` on every call. Both operands must have contiguous rows: `b` is read in
-    /// place, a panel of [`PANEL_BYTES`] of columns at a time, and `a` one element at a time.
+    /// place, a panel of [`PANEL_BYTES_512`] (or [`PANEL_BYTES_256`]) of columns at a time, and
+    /// `a` one element at a time.
     /// Tiles of [`TILE_ROWS`] rows and a panel stay in registers. Every output is summed over
     /// the inner dimension in order, with the same operations whichever rows share its tile.
     pub fn small_matmul<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: View<T>) {
         let fma = multiversion::target::target_cfg_f!(target_feature = "fma");
+        let wide = multiversion::target::target_cfg_f!(target_feature = "avx512f");
         assert!(b.rows == a.cols && a.cs == 1 && b.cs == 1, "a and b must have contiguous rows");
         if a.rows == 0 || b.cols == 0 {
             return;
         }
         assert!((a.rows - 1) * ldc + b.cols <= c.len(), "product out of bounds");
-        // An array's length cannot depend on `T`, so the panel widths are chosen here: whole
-        // panels, then a half panel where one fits (H = 32 in float32), then single columns.
-        let c0 = match std::mem::size_of::<T>() {
-            4 => {
-                let c0 = panels::<T, { PANEL_BYTES / 4 }>(fma, c, ldc, a, b, 0);
-                panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b, c0)
+        // An array's length cannot depend on `T` or the target, so the panel widths are chosen
+        // here: whole panels, then a half panel where one fits, then single columns.
+        let c0 = match (std::mem::size_of::<T>(), wide) {
+            (4, true) => {
+                let c0 = panels::<T, { PANEL_BYTES_512 / 4 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES_512 / 8 }>(fma, c, ldc, a, b, c0)
+            }
+            (_, true) => {
+                let c0 = panels::<T, { PANEL_BYTES_512 / 8 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES_512 / 16 }>(fma, c, ldc, a, b, c0)
+            }
+            (4, false) => {
+                let c0 = panels::<T, { PANEL_BYTES_256 / 4 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES_256 / 8 }>(fma, c, ldc, a, b, c0)
             }
             _ => {
-                let c0 = panels::<T, { PANEL_BYTES / 8 }>(fma, c, ldc, a, b, 0);
-                panels::<T, { PANEL_BYTES / 16 }>(fma, c, ldc, a, b, c0)
+                let c0 = panels::<T, { PANEL_BYTES_256 / 8 }>(fma, c, ldc, a, b, 0);
+                panels::<T, { PANEL_BYTES_256 / 16 }>(fma, c, ldc, a, b, c0)
             }
         };
         columns(fma, c, ldc, a, b, c0);
@@ -282,10 +319,21 @@ fn panels<T: Gemm, const W: usize>(
     for c0 in (c0..end).step_by(W) {
         let mut r = 0;
         while r + TILE_ROWS <= m {
-            tile4::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
+            tile6::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
             r += TILE_ROWS;
         }
-        for r in r..m {
+        // At most five rows left: one tile of each smaller height that fits, largest first
+        // (called directly: through a function pointer a tile would not be inlined into the
+        // target's version).
+        if r + 4 <= m {
+            tile4::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
+            r += 4;
+        }
+        if r + 2 <= m {
+            tile2::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
+            r += 2;
+        }
+        if r < m {
             tile1::<T, W>(fma, &mut c[r * ldc + c0..], ldc, a, r, b, c0);
         }
     }
@@ -348,7 +396,9 @@ macro_rules! tile {
         }
     };
 }
+tile!(tile6, r0 0, r1 1, r2 2, r3 3, r4 4, r5 5);
 tile!(tile4, r0 0, r1 1, r2 2, r3 3);
+tile!(tile2, r0 0, r1 1);
 tile!(tile1, r0 0);
 
 #[cfg(test)]
@@ -388,15 +438,17 @@ mod tests {
         assert!(g.iter().zip(&want).all(|(x, w)| *x == w + 1.0));
     }
 
+    /// `n` values in [-0.5, 0.5] that a multiplier scatters, different bits everywhere.
+    fn spread<T: Real>(n: usize, mul: usize) -> Vec<T> {
+        (0..n)
+            .map(|x| T::of(((x * mul) % 1000) as f64 / 999.0 - 0.5))
+            .collect()
+    }
+
     #[test]
     fn blocked_products_give_the_same_bits_for_every_thread_count() {
         // 300 x 200 by 200 x 90: five row blocks of up to 64 rows, over the pool.
-        let a: Vec<f64> = (0..300 * 200)
-            .map(|x| ((x * 7919) % 1000) as f64 / 999.0 - 0.5)
-            .collect();
-        let b: Vec<f64> = (0..200 * 90)
-            .map(|x| ((x * 104729) % 1000) as f64 / 999.0 - 0.5)
-            .collect();
+        let (a, b): (Vec<f64>, Vec<f64>) = (spread(300 * 200, 7919), spread(200 * 90, 104729));
         let (av, bv) = (View::new(&a, 300, 200), View::new(&b, 200, 90));
         let run = |threads| {
             crate::runtime::pool::set_num_threads(threads);
@@ -443,6 +495,17 @@ mod tests {
     }
 
     #[test]
+    fn wide_blocks_give_the_bits_of_one_piece() {
+        // 3000 rows: eight blocks of 384 (the last 312) against the product in one piece.
+        let (a, b): (Vec<f32>, Vec<f32>) = (spread(3000 * 150, 7919), spread(150 * 70, 104729));
+        let (av, bv) = (View::new(&a, 3000, 150), View::new(&b, 150, 70));
+        let (mut whole, mut wide) = (vec![0.25f32; 3000 * 70], vec![0.25f32; 3000 * 70]);
+        matmul_serial(&mut whole, 70, av, bv, true);
+        matmul_wide(&mut wide, 70, av, bv, true);
+        assert_eq!(whole, wide);
+    }
+
+    #[test]
     fn an_empty_inner_dimension_gives_zeros_or_leaves_c() {
         let e: Vec<f64> = vec![];
         let mut c = vec![5.0; 6];
@@ -454,16 +517,16 @@ mod tests {
 
     #[test]
     fn small_matmul_tiles_and_tails_sum_in_order() {
-        // 7 x 5 by 5 x 86: a tile of 4 rows and 3 single rows; in float64 two panels of 32
-        // columns, a half panel and 6 single columns. Small integers, so every order gives the
-        // same exact sums.
-        let a: Vec<f64> = (0..7 * 5).map(|x| (x % 7) as f64 - 3.0).collect();
+        // 13 x 5 by 5 x 86: tiles of 6 rows, then one each of 4, 2 and 1; in float64 panels
+        // (two of 32 columns with AVX-512, ten of 8 without), a half panel and single columns.
+        // Small integers, so every order gives the same exact sums.
+        let a: Vec<f64> = (0..13 * 5).map(|x| (x % 7) as f64 - 3.0).collect();
         let b: Vec<f64> = (0..5 * 88).map(|x| (x % 11) as f64 - 5.0).collect();
-        let (av, bv) = (View::new(&a, 7, 5), View::strided(&b, 5, 86, 88, 1));
-        let mut c = vec![2.0; 7 * 87];
+        let (av, bv) = (View::new(&a, 13, 5), View::strided(&b, 5, 86, 88, 1));
+        let mut c = vec![2.0; 13 * 87];
         small_matmul(&mut c, 87, av, bv);
         let want = naive(av, bv);
-        for i in 0..7 {
+        for i in 0..13 {
             let row = &c[i * 87..][..87];
             assert!(row[..86]
                 .iter()
@@ -475,24 +538,25 @@ mod tests {
 
     #[test]
     fn small_matmul_rows_do_not_depend_on_their_tile() {
-        // Every row computed with six others equals it computed alone, bit for bit; in
-        // float32, 102 columns are a panel of 64, a half panel and 6 single columns.
-        let a: Vec<f32> = (0..7 * 40)
+        // Every row computed with twelve others (in tiles of 6, 4, 2 and 1 rows) equals it
+        // computed alone, bit for bit; in float32, 102 columns are whole panels (of 64 with
+        // AVX-512, else 16), a half panel where one fits, and single columns.
+        let a: Vec<f32> = (0..13 * 40)
             .map(|x| ((x * 37) % 101) as f32 / 7.0 - 6.0)
             .collect();
         let b: Vec<f32> = (0..40 * 102)
             .map(|x| ((x * 53) % 97) as f32 / 9.0 - 5.0)
             .collect();
         let bv = View::new(&b, 40, 102);
-        let mut all = vec![0.5f32; 7 * 102];
-        small_matmul(&mut all, 102, View::new(&a, 7, 40), bv);
-        for i in 0..7 {
+        let mut all = vec![0.5f32; 13 * 102];
+        small_matmul(&mut all, 102, View::new(&a, 13, 40), bv);
+        for i in 0..13 {
             let mut one = vec![0.5f32; 102];
             small_matmul(&mut one, 102, View::new(&a[i * 40..], 1, 40), bv);
             assert_eq!(&all[i * 102..][..102], &one[..]);
         }
         let want = naive(
-            View::new(&a.iter().map(|&x| x as f64).collect::<Vec<_>>(), 7, 40),
+            View::new(&a.iter().map(|&x| x as f64).collect::<Vec<_>>(), 13, 40),
             View::new(&b.iter().map(|&x| x as f64).collect::<Vec<_>>(), 40, 102),
         );
         assert!(all
