@@ -304,3 +304,17 @@ def test_param_group_settings_apply_per_group(name, desc, kwargs):
             opt.step(closure)
         runs.append((weight.detach(), bias.detach()))
     torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "desc", "kwargs"), _cases())
+def test_state_entries_are_torchs(name, desc, kwargs):
+    """After a step the same parameters have state, under the same keys, as with torch's class
+    (torch's SGD without momentum makes no entry at all), and none is empty."""
+    entries = []
+    for cls, extra in ((getattr(torch.optim, name), {"foreach": False}), (_ours(name), {})):
+        weight, bias, x = _problem(torch.float32)
+        opt = cls([weight, bias], **extra, **_kwargs(kwargs))
+        opt.step(_closure(opt, weight, bias, x))
+        assert all(len(st) > 0 for st in opt.state.values())
+        entries.append({i: sorted(st) for i, st in opt.state_dict()["state"].items()})
+    assert entries[1] == entries[0]
