@@ -13,7 +13,10 @@ included), the loss going the right way, ``state_dict`` through ``torch.save`` a
 gradients never written, ``deepcopy`` keeping every public attribute.
 
 Out of scope (gradfast.torch is CPU and its own fused step): CUDA, ``foreach``/``fused``,
-``capturable``, ``differentiable``, complex and sparse inputs. Every entry of optim_db left out
+``capturable``, ``differentiable``, complex and sparse inputs; and TestOptimRenewed's
+non-contiguous parameters (``test_forloop_goes_right_direction`` with ``contiguous=False``),
+which gradfast.torch refuses with ``ValueError`` as it steps zero-copy views
+(test_torch_optimizers_torch.py checks the refusal). Every entry of optim_db left out
 is in ``DESELECTED`` (or, for all of an optimizer's stepping inputs, ``NOT_STEPPED``) below,
 with the reason.
 """
