@@ -259,7 +259,9 @@ class GradfastOptimizer(torch.optim.Optimizer):
                 continue
             if n == len(checks):
                 return False
-            c, st = checks[n], state.get(p)
+            c = checks[n]
+            # an empty state is kept by the plan only (torch makes no entry for it)
+            st = state.get(p, None if c[3] else c[3])
             if st is None or c[0] is not p or c[2] != p.data_ptr() or st is not c[3]:
                 return False
             for k, t in c[4]:
@@ -372,13 +374,15 @@ class GradfastOptimizer(torch.optim.Optimizer):
         plan = _Plan()
         calls: dict[tuple, _Call] = {}
         for j, p, g, _where in found:
-            new = not self.state.get(p)
-            st = self.state[p]
+            st = self.state[p] if p in self.state else {}
+            new = not st
             bf16 = (self._state_dtype(group, p) if new else self._stored_dtype(st, p)) == torch.bfloat16
             engine = self._engine_for(i, group, bf16)
             count = 0 if new else self._count(st)
             if new:
                 st.update(self._new_state(p, group, engine))
+                if st and p not in self.state:  # as torch, no entry for a state that holds nothing (SGD)
+                    self.state[p] = st
             extra = float(st[self._extra_key]) if self._extra_key else None
             key = (p.dtype, bf16, count, extra)
             call = calls.get(key)

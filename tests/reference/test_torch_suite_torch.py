@@ -13,7 +13,10 @@ included), the loss going the right way, ``state_dict`` through ``torch.save`` a
 gradients never written, ``deepcopy`` keeping every public attribute.
 
 Out of scope (gradfast.torch is CPU and its own fused step): CUDA, ``foreach``/``fused``,
-``capturable``, ``differentiable``, complex and sparse inputs. Every entry of optim_db left out
+``capturable``, ``differentiable``, complex and sparse inputs; and TestOptimRenewed's
+non-contiguous parameters (``test_forloop_goes_right_direction`` with ``contiguous=False``),
+which gradfast.torch refuses with ``ValueError`` as it steps zero-copy views
+(test_torch_optimizers_torch.py checks the refusal). Every entry of optim_db left out
 is in ``DESELECTED`` (or, for all of an optimizer's stepping inputs, ``NOT_STEPPED``) below,
 with the reason.
 """
@@ -304,3 +307,17 @@ def test_param_group_settings_apply_per_group(name, desc, kwargs):
             opt.step(closure)
         runs.append((weight.detach(), bias.detach()))
     torch.testing.assert_close(runs[1], runs[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "desc", "kwargs"), _cases())
+def test_state_entries_are_torchs(name, desc, kwargs):
+    """After a step the same parameters have state, under the same keys, as with torch's class
+    (torch's SGD without momentum makes no entry at all), and none is empty."""
+    entries = []
+    for cls, extra in ((getattr(torch.optim, name), {"foreach": False}), (_ours(name), {})):
+        weight, bias, x = _problem(torch.float32)
+        opt = cls([weight, bias], **extra, **_kwargs(kwargs))
+        opt.step(_closure(opt, weight, bias, x))
+        assert all(len(st) > 0 for st in opt.state.values())
+        entries.append({i: sorted(st) for i, st in opt.state_dict()["state"].items()})
+    assert entries[1] == entries[0]
