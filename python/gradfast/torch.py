@@ -99,9 +99,10 @@ class _Call:
 class _Plan:
     """A param group's calls, kept between steps while its tensors stay the same."""
 
-    __slots__ = ("calls", "checks")
+    __slots__ = ("calls", "checks", "layout")
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Any) -> None:
+        self.layout = layout  # the group's ``_layout`` when the plan was made
         # per parameter with a gradient: [p, p.grad, p.data_ptr(), self.state[p], its items,
         # its call, its position in the group]
         self.checks: list[list] = []
@@ -251,6 +252,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
         """Whether ``plan`` still holds the views of group ``i``'s tensors; a new gradient
         tensor of a parameter (as every ``zero_grad()`` and ``backward()`` make) is checked and
         its view swapped in."""
+        if plan.layout != self._layout(group):
+            return False
         checks, n = plan.checks, 0
         state = self.state
         for p in group["params"]:
@@ -274,6 +277,11 @@ class GradfastOptimizer(torch.optim.Optimizer):
                 c[1] = g
             n += 1
         return n == len(checks)
+
+    def _layout(self, group: dict) -> Any:
+        """What of ``group``'s settings decides which state its parameters keep (nothing here:
+        torch's other optimizers make their state once)."""
+        return None
 
     def _where(self, i: int, j: int, group: dict) -> str:
         names = group.get("param_names")
@@ -371,7 +379,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
     def _plan(self, i: int, group: dict, found: list[tuple]) -> _Plan:
         """The calls of group ``i`` over its checked parameters ``found``, making the state of
         those that have none; nothing is written to a parameter here."""
-        plan = _Plan()
+        plan = _Plan(self._layout(group))
         calls: dict[tuple, _Call] = {}
         for j, p, g, _where in found:
             st = self.state[p] if p in self.state else {}
@@ -483,6 +491,11 @@ class SGD(GradfastOptimizer, torch.optim.SGD):
 
     _engine = optim.SGD
     _counts_steps = False
+
+    def _layout(self, group: dict) -> Any:
+        # torch makes a parameter's momentum buffer at its first step with momentum > 0, so a
+        # group's momentum raised from 0 starts buffers then (from the gradient, as a first step)
+        return group["momentum"] > 0
 
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:

@@ -105,6 +105,25 @@ def side_by_side(name, kwargs, group2, dtype, scheduler=True):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("momenta", [(0.0, 0.9, 0.0, 0.5), (0.9, 0.0, 0.9)], ids=["raised", "dropped"])
+def test_sgd_momentum_changed_between_steps_as_torch(momenta, dtype):
+    # torch makes a momentum buffer at the first step with momentum > 0 and keeps it while
+    # momentum is 0; each setting runs for STEPS // len(momenta) steps
+    ref, ours = model(dtype), model(dtype)
+    t_opt = torch.optim.SGD(ref.parameters(), lr=0.05, foreach=False)
+    g_opt = gft.SGD(ours.parameters(), lr=0.05)
+    data = batches(dtype)
+    phase = len(data) // len(momenta)
+    for k, momentum in enumerate(momenta):
+        for opt, m in ((t_opt, ref), (g_opt, ours)):
+            opt.param_groups[0]["momentum"] = momentum
+            train(m, opt, data[k * phase : (k + 1) * phase])
+        for p, q in zip(ref.parameters(), ours.parameters()):  # .get: state is a defaultdict
+            assert set(t_opt.state.get(p, {})) == set(g_opt.state.get(q, {})), (k, momentum)
+    assert_models_close(ref, ours, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(("name", "kwargs", "group2"), PAIRS)
 def test_steps_as_torch(name, kwargs, group2, dtype):
     ref, ours, t_opt, g_opt = side_by_side(name, kwargs, group2, dtype)
