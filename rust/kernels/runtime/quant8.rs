@@ -7,7 +7,8 @@
 //! (unsigned, for second moments); the value is `map[code] * absmax`. Encoding scales by
 //! `1 / absmax` and looks the code up in a table of 65,536 entries over [-1, 1] (the nearest
 //! map value to each of 65,536 evenly spaced points), which is what bitsandbytes writes, not
-//! always the exact nearest code. A block whose maximum is 0 is all code 0.
+//! always the exact nearest code; the table is held in a few kilobytes ([`Encoder`]). A block
+//! whose maximum is 0 is all code 0.
 
 use std::sync::OnceLock;
 
@@ -99,28 +100,19 @@ const UNSIGNED_BITS: [u32; 256] = [
     0x3F744CCC, 0x3F76199A, 0x3F77E666, 0x3F79B334, 0x3F7B8000, 0x3F7D4CCC, 0x3F7F199A, 0x3F800000
 ];
 
-/// One map: its 256 values and the encoding table over it.
+/// One map: its 256 values and the encoding table over it, compacted (see [`Encoder`]).
 pub struct Codebook {
     pub values: [f32; 256],
-    lut: Box<[u8; LUT]>,
+    encoder: Encoder,
 }
 
 impl Codebook {
     fn new(bits: &[u32; 256]) -> Self {
         let values = bits.map(f32::from_bits);
-        // Entry i is the code of -1 + 2i / 65535: the number of midpoints between
-        // neighbouring map values that lie below it.
-        let mid: Vec<f32> = values.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
-        let mut lut = Box::new([0u8; LUT]);
-        let mut code = 0;
-        for (i, entry) in lut.iter_mut().enumerate() {
-            let x = -1.0f32 + (2.0f32 * i as f32) / (LUT - 1) as f32;
-            while code < mid.len() && mid[code] < x {
-                code += 1;
-            }
-            *entry = code as u8;
+        Codebook {
+            values,
+            encoder: Encoder::new(&table(&values)),
         }
-        Codebook { values, lut }
     }
 
     /// The map for first moments (values of either sign).
@@ -157,29 +149,98 @@ impl Codebook {
             return absmax;
         }
         let inv = 1.0 / absmax;
-        // The table indices first, in a loop that vectorizes: rounded half up as bitsandbytes
-        // does, ((t + 1) / 2) * 65535 + 1/2, through i32 (one vector conversion). Then the
-        // lookups alone; a u16 index needs no bounds check in a table of 65,536.
-        let mut index = [0u16; BLOCK];
         #[cfg(target_arch = "x86_64")]
-        let whole = x.len() == BLOCK && std::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let whole = false;
-        if whole {
-            #[cfg(target_arch = "x86_64")]
+        if x.len() == BLOCK && std::is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present and the block is whole.
-            unsafe {
-                avx2::index(x, inv, &mut index)
-            };
-        } else {
-            for (i, &v) in index.iter_mut().zip(x) {
-                *i = table_index(v, inv);
-            }
+            unsafe { avx2::encode(&self.encoder, x, inv, codes) };
+            return absmax;
         }
-        for (c, &i) in codes.iter_mut().zip(&index) {
-            *c = self.lut[usize::from(i)];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            *c = self.encoder.code(table_index(v, inv));
         }
         absmax
+    }
+}
+
+/// bitsandbytes' encoding table over `values`: entry i is the code of -1 + 2i / 65535, the
+/// number of midpoints between neighbouring map values that lie below it.
+fn table(values: &[f32; 256]) -> Vec<u8> {
+    let mid: Vec<f32> = values.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+    let mut code = 0;
+    (0..LUT)
+        .map(|i| {
+            let x = -1.0f32 + (2.0f32 * i as f32) / (LUT - 1) as f32;
+            while code < mid.len() && mid[code] < x {
+                code += 1;
+            }
+            code as u8
+        })
+        .collect()
+}
+
+/// Buckets of the compact table: 2^SHIFT consecutive indices each.
+const SHIFT: u32 = 5;
+const BUCKET: usize = 1 << SHIFT;
+
+/// The encoding table in a few kilobytes, so that both maps stay in L1 while a step streams
+/// its arrays. The table is a non-decreasing step function of the index with at most 255
+/// steps, so most buckets of [`BUCKET`] indices hold at most one step, and by one code: such a
+/// bucket is one entry, its first code and (high byte) the offset in the bucket where the code
+/// goes up by one ([`BUCKET`] for never). Around t = 0, where the map is dense and the code may
+/// rise several times in a bucket or by several codes at once, a window of the table has one
+/// entry per index instead (its code, never rising), after the buckets' entries.
+struct Encoder {
+    /// The buckets' entries, the window's, and a spare one so that a 4-byte gather of the
+    /// last stays inside.
+    entries: Vec<u16>,
+    /// The window: the indices `start..start + len`.
+    start: usize,
+    len: usize,
+}
+
+/// Entries of the buckets: the window's start after them.
+const BUCKETS: usize = LUT / BUCKET;
+
+impl Encoder {
+    fn new(table: &[u8]) -> Self {
+        let entry = |code: u8, at: usize| u16::from(code) | (at as u16) << 8;
+        let mut entries = Vec::with_capacity(BUCKETS + 1024);
+        let (mut lo, mut hi) = (LUT, 0);
+        for (b, t) in table.chunks(BUCKET).enumerate() {
+            let rises: Vec<usize> = (1..BUCKET).filter(|&o| t[o] != t[o - 1]).collect();
+            let simple = match rises[..] {
+                [] => true,
+                [o] => t[o] == t[o - 1] + 1,
+                _ => false,
+            };
+            entries.push(entry(t[0], rises.first().map_or(BUCKET, |&o| o)));
+            if !simple {
+                lo = lo.min(b * BUCKET);
+                hi = hi.max((b + 1) * BUCKET);
+            }
+        }
+        let (start, len) = if lo < hi { (lo, hi - lo) } else { (0, 0) };
+        entries.extend(table[start..start + len].iter().map(|&c| entry(c, BUCKET)));
+        entries.push(0);
+        Encoder {
+            entries,
+            start,
+            len,
+        }
+    }
+
+    /// The table's code at `index`.
+    #[inline(always)]
+    fn code(&self, index: u16) -> u8 {
+        let i = usize::from(index);
+        let f = i.wrapping_sub(self.start);
+        let slot = if f < self.len {
+            BUCKETS + f
+        } else {
+            i >> SHIFT
+        };
+        let e = self.entries[slot];
+        (e as u8) + u8::from((i % BUCKET) as u16 >= e >> 8)
     }
 }
 
@@ -194,7 +255,7 @@ fn table_index(v: f32, inv: f32) -> u16 {
 /// Whole blocks with AVX2, the same operations as the scalar loops in the same order.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{BLOCK, LUT};
+    use super::{Encoder, BLOCK, BUCKET, BUCKETS, LUT, SHIFT};
     use std::arch::x86_64::*;
 
     /// `out[i] = values[codes[i]] * absmax`, eight gathers at a time.
@@ -210,36 +271,83 @@ mod avx2 {
         }
     }
 
-    /// The table indices of a block. `cvttps` gives i32::MIN for NaN, whose low 16 bits are
-    /// 0 like the saturating cast's; the clamp keeps every other value in range.
+    /// The codes of a block scaled by `inv`: the table indices as [`super::table_index`]
+    /// computes them and their entries' slots in vectors, the entries loaded one by one (a
+    /// gather instruction is slower than scalar loads from L1 on some machines), then
+    /// [`super::Encoder::code`]'s arithmetic in vectors again.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn index(x: &[f32], inv: f32, index: &mut [u16; BLOCK]) {
-        let x = &x[..BLOCK];
-        let (inv, lo, hi) = (
-            _mm256_set1_ps(inv),
-            _mm256_set1_ps(-1.0),
-            _mm256_set1_ps(1.0),
+    pub unsafe fn encode(e: &Encoder, x: &[f32], inv: f32, codes: &mut [u8]) {
+        let (x, codes) = (&x[..BLOCK], &mut codes[..BLOCK]);
+        let (mut index, mut slot, mut entry) = ([0u16; BLOCK], [0u16; BLOCK], [0u16; BLOCK]);
+        let to_u16 = |a, b| _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(a, b));
+        for k in (0..BLOCK).step_by(16) {
+            // SAFETY: k + 16 <= BLOCK.
+            let i = [0, 8].map(|j| self::index(_mm256_loadu_ps(x.as_ptr().add(k + j)), inv));
+            let s = i.map(|i| slot_of(e, i));
+            _mm256_storeu_si256(index.as_mut_ptr().add(k).cast(), to_u16(i[0], i[1]));
+            _mm256_storeu_si256(slot.as_mut_ptr().add(k).cast(), to_u16(s[0], s[1]));
+        }
+        for (en, &s) in entry.iter_mut().zip(&slot) {
+            // SAFETY: a slot indexes the entries.
+            *en = *e.entries.get_unchecked(usize::from(s));
+        }
+        let (byte, mask) = (
+            _mm256_set1_epi16(0xFF),
+            _mm256_set1_epi16(BUCKET as i16 - 1),
         );
-        let (one, half, top) = (
-            _mm256_set1_ps(1.0),
-            _mm256_set1_ps(0.5),
+        for k in (0..BLOCK).step_by(32) {
+            let c = [0, 16].map(|j| {
+                // SAFETY: k + 32 <= BLOCK.
+                let en = _mm256_loadu_si256(entry.as_ptr().add(k + j).cast());
+                let i = _mm256_loadu_si256(index.as_ptr().add(k + j).cast());
+                let at = _mm256_srli_epi16::<8>(en);
+                let offset = _mm256_and_si256(i, mask);
+                // offset >= at is offset + 1 > at; the comparison's -1 adds one
+                let up = _mm256_cmpgt_epi16(_mm256_add_epi16(offset, _mm256_set1_epi16(1)), at);
+                _mm256_sub_epi16(_mm256_and_si256(en, byte), up)
+            });
+            let out = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(c[0], c[1]));
+            // SAFETY: k + 32 <= BLOCK.
+            _mm256_storeu_si256(codes.as_mut_ptr().add(k).cast(), out);
+        }
+    }
+
+    /// The table indices of eight values. `cvttps` gives i32::MIN for NaN, whose low 16 bits
+    /// are 0 like the saturating cast's; the clamp keeps every other value in range.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn index(v: __m256, inv: f32) -> __m256i {
+        let v = _mm256_mul_ps(v, _mm256_set1_ps(inv));
+        // clamp: max then min, a NaN staying NaN as f32::clamp keeps it
+        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+        let (lo, hi) = (_mm256_set1_ps(-1.0), _mm256_set1_ps(1.0));
+        let t = _mm256_blendv_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), v, nan);
+        let (one, half) = (_mm256_set1_ps(1.0), _mm256_set1_ps(0.5));
+        let s = _mm256_mul_ps(
+            _mm256_mul_ps(_mm256_add_ps(t, one), half),
             _mm256_set1_ps((LUT - 1) as f32),
         );
-        let low16 = _mm256_set1_epi32(0xFFFF);
-        for k in (0..BLOCK).step_by(16) {
-            let mut w = [_mm256_setzero_si256(); 2];
-            for (j, w) in w.iter_mut().enumerate() {
-                // SAFETY: k + 16 <= BLOCK.
-                let v = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(k + 8 * j)), inv);
-                // clamp: max then min, a NaN staying NaN as f32::clamp keeps it
-                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
-                let t = _mm256_blendv_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), v, nan);
-                let s = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(t, one), half), top);
-                *w = _mm256_and_si256(_mm256_cvttps_epi32(_mm256_add_ps(s, half)), low16);
-            }
-            let packed = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(w[0], w[1]));
-            _mm256_storeu_si256(index.as_mut_ptr().add(k).cast(), packed);
-        }
+        _mm256_and_si256(
+            _mm256_cvttps_epi32(_mm256_add_ps(s, half)),
+            _mm256_set1_epi32(0xFFFF),
+        )
+    }
+
+    /// The entries' slots of eight table indices (in 0..65536), one per i32 lane, as
+    /// [`super::Encoder::code`] picks them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn slot_of(e: &Encoder, i: __m256i) -> __m256i {
+        let f = _mm256_sub_epi32(i, _mm256_set1_epi32(e.start as i32));
+        let inside = _mm256_andnot_si256(
+            _mm256_cmpgt_epi32(_mm256_setzero_si256(), f),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(e.len as i32), f),
+        );
+        _mm256_blendv_epi8(
+            _mm256_srli_epi32::<{ SHIFT as i32 }>(i),
+            _mm256_add_epi32(f, _mm256_set1_epi32(BUCKETS as i32)),
+            inside,
+        )
     }
 }
 
@@ -376,6 +484,33 @@ mod tests {
         }
     }
 
+    fn scalar_codes(book: &Codebook, x: &[f32], inv: f32) -> Vec<u8> {
+        x.iter()
+            .map(|&v| book.encoder.code(table_index(v, inv)))
+            .collect()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_codes(book: &Codebook, x: &[f32], inv: f32) -> Vec<u8> {
+        let mut codes = vec![0u8; BLOCK];
+        // SAFETY: the caller checked AVX2, and the block is whole.
+        unsafe { avx2::encode(&book.encoder, x, inv, &mut codes) };
+        codes
+    }
+
+    #[test]
+    fn the_compact_encoder_is_the_table_at_every_index() {
+        for bits in [&SIGNED_BITS, &UNSIGNED_BITS] {
+            let table = table(&bits.map(f32::from_bits));
+            let encoder = Encoder::new(&table);
+            // the window holds only the dense middle of the table
+            assert!(encoder.len > 0 && encoder.len <= 1024);
+            for (i, &code) in table.iter().enumerate() {
+                assert_eq!(encoder.code(i as u16), code, "index {i}");
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_blocks_match_the_scalar_loops_bitwise() {
@@ -402,11 +537,12 @@ mod tests {
                     _ => ((i * 7 + r) as f32 * 0.731).sin() * 1.5,
                 })
                 .collect();
-            let mut got = [0u16; BLOCK];
-            // SAFETY: AVX2 is present and the block is whole.
-            unsafe { avx2::index(&x, inv, &mut got) };
-            for i in 0..BLOCK {
-                assert_eq!(got[i], table_index(x[i], inv), "{i}: {} * {inv}", x[i]);
+            for book in [Codebook::signed(), Codebook::unsigned()] {
+                assert_eq!(
+                    avx2_codes(book, &x, inv),
+                    scalar_codes(book, &x, inv),
+                    "{inv}"
+                );
             }
         }
         // Every index of the table, as the value that lands on it.
@@ -415,11 +551,13 @@ mod tests {
                 .iter()
                 .map(|&i| -1.0 + (2.0 * i as f32) / (LUT - 1) as f32)
                 .collect();
-            let mut got = [0u16; BLOCK];
-            // SAFETY: as above.
-            unsafe { avx2::index(&x, 1.0, &mut got) };
-            for i in 0..BLOCK {
-                assert_eq!(got[i], table_index(x[i], 1.0));
+            for (&i, &v) in chunk.iter().zip(&x) {
+                assert_eq!(usize::from(table_index(v, 1.0)), i);
+            }
+            for book in [Codebook::signed(), Codebook::unsigned()] {
+                let want: Vec<u8> = chunk.iter().map(|&i| book.encoder.code(i as u16)).collect();
+                assert_eq!(avx2_codes(book, &x, 1.0), want);
+                assert_eq!(scalar_codes(book, &x, 1.0), want);
             }
         }
         for book in [Codebook::signed(), Codebook::unsigned()] {
