@@ -95,7 +95,7 @@ impl Store<f32> for Stochastic {
     }
     #[inline(always)]
     fn bit(r: &[u16], i: usize) -> u16 {
-        r[i]
+        u16::from_le(r[i])
     }
     fn drawn(s: &mut [Stochastic]) -> &mut [Stochastic] {
         s
@@ -151,10 +151,15 @@ impl Part for Draws {
 /// Elements of a block whose bits are drawn ahead of the loop (a multiple of 4).
 pub const BLOCK: usize = 1024;
 
-/// The random bits of up to four state slots of a block of elements.
+/// Stream words of a slot's block: one more than a block needs, for a start inside a word.
+const WORDS: usize = BLOCK / 4 + 1;
+
+/// The random bits of up to four state slots of a block of elements: each slot's stream words
+/// as drawn, stored little-endian, so that the `u16` at index `4 w + j` is piece `j` of word
+/// `w` (as [`Store::bit`] reads it) and drawing is one store per word.
 pub struct Bits {
-    pieces: [[u16; BLOCK + 4]; 4],
-    /// where the block's first element sits in `pieces` (its index mod 4)
+    words: [[u64; WORDS]; 4],
+    /// where the block's first element sits among the words' pieces (its index mod 4)
     off: usize,
     stochastic: bool,
 }
@@ -162,7 +167,7 @@ pub struct Bits {
 impl Bits {
     /// The bits of nearest rounding: none are read.
     pub const NONE: Bits = Bits {
-        pieces: [[0; BLOCK + 4]; 4],
+        words: [[0; WORDS]; 4],
         off: 0,
         stochastic: false,
     };
@@ -177,7 +182,11 @@ impl Bits {
     #[inline(always)]
     pub fn slot<C: Real, S: Store<C>>(&self, k: usize, n: usize) -> &[u16] {
         if S::DRAWS {
-            &self.pieces[k][self.off..self.off + n]
+            let w = &self.words[k];
+            // SAFETY: a `u64` is four valid `u16`s and its alignment a multiple of theirs.
+            let pieces =
+                unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u16>(), 4 * w.len()) };
+            &pieces[self.off..self.off + n]
         } else {
             &[]
         }
@@ -190,12 +199,9 @@ crate::simd! {
         let (w0, off) = (e / 4, (e % 4) as usize);
         let words = (off + len).div_ceil(4);
         bits.off = off;
-        for (k, row) in bits.pieces.iter_mut().enumerate().take(slots) {
+        for (k, row) in bits.words.iter_mut().enumerate().take(slots) {
             let s = Stream::new(d.seed, d.step.wrapping_mul(4).wrapping_add(k as u64));
-            for (w, piece) in row.chunks_exact_mut(4).take(words).enumerate() {
-                let b = s.bits(w0.wrapping_add(w as u64));
-                piece.copy_from_slice(&[b as u16, (b >> 16) as u16, (b >> 32) as u16, (b >> 48) as u16]);
-            }
+            s.fill_le(w0, &mut row[..words]);
         }
     }
 }
@@ -214,7 +220,7 @@ pub fn with_bits<T: Split>(
         return f(t, &Bits::NONE);
     }
     let mut bits = Bits {
-        pieces: [[0; BLOCK + 4]; 4],
+        words: [[0; WORDS]; 4],
         off: 0,
         stochastic: true,
     };
@@ -267,7 +273,10 @@ mod tests {
                     for (i, x) in t.x.iter_mut().enumerate() {
                         let e = t.d.at + i as u64;
                         let word = Stream::new(7, 12 + k as u64).bits(e / 4);
-                        assert_eq!(r[i], (word >> (16 * (e % 4))) as u16);
+                        assert_eq!(
+                            <Stochastic as Store<f32>>::bit(r, i),
+                            (word >> (16 * (e % 4))) as u16
+                        );
                         *x += 1;
                     }
                 }
