@@ -25,6 +25,10 @@ OPTIMIZERS = {
     "Momentum": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, **k),
     "Nesterov": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, nesterov=True, **k),
     "Lion": lambda m, **k: m.Lion(1e-3, weight_decay=0.1, **k),
+    "RMSprop": lambda m, **k: m.RMSprop(1e-3, weight_decay=0.1, **k),
+    # grad_avg is slot 1 without momentum and slot 2 with it
+    "RMSpropCentered": lambda m, **k: m.RMSprop(1e-3, centered=True, **k),
+    "RMSpropMomentumCentered": lambda m, **k: m.RMSprop(1e-3, momentum=0.9, centered=True, maximize=True, **k),
 }
 
 
@@ -79,7 +83,7 @@ def test_groups_number_elements_over_all_params(problem, seed):
     assert_same_run(got, run(gf.AdamW(1e-2, **sr(seed)), params, grads))
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion"])
+@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered"])
 def test_bitwise_on_any_thread_count(name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(4)
@@ -176,7 +180,7 @@ def test_tiny_second_moment_updates_track_float32_where_nearest_stalls():
     assert np.all(np.abs(vsr / v32 - 1) < 0.25)
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion"])
+@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered"])
 def test_resume_from_state_dict_is_bitwise(impl, name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(2)
@@ -204,17 +208,25 @@ def test_resume_from_state_dict_is_bitwise(impl, name):
         ({"state_dtype": "bfloat16", "rounding": "up"}, ValueError, "rounding must be 'nearest' or 'stochastic'"),
         ({"state_dtype": "bfloat16", "rounding": 1}, TypeError, "rounding must be 'nearest' or 'stochastic'"),
         ({"rounding": "stochastic"}, ValueError, "stochastic rounding is for bfloat16 state"),
-        ({"state_dtype": "8bit", "rounding": "stochastic"}, ValueError, "stochastic rounding is for bfloat16"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": -1}, ValueError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 2**64}, ValueError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 1.5}, TypeError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": True}, TypeError, r"seed must be an int"),
     ],
 )
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion"])
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop"])
 def test_bad_settings_are_refused(impl, name, kwargs, error, match):
     with pytest.raises(error, match=match):
         OPTIMIZERS[name](impl, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop"])
+def test_8bit_state_refuses_stochastic_rounding(impl, name):
+    # where 8-bit state is offered the rounding is refused, elsewhere the state dtype is
+    eight_bit = OPTIMIZERS[name](impl)._eight_bit
+    match = "stochastic rounding is for bfloat16" if eight_bit else r"state_dtype must be None or 'bfloat16'"
+    with pytest.raises(ValueError, match=match):
+        OPTIMIZERS[name](impl, state_dtype="8bit", rounding="stochastic")
 
 
 @pytest.mark.parametrize(

@@ -736,6 +736,7 @@ class RMSpropHyper:
     centered: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -747,6 +748,7 @@ class RMSpropHyper:
         centered: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> RMSpropHyper: ...
 
 def adagrad(
