@@ -669,6 +669,7 @@ class AdagradHyper:
     epsilon: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -678,6 +679,7 @@ class AdagradHyper:
         epsilon: float,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdagradHyper: ...
 
 @final
