@@ -691,6 +691,7 @@ class AdamaxHyper:
     weight_decay: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -701,6 +702,7 @@ class AdamaxHyper:
         weight_decay: float,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdamaxHyper: ...
 
 @final
