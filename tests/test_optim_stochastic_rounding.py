@@ -31,6 +31,8 @@ OPTIMIZERS = {
     "RMSpropMomentumCentered": lambda m, **k: m.RMSprop(1e-3, momentum=0.9, centered=True, maximize=True, **k),
     "Adagrad": lambda m, **k: m.Adagrad(1e-2, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.1, **k),
     "Adamax": lambda m, **k: m.Adamax(2e-3, weight_decay=0.1, maximize=True, **k),
+    "NAdam": lambda m, **k: m.NAdam(2e-3, weight_decay=0.1, **k),
+    "NAdamDecoupled": lambda m, **k: m.NAdam(2e-3, weight_decay=0.1, decoupled=True, **k),
 }
 
 
@@ -85,7 +87,7 @@ def test_groups_number_elements_over_all_params(problem, seed):
     assert_same_run(got, run(gf.AdamW(1e-2, **sr(seed)), params, grads))
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax"])
+@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax", "NAdam"])
 def test_bitwise_on_any_thread_count(name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(4)
@@ -182,7 +184,7 @@ def test_tiny_second_moment_updates_track_float32_where_nearest_stalls():
     assert np.all(np.abs(vsr / v32 - 1) < 0.25)
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered", "Adagrad", "Adamax"])
+@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered", "Adagrad", "Adamax", "NAdam"])
 def test_resume_from_state_dict_is_bitwise(impl, name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(2)
@@ -216,13 +218,13 @@ def test_resume_from_state_dict_is_bitwise(impl, name):
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": True}, TypeError, r"seed must be an int"),
     ],
 )
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax"])
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam"])
 def test_bad_settings_are_refused(impl, name, kwargs, error, match):
     with pytest.raises(error, match=match):
         OPTIMIZERS[name](impl, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax"])
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam"])
 def test_8bit_state_refuses_stochastic_rounding(impl, name):
     # where 8-bit state is offered the rounding is refused, elsewhere the state dtype is
     eight_bit = OPTIMIZERS[name](impl)._eight_bit

@@ -716,6 +716,7 @@ class NAdamHyper:
     decoupled: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -728,6 +729,7 @@ class NAdamHyper:
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> NAdamHyper: ...
 
 @final
