@@ -48,6 +48,7 @@ class RAdamHyper:
     decoupled: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -59,6 +60,7 @@ class RAdamHyper:
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> RAdamHyper: ...
 
 @final
