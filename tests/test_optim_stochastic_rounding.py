@@ -36,6 +36,8 @@ OPTIMIZERS = {
     # with beta2 = 0.9 the steps from the 6th on are rectified
     "RAdam": lambda m, **k: m.RAdam(1e-2, beta2=0.9, weight_decay=0.1, **k),
     "RAdamDecoupled": lambda m, **k: m.RAdam(1e-2, beta2=0.9, weight_decay=0.1, decoupled=True, maximize=True, **k),
+    "Adadelta": lambda m, **k: m.Adadelta(1.0, weight_decay=0.1, **k),
+    "AdadeltaMaximize": lambda m, **k: m.Adadelta(0.5, rho=0.5, maximize=True, **k),
 }
 
 #: steps of the runs that check thread counts and resuming (RAdam's rectified steps start at 6)
@@ -102,7 +104,7 @@ def test_groups_number_elements_over_all_params(problem, seed):
     assert_same_run(got, run(gf.AdamW(1e-2, **sr(seed)), params, grads))
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"])
 def test_bitwise_on_any_thread_count(name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(4)
@@ -200,7 +202,7 @@ def test_tiny_second_moment_updates_track_float32_where_nearest_stalls():
     assert np.all(np.abs(vsr / v32 - 1) < 0.25)
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"])
 def test_resume_from_state_dict_is_bitwise(impl, name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(2)
@@ -235,13 +237,13 @@ def test_resume_from_state_dict_is_bitwise(impl, name):
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": True}, TypeError, r"seed must be an int"),
     ],
 )
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"])
 def test_bad_settings_are_refused(impl, name, kwargs, error, match):
     with pytest.raises(error, match=match):
         OPTIMIZERS[name](impl, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"])
 def test_8bit_state_refuses_stochastic_rounding(impl, name):
     # where 8-bit state is offered the rounding is refused, elsewhere the state dtype is
     eight_bit = OPTIMIZERS[name](impl)._eight_bit

@@ -71,8 +71,17 @@ class AdadeltaHyper:
     weight_decay: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
-        cls, *, learning_rate: float, rho: float, epsilon: float, weight_decay: float, maximize: bool, bf16_state: bool
+        cls,
+        *,
+        learning_rate: float,
+        rho: float,
+        epsilon: float,
+        weight_decay: float,
+        maximize: bool,
+        bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdadeltaHyper: ...
 
 @final
