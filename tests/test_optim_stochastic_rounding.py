@@ -25,7 +25,23 @@ OPTIMIZERS = {
     "Momentum": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, **k),
     "Nesterov": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, nesterov=True, **k),
     "Lion": lambda m, **k: m.Lion(1e-3, weight_decay=0.1, **k),
+    "RMSprop": lambda m, **k: m.RMSprop(1e-3, weight_decay=0.1, **k),
+    # grad_avg is slot 1 without momentum and slot 2 with it
+    "RMSpropCentered": lambda m, **k: m.RMSprop(1e-3, centered=True, **k),
+    "RMSpropMomentumCentered": lambda m, **k: m.RMSprop(1e-3, momentum=0.9, centered=True, maximize=True, **k),
+    "Adagrad": lambda m, **k: m.Adagrad(1e-2, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.1, **k),
+    "Adamax": lambda m, **k: m.Adamax(2e-3, weight_decay=0.1, maximize=True, **k),
+    "NAdam": lambda m, **k: m.NAdam(2e-3, weight_decay=0.1, **k),
+    "NAdamDecoupled": lambda m, **k: m.NAdam(2e-3, weight_decay=0.1, decoupled=True, **k),
+    # with beta2 = 0.9 the steps from the 6th on are rectified
+    "RAdam": lambda m, **k: m.RAdam(1e-2, beta2=0.9, weight_decay=0.1, **k),
+    "RAdamDecoupled": lambda m, **k: m.RAdam(1e-2, beta2=0.9, weight_decay=0.1, decoupled=True, maximize=True, **k),
+    "Adadelta": lambda m, **k: m.Adadelta(1.0, weight_decay=0.1, **k),
+    "AdadeltaMaximize": lambda m, **k: m.Adadelta(0.5, rho=0.5, maximize=True, **k),
 }
+
+#: steps of the runs that check thread counts and resuming (RAdam's rectified steps start at 6)
+STEPS = {"RAdam": 7}
 
 
 def sr(seed):
@@ -41,11 +57,11 @@ def assert_same_run(a, b):
 
 
 @st.composite
-def problems(draw):
-    """Params of float32 or bfloat16 (several keys) and a list of gradient dicts."""
+def problems(draw, min_steps=1, max_steps=4):
+    """Params of float32 or bfloat16 (several keys) and a list of gradient dicts, one per step."""
     dtype = draw(st.sampled_from([F32, BF16]))
     shapes = draw(st.lists(SHAPES, min_size=1, max_size=3))
-    steps = draw(st.integers(1, 4))
+    steps = draw(st.integers(min_steps, max_steps))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     params = {f"w{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(shapes)}
     grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(steps)]
@@ -69,6 +85,15 @@ def test_adam_of_any_hyper_parameters_matches_reference_bitwise(problem, seed, h
     assert_same_run(got, run(ref.Adam(**hyper, **sr(seed)), params, grads))
 
 
+@pytest.mark.parametrize("name", ["RAdam", "RAdamDecoupled"])
+@given(problem=problems(min_steps=6, max_steps=8), seed=SEEDS)
+def test_radam_rectified_steps_match_reference_bitwise(name, problem, seed):
+    make = OPTIMIZERS[name]
+    params, grads = problem
+    assert make(gf).beta2 == 0.9  # so that steps 6 on are rectified
+    assert_same_run(run(make(gf, **sr(seed)), params, grads), run(make(ref, **sr(seed)), params, grads))
+
+
 @given(problem=problems(), seed=SEEDS)
 def test_groups_number_elements_over_all_params(problem, seed):
     # a group's keys draw the words of their place among all the params, as without groups
@@ -79,13 +104,17 @@ def test_groups_number_elements_over_all_params(problem, seed):
     assert_same_run(got, run(gf.AdamW(1e-2, **sr(seed)), params, grads))
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "Nesterov", "Lion"])
+@pytest.mark.parametrize(
+    "name",
+    ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"],
+)
 def test_bitwise_on_any_thread_count(name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(4)
     # above the parallel threshold, cut into several chunks, and a small key after it
     params = {"w": rng.standard_normal(300_001).astype(F32), "b": rng.standard_normal(5).astype(F32)}
-    grads = [{k: rng.standard_normal(p.shape).astype(F32) for k, p in params.items()} for _ in range(2)]
+    steps = STEPS.get(name, 2)
+    grads = [{k: rng.standard_normal(p.shape).astype(F32) for k, p in params.items()} for _ in range(steps)]
     threads = gf.get_num_threads()
     try:
         runs = []
@@ -176,12 +205,16 @@ def test_tiny_second_moment_updates_track_float32_where_nearest_stalls():
     assert np.all(np.abs(vsr / v32 - 1) < 0.25)
 
 
-@pytest.mark.parametrize("name", ["AMSGrad", "AdamW", "Momentum", "Lion"])
+@pytest.mark.parametrize(
+    "name",
+    ["AMSGrad", "AdamW", "Momentum", "Lion", "RMSpropCentered", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"],
+)
 def test_resume_from_state_dict_is_bitwise(impl, name):
     make = OPTIMIZERS[name]
     rng = np.random.default_rng(2)
     params = {"a": rng.standard_normal((6, 5)).astype(F32), "b": rng.standard_normal(4).astype(F32)}
-    grads = [{k: rng.standard_normal(v.shape).astype(F32) for k, v in params.items()} for _ in range(6)]
+    steps = STEPS.get(name, 6)
+    grads = [{k: rng.standard_normal(v.shape).astype(F32) for k, v in params.items()} for _ in range(steps)]
     first = make(impl, state_dtype="bfloat16", rounding="stochastic")  # a fresh seed
     p_half, first = run(first, params, grads[:3])
     saved = first.state_dict()
@@ -204,17 +237,29 @@ def test_resume_from_state_dict_is_bitwise(impl, name):
         ({"state_dtype": "bfloat16", "rounding": "up"}, ValueError, "rounding must be 'nearest' or 'stochastic'"),
         ({"state_dtype": "bfloat16", "rounding": 1}, TypeError, "rounding must be 'nearest' or 'stochastic'"),
         ({"rounding": "stochastic"}, ValueError, "stochastic rounding is for bfloat16 state"),
-        ({"state_dtype": "8bit", "rounding": "stochastic"}, ValueError, "stochastic rounding is for bfloat16"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": -1}, ValueError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 2**64}, ValueError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 1.5}, TypeError, r"seed must be an int"),
         ({"state_dtype": "bfloat16", "rounding": "stochastic", "seed": True}, TypeError, r"seed must be an int"),
     ],
 )
-@pytest.mark.parametrize("name", ["Adam", "Momentum", "Lion"])
+@pytest.mark.parametrize(
+    "name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"]
+)
 def test_bad_settings_are_refused(impl, name, kwargs, error, match):
     with pytest.raises(error, match=match):
         OPTIMIZERS[name](impl, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "name", ["Adam", "Momentum", "Lion", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"]
+)
+def test_8bit_state_refuses_stochastic_rounding(impl, name):
+    # where 8-bit state is offered the rounding is refused, elsewhere the state dtype is
+    eight_bit = OPTIMIZERS[name](impl)._eight_bit
+    match = "stochastic rounding is for bfloat16" if eight_bit else r"state_dtype must be None or 'bfloat16'"
+    with pytest.raises(ValueError, match=match):
+        OPTIMIZERS[name](impl, state_dtype="8bit", rounding="stochastic")
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ class RAdamHyper:
     decoupled: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -59,6 +60,7 @@ class RAdamHyper:
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> RAdamHyper: ...
 
 @final
@@ -69,8 +71,17 @@ class AdadeltaHyper:
     weight_decay: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
-        cls, *, learning_rate: float, rho: float, epsilon: float, weight_decay: float, maximize: bool, bf16_state: bool
+        cls,
+        *,
+        learning_rate: float,
+        rho: float,
+        epsilon: float,
+        weight_decay: float,
+        maximize: bool,
+        bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdadeltaHyper: ...
 
 @final
@@ -669,6 +680,7 @@ class AdagradHyper:
     epsilon: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -678,6 +690,7 @@ class AdagradHyper:
         epsilon: float,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdagradHyper: ...
 
 @final
@@ -689,6 +702,7 @@ class AdamaxHyper:
     weight_decay: float
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -699,6 +713,7 @@ class AdamaxHyper:
         weight_decay: float,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> AdamaxHyper: ...
 
 @final
@@ -712,6 +727,7 @@ class NAdamHyper:
     decoupled: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -724,6 +740,7 @@ class NAdamHyper:
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> NAdamHyper: ...
 
 @final
@@ -736,6 +753,7 @@ class RMSpropHyper:
     centered: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -747,6 +765,7 @@ class RMSpropHyper:
         centered: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> RMSpropHyper: ...
 
 def adagrad(

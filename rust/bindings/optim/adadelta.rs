@@ -18,6 +18,7 @@ hyper_class! {
         weight_decay: f64,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -25,7 +26,7 @@ fn adadelta_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &Hypers<AdadeltaHyper>,
-    _step: u64,
+    step: u64,
 ) -> Result<()> {
     dicts.run::<P, S, 2, _>(py, ["square_avg", "acc_delta"], h, |arrays, h| {
         let args = AdadeltaArgs {
@@ -36,12 +37,14 @@ fn adadelta_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
             maximize: h.maximize,
         };
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, step);
             let [square_avg, acc_delta] = a.slots;
             AdadeltaTensor {
                 p: a.p,
                 g: a.g,
                 square_avg,
                 acc_delta,
+                draws,
             }
         });
         kernel::<C, P, S>(tensors.collect(), &args)

@@ -18,6 +18,7 @@ hyper_class! {
         epsilon: f64,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -37,11 +38,13 @@ fn adagrad_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
             step,
         };
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, step);
             let [sum] = a.slots;
             AdagradTensor {
                 p: a.p,
                 g: a.g,
                 sum,
+                draws,
             }
         });
         kernel::<C, P, S>(tensors.collect(), &args)

@@ -19,6 +19,7 @@ hyper_class! {
         weight_decay: f64,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -39,12 +40,14 @@ fn adamax_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
             step,
         };
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, step);
             let [exp_avg, exp_inf] = a.slots;
             AdamaxTensor {
                 p: a.p,
                 g: a.g,
                 exp_avg,
                 exp_inf,
+                draws,
             }
         });
         kernel::<C, P, S>(tensors.collect(), &args)

@@ -25,6 +25,7 @@ hyper_class! {
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -36,12 +37,14 @@ fn nadam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
 ) -> Result<()> {
     dicts.run::<P, S, 2, _>(py, ["exp_avg", "exp_avg_sq"], hypers, |arrays, h| {
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, args.step);
             let [exp_avg, exp_avg_sq] = a.slots;
             NAdamTensor {
                 p: a.p,
                 g: a.g,
                 exp_avg,
                 exp_avg_sq,
+                draws,
             }
         });
         // beta1 and momentum_decay, which make mu_product, are the optimizer's own

@@ -20,6 +20,7 @@ hyper_class! {
         decoupled: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -41,12 +42,14 @@ fn radam_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
             step,
         };
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, step);
             let [exp_avg, exp_avg_sq] = a.slots;
             RAdamTensor {
                 p: a.p,
                 g: a.g,
                 exp_avg,
                 exp_avg_sq,
+                draws,
             }
         });
         kernel::<C, P, S>(tensors.collect(), &args)

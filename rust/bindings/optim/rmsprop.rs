@@ -1,6 +1,7 @@
 //! `RMSprop` (the engine of its `update`).
 
 use gradfast_kernels::optim::rmsprop::{rmsprop as kernel, RMSpropArgs, RMSpropTensor};
+use gradfast_kernels::runtime::store::Draws;
 use gradfast_kernels::{Real, Store};
 use pyo3::prelude::*;
 
@@ -20,6 +21,7 @@ hyper_class! {
         centered: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -29,6 +31,7 @@ fn tensor<'a, P, S, const N: usize>(
     a: Arrays<'a, P, S, N>,
     momentum: bool,
     centered: bool,
+    draws: Draws,
 ) -> RMSpropTensor<'a, P, S> {
     let mut slots = a.slots.into_iter();
     let square_avg = slots.next().unwrap_or_default();
@@ -40,6 +43,7 @@ fn tensor<'a, P, S, const N: usize>(
         square_avg,
         momentum_buffer,
         grad_avg,
+        draws,
     }
 }
 
@@ -47,11 +51,12 @@ fn rmsprop_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     py: Python<'_>,
     dicts: &Dicts,
     h: &Hypers<RMSpropHyper>,
-    _step: u64,
+    step: u64,
 ) -> Result<()> {
     // the slots are the optimizer's (a group may not change them)
     let (m, c) = (h.momentum > 0.0, h.centered);
-    let step = |tensors: Vec<RMSpropTensor<'_, P, S>>, h: &RMSpropHyper| {
+    let seed = h.rounding_seed;
+    let run = |tensors: Vec<RMSpropTensor<'_, P, S>>, h: &RMSpropHyper| {
         let args = RMSpropArgs {
             learning_rate: h.learning_rate,
             alpha: h.alpha,
@@ -66,7 +71,11 @@ fn rmsprop_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
     macro_rules! run_with {
         ($n:literal: $($slot:literal),+) => {
             dicts.run::<P, S, $n, _>(py, [$($slot),+], h, |arrays, h| {
-                step(arrays.into_iter().map(|a| tensor(a, m, c)).collect(), h)
+                let tensors = arrays.into_iter().map(|a| {
+                    let draws = a.draws(seed, step);
+                    tensor(a, m, c, draws)
+                });
+                run(tensors.collect(), h)
             })
         };
     }

@@ -6,8 +6,12 @@
 //! `acc_delta = acc_delta * rho + ((1 - rho) * delta) * delta`, `p = p + (-lr) * delta`.
 //!
 //! Parameters and gradients (`P`) and state (`S`) may be stored as bfloat16, as in Adam.
+//! bfloat16 state may be rounded stochastically ([`Draws`]): `square_avg` and `acc_delta` are
+//! its slots 0 and 1.
 
+use super::gradient::with_flags;
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +30,8 @@ crate::bundle! {
         pub g: &'a [P],
         pub square_avg: &'a mut [S],
         pub acc_delta: &'a mut [S],
+        /// How the averages (slots 0 and 1) are rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -58,7 +64,12 @@ pub fn adadelta<C: Real, P: Store<C>, S: Store<C>>(
     // p read and written, g read; both averages read and written
     let bytes = 3 * size_of::<P>() + 4 * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        adadelta_slices(t.p, t.g, t.square_avg, t.acc_delta, &c, coupled)
+        with_bits(
+            t,
+            |t| t.draws,
+            2,
+            |t, bits| adadelta_slices(t.p, t.g, t.square_avg, t.acc_delta, bits, &c, coupled),
+        )
     });
 }
 
@@ -68,13 +79,15 @@ crate::simd! {
         g: &[P],
         sq: &mut [S],
         acc: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
         coupled: bool,
     ) {
-        if coupled {
-            adadelta_loop::<C, P, S, true>(p, g, sq, acc, c)
+        if bits.stochastic() {
+            let (sq, acc) = (S::drawn(sq), S::drawn(acc));
+            with_flags!(adadelta_loop::<C, P, S::Drawn>(p, g, sq, acc, bits, c) [coupled])
         } else {
-            adadelta_loop::<C, P, S, false>(p, g, sq, acc, c)
+            with_flags!(adadelta_loop::<C, P, S>(p, g, sq, acc, bits, c) [coupled])
         }
     }
 }
@@ -85,9 +98,11 @@ fn adadelta_loop<C: Real, P: Store<C>, S: Store<C>, const COUPLED: bool>(
     g: &[P],
     sq: &mut [S],
     acc: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1].map(|k| bits.slot::<C, S>(k, n));
     let (g, sq, acc) = (&g[..n], &mut sq[..n], &mut acc[..n]);
     let c = *c;
     for i in 0..n {
@@ -99,8 +114,9 @@ fn adadelta_loop<C: Real, P: Store<C>, S: Store<C>, const COUPLED: bool>(
         let s = sq[i].load() * c.rho + (c.one_minus_rho * gi) * gi;
         let a = acc[i].load();
         let delta = (a + c.eps).sqrt() / (s + c.eps).sqrt() * gi;
-        sq[i] = S::store(s);
-        acc[i] = S::store(a * c.rho + (c.one_minus_rho * delta) * delta);
+        sq[i] = S::store_drawn(s, S::bit(r[0], i));
+        let a = a * c.rho + (c.one_minus_rho * delta) * delta;
+        acc[i] = S::store_drawn(a, S::bit(r[1], i));
         p[i] = P::store(pi + c.neg_lr * delta);
     }
 }
@@ -134,6 +150,7 @@ mod tests {
                 g,
                 square_avg: sq,
                 acc_delta: acc,
+                draws: Draws::NEAREST,
             }],
             h,
         );

@@ -4,10 +4,12 @@
 //! `gradfast.reference.Adagrad`): `sum.addcmul_(g, g)`, `std = sqrt(sum) + eps`,
 //! `p.addcdiv_(g, std, -clr)` with `clr = lr / (1 + (t - 1) * lr_decay)` formed in float64.
 //! Parameters and gradients (`P`) and the accumulator (`S`) may be stored as bfloat16, as in
-//! [`super::adam`]; the parameter update uses the accumulator before it is rounded.
+//! [`super::adam`]; the parameter update uses the accumulator before it is rounded. A bfloat16
+//! accumulator may be rounded stochastically ([`Draws`]): `sum` is its slot 0.
 
 use super::gradient::{with_flags, Gradient};
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -27,6 +29,8 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub sum: &'a mut [S],
+        /// How `sum` (slot 0) is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -50,7 +54,14 @@ pub fn adagrad<C: Real, P: Store<C>, S: Store<C>>(
     };
     // p and sum read and written, g read
     let bytes = 3 * size_of::<P>() + 2 * size_of::<S>();
-    for_each_chunk(tensors, bytes, |t| adagrad_slices(t.p, t.g, t.sum, &c));
+    for_each_chunk(tensors, bytes, |t| {
+        with_bits(
+            t,
+            |t| t.draws,
+            1,
+            |t, bits| adagrad_slices(t.p, t.g, t.sum, bits, &c),
+        )
+    });
 }
 
 crate::simd! {
@@ -58,9 +69,14 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         sum: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        with_flags!(adagrad_loop::<C, P, S>(p, g, sum, c) [c.grad.l2])
+        if bits.stochastic() {
+            with_flags!(adagrad_loop::<C, P, S::Drawn>(p, g, S::drawn(sum), bits, c) [c.grad.l2])
+        } else {
+            with_flags!(adagrad_loop::<C, P, S>(p, g, sum, bits, c) [c.grad.l2])
+        }
     }
 }
 
@@ -69,16 +85,18 @@ fn adagrad_loop<C: Real, P: Store<C>, S: Store<C>, const L2: bool>(
     p: &mut [P],
     g: &[P],
     sum: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = bits.slot::<C, S>(0, n);
     let (g, sum) = (&g[..n], &mut sum[..n]);
     let c = *c;
     for i in 0..n {
         let pi = p[i].load();
         let gi = c.grad.of::<L2>(g[i].load(), pi);
         let si = sum[i].load() + gi * gi;
-        sum[i] = S::store(si);
+        sum[i] = S::store_drawn(si, S::bit(r, i));
         // addcdiv's `self + value * t1 / t2`, left to right
         p[i] = P::store(pi + (c.neg_clr * gi) / (si.sqrt() + c.epsilon));
     }
@@ -108,7 +126,8 @@ mod tests {
         sum: &mut [S],
         a: &AdagradArgs,
     ) {
-        adagrad(vec![AdagradTensor { p, g, sum }], a);
+        let draws = Draws::NEAREST;
+        adagrad(vec![AdagradTensor { p, g, sum, draws }], a);
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! `gradfast.reference.Adamax`): `exp_avg.lerp_(g, 1 - beta1)` (Adam's first moment),
 //! `exp_inf = maximum(exp_inf * beta2, |g| + eps)` (NaN-propagating), then
 //! `p.addcdiv_(exp_avg, exp_inf, -lr / (1 - beta1^t))`. State may be stored as bfloat16, as in
-//! [`super::adam`]; the parameter update uses the moments before they are rounded.
+//! [`super::adam`]; the parameter update uses the moments before they are rounded. bfloat16
+//! state may be rounded stochastically ([`Draws`]): `exp_avg` and `exp_inf` are its slots 0
+//! and 1.
 
 use super::adam::{moments, Moments};
 use super::gradient::{with_flags, Gradient};
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -30,6 +33,8 @@ crate::bundle! {
         pub g: &'a [P],
         pub exp_avg: &'a mut [S],
         pub exp_inf: &'a mut [S],
+        /// How the moments (slots 0 and 1) are rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -59,7 +64,12 @@ pub fn adamax<C: Real, P: Store<C>, S: Store<C>>(
     // p, exp_avg and exp_inf read and written, g read
     let bytes = 3 * size_of::<P>() + 4 * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        adamax_slices(t.p, t.g, t.exp_avg, t.exp_inf, &c)
+        with_bits(
+            t,
+            |t| t.draws,
+            2,
+            |t, bits| adamax_slices(t.p, t.g, t.exp_avg, t.exp_inf, bits, &c),
+        )
     });
 }
 
@@ -69,9 +79,15 @@ crate::simd! {
         g: &[P],
         m: &mut [S],
         u: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        with_flags!(adamax_loop::<C, P, S>(p, g, m, u, c) [c.grad.l2, c.moments.low_weight])
+        if bits.stochastic() {
+            let (m, u) = (S::drawn(m), S::drawn(u));
+            with_flags!(adamax_loop::<C, P, S::Drawn>(p, g, m, u, bits, c) [c.grad.l2, c.moments.low_weight])
+        } else {
+            with_flags!(adamax_loop::<C, P, S>(p, g, m, u, bits, c) [c.grad.l2, c.moments.low_weight])
+        }
     }
 }
 
@@ -81,9 +97,11 @@ fn adamax_loop<C: Real, P: Store<C>, S: Store<C>, const L2: bool, const LOW_WEIG
     g: &[P],
     m: &mut [S],
     u: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1].map(|k| bits.slot::<C, S>(k, n));
     let (g, m, u) = (&g[..n], &mut m[..n], &mut u[..n]);
     let c = *c;
     for i in 0..n {
@@ -91,8 +109,8 @@ fn adamax_loop<C: Real, P: Store<C>, S: Store<C>, const L2: bool, const LOW_WEIG
         let gi = c.grad.of::<L2>(g[i].load(), pi);
         let (mi, _) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), C::ZERO, &c.moments);
         let ui = (u[i].load() * c.beta2).nan_max(gi.abs() + c.epsilon);
-        m[i] = S::store(mi);
-        u[i] = S::store(ui);
+        m[i] = S::store_drawn(mi, S::bit(r[0], i));
+        u[i] = S::store_drawn(ui, S::bit(r[1], i));
         // addcdiv's `self + value * t1 / t2`, left to right
         p[i] = P::store(pi + (c.neg_clr * mi) / ui);
     }
@@ -130,6 +148,7 @@ mod tests {
                 g,
                 exp_avg: m,
                 exp_inf: u,
+                draws: Draws::NEAREST,
             }],
             a,
         );

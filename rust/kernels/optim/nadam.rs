@@ -6,11 +6,14 @@
 //! float64 from the momentum schedule `mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))`
 //! and the running product `mu_product` (the caller's: it is rounded as torch keeps it). State
 //! may be stored as bfloat16, as in [`super::adam`]; the parameter update uses the moments
-//! before they are rounded, and the parameter is rounded once, after both additions.
+//! before they are rounded, and the parameter is rounded once, after both additions. bfloat16
+//! state may be rounded stochastically ([`Draws`]): `exp_avg` and `exp_avg_sq` are its slots 0
+//! and 1.
 
 use super::adam::{moments, Moments};
 use super::gradient::{with_flags, Gradient};
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number and `mu_product` the
@@ -54,6 +57,8 @@ crate::bundle! {
         pub g: &'a [P],
         pub exp_avg: &'a mut [S],
         pub exp_avg_sq: &'a mut [S],
+        /// How the moments (slots 0 and 1) are rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -100,7 +105,12 @@ pub fn nadam<C: Real, P: Store<C>, S: Store<C>>(
     // p, exp_avg and exp_avg_sq read and written, g read
     let bytes = 3 * size_of::<P>() + 4 * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        nadam_slices(t.p, t.g, t.exp_avg, t.exp_avg_sq, &c)
+        with_bits(
+            t,
+            |t| t.draws,
+            2,
+            |t, bits| nadam_slices(t.p, t.g, t.exp_avg, t.exp_avg_sq, bits, &c),
+        )
     });
 }
 
@@ -110,9 +120,15 @@ crate::simd! {
         g: &[P],
         m: &mut [S],
         v: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        with_flags!(nadam_loop::<C, P, S>(p, g, m, v, c) [c.grad.l2, c.moments.low_weight])
+        if bits.stochastic() {
+            let (m, v) = (S::drawn(m), S::drawn(v));
+            with_flags!(nadam_loop::<C, P, S::Drawn>(p, g, m, v, bits, c) [c.grad.l2, c.moments.low_weight])
+        } else {
+            with_flags!(nadam_loop::<C, P, S>(p, g, m, v, bits, c) [c.grad.l2, c.moments.low_weight])
+        }
     }
 }
 
@@ -122,9 +138,11 @@ fn nadam_loop<C: Real, P: Store<C>, S: Store<C>, const L2: bool, const LOW_WEIGH
     g: &[P],
     m: &mut [S],
     v: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1].map(|k| bits.slot::<C, S>(k, n));
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let c = *c;
     for i in 0..n {
@@ -136,8 +154,8 @@ fn nadam_loop<C: Real, P: Store<C>, S: Store<C>, const L2: bool, const LOW_WEIGH
         };
         let gi = c.grad.of::<L2>(g[i].load(), pi);
         let (mi, vi) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), v[i].load(), &c.moments);
-        m[i] = S::store(mi);
-        v[i] = S::store(vi);
+        m[i] = S::store_drawn(mi, S::bit(r[0], i));
+        v[i] = S::store_drawn(vi, S::bit(r[1], i));
         let denom = (vi / c.bias_correction2).sqrt() + c.epsilon;
         // two addcdiv's, each `self + value * t1 / t2` left to right
         let pi = pi + (c.c_grad * gi) / denom;
@@ -180,6 +198,7 @@ mod tests {
                 g,
                 exp_avg: m,
                 exp_avg_sq: v,
+                draws: Draws::NEAREST,
             }],
             a,
         );

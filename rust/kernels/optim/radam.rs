@@ -7,9 +7,13 @@
 //! `rect` depend only on the step, so each step runs one branch-free loop.
 //!
 //! Parameters and gradients (`P`) and state (`S`) may be stored as bfloat16, as in Adam.
+//! bfloat16 state may be rounded stochastically ([`Draws`]): `exp_avg` and `exp_avg_sq` are its
+//! slots 0 and 1.
 
 use super::adam::{moments, Moments};
+use super::gradient::with_flags;
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step; `step` is the 1-based step number.
@@ -32,6 +36,8 @@ crate::bundle! {
         pub g: &'a [P],
         pub exp_avg: &'a mut [S],
         pub exp_avg_sq: &'a mut [S],
+        /// How the moments (slots 0 and 1) are rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -104,29 +110,31 @@ pub fn radam<C: Real, P: Store<C>, S: Store<C>>(
     // p read and written, g read; both moments read and written
     let bytes = 3 * size_of::<P>() + 4 * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        radam_slices(t.p, t.g, t.exp_avg, t.exp_avg_sq, &c)
+        with_bits(
+            t,
+            |t| t.draws,
+            2,
+            |t, bits| radam_slices(t.p, t.g, t.exp_avg, t.exp_avg_sq, bits, &c),
+        )
     });
 }
 
 crate::simd! {
-    /// The branches are constants of the step; as const parameters they leave the loop free
-    /// of branches.
+    /// The branches are constants of the step; as const parameters (and the rounding as the
+    /// state's type) they leave the loop free of branches.
     fn radam_slices<C: Real, P: Store<C>, S: Store<C>>(
         p: &mut [P],
         g: &[P],
         m: &mut [S],
         v: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
-        match (c.coupled, c.moments.low_weight, c.rectified) {
-            (false, false, false) => radam_loop::<C, P, S, false, false, false>(p, g, m, v, c),
-            (false, false, true) => radam_loop::<C, P, S, false, false, true>(p, g, m, v, c),
-            (false, true, false) => radam_loop::<C, P, S, false, true, false>(p, g, m, v, c),
-            (false, true, true) => radam_loop::<C, P, S, false, true, true>(p, g, m, v, c),
-            (true, false, false) => radam_loop::<C, P, S, true, false, false>(p, g, m, v, c),
-            (true, false, true) => radam_loop::<C, P, S, true, false, true>(p, g, m, v, c),
-            (true, true, false) => radam_loop::<C, P, S, true, true, false>(p, g, m, v, c),
-            (true, true, true) => radam_loop::<C, P, S, true, true, true>(p, g, m, v, c),
+        if bits.stochastic() {
+            let (m, v) = (S::drawn(m), S::drawn(v));
+            with_flags!(radam_loop::<C, P, S::Drawn>(p, g, m, v, bits, c) [c.coupled, c.moments.low_weight, c.rectified])
+        } else {
+            with_flags!(radam_loop::<C, P, S>(p, g, m, v, bits, c) [c.coupled, c.moments.low_weight, c.rectified])
         }
     }
 }
@@ -144,9 +152,11 @@ fn radam_loop<
     g: &[P],
     m: &mut [S],
     v: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    let r = [0, 1].map(|k| bits.slot::<C, S>(k, n));
     let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
     let c = *c;
     for i in 0..n {
@@ -158,8 +168,8 @@ fn radam_loop<
             pi = pi * c.decay;
         }
         let (mi, vi) = moments::<C, LOW_WEIGHT>(gi, m[i].load(), v[i].load(), &c.moments);
-        m[i] = S::store(mi);
-        v[i] = S::store(vi);
+        m[i] = S::store_drawn(mi, S::bit(r[0], i));
+        v[i] = S::store_drawn(vi, S::bit(r[1], i));
         let a = (mi / c.bc1) * c.lr;
         let u = if RECTIFIED {
             (a * ((C::ONE / (vi.sqrt() + c.eps)) * c.bc2_sqrt)) * c.rect
@@ -202,6 +212,7 @@ mod tests {
                 g,
                 exp_avg: m,
                 exp_avg_sq: v,
+                draws: Draws::NEAREST,
             }],
             h,
         );

@@ -6,10 +6,14 @@
 //! `avg = sqrt(square_avg - grad_avg^2) + eps`, then `buf.mul_(momentum).addcdiv_(g, avg)` and
 //! `p.add_(buf, -lr)`, or `p.addcdiv_(g, avg, -lr)` without momentum. State may be stored as
 //! bfloat16, as in [`super::adam`]; the parameter update uses the state before it is rounded.
+//! bfloat16 state may be rounded stochastically ([`Draws`]): its slots are numbered by their
+//! place in the tensor's present state, `square_avg`, `momentum_buffer`, `grad_avg` (so
+//! `grad_avg` is slot 1 without momentum), as the optimizer's `slots` name them.
 
 use super::adam::{moments, Moments};
 use super::gradient::{with_flags, Gradient};
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 /// Hyper-parameters of one step. The momentum buffer and the gradient average are those of
@@ -33,6 +37,8 @@ crate::bundle! {
         pub square_avg: &'a mut [S],
         pub momentum_buffer: Option<&'a mut [S]>,
         pub grad_avg: Option<&'a mut [S]>,
+        /// How the state (its present slots numbered in order) is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -65,14 +71,17 @@ pub fn rmsprop<C: Real, P: Store<C>, S: Store<C>>(
         + optional(tensors.iter().any(|t| t.grad_avg.is_some()));
     let bytes = 3 * size_of::<P>() + state_streams * size_of::<S>();
     for_each_chunk(tensors, bytes, |t| {
-        let buf = t.momentum_buffer.unwrap_or_default();
-        rmsprop_slices(
-            t.p,
-            t.g,
-            t.square_avg,
-            buf,
-            t.grad_avg.unwrap_or_default(),
-            &c,
+        let slots =
+            1 + usize::from(t.momentum_buffer.is_some()) + usize::from(t.grad_avg.is_some());
+        with_bits(
+            t,
+            |t| t.draws,
+            slots,
+            |t, bits| {
+                let buf = t.momentum_buffer.unwrap_or_default();
+                let ga = t.grad_avg.unwrap_or_default();
+                rmsprop_slices(t.p, t.g, t.square_avg, buf, ga, bits, &c)
+            },
         )
     });
 }
@@ -84,14 +93,22 @@ crate::simd! {
         sq: &mut [S],
         buf: &mut [S],
         ga: &mut [S],
+        bits: &Bits,
         c: &Consts<C>,
     ) {
         let (centered, momentum) = (!ga.is_empty(), !buf.is_empty());
         // lerp's branch matters only to the centered average
         let low_weight = centered && c.averages.low_weight;
-        with_flags!(
-            rmsprop_loop::<C, P, S>(p, g, sq, buf, ga, c) [c.grad.l2, centered, low_weight, momentum]
-        )
+        if bits.stochastic() {
+            let (sq, buf, ga) = (S::drawn(sq), S::drawn(buf), S::drawn(ga));
+            with_flags!(
+                rmsprop_loop::<C, P, S::Drawn>(p, g, sq, buf, ga, bits, c) [c.grad.l2, centered, low_weight, momentum]
+            )
+        } else {
+            with_flags!(
+                rmsprop_loop::<C, P, S>(p, g, sq, buf, ga, bits, c) [c.grad.l2, centered, low_weight, momentum]
+            )
+        }
     }
 }
 
@@ -110,9 +127,13 @@ fn rmsprop_loop<
     sq: &mut [S],
     buf: &mut [S],
     ga: &mut [S],
+    bits: &Bits,
     c: &Consts<C>,
 ) {
     let n = p.len();
+    // the slots present, in order: square_avg, momentum_buffer, grad_avg
+    let (r_sq, r_buf) = (bits.slot::<C, S>(0, n), bits.slot::<C, S>(1, n));
+    let r_ga = bits.slot::<C, S>(1 + usize::from(MOMENTUM), n);
     let (g, sq) = (&g[..n], &mut sq[..n]);
     let buf = if MOMENTUM { &mut buf[..n] } else { buf };
     let ga = if CENTERED { &mut ga[..n] } else { ga };
@@ -122,9 +143,9 @@ fn rmsprop_loop<
         let gi = c.grad.of::<L2>(g[i].load(), pi);
         let ga_old = if CENTERED { ga[i].load() } else { C::ZERO };
         let (gai, sqi) = moments::<C, LOW_WEIGHT>(gi, ga_old, sq[i].load(), &c.averages);
-        sq[i] = S::store(sqi);
+        sq[i] = S::store_drawn(sqi, S::bit(r_sq, i));
         let var = if CENTERED {
-            ga[i] = S::store(gai);
+            ga[i] = S::store_drawn(gai, S::bit(r_ga, i));
             sqi - gai * gai
         } else {
             sqi
@@ -132,7 +153,7 @@ fn rmsprop_loop<
         let avg = var.sqrt() + c.epsilon;
         p[i] = P::store(if MOMENTUM {
             let b = buf[i].load() * c.momentum + gi / avg;
-            buf[i] = S::store(b);
+            buf[i] = S::store_drawn(b, S::bit(r_buf, i));
             pi + c.neg_lr * b
         } else {
             // addcdiv's `self + value * t1 / t2`, left to right
@@ -175,6 +196,7 @@ mod tests {
             square_avg: sq,
             momentum_buffer: (a.momentum > 0.0).then_some(&mut buf[..]),
             grad_avg: a.centered.then_some(&mut ga[..]),
+            draws: Draws::NEAREST,
         };
         rmsprop(vec![t], a);
     }

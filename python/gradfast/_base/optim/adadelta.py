@@ -22,9 +22,12 @@ class AdadeltaBase(LowPrecisionState):
     fuses the multiply-adds, so its numbers are within a few units in the last place of these.
 
     Low precision: ``state_dtype='bfloat16'`` stores both slots as ``ml_dtypes.bfloat16``; the
-    step is computed in float32 and uses the values before they are rounded for storage (see
+    step is computed in float32 and uses the values before they are rounded for storage, to
+    nearest even, or stochastically with ``rounding='stochastic'`` and ``seed=`` (see
     ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     slots = ("square_avg", "acc_delta")
     hyperparams = ("learning_rate", "rho", "epsilon", "weight_decay", "maximize")
@@ -42,7 +45,9 @@ class AdadeltaBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.rho, self.epsilon, self.weight_decay, self.maximize = rho, epsilon, weight_decay, maximize

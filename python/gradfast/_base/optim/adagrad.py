@@ -28,8 +28,12 @@ class AdagradBase(LowPrecisionState):
 
     Low precision: ``state_dtype='bfloat16'`` stores ``sum`` as ``ml_dtypes.bfloat16``, params
     and gradients may be bfloat16 too (see ``LowPrecisionState``). A bfloat16 ``sum`` stops
-    growing once ``g * g`` falls below half its last place: a short-run memory saving only.
+    growing once ``g * g`` falls below half its last place with nearest rounding; with
+    ``rounding='stochastic'`` and ``seed=`` it grows by ``g * g`` in expectation (see
+    ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     slots = ("sum",)
     hyperparams = ("learning_rate", "lr_decay", "weight_decay", "epsilon", "maximize")
@@ -49,9 +53,11 @@ class AdagradBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self._initial_accumulator_value = _validate.number(
             self._name, "initial_accumulator_value", initial_accumulator_value, lo=0.0
         )

@@ -24,9 +24,12 @@ class AdamaxBase(LowPrecisionState):
 
     Low precision: ``state_dtype='bfloat16'`` stores the moments as ``ml_dtypes.bfloat16``,
     params and gradients may be bfloat16 too; the step is computed in float32 and the
-    parameter update uses the moments as computed, before they are rounded for storage (see
+    parameter update uses the moments as computed, before they are rounded for storage, to
+    nearest even, or stochastically with ``rounding='stochastic'`` and ``seed=`` (see
     ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     slots = ("exp_avg", "exp_inf")
     hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "maximize")
@@ -46,8 +49,10 @@ class AdamaxBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.maximize = weight_decay, maximize

@@ -39,9 +39,12 @@ class NAdamBase(LowPrecisionState):
 
     Low precision: ``state_dtype='bfloat16'`` stores the moments as ``ml_dtypes.bfloat16``,
     params and gradients may be bfloat16 too; the step is computed in float32 and the
-    parameter update uses the moments as computed, before they are rounded for storage (see
+    parameter update uses the moments as computed, before they are rounded for storage, to
+    nearest even, or stochastically with ``rounding='stochastic'`` and ``seed=`` (see
     ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     slots = ("exp_avg", "exp_avg_sq")
     hyperparams = (
@@ -75,9 +78,11 @@ class NAdamBase(LowPrecisionState):
         decoupled: bool = False,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.momentum_decay = weight_decay, momentum_decay
         self.decoupled, self.maximize = decoupled, maximize
@@ -107,7 +112,7 @@ class NAdamBase(LowPrecisionState):
     # -- saving and resuming -------------------------------------------------------------
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"mu_product": self.mu_product}
+        return {**super()._extra_state(), "mu_product": self.mu_product}
 
     def _load_extra_state(self, fn: str, d: Mapping[str, Any], state: dict) -> dict[str, Any]:
         if "mu_product" not in d:
@@ -117,4 +122,4 @@ class NAdamBase(LowPrecisionState):
         mu_product = _validate.number(fn, "d['mu_product']", d["mu_product"], lo=0.0, hi=1.0)
         if not state and mu_product != 1.0:
             raise ValueError(f"{fn}: d['mu_product'] must be 1.0 with no state (no step taken), got {mu_product!r}")
-        return {"mu_product": mu_product}
+        return {**super()._load_extra_state(fn, d, state), "mu_product": mu_product}

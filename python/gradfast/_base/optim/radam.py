@@ -30,9 +30,12 @@ class RAdamBase(LowPrecisionState):
     units in the last place of these.
 
     Low precision: ``state_dtype='bfloat16'`` stores the moments as ``ml_dtypes.bfloat16``; the
-    step is computed in float32 and uses the moments before they are rounded for storage (see
+    step is computed in float32 and uses the moments before they are rounded for storage, to
+    nearest even, or stochastically with ``rounding='stochastic'`` and ``seed=`` (see
     ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     slots = ("exp_avg", "exp_avg_sq")
     hyperparams = ("learning_rate", "beta1", "beta2", "epsilon", "weight_decay", "decoupled", "maximize")
@@ -54,8 +57,10 @@ class RAdamBase(LowPrecisionState):
         decoupled: bool = False,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.weight_decay, self.decoupled, self.maximize = weight_decay, decoupled, maximize

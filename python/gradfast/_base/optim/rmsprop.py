@@ -26,9 +26,12 @@ class RMSpropBase(LowPrecisionState):
 
     Low precision: ``state_dtype='bfloat16'`` stores the state as ``ml_dtypes.bfloat16``,
     params and gradients may be bfloat16 too; the step is computed in float32 and the
-    parameter update uses the state as computed, before it is rounded for storage (see
+    parameter update uses the state as computed, before it is rounded for storage, to nearest
+    even, or stochastically with ``rounding='stochastic'`` and ``seed=`` (see
     ``LowPrecisionState``).
     """
+
+    _stochastic = True
 
     hyperparams = ("learning_rate", "alpha", "epsilon", "weight_decay", "momentum", "centered", "maximize")
     alpha = Hyper(lo=0.0, hi=1.0)
@@ -49,9 +52,11 @@ class RMSpropBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.alpha, self.epsilon, self.weight_decay = alpha, epsilon, weight_decay
         self.momentum, self.centered, self.maximize = momentum, centered, maximize
 

@@ -18,11 +18,21 @@ def _widened(arrays):
     return [a.astype(np.float32) if a is not None and _validate.is_bf16(a.dtype) else a for a in arrays]
 
 
-def _store(arrays, work) -> None:
-    """Round the float32 results of ``work`` into the bfloat16 arrays they were widened from."""
+def _store(arrays, work, words=None) -> None:
+    """Round the float32 results of ``work`` into the bfloat16 arrays they were widened from.
+
+    With ``words`` (a parameter's entry of ``draws``; ``arrays`` is then the parameter and
+    its state slots, ``None`` for a slot it does not keep) the state is rounded
+    stochastically, the ``k``-th slot present with ``words(k)``, and the parameter to nearest."""
     with np.errstate(all="ignore"):  # a NaN propagates, as in the arithmetic, without a warning
-        for a, w in zip(arrays, work):
-            if w is not a:
+        k = 0
+        for i, (a, w) in enumerate(zip(arrays, work)):
+            if a is None:
+                continue
+            if words is not None and i > 0:
+                a[...] = stochastic(w, words(k))
+                k += 1
+            elif w is not a:
                 a[...] = w
 
 

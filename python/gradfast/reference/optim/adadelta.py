@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import AdadeltaBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 
 
 class Adadelta(AdadeltaBase):
@@ -13,6 +13,7 @@ class Adadelta(AdadeltaBase):
 
     def _apply(self, params, gradients, state, step):
         self._check_state(f"{self._name}.update", params, gradients, state)
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored, state[key]["square_avg"], state[key]["acc_delta"]]
             p, sq, acc = _widened(written)
@@ -30,4 +31,4 @@ class Adadelta(AdadeltaBase):
                 acc *= rho
                 acc += (w * delta) * delta
                 p += t(-self.learning_rate) * delta
-            _store(written, [p, sq, acc])
+            _store(written, [p, sq, acc], words[key])

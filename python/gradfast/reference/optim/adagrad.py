@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import AdagradBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._gradient import gradient
 
 
@@ -15,6 +15,7 @@ class Adagrad(AdagradBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(self._update_name, params, gradients, state)
         clr = self.learning_rate / (1 + (step - 1) * self.lr_decay)
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored, state[key]["sum"]]
             p, s = _widened(written)
@@ -24,4 +25,4 @@ class Adagrad(AdagradBase):
                 g = gradient(g, p, self.maximize, self.weight_decay)
                 s += g * g  # addcmul_(g, g, value=1)
                 p += (t(-clr) * g) / (np.sqrt(s) + t(self.epsilon))  # addcdiv, left to right
-            _store(written, [p, s])
+            _store(written, [p, s], words[key])

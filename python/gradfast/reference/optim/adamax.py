@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import AdamaxBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._gradient import gradient
 
 
@@ -25,6 +25,7 @@ class Adamax(AdamaxBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(self._update_name, params, gradients, state)
         clr = self.learning_rate / (1 - self.beta1**step)
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored, state[key]["exp_avg"], state[key]["exp_inf"]]
             p, m, u = _widened(written)
@@ -35,4 +36,4 @@ class Adamax(AdamaxBase):
                 _lerp_(m, g, 1.0 - self.beta1)
                 np.maximum(u * t(self.beta2), np.abs(g) + t(self.epsilon), out=u)
                 p += (t(-clr) * m) / u  # addcdiv, left to right
-            _store(written, [p, m, u])
+            _store(written, [p, m, u], words[key])

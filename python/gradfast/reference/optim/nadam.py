@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import NAdamBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._gradient import gradient
 from .adam import _adam_moments
 
@@ -22,6 +22,7 @@ class NAdam(NAdamBase):
         c1 = -lr * (1.0 - mu) / (1.0 - mu_product)
         c2 = (-lr * mu_next) / (1.0 - mu_product * mu_next)
         bc2 = 1.0 - self.beta2**step
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored, state[key]["exp_avg"], state[key]["exp_avg_sq"]]
             p, m, v = _widened(written)
@@ -35,5 +36,5 @@ class NAdam(NAdamBase):
                 denom = np.sqrt(v / t(bc2)) + t(self.epsilon)
                 p += (t(c1) * g) / denom  # two addcdiv_, each left to right
                 p += (t(c2) * m) / denom
-            _store(written, [p, m, v])
+            _store(written, [p, m, v], words[key])
         self.mu_product = mu_product

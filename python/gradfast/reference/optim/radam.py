@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..._base.optim import RAdamBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from .adam import _adam_moments
 
 
@@ -31,6 +31,7 @@ class RAdam(RAdamBase):
         bc1 = 1.0 - self.beta1**step
         bc2_sqrt = math.sqrt(1.0 - self.beta2**step)
         rho_t, rect = radam_scalars(self.beta2, step)
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             written = [p_stored, state[key]["exp_avg"], state[key]["exp_avg_sq"]]
             p, m, v = _widened(written)
@@ -51,4 +52,4 @@ class RAdam(RAdamBase):
                     p -= (a * adaptive) * t(rect)
                 else:
                     p -= a
-            _store(written, [p, m, v])
+            _store(written, [p, m, v], words[key])

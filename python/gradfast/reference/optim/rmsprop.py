@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._base.optim import RMSpropBase
-from ._bf16 import _store, _widened
+from ._bf16 import _store, _widened, draws
 from ._gradient import gradient
 from .adam import _adam_moments
 
@@ -16,6 +16,7 @@ class RMSprop(RMSpropBase):
     def _apply(self, params, gradients, state, step):
         self._check_state(self._update_name, params, gradients, state)
         alpha, momentum = self.alpha, self.momentum
+        words = draws(self, params, step)
         for key, p_stored in params.items():
             s = state[key]
             written = [p_stored, s["square_avg"], s.get("momentum_buffer"), s.get("grad_avg")]
@@ -40,4 +41,4 @@ class RMSprop(RMSpropBase):
                     p += t(-self.learning_rate) * buf
                 else:
                     p += (t(-self.learning_rate) * g) / avg
-            _store(written, [p, sq, buf, ga])
+            _store(written, [p, sq, buf, ga], words[key])
