@@ -11,17 +11,18 @@ gradients and state tensors (bfloat16 through a 16-bit integer view), with the G
 State is kept as torch keeps it: tensors in ``self.state[p]`` named as torch names them
 (``step``, ``exp_avg``, ...), in the parameter's dtype unless ``state_dtype='bfloat16'`` is
 given, so a state saved by ``torch.optim.AdamW`` loads into ``gft.AdamW`` and back, and
-training continues as it would have.
+training continues as it would have. Parameters whose ``.grad`` is ``None`` are skipped;
+each parameter keeps its own step count (parameters of one group at different counts take
+one call per count). Gradients are only read.
 
 Where the gradfast optimizer takes ``rounding=`` and ``seed=`` (``Adam``, ``AdamW``, ``Lion``,
 ...), so does the class: ``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds the
 stored state stochastically, as gradfast's optimizer does with the same seed over the
 parameters that step together (a group's parameters with a gradient, of one dtype and step
 count, in the group's order); param group ``i`` draws from ``(seed + i) % 2**64`` (one group:
-``seed`` itself). ``seed=None`` draws a seed at construction. Each group keeps ``rounding`` and ``seed``, so
-``state_dict`` carries them with the step counts and a resumed run continues bitwise. Parameters whose ``.grad`` is ``None`` are skipped;
-each parameter keeps its own step count (parameters of one group at different counts take
-one call per count). Gradients are only read.
+``seed`` itself). ``seed=None`` draws a seed at construction. Each group keeps ``rounding``
+and ``seed``, so ``state_dict`` carries them with the step counts and a resumed run
+continues bitwise.
 
 Every tensor of a step is checked before anything is written: CUDA, sparse, non-contiguous
 or mixed-device tensors raise ``ValueError`` and a dtype other than float32, float64 and
