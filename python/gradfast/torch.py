@@ -245,9 +245,18 @@ class GradfastOptimizer(torch.optim.Optimizer):
         self._gf_engines: dict[tuple, Any] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """torch's; then the state of groups with ``state_dtype='bfloat16'`` is stored as bfloat16
+        again (torch's ``load_state_dict`` casts state to the parameters' dtype, then calls this
+        before its post-hooks, which so see the state as the steps keep it)."""
         super().__setstate__(state)
         for group in self.param_groups:
             self._group_defaults(group)
+            if group["state_dtype"] == "bfloat16":
+                for p in group["params"]:
+                    st = self.state.get(p, {})
+                    for k, v in st.items():
+                        if k not in ("step", self._extra_key) and isinstance(v, torch.Tensor) and v.is_floating_point():
+                            st[k] = v.to(torch.bfloat16)
         self._forget()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -265,9 +274,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
             self._forget()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch's ``load_state_dict``, a saved group's ``rounding`` and ``seed`` checked first;
-        then the state of groups with ``state_dtype='bfloat16'`` is stored as bfloat16 again
-        (torch's loader casts state to the parameters' dtype)."""
+        """torch's ``load_state_dict``, a saved group's ``rounding`` and ``seed`` checked first
+        (bfloat16 state is restored by ``__setstate__``, which torch's calls)."""
         if self._rounds and isinstance(state_dict, dict):
             for i, group in enumerate(state_dict.get("param_groups") or ()):
                 if isinstance(group, dict) and ("rounding" in group or "seed" in group):
@@ -275,13 +283,6 @@ class GradfastOptimizer(torch.optim.Optimizer):
                     st = {"state_dtype": group.get("state_dtype", self.defaults["state_dtype"])}
                     _checked_rounding(where, st, group.get("rounding", "nearest"), group.get("seed"))
         super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            if group.get("state_dtype") == "bfloat16":
-                for p in group["params"]:
-                    for k, v in self.state.get(p, {}).items():
-                        if k not in ("step", self._extra_key) and v.is_floating_point():
-                            self.state[p][k] = v.to(torch.bfloat16)
-        self._forget()
 
     # -- the step ----------------------------------------------------------------------
 

@@ -433,7 +433,11 @@ def test_bfloat16_state_saves_and_loads_as_bfloat16():
     saved = _roundtrip(opt.state_dict())
     assert saved["state"][0]["exp_avg"].dtype == torch.bfloat16
     resumed = gft.Adam(m.parameters(), lr=1e-2, state_dtype="bfloat16")
+    # a post-hook of the load sees the state as the steps keep it
+    seen = []
+    resumed.register_load_state_dict_post_hook(lambda o: seen.extend(st["exp_avg"].dtype for st in o.state.values()))
     resumed.load_state_dict(saved)
+    assert seen == [torch.bfloat16] * len(list(m.parameters()))
     for p in m.parameters():
         assert resumed.state[p]["exp_avg"].dtype == torch.bfloat16
         torch.testing.assert_close(resumed.state[p]["exp_avg_sq"], opt.state[p]["exp_avg_sq"], atol=0, rtol=0)
