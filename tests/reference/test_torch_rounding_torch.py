@@ -159,7 +159,7 @@ def test_the_same_for_any_thread_count(name):
     before = gradfast.get_num_threads()
     out = []
     try:
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             gradfast.set_num_threads(threads)
             ps = [torch.nn.Parameter(p.detach().clone()) for p in params]
             opt = getattr(gft, name)(ps, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
@@ -167,8 +167,9 @@ def test_the_same_for_any_thread_count(name):
             out.append((ps[0].detach(), opt.state_dict()["state"]))
     finally:
         gradfast.set_num_threads(before)
-    assert torch.equal(out[0][0], out[1][0])
-    torch.testing.assert_close(out[0][1], out[1][1], atol=0, rtol=0)
+    for params_t, state_t in out[1:]:  # (the tests' threshold for threads is below this size)
+        assert torch.equal(out[0][0], params_t)
+        torch.testing.assert_close(state_t, out[0][1], atol=0, rtol=0)
 
 
 BAD = [
