@@ -15,6 +15,15 @@ training continues as it would have. Parameters whose ``.grad`` is ``None`` are 
 each parameter keeps its own step count (parameters of one group at different counts take
 one call per count). Gradients are only read.
 
+Where the gradfast optimizer takes ``rounding=`` and ``seed=`` (``Adam``, ``AdamW``, ``Lion``,
+...), so does the class: ``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds the
+stored state stochastically, as gradfast's optimizer does with the same seed over the
+parameters that step together (a group's parameters with a gradient, of one dtype and step
+count, in the group's order); param group ``i`` draws from ``(seed + i) % 2**64`` (one group:
+``seed`` itself). ``seed=None`` draws a seed at construction. Each group keeps ``rounding``
+and ``seed``, so ``state_dict`` carries them with the step counts and a resumed run
+continues bitwise.
+
 Every tensor of a step is checked before anything is written: CUDA, sparse, non-contiguous
 or mixed-device tensors raise ``ValueError`` and a dtype other than float32, float64 and
 bfloat16 raises ``TypeError``, naming the parameter, and the step changes nothing.
@@ -81,6 +90,25 @@ def _full(shape: tuple[int, ...], dtype: torch.dtype, value: float = 0.0) -> tor
     return t.fill_(value) if value else t
 
 
+def _checked_rounding(where: str, group: dict, rounding: Any, seed: Any) -> tuple[str, int | None]:
+    """``(rounding, seed)`` of a group (or the constructor) with ``state_dtype`` as in ``group``,
+    checked as gradfast's optimizers check them; a stochastic one without a seed draws one."""
+    if not isinstance(rounding, str):
+        raise TypeError(f"{where}: rounding must be 'nearest' or 'stochastic', got {type(rounding).__name__}")
+    if rounding not in ("nearest", "stochastic"):
+        raise ValueError(f"{where}: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
+    if rounding == "stochastic" and group.get("state_dtype") not in ("bfloat16", torch.bfloat16):
+        raise ValueError(
+            f"{where}: rounding must be 'nearest' with state_dtype={group.get('state_dtype')!r} "
+            f"(stochastic rounding is for bfloat16 state), got 'stochastic'"
+        )
+    if seed is not None:
+        seed = _validate.u64(where, "seed", seed)
+    elif rounding == "stochastic":
+        seed = _validate.resolve_seed(None, where)
+    return rounding, seed
+
+
 class _Call:
     """One gradfast call of a step: the parameters of a group that share a storage layout and
     a step count, as dicts of NumPy views keyed by position, with their state."""
@@ -136,6 +164,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
     _bfloat16: ClassVar[bool] = True
     #: gradfast's own keyword arguments of the constructor beyond torch's and ``state_dtype``
     _extra_keywords: ClassVar[tuple[inspect.Parameter, ...]] = ()
+    #: whether the engine's constructor takes ``rounding=`` and ``seed=`` (set from it)
+    _rounds: ClassVar[bool] = False
 
     @staticmethod
     def _hyper(group: dict) -> dict[str, Any]:
@@ -144,37 +174,69 @@ class GradfastOptimizer(torch.optim.Optimizer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # a wrapper rounds stochastically exactly where its gradfast optimizer does
+        cls._rounds = cls._engine is not None and "rounding" in inspect.signature(cls._engine).parameters
         # help() and inspect show torch's constructor arguments, plus state_dtype where it has a
-        # choice and the class's own keywords
+        # choice (and rounding, seed where the engine has them) and the class's own keywords
         base = next(b for b in cls.__mro__ if b.__module__.startswith("torch.optim"))
         if base is not torch.optim.Optimizer and cls._engine is not None:
             sig = inspect.signature(base.__init__)  # type: ignore[misc]
             extra = [inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None)]
+            if cls._rounds:
+                extra += [
+                    inspect.Parameter("rounding", inspect.Parameter.KEYWORD_ONLY, default="nearest"),
+                    inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=None),
+                ]
             params = [*list(sig.parameters.values())[1:], *(extra if cls._bfloat16 else []), *cls._extra_keywords]
             cls.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
 
     def __init__(self, params, *args: Any, state_dtype: str | None = None, **kwargs: Any) -> None:
         """torch's constructor (of the torch class this one subclasses) with its arguments,
-        plus ``state_dtype``; torch's implementation switches gradfast does not have are refused."""
+        plus ``state_dtype`` (and ``rounding``, ``seed`` where the engine takes them); torch's
+        implementation switches gradfast does not have are refused."""
         for name in ("fused", "capturable", "differentiable"):
             if kwargs.get(name):
                 raise ValueError(
                     f"gradfast.torch.{type(self).__name__}: {name} must be False or None (gradfast runs its own "
                     f"fused CPU step), got {kwargs[name]!r}"
                 )
+        # without an engine that takes them, rounding= and seed= reach torch's constructor,
+        # which refuses them as unexpected keywords
+        rounding = kwargs.pop("rounding", "nearest") if self._rounds else "nearest"
+        seed = kwargs.pop("seed", None) if self._rounds else None
+        self._check_setup(state_dtype, rounding, seed)
         super().__init__(params, *args, **kwargs)
-        self._setup(state_dtype)
+        self._setup(state_dtype, rounding, seed)
 
-    def _setup(self, state_dtype: str | None) -> None:
+    def _check_setup(self, state_dtype: Any, rounding: Any, seed: Any) -> None:
+        """The constructor's gradfast arguments checked before torch's constructor runs."""
+        fn = f"gradfast.torch.{type(self).__name__}"
         if state_dtype is not None and (not self._bfloat16 or state_dtype not in ("bfloat16", torch.bfloat16)):
             expected = "None or 'bfloat16'" if self._bfloat16 else "None (its state is kept as the parameters')"
-            raise ValueError(
-                f"gradfast.torch.{type(self).__name__}: state_dtype must be {expected}, got {state_dtype!r}"
-            )
+            raise ValueError(f"{fn}: state_dtype must be {expected}, got {state_dtype!r}")
+        if self._rounds:
+            _checked_rounding(fn, {"state_dtype": None if state_dtype is None else "bfloat16"}, rounding, seed)
+
+    def _setup(self, state_dtype: str | None, rounding: str = "nearest", seed: int | None = None) -> None:
         self.defaults["state_dtype"] = None if state_dtype is None else "bfloat16"
-        for group in self.param_groups:
-            group.setdefault("state_dtype", self.defaults["state_dtype"])
+        if self._rounds:
+            fn = f"gradfast.torch.{type(self).__name__}"
+            # a seed drawn here is the one every group without its own keeps (and state_dict saves)
+            rounding, seed = _checked_rounding(fn, self.defaults, rounding, seed)
+            self.defaults["rounding"], self.defaults["seed"] = rounding, seed
+        for i, group in enumerate(self.param_groups):
+            self._group_defaults(group)
+            if self._rounds:
+                where = f"gradfast.torch.{type(self).__name__}: param_groups[{i}]"
+                group["rounding"], group["seed"] = _checked_rounding(where, group, group["rounding"], group["seed"])
         self._forget()
+
+    def _group_defaults(self, group: dict) -> None:
+        """The gradfast settings a group without its own takes from the constructor's."""
+        group.setdefault("state_dtype", self.defaults.get("state_dtype"))
+        if self._rounds:
+            group.setdefault("rounding", self.defaults.get("rounding", "nearest"))
+            group.setdefault("seed", self.defaults.get("seed"))
 
     def _forget(self) -> None:
         """Drop the cached views and engines (the groups or the state were replaced)."""
@@ -183,28 +245,44 @@ class GradfastOptimizer(torch.optim.Optimizer):
         self._gf_engines: dict[tuple, Any] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """torch's; then the state of groups with ``state_dtype='bfloat16'`` is stored as bfloat16
+        again (torch's ``load_state_dict`` casts state to the parameters' dtype, then calls this
+        before its post-hooks, which so see the state as the steps keep it)."""
         super().__setstate__(state)
         for group in self.param_groups:
-            group.setdefault("state_dtype", self.defaults.get("state_dtype"))
+            self._group_defaults(group)
+            if group["state_dtype"] == "bfloat16":
+                for p in group["params"]:
+                    st = self.state.get(p, {})
+                    for k, v in st.items():
+                        if k not in ("step", self._extra_key) and isinstance(v, torch.Tensor) and v.is_floating_point():
+                            st[k] = v.to(torch.bfloat16)
         self._forget()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """torch's ``add_param_group`` (the group takes the defaults, ``state_dtype`` included)."""
+        """torch's ``add_param_group`` (the group takes the defaults, ``state_dtype``, ``rounding``
+        and ``seed`` included; its own ``rounding`` and ``seed`` are checked first)."""
+        if hasattr(self, "_gf_plans") and self._rounds and isinstance(param_group, dict):
+            where = f"gradfast.torch.{type(self).__name__}.add_param_group: param_group"
+            rounding = param_group.get("rounding", self.defaults["rounding"])
+            seed = param_group.get("seed", self.defaults["seed"] if "rounding" not in param_group else None)
+            st = {"state_dtype": param_group.get("state_dtype", self.defaults["state_dtype"])}
+            rounding, seed = _checked_rounding(where, st, rounding, seed)
+            param_group = {**param_group, "rounding": rounding, "seed": seed}
         super().add_param_group(param_group)
         if hasattr(self, "_gf_plans"):
             self._forget()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch's ``load_state_dict``; then the state of groups with ``state_dtype='bfloat16'``
-        is stored as bfloat16 again (torch's loader casts state to the parameters' dtype)."""
+        """torch's ``load_state_dict``, a saved group's ``rounding`` and ``seed`` checked first
+        (bfloat16 state is restored by ``__setstate__``, which torch's calls)."""
+        if self._rounds and isinstance(state_dict, dict):
+            for i, group in enumerate(state_dict.get("param_groups") or ()):
+                if isinstance(group, dict) and ("rounding" in group or "seed" in group):
+                    where = f"gradfast.torch.{type(self).__name__}.load_state_dict: state_dict['param_groups'][{i}]"
+                    st = {"state_dtype": group.get("state_dtype", self.defaults["state_dtype"])}
+                    _checked_rounding(where, st, group.get("rounding", "nearest"), group.get("seed"))
         super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            if group.get("state_dtype") == "bfloat16":
-                for p in group["params"]:
-                    for k, v in self.state.get(p, {}).items():
-                        if k not in ("step", self._extra_key) and v.is_floating_point():
-                            self.state[p][k] = v.to(torch.bfloat16)
-        self._forget()
 
     # -- the step ----------------------------------------------------------------------
 
@@ -252,7 +330,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
         """Whether ``plan`` still holds the views of group ``i``'s tensors; a new gradient
         tensor of a parameter (as every ``zero_grad()`` and ``backward()`` make) is checked and
         its view swapped in."""
-        if plan.layout != self._layout(group):
+        if plan.layout != self._plan_layout(group):
             return False
         checks, n = plan.checks, 0
         state = self.state
@@ -282,6 +360,10 @@ class GradfastOptimizer(torch.optim.Optimizer):
         """What of ``group``'s settings decides which state its parameters keep (nothing here:
         torch's other optimizers make their state once)."""
         return None
+
+    def _plan_layout(self, group: dict) -> Any:
+        """What of ``group``'s settings a plan holds to: its ``_layout`` and its rounding."""
+        return (self._layout(group), group.get("rounding"), group.get("seed"))
 
     def _where(self, i: int, j: int, group: dict) -> str:
         names = group.get("param_names")
@@ -315,16 +397,20 @@ class GradfastOptimizer(torch.optim.Optimizer):
     def _engine_for(self, i: int, group: dict, bf16_state: bool):
         """The gradfast optimizer that steps group ``i`` with (or without) bfloat16 state,
         its hyper-parameters those of ``group``."""
-        key = (i, bf16_state)
+        rounding = {}
+        if bf16_state and self._rounds and group["rounding"] == "stochastic":
+            # each group draws from its own seed, so that no two groups round with the same bits
+            rounding = {"rounding": "stochastic", "seed": (group["seed"] + i) % 2**64}
+        key = (i, bf16_state, *rounding.values())
         engine = self._gf_engines.get(key)
         hyper = type(self)._hyper(group)
         if engine is None:
-            engine = self._gf_engines[key] = self._engines_new(hyper, bf16_state)
+            engine = self._gf_engines[key] = self._engines_new(hyper, bf16_state, rounding)
         _retune(engine, hyper)
         return engine
 
-    def _engines_new(self, hyper: dict, bf16_state: bool):
-        engine = self._engine(**hyper, **({"state_dtype": "bfloat16"} if bf16_state else {}))
+    def _engines_new(self, hyper: dict, bf16_state: bool, rounding: dict[str, Any]):
+        engine = self._engine(**hyper, **({"state_dtype": "bfloat16"} if bf16_state else {}), **rounding)
         engine._gf_hyper = hyper
         return engine
 
@@ -348,6 +434,10 @@ class GradfastOptimizer(torch.optim.Optimizer):
         checked (its state's too)."""
         found = []
         device = None
+        if self._rounds:  # a group changed since the constructor (or loaded) is checked again
+            where = f"gradfast.torch.{type(self).__name__}.step: param_groups[{i}]"
+            self._group_defaults(group)
+            group["rounding"], group["seed"] = _checked_rounding(where, group, group["rounding"], group["seed"])
         for j, p in enumerate(group["params"]):
             g = p.grad
             if g is None:
@@ -379,7 +469,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
     def _plan(self, i: int, group: dict, found: list[tuple]) -> _Plan:
         """The calls of group ``i`` over its checked parameters ``found``, making the state of
         those that have none; nothing is written to a parameter here."""
-        plan = _Plan(self._layout(group))
+        plan = _Plan(self._plan_layout(group))
         calls: dict[tuple, _Call] = {}
         for j, p, g, _where in found:
             st = self.state[p] if p in self.state else {}
@@ -462,7 +552,8 @@ def _adam_like(group: dict) -> dict[str, Any]:
 
 class Adam(GradfastOptimizer, torch.optim.Adam):
     """``torch.optim.Adam`` (its arguments, including ``decoupled_weight_decay``) stepped by
-    ``gradfast.Adam``; ``state_dtype='bfloat16'`` keeps the moments as bfloat16."""
+    ``gradfast.Adam``; ``state_dtype='bfloat16'`` keeps the moments as bfloat16
+    (``rounding='stochastic'``: rounded stochastically)."""
 
     _engine = optim.Adam
 
@@ -478,7 +569,7 @@ class Adam(GradfastOptimizer, torch.optim.Adam):
 
 class AdamW(GradfastOptimizer, torch.optim.AdamW):
     """``torch.optim.AdamW`` stepped by ``gradfast.AdamW``; ``state_dtype='bfloat16'`` keeps the
-    moments as bfloat16."""
+    moments as bfloat16 (``rounding='stochastic'``: rounded stochastically)."""
 
     _engine = optim.Adam
     _hyper = staticmethod(Adam._hyper)
@@ -684,13 +775,14 @@ def _check_number(name: str, value: Any, hi: float | None = None, *, hi_closed: 
 class _Plain(GradfastOptimizer):
     """A gradfast optimizer torch does not have, over ``torch.optim.Optimizer`` itself."""
 
-    def _start(self, params, defaults: dict[str, Any], state_dtype: str | None) -> None:
-        super().__init__(params, defaults, state_dtype=state_dtype)
+    def _start(self, params, defaults: dict[str, Any], state_dtype: str | None, **rounding: Any) -> None:
+        super().__init__(params, defaults, state_dtype=state_dtype, **rounding)
 
 
 class Lion(_Plain):
     """Lion (``lion_pytorch.Lion``'s arguments and numbers) stepped by ``gradfast.Lion``:
-    ``betas`` are gradfast's ``beta1``, ``beta2``; state ``exp_avg`` (and ``step``)."""
+    ``betas`` are gradfast's ``beta1``, ``beta2``; state ``exp_avg`` (and ``step``).
+    ``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds ``exp_avg`` stochastically."""
 
     _engine = optim.Lion
 
@@ -705,13 +797,22 @@ class Lion(_Plain):
         }
 
     def __init__(
-        self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *, state_dtype=None
+        self,
+        params,
+        lr: float = 1e-4,
+        betas=(0.9, 0.99),
+        weight_decay: float = 0.0,
+        *,
+        state_dtype=None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         _check_number("learning rate", lr)
         _check_number("beta parameter at index 0", betas[0], 1.0, hi_closed=True)
         _check_number("beta parameter at index 1", betas[1], 1.0, hi_closed=True)
         _check_number("weight_decay value", weight_decay)
-        self._start(params, {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay}, state_dtype)
+        defaults = {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay}
+        self._start(params, defaults, state_dtype, rounding=rounding, seed=seed)
 
 
 class LAMB(_Plain):

@@ -433,7 +433,11 @@ def test_bfloat16_state_saves_and_loads_as_bfloat16():
     saved = _roundtrip(opt.state_dict())
     assert saved["state"][0]["exp_avg"].dtype == torch.bfloat16
     resumed = gft.Adam(m.parameters(), lr=1e-2, state_dtype="bfloat16")
+    # a post-hook of the load sees the state as the steps keep it
+    seen = []
+    resumed.register_load_state_dict_post_hook(lambda o: seen.extend(st["exp_avg"].dtype for st in o.state.values()))
     resumed.load_state_dict(saved)
+    assert seen == [torch.bfloat16] * len(list(m.parameters()))
     for p in m.parameters():
         assert resumed.state[p]["exp_avg"].dtype == torch.bfloat16
         torch.testing.assert_close(resumed.state[p]["exp_avg_sq"], opt.state[p]["exp_avg_sq"], atol=0, rtol=0)
@@ -468,7 +472,17 @@ def test_is_a_torch_optimizer_of_torchs_class():
 
 def test_the_signature_is_torchs_with_state_dtype():
     names = list(inspect.signature(gft.AdamW).parameters)
-    assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"] and names[-1] == "state_dtype"
+    assert names[:6] == ["params", "lr", "betas", "eps", "weight_decay", "amsgrad"]
+    assert names[-3:] == ["state_dtype", "rounding", "seed"]
+    for name in ("Adam", "AdamW", "SGD", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam"):
+        cls = getattr(gft, name)
+        # rounding= and seed= exactly where gradfast's optimizer of the class takes them
+        rounds = "rounding" in inspect.signature(cls._engine).parameters
+        tail = ["state_dtype", "rounding", "seed"] if rounds else ["state_dtype"]
+        assert list(inspect.signature(cls).parameters)[-len(tail) :] == tail, name
+        assert list(inspect.signature(cls).parameters)[: -len(tail)] == list(
+            inspect.signature(getattr(torch.optim, name)).parameters
+        )
     assert list(inspect.signature(gft.LARS).parameters)[:3] == ["params", "lr", "momentum"]
     muon = list(inspect.signature(gft.Muon).parameters)
     assert muon == [*inspect.signature(torch.optim.Muon).parameters, "ns_dtype"]
