@@ -16,10 +16,11 @@ each parameter keeps its own step count (parameters of one group at different co
 one call per count). Gradients are only read.
 
 Where the gradfast optimizer takes ``rounding=`` and ``seed=`` (``Adam``, ``AdamW``, ``Lion``,
-...), so does the class: ``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds the
-stored state stochastically, as gradfast's optimizer does with the same seed over the
-parameters that step together (a group's parameters with a gradient, of one dtype and step
-count, in the group's order); param group ``i`` draws from ``(seed + i) % 2**64`` (one group:
+``RMSprop``, ``Adagrad``, ``Adamax``, ``NAdam``, ``RAdam``), so does the class:
+``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds the stored state
+stochastically, as gradfast's optimizer does with the same seed over the parameters that
+step together (a group's parameters with a gradient, of one dtype and step count, in the
+group's order); param group ``i`` draws from ``(seed + i) % 2**64`` (one group:
 ``seed`` itself). ``seed=None`` draws a seed at construction. Each group keeps ``rounding``
 and ``seed``, so ``state_dict`` carries them with the step counts and a resumed run
 continues bitwise.
