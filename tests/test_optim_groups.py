@@ -4,6 +4,8 @@ The reference's numbers against torch's param_groups: tests/reference/test_optim
 
 from __future__ import annotations
 
+import math
+
 import gradfast as gf
 import gradfast.reference as ref
 import numpy as np
@@ -89,11 +91,18 @@ def _check_groups(name, params, grads, claimed, by_list, scale):
         {"keys": keys, **setting},
         {"keys": lambda k, a: a.ndim == 0, "lr_scale": 1.0} if name not in NO_LR_SCALE else {"keys": []},
     ]
-    got = _run(getattr(gf, name)(groups=groups), params, grads)
+    opt = getattr(gf, name)(groups=groups)
+    got = _run(opt, params, grads)
     want = _run(getattr(ref, name)(groups=groups), params, grads)
     for k in params:
-        if name == "Muon":  # float32 products summed in another order: test_optim_muon's bound
-            np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-5, err_msg=k)
+        if name == "Muon":
+            # The products are summed in another order, and Newton-Schulz amplifies float32
+            # rounding along small singular values (its slope at 0 is 3.4 per iteration), to
+            # a few thousandths of the steps; a group's wrong rate or decay moves the params by a step.
+            a, b = params[k].shape
+            steps = opt.learning_rate * max(scale, 1.0) * 0.2 * math.sqrt(max(a, b)) * len(grads)
+            rounding = 4 * np.finfo(want[k].dtype).eps * max(float(np.abs(want[k]).max()), 1.0)
+            np.testing.assert_allclose(got[k], want[k], rtol=0, atol=0.02 * steps + rounding, err_msg=k)
         elif name in ("LAMB", "LARS", "Adafactor"):
             # their norms are summed in another order (test_layerwise_optimizers, test_optim_adafactor)
             np.testing.assert_allclose(got[k], want[k], **TOL[got[k].dtype], err_msg=k)
