@@ -43,6 +43,7 @@ from torch.optim.optimizer import _global_optimizer_pre_hooks as _GLOBAL_PRE_HOO
 
 from . import _validate, optim
 from ._base.optim.adafactor import state_shapes as adafactor_state_shapes
+from ._base.optim.low_precision import checked_rounding
 from ._base.optim.muon import NS_DTYPES
 
 __all__ = [
@@ -94,20 +95,9 @@ def _full(shape: tuple[int, ...], dtype: torch.dtype, value: float = 0.0) -> tor
 def _checked_rounding(where: str, group: dict, rounding: Any, seed: Any) -> tuple[str, int | None]:
     """``(rounding, seed)`` of a group (or the constructor) with ``state_dtype`` as in ``group``,
     checked as gradfast's optimizers check them; a stochastic one without a seed draws one."""
-    if not isinstance(rounding, str):
-        raise TypeError(f"{where}: rounding must be 'nearest' or 'stochastic', got {type(rounding).__name__}")
-    if rounding not in ("nearest", "stochastic"):
-        raise ValueError(f"{where}: rounding must be 'nearest' or 'stochastic', got {rounding!r}")
-    if rounding == "stochastic" and group.get("state_dtype") not in ("bfloat16", torch.bfloat16):
-        raise ValueError(
-            f"{where}: rounding must be 'nearest' with state_dtype={group.get('state_dtype')!r} "
-            f"(stochastic rounding is for bfloat16 state), got 'stochastic'"
-        )
-    if seed is not None:
-        seed = _validate.u64(where, "seed", seed)
-    elif rounding == "stochastic":
-        seed = _validate.resolve_seed(None, where)
-    return rounding, seed
+    state_dtype = group.get("state_dtype")
+    state_dtype = "bfloat16" if state_dtype is torch.bfloat16 else state_dtype
+    return checked_rounding(where, "rounding", rounding, "seed", seed, state_dtype)
 
 
 class _Call:

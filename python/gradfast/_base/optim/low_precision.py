@@ -14,6 +14,27 @@ from . import quantized
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
+def checked_rounding(
+    fn: str, rname: str, rounding: object, sname: str, seed: object, state_dtype: object
+) -> tuple[str, int | None]:
+    """``(rounding, seed)`` checked for state of ``state_dtype`` (and a fresh seed drawn for
+    ``None`` if stochastic): gradfast's optimizers' and ``gradfast.torch``'s."""
+    if not isinstance(rounding, str):
+        raise TypeError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {type(rounding).__name__}")
+    if rounding not in ("nearest", "stochastic"):
+        raise ValueError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {rounding!r}")
+    if rounding == "stochastic" and state_dtype != "bfloat16":
+        raise ValueError(
+            f"{fn}: {rname} must be 'nearest' with state_dtype={state_dtype!r} "
+            f"(stochastic rounding is for bfloat16 state), got 'stochastic'"
+        )
+    if seed is not None:
+        seed = _validate.u64(fn, sname, seed)
+    elif rounding == "stochastic":
+        seed = _validate.resolve_seed(None, fn)
+    return rounding, seed
+
+
 class LowPrecisionState(Optimizer):
     """Optimizers whose state may be stored as bfloat16, and whose params may be bfloat16.
 
@@ -65,21 +86,7 @@ class LowPrecisionState(Optimizer):
             self._rounding, self._seed = self._checked_rounding(self._name, "rounding", rounding, "seed", seed)
 
     def _checked_rounding(self, fn: str, rname: str, rounding: object, sname: str, seed: object):
-        """``(rounding, seed)`` checked (and a fresh seed drawn for ``None`` if stochastic)."""
-        if not isinstance(rounding, str):
-            raise TypeError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {type(rounding).__name__}")
-        if rounding not in ("nearest", "stochastic"):
-            raise ValueError(f"{fn}: {rname} must be 'nearest' or 'stochastic', got {rounding!r}")
-        if rounding == "stochastic" and self._state_dtype != "bfloat16":
-            raise ValueError(
-                f"{fn}: {rname} must be 'nearest' with state_dtype={self._state_dtype!r} "
-                f"(stochastic rounding is for bfloat16 state), got 'stochastic'"
-            )
-        if seed is not None:
-            seed = _validate.u64(fn, sname, seed)
-        elif rounding == "stochastic":
-            seed = _validate.resolve_seed(None, fn)
-        return rounding, seed
+        return checked_rounding(fn, rname, rounding, sname, seed, self._state_dtype)
 
     @property
     def rounding(self) -> str:
