@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import threading
+import time
 from pathlib import Path
 
 import ml_dtypes
@@ -239,3 +241,42 @@ def test_an_uncaught_exception_on_one_rank_ends_the_job_with_its_traceback(tmp_p
     assert proc.returncode != 0, out
     assert "Traceback" in out and "RuntimeError: rank 1 fails here" in out, out
     assert "rank 0 went on" not in out, out
+
+
+def test_the_abort_waits_until_the_pipe_is_read_and_no_longer(tmp_path):
+    from gradfast._base.distributed import wait_until_read
+
+    if sys.platform == "win32":
+        pytest.skip("Windows has no FIONREAD; the abort does not wait there")
+    r, w = os.pipe()
+    try:
+        written = os.write(w, b"Traceback ...\n" * 100)
+        reading_from = []
+
+        def reader():
+            time.sleep(0.2)
+            reading_from.append(time.monotonic())  # until now the pipe holds every byte
+            left = written
+            while left:
+                left -= len(os.read(r, left))
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        wait_until_read([w], limit=30)
+        returned_at = time.monotonic()
+        thread.join()
+        assert returned_at >= reading_from[0]
+
+        os.write(w, b"nobody reads this")
+        start = time.monotonic()
+        wait_until_read([w], limit=0.3)  # returns once the limit is up, the bytes still there
+        assert time.monotonic() - start >= 0.3
+    finally:
+        os.close(r)
+        os.close(w)
+    with open(tmp_path / "log", "w") as f:
+        f.write("a file keeps what was written")
+        f.flush()
+        start = time.monotonic()
+        wait_until_read([f.fileno()], limit=30)
+        assert time.monotonic() - start < 30

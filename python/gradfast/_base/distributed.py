@@ -16,7 +16,11 @@ where it would hang or reduce garbage.
 
 from __future__ import annotations
 
+import os
+import stat
+import struct
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -80,9 +84,40 @@ def abort_on_uncaught_exception(MPI) -> None:
                     stream.flush()
                 except Exception:  # noqa: BLE001, S110 - a closed stream must not prevent the abort
                     pass
+            wait_until_read((1, 2))
             MPI.COMM_WORLD.Abort(1)
 
     sys.excepthook = hook
+
+
+def wait_until_read(fds, limit: float = 2.0) -> None:
+    """Wait, at most ``limit`` seconds in all, until whoever reads these pipes (under mpiexec, its
+    output forwarder) has taken everything written to them. ``Abort`` ends the job at once, and
+    what a pipe still holds is lost: the traceback arrived cut after its first line when the
+    forwarder had not yet read the rest. Terminals and files keep what is written to them and
+    are not waited for, nor are sockets (``FIONREAD`` counts what they received, not what they
+    sent) or anything on Windows, which has no ``FIONREAD``."""
+    try:
+        import fcntl
+        import termios
+    except ImportError:
+        return
+    deadline = time.monotonic() + limit
+    for fd in fds:
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISFIFO(mode):
+            continue
+        while time.monotonic() < deadline:
+            try:
+                unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+            except OSError:
+                break
+            if unread == 0:
+                break
+            time.sleep(0.005)
 
 
 def rank(*, comm=None) -> int:
