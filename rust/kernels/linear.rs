@@ -61,41 +61,60 @@ pub struct Problem<'a, T> {
 crate::simd! {
     /// `gt += sum_i (x_i W - y_i)^T x_i` over the rows `i` listed, `W` given as `wt` (`k x d`):
     /// for each column `j`, `r_i = x_i . wt_j - y_ij` and `gt_j += r_i x_i`. Four rows at a
-    /// time: one pass over `gt_j` for four rows.
+    /// time: one pass over `gt_j` for four rows. The dot products take two registers of lanes
+    /// a row: 16 lanes, or 8 for float64 below AVX-512 (16 there took all sixteen AVX2
+    /// registers for the sums alone, and spilled).
     fn rows_gradient<T: Real>(gt: &mut [T], x: &[T], y: &[T], wt: &[T], idx: &[usize], k: usize) {
-        let d = wt.len() / k;
-        let quads = idx.chunks_exact(4);
-        let rest = quads.remainder();
-        for q in quads {
-            let xs = [q[0], q[1], q[2], q[3]].map(|i| &x[i * d..][..d]);
-            for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
-                let dots = dot4(xs, w);
-                let r: [T; 4] = std::array::from_fn(|m| dots[m] - y[q[m] * k + j]);
-                let rows = xs[0].iter().zip(xs[1]).zip(xs[2].iter().zip(xs[3]));
-                for (g, ((&a, &b), (&c, &e))) in g.iter_mut().zip(rows) {
-                    *g = *g + ((r[0] * a + r[1] * b) + (r[2] * c + r[3] * e));
-                }
+        let avx512 = multiversion::target::target_cfg_f!(target_feature = "avx512f");
+        let narrow = std::mem::size_of::<T>() == 8 && !avx512;
+        if narrow {
+            rows_gradient_in::<T, 8>(gt, x, y, wt, idx, k)
+        } else {
+            rows_gradient_in::<T, 16>(gt, x, y, wt, idx, k)
+        }
+    }
+}
+
+/// [`rows_gradient`] with dot products in `L` lanes.
+#[inline(always)]
+fn rows_gradient_in<T: Real, const L: usize>(
+    gt: &mut [T],
+    x: &[T],
+    y: &[T],
+    wt: &[T],
+    idx: &[usize],
+    k: usize,
+) {
+    let d = wt.len() / k;
+    let quads = idx.chunks_exact(4);
+    let rest = quads.remainder();
+    for q in quads {
+        let xs = [q[0], q[1], q[2], q[3]].map(|i| &x[i * d..][..d]);
+        for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
+            let dots = dot4::<T, L>(xs, w);
+            let r: [T; 4] = std::array::from_fn(|m| dots[m] - y[q[m] * k + j]);
+            let rows = xs[0].iter().zip(xs[1]).zip(xs[2].iter().zip(xs[3]));
+            for (g, ((&a, &b), (&c, &e))) in g.iter_mut().zip(rows) {
+                *g = *g + ((r[0] * a + r[1] * b) + (r[2] * c + r[3] * e));
             }
         }
-        // The last rows one at a time (the four-row dot product on one row: the same lanes).
-        for &i in rest {
-            let xi = &x[i * d..][..d];
-            for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
-                let r = dot4([xi; 4], w)[0] - y[i * k + j];
-                for (g, &xv) in g.iter_mut().zip(xi) {
-                    *g = *g + r * xv;
-                }
+    }
+    // The last rows one at a time (the four-row dot product on one row: the same lanes).
+    for &i in rest {
+        let xi = &x[i * d..][..d];
+        for (j, (w, g)) in wt.chunks_exact(d).zip(gt.chunks_exact_mut(d)).enumerate() {
+            let r = dot4::<T, L>([xi; 4], w)[0] - y[i * k + j];
+            for (g, &xv) in g.iter_mut().zip(xi) {
+                *g = *g + r * xv;
             }
         }
     }
 }
 
-/// Lanes of the dot products: independent partial sums, so the loops vectorize.
-const L: usize = 16;
-
-/// Four dot products with one vector `w`, in [`L`] lanes each, folded in a fixed order.
+/// Four dot products with one vector `w`, in `L` lanes each (a power of two), folded in a
+/// fixed order.
 #[inline(always)]
-fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
+fn dot4<T: Real, const L: usize>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = ([T::ZERO; L], [T::ZERO; L], [T::ZERO; L], [T::ZERO; L]);
     let full = w.len() / L * L;
     for s in (0..full).step_by(L) {
@@ -150,19 +169,17 @@ fn dot4<T: Real>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
     ]
 }
 
-/// The sum of the lanes, halving: `a[l] + a[l + 8]`, then 4, 2, 1 apart.
+/// The sum of the lanes, halving: `a[l] + a[l + L/2]`, then `L/4` apart, down to 1.
 #[inline(always)]
-fn fold<T: Real>(mut a: [T; L]) -> T {
-    for l in 0..8 {
-        a[l] = a[l] + a[l + 8];
+fn fold<T: Real, const L: usize>(mut a: [T; L]) -> T {
+    let mut n = L;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            a[l] = a[l] + a[l + n];
+        }
     }
-    for l in 0..4 {
-        a[l] = a[l] + a[l + 4];
-    }
-    for l in 0..2 {
-        a[l] = a[l] + a[l + 2];
-    }
-    a[0] + a[1]
+    a[0]
 }
 
 /// `W` `(d, k)` transposed into `wt` `(k, d)`.
@@ -562,8 +579,9 @@ mod tests {
     #[test]
     fn gradient_descent_matches_a_sample_by_sample_loop() {
         // k = 8 takes the GEMM. d = 1 to 6 work down columns, with several blocks at n = 9000
-        // (2 at k = 3); d = 40 and 45 take the row loop (n = 1100: three blocks): full lane
-        // blocks, a half block, and at 45 five columns more.
+        // (2 at k = 3); d = 40 and 45 take the row loop (n = 1100: three blocks). In 16 lanes
+        // (AVX-512): full lane blocks, a half block, and at 45 five columns more; in 8 (AVX2):
+        // full blocks, and at 45 a half block and one column more.
         for (n, d, k) in [
             (1, 1, 1),
             (9000, 5, 1),
