@@ -479,7 +479,7 @@ crate::simd! {
 /// multiply-adds busy (sixteen lanes compiled to a mix of 2- and 8-wide code).
 const DOT_LANES: usize = 64;
 
-/// The dot product of two slices of one length in [`DOT_LANES`] lanes, summed pairwise:
+/// The dot product of two slices of one length in [`DOT_LANES`] lanes, summed pairwise by [`fold`]:
 /// lane `j` with lane `j + n` for n = 32, 16, ..., 1.
 #[inline(always)]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
@@ -494,14 +494,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     for ((s, &a), &b) in acc.iter_mut().zip(ra).zip(rb) {
         *s = *s + a * b;
     }
-    let mut n = DOT_LANES;
-    while n > 1 {
-        n /= 2;
-        for j in 0..n {
-            acc[j] = acc[j] + acc[j + n];
-        }
-    }
-    acc[0]
+    fold(acc)
 }
 
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`
