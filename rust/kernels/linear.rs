@@ -479,8 +479,8 @@ crate::simd! {
 /// multiply-adds busy (sixteen lanes compiled to a mix of 2- and 8-wide code).
 const DOT_LANES: usize = 64;
 
-/// The dot product of two slices of one length in [`DOT_LANES`] lanes, summed pairwise by [`fold`]:
-/// lane `j` with lane `j + n` for n = 32, 16, ..., 1.
+/// The dot product of two slices of one length in [`DOT_LANES`] lanes, summed pairwise by
+/// [`fold`]: lane `j` with lane `j + n` for n = 32, 16, ..., 1.
 #[inline(always)]
 fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::ZERO; DOT_LANES];
