@@ -205,6 +205,25 @@ def test_runs_that_disagree_mark_the_row_noisy(monkeypatch):
     assert row["spread"] >= 2 and row["noisy"]
 
 
+def test_each_implementation_runs_after_a_rest_except_in_quick_runs(monkeypatch):
+    # the spinning threads of the implementation before must not share the next one's cores
+    events = []
+    case = bench.Case("float32", 1, 10)
+
+    def prepare(case, impl):
+        return (lambda: events.append(impl)), None
+
+    monkeypatch.setitem(bench.KERNELS, "rest", bench.Kernel("rest", "records", (case,), (case,), prepare))
+    monkeypatch.setattr(bench.timing.time, "sleep", lambda s: events.append(s))
+    bench.measure("rest", case, repeat=1)
+    rest = bench.timing.SETTLE_S
+    assert rest >= 0.2
+    assert events == [rest, "numpy", "numpy", rest, "gradfast", "gradfast", rest, "torch", "torch"]
+    events.clear()
+    bench.run(["rest"], quick=True, repeat=1)
+    assert events == [0.0, "numpy", "numpy", 0.0, "gradfast", "gradfast", 0.0, "torch", "torch"]
+
+
 def test_mpi_without_mpi4py_says_which_extra(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now raises ImportError
     assert main(["bench", "--mpi", "--quick"]) == 2

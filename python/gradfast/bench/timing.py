@@ -22,6 +22,10 @@ NOISY = 1.25
 ROOFLINE_NOISE = 1.05
 #: the last-level cache assumed when the system does not say
 DEFAULT_CACHE_BYTES = 32 << 20
+#: seconds of rest before each implementation's runs: the idle threads of the one before
+#: still spin for a while (OpenBLAS's for about 0.1 s after a call) and would take a core from
+#: it (gradfast's BPTT measured up to 1.7x slower right after the NumPy reference's GEMMs)
+SETTLE_S = 0.25
 
 
 def timed_runs(fn: Callable[[], object], repeat: int, calls: int = 1, setup=None) -> list[float]:
@@ -40,12 +44,13 @@ def timed_runs(fn: Callable[[], object], repeat: int, calls: int = 1, setup=None
     return runs
 
 
-def _time(kernel: Kernel, case: Case, impl: str, repeat: int) -> list[float] | None:
+def _time(kernel: Kernel, case: Case, impl: str, repeat: int, settle: float) -> list[float] | None:
     # The arrays die on return: one impl's memory is never held alongside the next one's.
     prepared = kernel.prepare(case, impl)
     if prepared is None:
         return None
     call, setup = prepared
+    time.sleep(settle)
     return timed_runs(call, repeat, case.calls, setup)
 
 
@@ -88,9 +93,17 @@ def spread(runs: list[float]) -> float:
     return max(runs) / min(runs)
 
 
-def measure(name: str, case: Case, repeat: int, bandwidth: float | None = None, cache: int | None = None) -> dict:
+def measure(
+    name: str,
+    case: Case,
+    repeat: int,
+    bandwidth: float | None = None,
+    cache: int | None = None,
+    settle: float = SETTLE_S,
+) -> dict:
     """One row of the report: every impl timed now, and the roofline of kernels that declare
-    their traffic, against ``bandwidth`` (bytes per second, see ``memory_bandwidth``).
+    their traffic, against ``bandwidth`` (bytes per second, see ``memory_bandwidth``). Each
+    impl's runs start after ``settle`` seconds of rest (see ``SETTLE_S``).
 
     Times (``*_s``) and ratios use each impl's fastest run; ``*_runs`` keep every run, and
     ``spread`` is the largest slowest-over-fastest of the row's implementations. The roofline
@@ -100,7 +113,7 @@ def measure(name: str, case: Case, repeat: int, bandwidth: float | None = None, 
     """
     kernel = KERNELS[name]
     repeat = min(repeat, kernel.most_runs or repeat)
-    timed = {impl: _time(kernel, case, impl, repeat) for impl in IMPLS}
+    timed = {impl: _time(kernel, case, impl, repeat, settle) for impl in IMPLS}
     runs = {impl: r for impl, r in timed.items() if r is not None}
     if "numpy" not in runs or "gradfast" not in runs:
         raise ValueError(f"bench: kernel {name!r} must have a numpy and a gradfast implementation")
@@ -170,8 +183,8 @@ def _cpu_model() -> str:
 def run(names, *, quick: bool = False, repeat: int | None = None, progress=None) -> dict:
     """Measure every case of the kernels ``names``; ``progress(message)`` is told of each case.
 
-    ``repeat`` defaults to 5 runs per timing, 2 with ``quick`` (small cases); the report says
-    which factors mark a row noisy.
+    ``repeat`` defaults to 5 runs per timing, 2 with ``quick`` (small cases, and no rest
+    between implementations); the report says which factors mark a row noisy.
     """
     if repeat is None:
         repeat = 2 if quick else 5
@@ -186,7 +199,8 @@ def run(names, *, quick: bool = False, repeat: int | None = None, progress=None)
     for i, (name, case) in enumerate(jobs, 1):
         if progress is not None:
             progress(f"[{i}/{len(jobs)}] {name} {case.dtype} {case.label} ...")
-        rows.append(measure(name, case, repeat, None if bandwidth is None else bandwidth["limit"], cache))
+        limit = None if bandwidth is None else bandwidth["limit"]
+        rows.append(measure(name, case, repeat, limit, cache, settle=0.0 if quick else SETTLE_S))
     return {
         "machine": {**machine_info(), "cache_bytes": cache},
         "bandwidth": bandwidth,
