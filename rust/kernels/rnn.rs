@@ -8,10 +8,13 @@
 //! vectorized `tanh` per step), the output layer and its backward in one product each, the
 //! backward recurrence, and the three weight gradients as whole products. The recurrences
 //! run on blocks of batch columns, which are independent sequences: in parallel, each block
-//! through all its steps, with products that read `Wh` in place instead of packing it again
-//! every step. All scratch memory is allocated before the time loops.
+//! through all its steps, with products that read `Wh` packed once per call (in column
+//! panels, [`Packed`]) instead of packing it again every step as a GEMM crate would. All
+//! scratch memory is allocated before the time loops.
 
-use crate::runtime::matmul::{matmul_wide, small_matmul, Gemm, View, PARALLEL_MIN_FMAS};
+use crate::runtime::matmul::{
+    matmul_wide, small_matmul_packed, Gemm, Packed, View, PARALLEL_MIN_FMAS,
+};
 use crate::runtime::pool::for_each_task;
 use crate::Real;
 
@@ -80,18 +83,14 @@ pub fn bptt<T: Tanh + Gemm>(
     matmul_wide(&mut hs[b * h..], h, View::new(xr, rows, i), wx_t, false);
 
     let wh_t = transpose(w.wh, h, h);
+    let wh_t = Packed::new(View::new(&wh_t, h, h));
     let parallel = s * b * h * h >= PARALLEL_MIN_FMAS;
     for_each_block(batch_blocks(&mut hs, b, h), parallel, |(_, mut steps)| {
         // h_0 .. h_S of the block (none when H = 0)
         for t in 1..steps.len() {
             let (done, rest) = steps.split_at_mut(t);
             let (prev, cur) = (&*done[t - 1], &mut *rest[0]);
-            small_matmul(
-                cur,
-                h,
-                View::new(prev, cur.len() / h, h),
-                View::new(&wh_t, h, h),
-            );
+            small_matmul_packed(cur, h, View::new(prev, cur.len() / h, h), &wh_t);
             tanh_in_place(cur);
         }
     });
@@ -120,6 +119,7 @@ pub fn bptt<T: Tanh + Gemm>(
     // da: first the output's share of dL/dh_t for every step, then the recurrence adds the
     // future's share (da_{t+1} Wh) and multiplies by tanh's derivative, from the last step.
     let mut da = vec![T::ZERO; rows * h];
+    let wh = Packed::new(View::new(w.wh, h, h));
     matmul_wide(
         &mut da,
         h,
@@ -133,7 +133,7 @@ pub fn bptt<T: Tanh + Gemm>(
             let cur = &mut *head[t];
             let rows = cur.len() / h;
             if let Some(next) = tail.first() {
-                small_matmul(cur, h, View::new(next, rows, h), View::new(w.wh, h, h));
+                small_matmul_packed(cur, h, View::new(next, rows, h), &wh);
             }
             tanh_backward(cur, &hidden[(t * b + j * BATCH_BLOCK) * h..][..rows * h]);
         }

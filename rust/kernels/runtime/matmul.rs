@@ -5,7 +5,8 @@
 //! float32 on the machine of `docs/benchmarks.md` (`gemm` uses AVX-512 only on nightly Rust),
 //! with one small dependency. Neither crate suits the small products of a recurrence, one per
 //! step with the same right operand: there both spend their time packing it again on every
-//! call, so those are the hand-written [`small_matmul`], which reads it in place.
+//! call, so those are the hand-written [`small_matmul`], which reads it in place, or packed once
+//! for all the steps ([`small_matmul_packed`]).
 //!
 //! At Muon's products (1024 x 1024 by 1024 x 4096) it is as fast as `gemm` 0.19 splitting the
 //! product over the same pool itself, once each task takes a block of [`LARGE_BLOCK_ROWS`]
@@ -358,6 +359,52 @@ fn columns<T: Gemm>(fma: bool, c: &mut [T], ldc: usize, a: View<T>, b: View<T>, 
     }
 }
 
+/// The right operand of [`small_matmul_packed`]: its columns in panels of [`PACK_BYTES`],
+/// each panel's rows contiguous, and the columns past the last whole panel as given. Packed
+/// once for many products: read in place, a panel's rows are a row of the matrix apart (4 KiB
+/// at 1024 float32 columns), each on a page of its own, which the hardware prefetchers do not
+/// follow; BPTT's recurrence spent most of its time there.
+pub struct Packed<'a, T> {
+    panels: Vec<T>,
+    b: View<'a, T>,
+}
+
+/// Bytes of the columns of a [`Packed`] panel: the widest tile's, which the narrower ones
+/// divide.
+const PACK_BYTES: usize = PANEL_BYTES_512;
+
+impl<'a, T: Gemm> Packed<'a, T> {
+    /// Packs `b`, which must have contiguous rows.
+    pub fn new(b: View<'a, T>) -> Self {
+        assert!(b.cs == 1, "b must have contiguous rows");
+        let w = PACK_BYTES / std::mem::size_of::<T>();
+        let mut panels = Vec::with_capacity(b.rows * (b.cols / w * w));
+        for c0 in (0..b.cols / w * w).step_by(w) {
+            for p in 0..b.rows {
+                panels.extend_from_slice(&b.data[p * b.rs + c0..][..w]);
+            }
+        }
+        Packed { panels, b }
+    }
+}
+
+/// [`small_matmul`] with `b` packed: the same operations in the same order, so the same bits.
+pub fn small_matmul_packed<T: Gemm>(c: &mut [T], ldc: usize, a: View<T>, b: &Packed<T>) {
+    let (k, n) = (b.b.rows, b.b.cols);
+    let w = PACK_BYTES / std::mem::size_of::<T>();
+    let full = n / w * w;
+    if k == 0 || a.rows == 0 {
+        return; // nothing to add
+    }
+    for (q, panel) in b.panels.chunks_exact(k * w).enumerate() {
+        small_matmul(&mut c[q * w..], ldc, a, View::new(panel, k, w));
+    }
+    if full < n {
+        let rest = View::strided(&b.b.data[full..], k, n - full, b.b.rs, 1);
+        small_matmul(&mut c[full..], ldc, a, rest);
+    }
+}
+
 /// `x y + z`: fused when the target has FMA, else a multiply and an add (not a software `fma`).
 #[inline(always)]
 fn madd<T: Gemm>(fma: bool, x: T, y: T, z: T) -> T {
@@ -533,6 +580,46 @@ mod tests {
                 .zip(&want[i * 86..])
                 .all(|(x, w)| *x == w + 2.0));
             assert_eq!(row[86], 2.0, "column past n written");
+        }
+    }
+
+    #[test]
+    fn a_packed_right_operand_gives_the_same_bits() {
+        // float32 and float64, columns of no, one and two whole pack panels (64 float32 or 32
+        // float64) with and without a rest, an inner dimension of 0, rows in every tile height,
+        // and c's rows longer than the product's (ldc > n)
+        fn check<T: Gemm>(m: usize, k: usize, n: usize) {
+            let a: Vec<T> = (0..m * k)
+                .map(|x| T::of(((x * 37) % 101) as f64 / 7.0 - 6.0))
+                .collect();
+            let b: Vec<T> = (0..k * n)
+                .map(|x| T::of(((x * 53) % 97) as f64 / 9.0 - 5.0))
+                .collect();
+            let ldc = n + 3;
+            let mut plain = vec![T::of(0.5); m * ldc];
+            let mut packed = plain.clone();
+            small_matmul(&mut plain, ldc, View::new(&a, m, k), View::new(&b, k, n));
+            let pb = Packed::new(View::new(&b, k, n));
+            small_matmul_packed(&mut packed, ldc, View::new(&a, m, k), &pb);
+            assert!(
+                plain
+                    .iter()
+                    .zip(&packed)
+                    .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits()),
+                "{m} {k} {n}"
+            );
+        }
+        for (m, k, n) in [
+            (13, 40, 102),
+            (7, 5, 64),
+            (16, 33, 128),
+            (3, 0, 70),
+            (0, 5, 70),
+            (1, 9, 10),
+            (11, 17, 131),
+        ] {
+            check::<f32>(m, k, n);
+            check::<f64>(m, k, n);
         }
     }
 
