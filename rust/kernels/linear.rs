@@ -13,6 +13,7 @@
 use crate::runtime::matmul::{matmul, Gemm, View};
 use crate::runtime::pool::map_tasks;
 use crate::runtime::random::Stream;
+use crate::runtime::reduce::fold_lanes;
 use crate::runtime::scratch::{with_kept, Scratch};
 use crate::Real;
 
@@ -162,24 +163,11 @@ fn dot4<T: Real, const L: usize>(xs: [&[T]; 4], w: &[T]) -> [T; 4] {
         }
     }
     [
-        fold(a0) + t[0],
-        fold(a1) + t[1],
-        fold(a2) + t[2],
-        fold(a3) + t[3],
+        fold_lanes(a0) + t[0],
+        fold_lanes(a1) + t[1],
+        fold_lanes(a2) + t[2],
+        fold_lanes(a3) + t[3],
     ]
-}
-
-/// The sum of the lanes, halving: `a[l] + a[l + L/2]`, then `L/4` apart, down to 1.
-#[inline(always)]
-fn fold<T: Real, const L: usize>(mut a: [T; L]) -> T {
-    let mut n = L;
-    while n > 1 {
-        n /= 2;
-        for l in 0..n {
-            a[l] = a[l] + a[l + n];
-        }
-    }
-    a[0]
 }
 
 /// `W` `(d, k)` transposed into `wt` `(k, d)`.
@@ -494,7 +482,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     for ((s, &a), &b) in acc.iter_mut().zip(ra).zip(rb) {
         *s = *s + a * b;
     }
-    fold(acc)
+    fold_lanes(acc)
 }
 
 /// SGD with momentum: epoch `e` visits the rows sorted by `Stream::new(seed, e).bits(i)`

@@ -6,6 +6,7 @@
 //! The sums are float64, over fixed pieces combined in index order.
 
 use crate::runtime::pool::{map_chunks, CHUNK};
+use crate::runtime::reduce::fold_lanes;
 use crate::Real;
 
 crate::bundle! {
@@ -42,7 +43,7 @@ crate::simd! {
             abs[j] += d.abs();
             sq[j] += d * d;
         }
-        (fold(abs), fold(sq))
+        (fold_lanes(abs), fold_lanes(sq))
     }
 }
 
@@ -59,12 +60,6 @@ fn sign<T: Real>(v: T) -> T {
     } else {
         v
     }
-}
-
-/// Sums the lanes in a fixed tree order.
-#[inline(always)]
-fn fold(a: [f64; LANES]) -> f64 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 /// Writes every gradient; returns the penalty, its sums added over the arrays in order.

@@ -15,6 +15,7 @@
 //!   the forward ([`Saved`]), never the normalized input.
 
 use crate::runtime::pool::{map_chunks, map_tasks, CHUNK};
+use crate::runtime::reduce::fold_lanes;
 use crate::runtime::scratch::with_scratch;
 use crate::Real;
 
@@ -117,11 +118,6 @@ const LANES: usize = 8;
 /// Values of one channel's run taken at once for its two-pass moments: they stay in L1.
 const STRETCH: usize = 4096;
 
-#[inline(always)]
-fn fold(a: [f64; LANES]) -> f64 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
-}
-
 crate::simd! {
     /// Mean and centred sum of squares of a short slice, in two passes.
     fn stretch_moments<T: Real>(x: &[T]) -> (f64, f64) {
@@ -136,7 +132,7 @@ crate::simd! {
         for (j, v) in rest.iter().enumerate() {
             acc[j] += v.to_f64();
         }
-        let mean = fold(acc) / x.len() as f64;
+        let mean = fold_lanes(acc) / x.len() as f64;
         let mut acc = [0.0f64; LANES];
         let chunks = x.chunks_exact(LANES);
         for c in chunks {
@@ -149,7 +145,7 @@ crate::simd! {
             let d = v.to_f64() - mean;
             acc[j] += d * d;
         }
-        (mean, fold(acc))
+        (mean, fold_lanes(acc))
     }
 }
 
@@ -453,8 +449,8 @@ crate::simd! {
                     a[j] += gv;
                     b[j] += gv * (xv.to_f64() - m);
                 }
-                sg[ch] += fold(a);
-                sgx[ch] += fold(b);
+                sg[ch] += fold_lanes(a);
+                sgx[ch] += fold_lanes(b);
             }
         }
     }

@@ -156,16 +156,22 @@ impl Squares {
     /// The lanes summed pairwise: lane `j` with lane `j + n` for n = 32, 16, ..., 1.
     #[inline(always)]
     pub fn sum(self) -> f64 {
-        let mut acc = self.0;
-        let mut n = SQUARE_LANES;
-        while n > 1 {
-            n /= 2;
-            for j in 0..n {
-                acc[j] += acc[j + n];
-            }
-        }
-        acc[0]
+        fold_lanes(self.0)
     }
+}
+
+/// The sum of the lanes, halving: `a[l] + a[l + L/2]`, then `L/4` apart, down to 1 (`L` a
+/// power of two); the one order of every lane sum, so that kernels sharing it agree bitwise.
+#[inline(always)]
+pub(crate) fn fold_lanes<T: Real, const L: usize>(mut a: [T; L]) -> T {
+    let mut n = L;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            a[l] = a[l] + a[l + n];
+        }
+    }
+    a[0]
 }
 
 /// The Euclidean norm of every row of each tensor, a tensor being `(data, row_length)` with
