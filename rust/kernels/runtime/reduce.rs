@@ -161,7 +161,8 @@ impl Squares {
 }
 
 /// The sum of the lanes, halving: `a[l] + a[l + L/2]`, then `L/4` apart, down to 1 (`L` a
-/// power of two); the one order of every lane sum, so that kernels sharing it agree bitwise.
+/// power of two). Shared by the norms, the linear models, regularization and BatchNorm (the
+/// 4 x 4 [`fold`] above is a different order, kept for its kernels' bits).
 #[inline(always)]
 pub(crate) fn fold_lanes<T: Real, const L: usize>(mut a: [T; L]) -> T {
     let mut n = L;
