@@ -11,26 +11,12 @@ crate::bundle! {
     }
 }
 
-/// `avg[i] = f(avg[i], x[i])` for every `i`, the four quarters of the slices walked together
-/// (four pairs of streams keep more memory requests in flight per core than one), then the
-/// tail.
+/// `avg[i] = f(avg[i], x[i])` for every `i`, in one plain walk: three streams (avg read and
+/// written, x read) are what the hardware prefetchers follow best. Walking four quarters
+/// together (twelve streams) was 25-45% slower on one core of an AMD Zen 5 and no faster on two.
 #[inline(always)]
-fn in_quarters<T: Real>(avg: &mut [T], x: &[T], f: impl Fn(T, T) -> T) {
-    let n = avg.len();
-    let q = n / 4;
-    let x = &x[..n];
-    let (a0, rest) = avg.split_at_mut(q);
-    let (a1, rest) = rest.split_at_mut(q);
-    let (a2, rest) = rest.split_at_mut(q);
-    let (a3, tail) = rest.split_at_mut(q);
-    let (x0, x1, x2, x3) = (&x[..q], &x[q..2 * q], &x[2 * q..3 * q], &x[3 * q..4 * q]);
-    for i in 0..q {
-        a0[i] = f(a0[i], x0[i]);
-        a1[i] = f(a1[i], x1[i]);
-        a2[i] = f(a2[i], x2[i]);
-        a3[i] = f(a3[i], x3[i]);
-    }
-    for (a, &x) in tail.iter_mut().zip(&x[4 * q..]) {
+fn pairwise<T: Real>(avg: &mut [T], x: &[T], f: impl Fn(T, T) -> T) {
+    for (a, &x) in avg.iter_mut().zip(x) {
         *a = f(*a, x);
     }
 }
@@ -39,10 +25,10 @@ crate::simd! {
     fn lerp_slice<T: Real>(avg: &mut [T], x: &[T], w: T) {
         // torch's lerp: the form that rounds least for the side of 0.5 the weight is on
         if w < T::of(0.5) {
-            in_quarters(avg, x, |a, x| a + w * (x - a));
+            pairwise(avg, x, |a, x| a + w * (x - a));
         } else {
             let v = T::ONE - w;
-            in_quarters(avg, x, |a, x| x - (x - a) * v);
+            pairwise(avg, x, |a, x| x - (x - a) * v);
         }
     }
 }
@@ -60,14 +46,13 @@ pub fn lerp<T: Real>(pairs: Vec<(&mut [T], &[T])>, weight: f64) {
 
 crate::simd! {
     /// `sum = (first ? x : sum + x) / divisor`, the division skipped for a divisor of 1
-    /// (`x / 1 == x`): the branches are constants of the call. Walked in quarters, as
-    /// `lerp_slice`: a two-array pass has few streams to keep memory busy.
+    /// (`x / 1 == x`): the branches are constants of the call.
     fn accumulate_slice<T: Real>(sum: &mut [T], x: &[T], first: bool, divisor: T) {
         match (first, divisor == T::ONE) {
             (true, true) => sum.copy_from_slice(&x[..sum.len()]),
-            (true, false) => in_quarters(sum, x, |_, x| x / divisor),
-            (false, true) => in_quarters(sum, x, |s, x| s + x),
-            (false, false) => in_quarters(sum, x, |s, x| (s + x) / divisor),
+            (true, false) => pairwise(sum, x, |_, x| x / divisor),
+            (false, true) => pairwise(sum, x, |s, x| s + x),
+            (false, false) => pairwise(sum, x, |s, x| (s + x) / divisor),
         }
     }
 }
