@@ -23,3 +23,4 @@ def accumulate(fn, sums, gradients, first, divisor):
 class Accumulate(AccumulateBase):
     __doc__ = AccumulateBase.__doc__
     _accumulate = staticmethod(accumulate)
+    _kernel_checks = True

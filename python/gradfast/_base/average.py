@@ -179,6 +179,10 @@ class AccumulateBase(Locked):
         self.count = 0
         self._sums: dict[Any, np.ndarray] = {}
 
+    #: Whether ``_accumulate`` checks ``gradients`` against the sums itself before writing (the
+    #: Rust binding does), so that a call inside a cycle, which only sums, need not check first.
+    _kernel_checks = False
+
     def _check(self, fn: str, gradients) -> Mapping[Any, np.ndarray]:
         """``gradients`` against the sums: same keys, shapes and dtype once a cycle has begun."""
         return like_held(fn, "gradients", gradients, self._sums if self.count else None, "the gradients summed so far")
@@ -188,8 +192,9 @@ class AccumulateBase(Locked):
         ``optimizer.update(params, mean)`` and return True, else return False."""
         fn = f"{type(self).__name__}.update"
         with self._lock:
-            grads = self._check(fn, gradients)
             last = self.count + 1 == self.steps
+            inside = 0 < self.count and not last
+            grads = gradients if inside and self._kernel_checks else self._check(fn, gradients)
             if last:
                 _validate.params_and_grads(fn, params, grads)
             if self.count == 0:
