@@ -7,8 +7,9 @@
 //! (unsigned, for second moments); the value is `map[code] * absmax`. Encoding scales by
 //! `1 / absmax` and looks the code up in a table of 65,536 entries over [-1, 1] (the nearest
 //! map value to each of 65,536 evenly spaced points), which is what bitsandbytes writes, not
-//! always the exact nearest code; the table is held in a few kilobytes ([`Encoder`]). A block
-//! whose maximum is 0 is all code 0.
+//! always the exact nearest code; the table is held in a few kilobytes ([`Encoder`]), or in
+//! registers as a search over its 255 steps ([`Search`], with AVX-512). A block whose maximum
+//! is 0 is all code 0.
 
 use std::sync::OnceLock;
 
@@ -104,14 +105,18 @@ const UNSIGNED_BITS: [u32; 256] = [
 pub struct Codebook {
     pub values: [f32; 256],
     encoder: Encoder,
+    /// The encoding table as a search (the AVX-512 path, see [`Search`]).
+    search: Search,
 }
 
 impl Codebook {
     fn new(bits: &[u32; 256]) -> Self {
         let values = bits.map(f32::from_bits);
+        let table = table(&values);
         Codebook {
             values,
-            encoder: Encoder::new(&table(&values)),
+            encoder: Encoder::new(&table),
+            search: Search::new(&table),
         }
     }
 
@@ -156,10 +161,18 @@ impl Codebook {
         }
         let inv = 1.0 / absmax;
         #[cfg(target_arch = "x86_64")]
-        if x.len() == BLOCK && std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present and the block is whole.
-            unsafe { avx2::encode(&self.encoder, x, inv, codes) };
-            return absmax;
+        if x.len() == BLOCK {
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                // SAFETY: AVX-512F and BW are present and the block is whole.
+                unsafe { avx512::encode(&self.search, x, inv, codes) };
+                return absmax;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present and the block is whole.
+                unsafe { avx2::encode(&self.encoder, x, inv, codes) };
+                return absmax;
+            }
         }
         for (c, &v) in codes.iter_mut().zip(x) {
             *c = self.encoder.code(table_index(v, inv));
@@ -247,6 +260,52 @@ impl Encoder {
         };
         let e = self.entries[slot];
         (e as u8) + u8::from((i % BUCKET) as u16 >= e >> 8)
+    }
+}
+
+/// The encoding table as thresholds: the code at index `i` is the number of codes `k < 255`
+/// whose threshold `T[k]` (the first index whose code exceeds `k`) is at most `i`, since the
+/// table never decreases. Counted by a binary search in eight levels: the level of step `s`
+/// compares `i` with `T[q * 2s + s - 1]`, `q` the steps taken so far over `2s`. Its `128 / s`
+/// thresholds fit in 16 bits and in one to four registers of 32, so the AVX-512 path searches
+/// 32 values at a time and reads no table from memory.
+struct Search {
+    /// Levels s = 1, 2, 4 (128, 64 and 32 thresholds), then 8 to 128 (16 to 1), each of these
+    /// padded to 32.
+    levels: [u16; Search::LEN],
+}
+
+impl Search {
+    const LEN: usize = 128 + 64 + 32 + 32 * 5;
+
+    fn new(table: &[u8]) -> Self {
+        let t: Vec<usize> = (0..255)
+            .map(|k| table.partition_point(|&c| usize::from(c) <= k))
+            .collect();
+        let mut levels = [0u16; Search::LEN];
+        let mut at = 0;
+        for s in [1, 2, 4, 8, 16, 32, 64, 128] {
+            let n = 128 / s;
+            for q in 0..n {
+                // below 65,536: code 255 is the table's at its last index
+                levels[at + q] = t[q * 2 * s + s - 1] as u16;
+            }
+            at += n.max(32);
+        }
+        Search { levels }
+    }
+
+    /// The code at table index `i`, as the vector search takes it.
+    #[cfg(test)]
+    fn code(&self, i: u16) -> u8 {
+        let (mut pos, mut at) = (0usize, Search::LEN);
+        for s in [128, 64, 32, 16, 8, 4, 2, 1] {
+            at -= (128 / s).max(32);
+            if self.levels[at + pos / (2 * s)] <= i {
+                pos += s;
+            }
+        }
+        pos as u8
     }
 }
 
@@ -362,13 +421,13 @@ mod avx2 {
     }
 }
 
-/// Decoding with AVX-512F: the same values as the scalar loop, sixteen lanes at a time with
-/// the whole map in registers. (Encoding stays with AVX2: on an AMD Zen 5 a gather of the
-/// compact table's entries was no faster than its loads one by one, and a binary search over
-/// the table's thresholds in registers was slower.)
+/// Whole blocks with AVX-512, the same codes and values as the scalar loops, every lookup in
+/// registers: decoding by permutes of the map, encoding by [`Search`] on 32 values at a time.
+/// (On an AMD Zen 5 a gather of the compact table's entries was no faster than AVX2's loads
+/// one by one, and the search on 16 values at a time, in 32-bit lanes, was slower.)
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::BLOCK;
+    use super::{Search, BLOCK, LUT};
     use std::arch::x86_64::*;
 
     /// `out[i] = values[codes[i]] * absmax`: the 256 values held in sixteen registers, each
@@ -393,6 +452,64 @@ mod avx512 {
             let v = _mm512_mask_blend_ps(b7, lo, hi);
             _mm512_storeu_ps(out.as_mut_ptr().add(k), _mm512_mul_ps(v, scale));
         }
+    }
+
+    /// The codes of a block scaled by `inv`: the table indices as [`super::table_index`]
+    /// computes them, narrowed to 16-bit lanes, and [`Search`]'s levels on 32 at a time.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn encode(e: &Search, x: &[f32], inv: f32, codes: &mut [u8]) {
+        let (x, codes) = (&x[..BLOCK], &mut codes[..BLOCK]);
+        // SAFETY (all loads and stores): the levels hold 12 vectors; k + 32 <= BLOCK.
+        let lv: [__m512i; 12] =
+            std::array::from_fn(|r| _mm512_loadu_si512(e.levels.as_ptr().add(32 * r).cast()));
+        let l128 = _mm512_set1_epi16(e.levels[Search::LEN - 32] as i16);
+        let bit6 = _mm512_set1_epi16(1 << 6);
+        for k in (0..BLOCK).step_by(32) {
+            let [lo, hi] = [0, 16]
+                .map(|j| _mm512_cvtepi32_epi16(index(_mm512_loadu_ps(x.as_ptr().add(k + j)), inv)));
+            let i = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            let step = |pos, t, s: i16| {
+                let up = _mm512_cmple_epu16_mask(t, i);
+                _mm512_mask_add_epi16(pos, up, pos, _mm512_set1_epi16(s))
+            };
+            let mut pos = step(_mm512_setzero_si512(), l128, 128);
+            // steps 64 to 4: one register of thresholds each, indexed by pos / 2s
+            macro_rules! level {
+                ($($r:literal $shift:literal)*) => {$(
+                    let j = _mm512_srli_epi16::<$shift>(pos);
+                    pos = step(pos, _mm512_permutexvar_epi16(j, lv[$r]), 1 << ($shift - 1));
+                )*};
+            }
+            level!(10 7 9 6 8 5 7 4 6 3);
+            let j = _mm512_srli_epi16::<2>(pos);
+            pos = step(pos, _mm512_permutex2var_epi16(lv[4], j, lv[5]), 2);
+            let j = _mm512_srli_epi16::<1>(pos);
+            let t = _mm512_mask_blend_epi16(
+                _mm512_test_epi16_mask(j, bit6),
+                _mm512_permutex2var_epi16(lv[0], j, lv[1]),
+                _mm512_permutex2var_epi16(lv[2], j, lv[3]),
+            );
+            pos = step(pos, t, 1);
+            _mm256_storeu_si256(codes.as_mut_ptr().add(k).cast(), _mm512_cvtepi16_epi8(pos));
+        }
+    }
+
+    /// The table indices of sixteen values in 32-bit lanes (their low 16 bits), as
+    /// [`super::avx2::index`]: NaN clamps to itself and converts to i32::MIN, whose low 16
+    /// bits are 0.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn index(v: __m512, inv: f32) -> __m512i {
+        let v = _mm512_mul_ps(v, _mm512_set1_ps(inv));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let (lo, hi) = (_mm512_set1_ps(-1.0), _mm512_set1_ps(1.0));
+        let t = _mm512_mask_blend_ps(nan, _mm512_min_ps(_mm512_max_ps(v, lo), hi), v);
+        let (one, half) = (_mm512_set1_ps(1.0), _mm512_set1_ps(0.5));
+        let s = _mm512_mul_ps(
+            _mm512_mul_ps(_mm512_add_ps(t, one), half),
+            _mm512_set1_ps((LUT - 1) as f32),
+        );
+        _mm512_cvttps_epi32(_mm512_add_ps(s, half))
     }
 }
 
@@ -535,33 +652,57 @@ mod tests {
             .collect()
     }
 
+    /// The vector encoders this CPU runs, by name.
     #[cfg(target_arch = "x86_64")]
-    fn avx2_codes(book: &Codebook, x: &[f32], inv: f32) -> Vec<u8> {
+    fn vector_encoders() -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if std::is_x86_feature_detected!("avx2") {
+            names.push("avx2");
+        }
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            names.push("avx512");
+        }
+        names
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn vector_codes(name: &str, book: &Codebook, x: &[f32], inv: f32) -> Vec<u8> {
         let mut codes = vec![0u8; BLOCK];
-        // SAFETY: the caller checked AVX2, and the block is whole.
-        unsafe { avx2::encode(&book.encoder, x, inv, &mut codes) };
+        // SAFETY: `vector_encoders` checked the CPU, and the block is whole.
+        unsafe {
+            match name {
+                "avx2" => avx2::encode(&book.encoder, x, inv, &mut codes),
+                _ => avx512::encode(&book.search, x, inv, &mut codes),
+            }
+        }
         codes
     }
 
     #[test]
-    fn the_compact_encoder_is_the_table_at_every_index() {
+    fn the_compact_encoder_and_the_search_are_the_table_at_every_index() {
         for bits in [&SIGNED_BITS, &UNSIGNED_BITS] {
             let table = table(&bits.map(f32::from_bits));
             let encoder = Encoder::new(&table);
             // the window holds only the dense middle of the table
             assert!(encoder.len > 0 && encoder.len <= 1024);
+            let search = Search::new(&table);
             for (i, &code) in table.iter().enumerate() {
                 assert_eq!(encoder.code(i as u16), code, "index {i}");
+                assert_eq!(search.code(i as u16), code, "index {i}");
             }
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx2_encoding_matches_the_scalar_loop_bitwise() {
-        if !std::is_x86_feature_detected!("avx2") {
-            return;
+    fn vector_encoders_match_the_scalar_loop_bitwise() {
+        for name in vector_encoders() {
+            vector_encoder_matches_the_scalar_loop(name);
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn vector_encoder_matches_the_scalar_loop(name: &str) {
         let special = [
             f32::NAN,
             f32::INFINITY,
@@ -584,9 +725,9 @@ mod tests {
                 .collect();
             for book in [Codebook::signed(), Codebook::unsigned()] {
                 assert_eq!(
-                    avx2_codes(book, &x, inv),
+                    vector_codes(name, book, &x, inv),
                     scalar_codes(book, &x, inv),
-                    "{inv}"
+                    "{name} {inv}"
                 );
             }
         }
@@ -601,7 +742,7 @@ mod tests {
             }
             for book in [Codebook::signed(), Codebook::unsigned()] {
                 let want: Vec<u8> = chunk.iter().map(|&i| book.encoder.code(i as u16)).collect();
-                assert_eq!(avx2_codes(book, &x, 1.0), want);
+                assert_eq!(vector_codes(name, book, &x, 1.0), want, "{name}");
                 assert_eq!(scalar_codes(book, &x, 1.0), want);
             }
         }
