@@ -513,22 +513,26 @@ mod avx512 {
     }
 }
 
-/// The largest magnitude of `x` (0 for none), in eight independent lanes so that the
-/// reduction vectorizes; a maximum does not depend on the order it is taken in.
+/// The largest magnitude of `x` (0 for none; a NaN is passed over), in sixteen independent
+/// lanes so that the reduction vectorizes; a maximum does not depend on the order it is taken
+/// in. Written as a comparison, `if v > m { v } else { m }`, which is the `maxps` instruction
+/// itself (its second operand when either is NaN), where `f32::max` needs a NaN test and a
+/// blend besides: that took a fifth of an 8-bit Adam step on an AMD Zen 5.
 #[inline(always)]
 fn absmax(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut chunks = x.chunks_exact(8);
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
-        for k in 0..8 {
-            lanes[k] = lanes[k].max(c[k].abs());
+        for k in 0..16 {
+            lanes[k] = larger(lanes[k], c[k].abs());
         }
     }
     let tail = chunks
         .remainder()
         .iter()
-        .fold(0.0f32, |a, &v| a.max(v.abs()));
-    lanes.iter().fold(tail, |a, &v| a.max(v))
+        .fold(0.0f32, |m, &v| larger(m, v.abs()));
+    lanes.iter().fold(tail, |m, &v| larger(m, v))
 }
 
 /// The block maxima of a state array, cut with its bundle: the pool cuts at multiples of
@@ -779,6 +783,27 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn absmax_is_the_largest_magnitude_passing_over_nan() {
+        let want = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for n in [0, 1, 15, 16, 17, 100, BLOCK] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 13) as f32 * 0.37).sin() * 2.0)
+                .collect();
+            let mut with_nan = x.clone();
+            with_nan.iter_mut().step_by(5).for_each(|v| *v = f32::NAN);
+            let mut with_inf = with_nan.clone();
+            if n > 3 {
+                with_inf[3] = f32::NEG_INFINITY;
+            }
+            let zeros = vec![-0.0f32; n];
+            let nans = vec![f32::NAN; n];
+            for y in [&x, &with_nan, &with_inf, &zeros, &nans] {
+                assert_eq!(absmax(y).to_bits(), want(y).to_bits(), "length {n}");
             }
         }
     }
