@@ -287,8 +287,10 @@ impl Search {
         for s in [1, 2, 4, 8, 16, 32, 64, 128] {
             let n = 128 / s;
             for q in 0..n {
+                let threshold = t[q * 2 * s + s - 1];
                 // below 65,536: code 255 is the table's at its last index
-                levels[at + q] = t[q * 2 * s + s - 1] as u16;
+                debug_assert!(threshold < LUT);
+                levels[at + q] = threshold as u16;
             }
             at += n.max(32);
         }
