@@ -429,7 +429,7 @@ mod avx2 {
 /// one by one, and the search on 16 values at a time, in 32-bit lanes, was slower.)
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Search, BLOCK, LUT};
+    use super::{avx2, Search, BLOCK};
     use std::arch::x86_64::*;
 
     /// `out[i] = values[codes[i]] * absmax`: the 256 values held in sixteen registers, each
@@ -467,9 +467,14 @@ mod avx512 {
         let l128 = _mm512_set1_epi16(e.levels[Search::LEN - 32] as i16);
         let bit6 = _mm512_set1_epi16(1 << 6);
         for k in (0..BLOCK).step_by(32) {
-            let [lo, hi] = [0, 16]
-                .map(|j| _mm512_cvtepi32_epi16(index(_mm512_loadu_ps(x.as_ptr().add(k + j)), inv)));
-            let i = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            // AVX2's indices of eight values at a time, joined and narrowed to 16-bit lanes
+            let q =
+                [0, 8, 16, 24].map(|j| avx2::index(_mm256_loadu_ps(x.as_ptr().add(k + j)), inv));
+            let join = |a, b| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+            let i = join(
+                _mm512_cvtepi32_epi16(join(q[0], q[1])),
+                _mm512_cvtepi32_epi16(join(q[2], q[3])),
+            );
             let step = |pos, t, s: i16| {
                 let up = _mm512_cmple_epu16_mask(t, i);
                 _mm512_mask_add_epi16(pos, up, pos, _mm512_set1_epi16(s))
@@ -494,24 +499,6 @@ mod avx512 {
             pos = step(pos, t, 1);
             _mm256_storeu_si256(codes.as_mut_ptr().add(k).cast(), _mm512_cvtepi16_epi8(pos));
         }
-    }
-
-    /// The table indices of sixteen values in 32-bit lanes (their low 16 bits), as
-    /// [`super::avx2::index`]: NaN clamps to itself and converts to i32::MIN, whose low 16
-    /// bits are 0.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn index(v: __m512, inv: f32) -> __m512i {
-        let v = _mm512_mul_ps(v, _mm512_set1_ps(inv));
-        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-        let (lo, hi) = (_mm512_set1_ps(-1.0), _mm512_set1_ps(1.0));
-        let t = _mm512_mask_blend_ps(nan, _mm512_min_ps(_mm512_max_ps(v, lo), hi), v);
-        let (one, half) = (_mm512_set1_ps(1.0), _mm512_set1_ps(0.5));
-        let s = _mm512_mul_ps(
-            _mm512_mul_ps(_mm512_add_ps(t, one), half),
-            _mm512_set1_ps((LUT - 1) as f32),
-        );
-        _mm512_cvttps_epi32(_mm512_add_ps(s, half))
     }
 }
 
