@@ -421,9 +421,10 @@ mod avx2 {
 }
 
 /// Whole blocks with AVX-512, the same codes and values as the scalar loops, every lookup in
-/// registers: decoding by permutes of the map, encoding by [`Search`] on 32 values at a time.
-/// (On an AMD Zen 5 a gather of the compact table's entries was no faster than AVX2's loads
-/// one by one, and the search on 16 values at a time, in 32-bit lanes, was slower.)
+/// registers: decoding by byte permutes of the map (with VBMI), encoding by [`Search`] in
+/// 16-bit lanes, 32 values to a register. (On an AMD Zen 5 a gather of the compact table's
+/// entries was no faster than AVX2's loads one by one, and the search on 16 values at a time,
+/// in 32-bit lanes, was slower.)
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Search, BLOCK};
