@@ -25,6 +25,9 @@ OPTIMIZERS = {
     "Momentum": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, **k),
     "Nesterov": lambda m, **k: m.MomentumOptimizer(0.05, 0.9, nesterov=True, **k),
     "Lion": lambda m, **k: m.Lion(1e-3, weight_decay=0.1, **k),
+    # torch's rule (gradfast.torch.SGD's engine)
+    "SGD": lambda m, **k: m.optim.SGD(0.05, momentum=0.9, dampening=0.1, weight_decay=0.1, **k),
+    "SGDNesterov": lambda m, **k: m.optim.SGD(0.05, momentum=0.9, nesterov=True, maximize=True, **k),
     "RMSprop": lambda m, **k: m.RMSprop(1e-3, weight_decay=0.1, **k),
     # grad_avg is slot 1 without momentum and slot 2 with it
     "RMSpropCentered": lambda m, **k: m.RMSprop(1e-3, centered=True, **k),
@@ -106,7 +109,18 @@ def test_groups_number_elements_over_all_params(problem, seed):
 
 @pytest.mark.parametrize(
     "name",
-    ["AMSGrad", "Nesterov", "Lion", "RMSpropMomentumCentered", "Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta"],
+    [
+        "AMSGrad",
+        "Nesterov",
+        "Lion",
+        "SGD",
+        "RMSpropMomentumCentered",
+        "Adagrad",
+        "Adamax",
+        "NAdam",
+        "RAdam",
+        "Adadelta",
+    ],
 )
 def test_bitwise_on_any_thread_count(name):
     make = OPTIMIZERS[name]

@@ -143,6 +143,7 @@ class SgdStepHyper:
     nesterov: bool
     maximize: bool
     bf16_state: bool
+    rounding_seed: int | None
     def __new__(
         cls,
         *,
@@ -153,6 +154,7 @@ class SgdStepHyper:
         nesterov: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: int | None,
     ) -> SgdStepHyper: ...
 
 @final

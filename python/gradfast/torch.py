@@ -15,8 +15,8 @@ training continues as it would have. Parameters whose ``.grad`` is ``None`` are 
 each parameter keeps its own step count (parameters of one group at different counts take
 one call per count). Gradients are only read.
 
-Where the gradfast optimizer takes ``rounding=`` and ``seed=`` (``Adam``, ``AdamW``, ``Lion``,
-``RMSprop``, ``Adagrad``, ``Adamax``, ``NAdam``, ``RAdam``), so does the class:
+Where the gradfast optimizer takes ``rounding=`` and ``seed=`` (``Adam``, ``AdamW``, ``SGD``,
+``Lion``, ``RMSprop``, ``Adagrad``, ``Adamax``, ``NAdam``, ``RAdam``), so does the class:
 ``rounding='stochastic'`` with ``state_dtype='bfloat16'`` rounds the stored state
 stochastically, as gradfast's optimizer does with the same seed over the parameters that
 step together (a group's parameters with a gradient, of one dtype and step count, in the
@@ -479,7 +479,7 @@ class GradfastOptimizer(torch.optim.Optimizer):
                 call = calls[key] = _Call(engine, count, extra)
             call.params[j], call.grads[j] = _view(p), _view(g)
             call.state[j] = {s: _view(st[s]) for s in engine.slots if s in st}
-            if self._counts_steps:
+            if "step" in st:
                 call.steps.append(_view(st["step"]))
             call.tensors.append(st)
             plan.checks.append([p, g, p.data_ptr(), st, tuple(st.items()), call, j])
@@ -522,7 +522,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
     def _after_uncounted(self, plan: _Plan) -> None:
         """A step count kept nowhere in torch's state stays at 1 (SGD: the buffers have values)."""
         for call in plan.calls:
-            call.count = 1
+            if not call.steps:
+                call.count = 1
 
 
 #: torch's wrapper of a step (the profiler's record and the hooks), for the steps that need it
@@ -569,10 +570,33 @@ class AdamW(GradfastOptimizer, torch.optim.AdamW):
 class SGD(GradfastOptimizer, torch.optim.SGD):
     """``torch.optim.SGD`` (momentum, dampening, Nesterov, weight decay, maximize: torch's rule,
     not ``gradfast.MomentumOptimizer``'s); ``state_dtype='bfloat16'`` keeps the momentum buffer
-    as bfloat16. As torch, the state holds ``momentum_buffer`` only, with ``momentum > 0``."""
+    as bfloat16, rounded to nearest even or, with ``rounding='stochastic'`` and ``seed=``,
+    stochastically. As torch, the state holds ``momentum_buffer`` only, with ``momentum > 0``,
+    and a ``step`` count besides where the group rounds stochastically (torch's SGD ignores it)."""
 
     _engine = optim.SGD
     _counts_steps = False
+
+    # Stochastic rounding draws each step's bits by its number, which torch's SGD state does
+    # not keep: a parameter of a group that rounds stochastically keeps a ``step`` as the
+    # counting optimizers do (a buffer made without one, by torch or under nearest rounding,
+    # counts from 1), so that no two steps draw the same bits.
+    def _new_state(self, p: torch.Tensor, group: dict, engine) -> dict[str, torch.Tensor]:
+        state = super()._new_state(p, group, engine)
+        if state and group.get("rounding") == "stochastic":
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        return state
+
+    def _plan(self, i: int, group: dict, found: list[tuple]) -> _Plan:
+        if group.get("rounding") == "stochastic":
+            for _j, p, _g, _where in found:
+                st = self.state.get(p)
+                if st and "step" not in st:
+                    st["step"] = torch.tensor(1.0, dtype=torch.float32)
+        return super()._plan(i, group, found)
+
+    def _count(self, st: dict) -> int:
+        return int(st["step"]) if "step" in st else (1 if st else 0)
 
     def _layout(self, group: dict) -> Any:
         # torch makes a parameter's momentum buffer at its first step with momentum > 0, so a

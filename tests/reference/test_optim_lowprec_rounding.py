@@ -73,6 +73,7 @@ STOCHASTIC = {
     "AdamW": (lambda **k: ref.AdamW(0.01, **k), 1),
     "Nesterov": (lambda **k: ref.MomentumOptimizer(0.1, 0.9, nesterov=True, **k), 1),
     "Lion": (lambda **k: ref.Lion(0.01, weight_decay=0.1, **k), 1),
+    "SGD": (lambda **k: ref.optim.SGD(0.01, momentum=0.9, dampening=0.1, weight_decay=0.1, **k), 1),
     "RMSprop": (lambda **k: ref.RMSprop(0.01, weight_decay=0.1, momentum=0.9, centered=True, **k), 1),
     "Adagrad": (lambda **k: ref.Adagrad(0.1, initial_accumulator_value=0.1, maximize=True, **k), 1),
     "Adamax": (lambda **k: ref.Adamax(0.01, weight_decay=0.1, **k), 1),

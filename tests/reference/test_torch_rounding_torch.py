@@ -23,13 +23,20 @@ ALL = sorted(gft.__all__)
 ROUNDING = [n for n in ALL if "rounding" in inspect.signature(getattr(gft, n)).parameters]
 PLAIN = [n for n in ALL if n not in ROUNDING]
 SEED = 20261207
+#: what a class needs beyond its defaults to keep state (torch's SGD has none without momentum)
+NEEDS = {"SGD": {"momentum": 0.9}}
+
+
+def make(name, *args, **kwargs):
+    """gradfast.torch's class ``name`` with torch's arguments and what it needs to keep state."""
+    return getattr(gft, name)(*args, **NEEDS.get(name, {}), **kwargs)
 
 
 def test_a_class_takes_rounding_exactly_where_its_gradfast_optimizer_does():
     for name in ALL:
         cls = getattr(gft, name)
         assert (name in ROUNDING) == ("rounding" in inspect.signature(cls._engine).parameters), name
-    assert {"Adam", "AdamW", "Lion"} <= set(ROUNDING)
+    assert {"Adam", "AdamW", "SGD", "Lion"} <= set(ROUNDING)
 
 
 def _params(dtype=torch.float32, shapes=((37, 5), (11,))):
@@ -81,7 +88,7 @@ def test_stochastic_rounding_is_gradfasts_with_the_seed_bitwise(name, dtype):
     params = _params(dtype)
     arrays = {k: _numpy(p) for k, p in zip("wb", params)}
     nearest = {k: a.copy() for k, a in arrays.items()}
-    opt = getattr(gft, name)(params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+    opt = make(name, params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
     assert opt.param_groups[0]["rounding"] == "stochastic" and opt.param_groups[0]["seed"] == SEED
     _run_torch(opt, params, 6)
     engine = _run_numpy(_engine_like(opt, rounding="stochastic", seed=SEED), arrays, params, 6)
@@ -96,8 +103,8 @@ def test_stochastic_rounding_is_gradfasts_with_the_seed_bitwise(name, dtype):
 def test_group_i_draws_from_seed_plus_i(name):
     w, b = _params()
     twin = torch.nn.Parameter(w.detach().clone())
-    opt = getattr(gft, name)(
-        [{"params": [w]}, {"params": [twin]}], lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED
+    opt = make(
+        name, [{"params": [w]}, {"params": [twin]}], lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED
     )
     arrays = [{"w": _numpy(w)}, {"w": _numpy(twin)}]
     for t in range(6):
@@ -123,14 +130,13 @@ def _saved(opt):
 
 @pytest.mark.parametrize("name", ROUNDING)
 def test_a_resumed_run_continues_bitwise(name):
-    cls = getattr(gft, name)
     params = _params()
-    opt = cls(params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+    opt = make(name, params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
     _run_torch(opt, params, 3)
     saved = _saved(opt)
     resumed = [torch.nn.Parameter(p.detach().clone()) for p in params]
     # a seed the constructor draws is replaced by the saved one
-    opt_r = cls(resumed, lr=1e-3, state_dtype="bfloat16", rounding="stochastic")
+    opt_r = make(name, resumed, lr=1e-3, state_dtype="bfloat16", rounding="stochastic")
     opt_r.load_state_dict(saved)
     assert opt_r.param_groups[0]["seed"] == SEED
     _run_torch(opt, params, 4, start=3)
@@ -144,7 +150,7 @@ def test_a_resumed_run_continues_bitwise(name):
 @pytest.mark.parametrize("name", ROUNDING)
 def test_a_drawn_seed_is_kept_and_saved(name):
     params = _params()
-    opt = getattr(gft, name)(params, state_dtype="bfloat16", rounding="stochastic")
+    opt = make(name, params, state_dtype="bfloat16", rounding="stochastic")
     seed = opt.param_groups[0]["seed"]
     assert isinstance(seed, int) and 0 <= seed < 2**64
     assert opt.state_dict()["param_groups"][0]["seed"] == seed
@@ -162,7 +168,7 @@ def test_the_same_for_any_thread_count(name):
         for threads in (1, 2, 3):
             gradfast.set_num_threads(threads)
             ps = [torch.nn.Parameter(p.detach().clone()) for p in params]
-            opt = getattr(gft, name)(ps, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+            opt = make(name, ps, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
             _run_torch(opt, ps, 2)
             out.append((ps[0].detach(), opt.state_dict()["state"]))
     finally:
@@ -189,13 +195,13 @@ BAD = [
 @pytest.mark.parametrize("name", ROUNDING)
 def test_bad_rounding_is_refused_at_construction(name, kwargs, error, match):
     with pytest.raises(error, match=rf"gradfast\.torch\.{name}: {match}"):
-        getattr(gft, name)(_params(), **kwargs)
+        make(name, _params(), **kwargs)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), BAD)
 @pytest.mark.parametrize("name", ROUNDING)
 def test_bad_rounding_of_an_added_group_is_refused_and_adds_nothing(name, kwargs, error, match):
-    opt = getattr(gft, name)(_params())
+    opt = make(name, _params())
     extra = torch.nn.Parameter(torch.zeros(3))
     with pytest.raises(error, match=match):
         opt.add_param_group({"params": [extra], **kwargs})
@@ -205,7 +211,7 @@ def test_bad_rounding_of_an_added_group_is_refused_and_adds_nothing(name, kwargs
 @pytest.mark.parametrize("name", ROUNDING)
 def test_bad_rounding_in_a_loaded_state_dict_is_refused_and_loads_nothing(name):
     params = _params()
-    opt = getattr(gft, name)(params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+    opt = make(name, params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
     _run_torch(opt, params, 1)
     before = copy.deepcopy(opt.state_dict())
     bad = copy.deepcopy(before)
@@ -219,7 +225,7 @@ def test_bad_rounding_in_a_loaded_state_dict_is_refused_and_loads_nothing(name):
 @pytest.mark.parametrize("name", ROUNDING)
 def test_a_group_set_to_bad_rounding_is_refused_at_the_step_which_changes_nothing(name):
     params = _params()
-    opt = getattr(gft, name)(params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+    opt = make(name, params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
     _run_torch(opt, params, 1)
     opt.param_groups[0]["rounding"] = "up"
     before = [p.detach().clone() for p in params], copy.deepcopy(opt.state_dict()["state"])
@@ -233,7 +239,7 @@ def test_a_group_set_to_bad_rounding_is_refused_at_the_step_which_changes_nothin
 def test_a_group_switched_to_nearest_rounds_to_nearest(name):
     params = _params()
     arrays = {k: _numpy(p) for k, p in zip("wb", params)}
-    opt = getattr(gft, name)(params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
+    opt = make(name, params, lr=1e-3, state_dtype="bfloat16", rounding="stochastic", seed=SEED)
     opt.param_groups[0]["rounding"] = "nearest"
     _run_torch(opt, params, 4)
     engine = _run_numpy(_engine_like(opt), arrays, params, 4)
@@ -247,3 +253,29 @@ def test_classes_without_stochastic_rounding_refuse_the_keywords(name):
     for kw in ({"rounding": "nearest"}, {"seed": 1}):
         with pytest.raises(TypeError, match="unexpected keyword argument"):
             getattr(gft, name)(_params(shapes=((3, 4),)), **kw)
+
+
+def test_sgd_keeps_a_step_count_only_where_it_rounds_stochastically():
+    # torch's SGD state has no count; stochastic rounding needs one so that every step draws anew
+    counted, plain = _params(), _params()
+    kw = {"lr": 1e-3, "momentum": 0.9, "state_dtype": "bfloat16"}
+    opt = gft.SGD(counted, rounding="stochastic", seed=SEED, **kw)
+    near = gft.SGD(plain, **kw)
+    _run_torch(opt, counted, 3)
+    _run_torch(near, plain, 3)
+    assert all(set(near.state[p]) == {"momentum_buffer"} for p in plain)
+    assert all(set(opt.state[p]) == {"momentum_buffer", "step"} and int(opt.state[p]["step"]) == 3 for p in counted)
+    # torch's SGD loads the counted state and steps on, keeping the count as it was
+    twin = [torch.nn.Parameter(p.detach().clone()) for p in counted]
+    theirs = torch.optim.SGD(twin, lr=1e-3, momentum=0.9)
+    theirs.load_state_dict(_saved(opt))
+    _run_torch(theirs, twin, 1, start=3)
+    assert all(int(theirs.state[p]["step"]) == 3 for p in twin)
+    # a buffer made without a count (by torch's SGD) counts from 1 once rounded stochastically
+    pure = torch.optim.SGD(plain, lr=1e-3, momentum=0.9)
+    _run_torch(pure, plain, 1)
+    opt_r = gft.SGD(plain, rounding="stochastic", seed=SEED, **kw)
+    opt_r.load_state_dict(pure.state_dict())
+    assert opt_r.param_groups[0]["rounding"] == "stochastic"
+    _run_torch(opt_r, plain, 2, start=4)
+    assert all(int(opt_r.state[p]["step"]) == 3 for p in plain)

@@ -20,6 +20,7 @@ hyper_class! {
         nesterov: bool,
         maximize: bool,
         bf16_state: bool,
+        rounding_seed: Option<u64>,
     }
 }
 
@@ -47,16 +48,18 @@ fn sgd_typed<C: Real, P: Elem + Store<C>, S: Elem + Store<C>>(
             sgd_plain::<C, P>(tensors.collect(), &args(h))
         });
     }
-    dicts.run::<P, S, 1, _>(py, ["momentum_buffer"], h, |arrays, h| {
+    dicts.run::<P, S, 1, _>(py, ["momentum_buffer"], h, |arrays, group| {
         let tensors = arrays.into_iter().map(|a| {
+            let draws = a.draws(h.rounding_seed, step);
             let [buf] = a.slots;
             SgdTensor {
                 p: a.p,
                 g: a.g,
                 buf,
+                draws,
             }
         });
-        kernel::<C, P, S>(tensors.collect(), &args(h))
+        kernel::<C, P, S>(tensors.collect(), &args(group))
     })
 }
 

@@ -7,9 +7,11 @@
 //! This is not the original design's `MomentumOptimizer` rule (its velocity holds `-lr * ...`,
 //! so a changed learning rate acts differently). As in Adam, parameters and gradients (`P`) and
 //! the buffer (`S`) may be stored narrower than the arithmetic type `C`; the step uses the
-//! buffer as computed, before it is rounded for storage.
+//! buffer as computed, before it is rounded for storage (to nearest even, or stochastically
+//! by the tensor's [`Draws`]).
 
 use crate::runtime::pool::for_each_chunk;
+use crate::runtime::store::{with_bits, Bits, Draws};
 use crate::{Real, Store};
 
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +33,8 @@ crate::bundle! {
         pub p: &'a mut [P],
         pub g: &'a [P],
         pub buf: &'a mut [S],
+        /// How the buffer (slot 0) is rounded when stored.
+        pub draws: Draws,
     }
 }
 
@@ -42,7 +46,7 @@ crate::bundle! {
     }
 }
 
-/// The scalars of a step in the arithmetic type.
+/// The scalars of a step in the arithmetic type, and its two switches.
 #[derive(Clone, Copy)]
 struct Coefficients<C> {
     sign: C,
@@ -50,6 +54,8 @@ struct Coefficients<C> {
     mu: C,
     keep: C,
     neg_lr: C,
+    first: bool,
+    nesterov: bool,
 }
 
 impl<C: Real> Coefficients<C> {
@@ -60,6 +66,8 @@ impl<C: Real> Coefficients<C> {
             mu: C::of(h.momentum),
             keep: C::of(1.0 - h.dampening),
             neg_lr: C::of(-h.learning_rate),
+            first: h.first,
+            nesterov: h.nesterov,
         }
     }
 }
@@ -67,10 +75,14 @@ impl<C: Real> Coefficients<C> {
 /// One SGD step with momentum buffers over every tensor, in place, computed in `C`.
 pub fn sgd<C: Real, P: Store<C>, S: Store<C>>(tensors: Vec<SgdTensor<'_, P, S>>, h: &SgdArgs) {
     let k = Coefficients::<C>::of(h);
-    let (first, nesterov) = (h.first, h.nesterov);
     // p read and written, g read, the buffer written (and read after the first step)
     for_each_chunk(tensors, 3 * size_of::<P>() + 2 * size_of::<S>(), |t| {
-        momentum_slices(t.p, t.g, t.buf, k, first, nesterov)
+        with_bits(
+            t,
+            |t| t.draws,
+            1,
+            |t, bits| momentum_slices(t.p, t.g, t.buf, bits, k),
+        )
     });
 }
 
@@ -95,20 +107,39 @@ crate::simd! {
         p: &mut [P],
         g: &[P],
         buf: &mut [S],
+        bits: &Bits,
         k: Coefficients<C>,
-        first: bool,
-        nesterov: bool,
     ) {
-        let n = p.len();
-        let (g, buf) = (&g[..n], &mut buf[..n]);
-        for i in 0..n {
-            let pi = p[i].load();
-            let d = direction(pi, g[i].load(), k);
-            let b = if first { d } else { k.mu * buf[i].load() + k.keep * d };
-            buf[i] = S::store(b);
-            let step = if nesterov { d + k.mu * b } else { b };
-            p[i] = P::store(pi + k.neg_lr * step);
+        if bits.stochastic() {
+            momentum_loop::<C, P, S::Drawn>(p, g, S::drawn(buf), bits, k)
+        } else {
+            momentum_loop::<C, P, S>(p, g, buf, bits, k)
         }
+    }
+}
+
+#[inline(always)]
+fn momentum_loop<C: Real, P: Store<C>, S: Store<C>>(
+    p: &mut [P],
+    g: &[P],
+    buf: &mut [S],
+    bits: &Bits,
+    k: Coefficients<C>,
+) {
+    let n = p.len();
+    let r = bits.slot::<C, S>(0, n);
+    let (g, buf) = (&g[..n], &mut buf[..n]);
+    for i in 0..n {
+        let pi = p[i].load();
+        let d = direction(pi, g[i].load(), k);
+        let b = if k.first {
+            d
+        } else {
+            k.mu * buf[i].load() + k.keep * d
+        };
+        buf[i] = S::store_drawn(b, S::bit(r, i));
+        let step = if k.nesterov { d + k.mu * b } else { b };
+        p[i] = P::store(pi + k.neg_lr * step);
     }
 }
 
@@ -146,7 +177,8 @@ mod tests {
     }
 
     fn step(p: &mut Vec<f64>, g: &[f64], buf: &mut Vec<f64>, h: SgdArgs) {
-        sgd(vec![SgdTensor { p, g, buf }], &h);
+        let draws = Draws::NEAREST;
+        sgd(vec![SgdTensor { p, g, buf, draws }], &h);
     }
 
     #[test]
@@ -220,6 +252,7 @@ mod tests {
                         p: &mut p,
                         g: &g,
                         buf: &mut buf,
+                        draws: Draws::NEAREST,
                     }],
                     &h,
                 );

@@ -15,9 +15,12 @@ class SGDBase(LowPrecisionState):
     Not the original design's ``MomentumOptimizer`` rule: here the buffer holds gradients, not
     steps, so a changed learning rate applies to the whole direction at once. Matches torch's
     single-tensor path (to its fused multiply-adds). State slot per parameter:
-    ``momentum_buffer`` (with ``momentum > 0``). ``state_dtype='bfloat16'`` as in ``Adam``.
-    Internal: users reach it through ``gradfast.torch.SGD``.
+    ``momentum_buffer`` (with ``momentum > 0``). ``state_dtype='bfloat16'`` as in ``Adam``,
+    the buffer rounded to nearest even or, with ``rounding='stochastic'`` and ``seed=``,
+    stochastically. Internal: users reach it through ``gradfast.torch.SGD``.
     """
+
+    _stochastic = True
 
     hyperparams = ("learning_rate", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
     momentum = Hyper(lo=0.0)
@@ -36,9 +39,11 @@ class SGDBase(LowPrecisionState):
         *,
         maximize: bool = False,
         state_dtype: str | None = None,
+        rounding: str = "nearest",
+        seed: int | None = None,
     ) -> None:
         super().__init__(learning_rate)
-        self._init_state_dtype(state_dtype)
+        self._init_state_dtype(state_dtype, rounding, seed)
         self.momentum, self.dampening, self.weight_decay = momentum, dampening, weight_decay
         self.nesterov, self.maximize = nesterov, maximize
         if nesterov and (momentum <= 0.0 or dampening != 0.0):
