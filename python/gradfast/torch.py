@@ -520,7 +520,8 @@ class GradfastOptimizer(torch.optim.Optimizer):
             self._after_uncounted(plan)
 
     def _after_uncounted(self, plan: _Plan) -> None:
-        """A step count kept nowhere in torch's state stays at 1 (SGD: the buffers have values)."""
+        """A step count kept nowhere in torch's state stays at 1 (SGD: the buffers have values);
+        one kept in the state (SGD's, where it rounds stochastically) counts on."""
         for call in plan.calls:
             if not call.steps:
                 call.count = 1
