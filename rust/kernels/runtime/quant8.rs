@@ -550,18 +550,21 @@ mod avx512 {
     }
 }
 
-/// The largest magnitude of `x` (0 for none; a NaN is passed over), in sixteen independent
-/// lanes so that the reduction vectorizes; a maximum does not depend on the order it is taken
-/// in. Written as a comparison, `if v > m { v } else { m }`, which is the `maxps` instruction
-/// itself (its second operand when either is NaN), where `f32::max` needs a NaN test and a
-/// blend besides: that took a fifth of an 8-bit Adam step on an AMD Zen 5.
+/// The largest magnitude of `x` (0 for none; a NaN is passed over), in 64 independent lanes
+/// (four registers of sixteen) folded in halves at the end, so that neither the pass nor the
+/// fold is one long chain of dependent comparisons; a maximum does not depend on the order it
+/// is taken in (no NaN enters a lane). Written as a comparison, `if v > m { v } else { m }`,
+/// which is the `maxps` instruction itself (its second operand when either is NaN), where
+/// `f32::max` needs a NaN test and a blend besides: that took a fifth of an 8-bit Adam step on
+/// an AMD Zen 5.
 #[inline(always)]
 fn absmax(x: &[f32]) -> f32 {
+    const LANES: usize = 64;
     let larger = |m: f32, v: f32| if v > m { v } else { m };
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = x.chunks_exact(16);
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {
-        for k in 0..16 {
+        for k in 0..LANES {
             lanes[k] = larger(lanes[k], c[k].abs());
         }
     }
@@ -569,7 +572,14 @@ fn absmax(x: &[f32]) -> f32 {
         .remainder()
         .iter()
         .fold(0.0f32, |m, &v| larger(m, v.abs()));
-    lanes.iter().fold(tail, |m, &v| larger(m, v))
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for k in 0..w {
+            lanes[k] = larger(lanes[k], lanes[k + w]);
+        }
+    }
+    larger(tail, lanes[0])
 }
 
 /// The block maxima of a state array, cut with its bundle: the pool cuts at multiples of
