@@ -165,8 +165,7 @@ impl Codebook {
         let inv = 1.0 / absmax;
         #[cfg(target_arch = "x86_64")]
         if x.len() == BLOCK {
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
-            {
+            if avx512::encodes() {
                 // SAFETY: AVX-512F and BW are present and the block is whole.
                 unsafe { avx512::encode(&self.search, x, inv, codes) };
                 return absmax;
@@ -430,11 +429,14 @@ mod avx512 {
     use super::{Search, BLOCK};
     use std::arch::x86_64::*;
 
+    /// Whether this CPU runs [`encode`].
+    pub fn encodes() -> bool {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+    }
+
     /// Whether this CPU runs [`decode`].
     pub fn decodes() -> bool {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vbmi")
+        encodes() && std::is_x86_feature_detected!("avx512vbmi")
     }
 
     /// `out[i] = values[codes[i]] * absmax`, 64 codes at a time: each byte of the values picked
@@ -710,7 +712,7 @@ mod tests {
         if std::is_x86_feature_detected!("avx2") {
             names.push("avx2");
         }
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        if avx512::encodes() {
             names.push("avx512");
         }
         names
